@@ -1,0 +1,88 @@
+"""katcpx: a KATCP toolkit with katcp-python's API on tornado 6.
+
+Code written for katcp-python switches by changing its import::
+
+    import katcpx as katcp
+
+The protocol core (messages, parser, flags, sensors, sampling logic, kattypes) is imported
+eagerly and does no I/O. Servers, clients and resources are imported on first use, so
+``import katcpx`` alone never imports tornado.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import VERSION, VERSION_STR, __version__
+from .errors import (
+    AsyncReply,
+    ConnectionLost,
+    FailReply,
+    FailReplyError,
+    InvalidReply,
+    KatcpClientError,
+    KatcpDeviceError,
+    KatcpError,
+    KatcpSyntaxError,
+    KatcpTypeError,
+    MessageTooLong,
+    RequestFailed,
+    RequestTimeout,
+)
+from .flags import ProtocolFlags
+from .message import Message
+from .parser import MessageParser, StreamParser
+
+# Attribute name -> module that defines it, imported on first access.
+_LAZY = {
+    "Sensor": ".sensor",
+    "DeviceMetaclass": ".server",
+    "DeviceServerBase": ".server",
+    "DeviceServer": ".server",
+    "AsyncDeviceServer": ".server",
+    "DeviceLogger": ".server",
+    "DeviceClient": ".client",
+    "AsyncClient": ".client",
+    "CallbackClient": ".client",
+    "BlockingClient": ".client",
+    "KATCPClientResource": ".resource",
+    "KATCPClientResourceContainer": ".resource",
+}
+
+__all__ = [
+    "VERSION",
+    "VERSION_STR",
+    "__version__",
+    "Message",
+    "MessageParser",
+    "StreamParser",
+    "ProtocolFlags",
+    "KatcpError",
+    "KatcpSyntaxError",
+    "MessageTooLong",
+    "KatcpTypeError",
+    "FailReply",
+    "AsyncReply",
+    "KatcpDeviceError",
+    "KatcpClientError",
+    "RequestFailed",
+    "FailReplyError",
+    "InvalidReply",
+    "RequestTimeout",
+    "ConnectionLost",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'katcpx' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,151 @@
+"""KATCP protocol versions and feature flags (``5.1-BIMT``), with no I/O."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import ClassVar, Final
+
+__all__ = [
+    "ProtocolFlags",
+    "DEFAULT_KATCP_MAJOR",
+    "MID_KATCP_MAJOR",
+    "SEC_TS_KATCP_MAJOR",
+    "VERSION_CONNECT_KATCP_MAJOR",
+]
+
+#: KATCP major version spoken when nothing else is known.
+DEFAULT_KATCP_MAJOR: Final = 5
+#: First major version with message ids.
+MID_KATCP_MAJOR: Final = 5
+#: First major version whose timestamps are in seconds (v4 uses milliseconds).
+SEC_TS_KATCP_MAJOR: Final = 5
+#: First major version that announces itself with ``#version-connect``.
+VERSION_CONNECT_KATCP_MAJOR: Final = 5
+
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:-([A-Za-z]+))?\Z")
+
+
+class ProtocolFlags:
+    """The protocol version and flags a server announces in ``#version-connect``.
+
+    Parameters
+    ----------
+    major, minor
+        Protocol version numbers.
+    flags
+        The flag characters, e.g. ``"BIMT"`` or ``{"M", "I"}``; bytes are accepted too.
+
+    Raises
+    ------
+    ValueError
+        For an unknown flag, a repeated flag, or a flag the version does not allow: ``I``
+        needs v5, ``T`` and ``B`` need v5.1 (spec section 4, ``#version-connect``).
+    """
+
+    MULTI_CLIENT: ClassVar[str] = "M"
+    MESSAGE_IDS: ClassVar[str] = "I"
+    REQUEST_TIMEOUT_HINTS: ClassVar[str] = "T"
+    BULK_SET_SENSOR_SAMPLING: ClassVar[str] = "B"
+    KNOWN_FLAGS: ClassVar[frozenset[str]] = frozenset("MITB")
+
+    STRATEGIES_V4: ClassVar[frozenset[str]] = frozenset(
+        ["none", "auto", "period", "event", "differential"]
+    )
+    STRATEGIES_V5: ClassVar[frozenset[str]] = STRATEGIES_V4 | {"event-rate", "differential-rate"}
+    REQUEST_TIMEOUT_HINTS_MIN_VERSION: ClassVar[tuple[int, int]] = (5, 1)
+    BULK_SET_SENSOR_SAMPLING_MIN_VERSION: ClassVar[tuple[int, int]] = (5, 1)
+
+    major: int
+    minor: int
+    flags: frozenset[str]
+
+    def __init__(
+        self, major: int, minor: int, flags: Iterable[str | int] | str | bytes = ""
+    ) -> None:
+        self.major = int(major)
+        self.minor = int(minor)
+        chars = [chr(f) if isinstance(f, int) else f for f in flags]
+        chars = [c.decode("ascii") if isinstance(c, bytes) else c for c in chars]
+        if len(set(chars)) != len(chars):
+            raise ValueError(f"repeated protocol flag in {''.join(chars)!r}")
+        unknown = set(chars) - self.KNOWN_FLAGS
+        if unknown:
+            raise ValueError(f"unknown protocol flag(s) {''.join(sorted(unknown))!r}")
+        self.flags = frozenset(chars)
+        version = (self.major, self.minor)
+        if self.MESSAGE_IDS in self.flags and self.major < MID_KATCP_MAJOR:
+            raise ValueError("flag I (message ids) needs KATCP v5 or newer")
+        if self.REQUEST_TIMEOUT_HINTS in self.flags and version < (5, 1):
+            raise ValueError("flag T (request timeout hints) needs KATCP v5.1 or newer")
+        if self.BULK_SET_SENSOR_SAMPLING in self.flags and version < (5, 1):
+            raise ValueError("flag B (bulk sensor sampling) needs KATCP v5.1 or newer")
+
+    @classmethod
+    def parse_version(cls, version_str: str | bytes) -> ProtocolFlags:
+        """Parse a ``#version-connect katcp-protocol`` value such as ``5.1-BIMT``.
+
+        Raises
+        ------
+        ValueError
+            If the string is not ``<major>.<minor>[-<flags>]`` or the flags are invalid.
+        """
+        text = (
+            version_str.decode("ascii", "replace")
+            if isinstance(version_str, bytes)
+            else version_str
+        )
+        match = _VERSION_RE.match(text)
+        if match is None:
+            raise ValueError(f"invalid KATCP protocol version {text!r}: expected e.g. '5.1-BIMT'")
+        return cls(int(match.group(1)), int(match.group(2)), match.group(3) or "")
+
+    def supports(self, flag: str | bytes) -> bool:
+        """Return True if the server announced `flag`."""
+        if isinstance(flag, bytes):
+            flag = flag.decode("ascii")
+        return flag in self.flags
+
+    @property
+    def multi_client(self) -> bool:
+        """The server serves several clients at once (flag M)."""
+        return self.MULTI_CLIENT in self.flags
+
+    @property
+    def message_ids(self) -> bool:
+        """The server supports message ids (flag I)."""
+        return self.MESSAGE_IDS in self.flags
+
+    supports_message_ids = message_ids
+
+    @property
+    def request_timeout_hints(self) -> bool:
+        """The server answers ``?request-timeout-hint`` (flag T)."""
+        return self.REQUEST_TIMEOUT_HINTS in self.flags
+
+    @property
+    def bulk_set_sensor_sampling(self) -> bool:
+        """``?sensor-sampling`` accepts several sensors at once (flag B)."""
+        return self.BULK_SET_SENSOR_SAMPLING in self.flags
+
+    def strategy_allowed(self, strategy: str | bytes) -> bool:
+        """Return True if sampling `strategy` exists in this major version."""
+        if isinstance(strategy, bytes):
+            strategy = strategy.decode("ascii", "replace")
+        allowed = self.STRATEGIES_V4 if self.major < 5 else self.STRATEGIES_V5
+        return strategy in allowed
+
+    def __str__(self) -> str:
+        flags = "".join(sorted(self.flags))
+        return f"{self.major}.{self.minor}" + (f"-{flags}" if flags else "")
+
+    def __repr__(self) -> str:
+        return f"ProtocolFlags({self.major}, {self.minor}, {''.join(sorted(self.flags))!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProtocolFlags):
+            return NotImplemented
+        return (self.major, self.minor, self.flags) == (other.major, other.minor, other.flags)
+
+    def __hash__(self) -> int:
+        return hash((self.major, self.minor, self.flags))

@@ -1,0 +1,319 @@
+"""KATCP messages: construction, argument formatting and escaping (no I/O).
+
+A message is a request (``?``), reply (``!``) or inform (``#``) with a name, an optional
+message id and a list of arguments. Arguments are stored already formatted as ``bytes``
+(katcp-python does the same), so formatting a message for the wire only has to escape and
+join.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Iterable
+from typing import Any, ClassVar, Final
+
+from .errors import KatcpSyntaxError
+
+__all__ = [
+    "Message",
+    "format_argument",
+    "escape_argument",
+    "unescape_argument",
+    "check_name",
+    "check_mid",
+    "MAX_MID",
+]
+
+#: Largest message identifier the spec allows (2**31 - 1).
+MAX_MID: Final = 2**31 - 1
+
+_NAME_RE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*\Z")
+#: Bytes that may not appear raw inside an argument (the spec's <special> production).
+_SPECIAL_BYTES: Final = b"\\ \0\n\r\x1b\t"
+_UNESCAPE_CODES: Final = {
+    b"\\": b"\\",
+    b"_": b" ",
+    b"0": b"\0",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"e": b"\x1b",
+    b"t": b"\t",
+    b"@": b"",
+}
+_UNESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
+
+# Names already known to be valid. Real devices use a few hundred names at most; the cap
+# stops a hostile peer from growing it without bound.
+_valid_names: set[str] = set()
+_VALID_NAMES_CAP: Final = 4096
+
+
+def check_name(name: str) -> str:
+    """Return `name` if it is a valid KATCP message name, else raise ``ValueError``.
+
+    Names match ``[A-Za-z][A-Za-z0-9-]*`` (spec section 2.1).
+    """
+    if name in _valid_names:
+        return name
+    if not isinstance(name, str):
+        raise ValueError(f"message name must be str, not {type(name).__name__}")
+    if not name.isascii() or _NAME_RE.match(name.encode("ascii")) is None:
+        raise ValueError(f"invalid message name {name!r}: must match [A-Za-z][A-Za-z0-9-]*")
+    if len(_valid_names) < _VALID_NAMES_CAP:
+        _valid_names.add(name)
+    return name
+
+
+def check_mid(mid: bytes | str | int | None) -> bytes | None:
+    """Normalise a message id to its digits as ``bytes`` (or None).
+
+    Accepts an int, or str/bytes of digits, in the range 1 to 2**31-1.
+    """
+    if mid is None:
+        return None
+    if isinstance(mid, bool):
+        raise ValueError("message id must be an integer, not bool")
+    if isinstance(mid, numbers.Integral):
+        value = int(mid)
+    else:
+        raw = mid.encode("ascii") if isinstance(mid, str) else bytes(mid)
+        if not raw.isdigit() or raw[:1] == b"0":
+            raise ValueError(f"message id {mid!r} is not a positive decimal integer")
+        value = int(raw)
+    if not 1 <= value <= MAX_MID:
+        raise ValueError(f"message id {value} is outside the range 1 to {MAX_MID}")
+    return b"%d" % value
+
+
+def format_argument(arg: Any) -> bytes:
+    """Format one message argument as bytes (before escaping).
+
+    bool → ``1``/``0``; int → decimal; float → ``repr`` (round-trips exactly); str → UTF-8;
+    bytes → unchanged; None → empty argument. numpy scalars format as their Python type;
+    anything else formats as ``str(arg)``.
+    """
+    kind = type(arg)
+    if kind is bytes:
+        return arg
+    if kind is str:
+        return arg.encode("utf-8")
+    if kind is bool:
+        return b"1" if arg else b"0"
+    if kind is int:
+        return b"%d" % arg
+    if kind is float:
+        return repr(arg).encode("ascii")
+    if arg is None:
+        return b""
+    # Subclasses and numpy scalars (numpy.bool_ is not an int; numpy.float64 is a float).
+    if isinstance(arg, bool) or getattr(getattr(arg, "dtype", None), "kind", None) == "b":
+        return b"1" if arg else b"0"
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg)
+    if isinstance(arg, str):
+        return str.encode(arg, "utf-8")
+    if isinstance(arg, numbers.Integral):
+        return b"%d" % int(arg)
+    if isinstance(arg, numbers.Real):
+        return repr(float(arg)).encode("ascii")
+    return str(arg).encode("utf-8")
+
+
+def escape_argument(arg: bytes) -> bytes:
+    """Escape the special bytes of one argument; the empty argument becomes ``\\@``."""
+    if not arg:
+        return b"\\@"
+    # Backslash first, so the backslashes the other escapes add are not doubled.
+    return (
+        arg.replace(b"\\", b"\\\\")
+        .replace(b" ", b"\\_")
+        .replace(b"\0", b"\\0")
+        .replace(b"\n", b"\\n")
+        .replace(b"\r", b"\\r")
+        .replace(b"\x1b", b"\\e")
+        .replace(b"\t", b"\\t")
+    )
+
+
+def _unescape_match(match: re.Match[bytes]) -> bytes:
+    code = match.group(1)
+    try:
+        return _UNESCAPE_CODES[code]
+    except KeyError:
+        if code is None:
+            raise KatcpSyntaxError("trailing backslash", column=match.start()) from None
+        raise KatcpSyntaxError(f"unknown escape {match.group()!r}", column=match.start()) from None
+
+
+def unescape_argument(arg: bytes) -> bytes:
+    """Reverse :func:`escape_argument`; raises `KatcpSyntaxError` on a bad escape."""
+    if b"\\" not in arg:
+        return arg
+    return _UNESCAPE_RE.sub(_unescape_match, arg)
+
+
+def _readable(arg: bytes) -> str:
+    text = arg.decode("utf-8", "backslashreplace")
+    if not text or any(c.isspace() for c in text) or '"' in text:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+_TYPE_PREFIX: Final = {1: b"?", 2: b"!", 3: b"#"}
+
+
+class Message:
+    """A KATCP message.
+
+    Parameters
+    ----------
+    mtype
+        ``Message.REQUEST``, ``Message.REPLY`` or ``Message.INFORM``.
+    name
+        The message name, matching ``[A-Za-z][A-Za-z0-9-]*``.
+    arguments
+        The arguments: bytes, str, int, float, bool or None (see :func:`format_argument`).
+        They are formatted to bytes at construction.
+    mid
+        Message id: an int, or str/bytes of digits, in 1..2**31-1; stored as bytes.
+
+    Notes
+    -----
+    ``bytes(msg)`` is the escaped wire form, *including* the terminating ``\\n``.
+    ``str(msg)`` is for people: arguments are shown unescaped and quoted when they are
+    empty or contain white space.
+    """
+
+    __slots__ = ("mtype", "name", "arguments", "mid")
+
+    REQUEST: ClassVar[int] = 1
+    REPLY: ClassVar[int] = 2
+    INFORM: ClassVar[int] = 3
+
+    #: Wire symbol of each message type.
+    TYPE_SYMBOLS: ClassVar[dict[int, str]] = {1: "?", 2: "!", 3: "#"}
+    #: Message type of each wire symbol.
+    TYPE_SYMBOL_LOOKUP: ClassVar[dict[str, int]] = {"?": 1, "!": 2, "#": 3}
+    #: Human-readable name of each message type.
+    TYPE_NAMES: ClassVar[dict[int, str]] = {1: "request", 2: "reply", 3: "inform"}
+
+    OK: ClassVar[bytes] = b"ok"
+    FAIL: ClassVar[bytes] = b"fail"
+    INVALID: ClassVar[bytes] = b"invalid"
+
+    mtype: int
+    name: str
+    arguments: list[bytes]
+    mid: bytes | None
+
+    def __init__(
+        self,
+        mtype: int,
+        name: str,
+        arguments: Iterable[Any] | None = None,
+        mid: bytes | str | int | None = None,
+    ) -> None:
+        if mtype not in _TYPE_PREFIX:
+            raise ValueError(f"invalid message type {mtype!r}")
+        self.mtype = mtype
+        self.name = check_name(name)
+        self.arguments = [format_argument(arg) for arg in arguments] if arguments else []
+        self.mid = check_mid(mid)
+
+    @classmethod
+    def _new(cls, mtype: int, name: str, arguments: list[bytes], mid: bytes | None) -> Message:
+        """Build a message from trusted, already formatted parts (no checks)."""
+        msg = cls.__new__(cls)
+        msg.mtype = mtype
+        msg.name = name
+        msg.arguments = arguments
+        msg.mid = mid
+        return msg
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @classmethod
+    def request(cls, name: str, *args: Any, **kwargs: Any) -> Message:
+        """Create a request message; keyword ``mid`` sets the message id."""
+        return cls(cls.REQUEST, name, args, kwargs.pop("mid", None), **kwargs)
+
+    @classmethod
+    def reply(cls, name: str, *args: Any, **kwargs: Any) -> Message:
+        """Create a reply message; keyword ``mid`` sets the message id."""
+        return cls(cls.REPLY, name, args, kwargs.pop("mid", None), **kwargs)
+
+    @classmethod
+    def inform(cls, name: str, *args: Any, **kwargs: Any) -> Message:
+        """Create an inform message; keyword ``mid`` sets the message id."""
+        return cls(cls.INFORM, name, args, kwargs.pop("mid", None), **kwargs)
+
+    @classmethod
+    def reply_to_request(cls, req_msg: Message, *args: Any) -> Message:
+        """Create the reply to `req_msg`, copying its name and message id."""
+        msg = cls._new(cls.REPLY, req_msg.name, [], req_msg.mid)
+        if args:
+            msg.arguments = [format_argument(arg) for arg in args]
+        return msg
+
+    @classmethod
+    def reply_inform(cls, req_msg: Message, *args: Any) -> Message:
+        """Create an inform in reply to `req_msg`, copying its name and message id."""
+        msg = cls._new(cls.INFORM, req_msg.name, [], req_msg.mid)
+        if args:
+            msg.arguments = [format_argument(arg) for arg in args]
+        return msg
+
+    def copy(self) -> Message:
+        """Return a shallow copy of the message and its argument list."""
+        return self._new(self.mtype, self.name, list(self.arguments), self.mid)
+
+    @staticmethod
+    def format_argument(arg: Any) -> bytes:
+        """Format a message argument to bytes (see :func:`format_argument`)."""
+        return format_argument(arg)
+
+    def reply_ok(self) -> bool:
+        """Return True if this is a reply whose first argument is ``ok``."""
+        return self.mtype == 2 and bool(self.arguments) and self.arguments[0] == b"ok"
+
+    # -- representations -----------------------------------------------------------------
+
+    def __bytes__(self) -> bytes:
+        mid = self.mid
+        head = _TYPE_PREFIX[self.mtype] + self.name.encode("ascii")
+        if mid is not None:
+            head += b"[" + mid + b"]"
+        args = self.arguments
+        if not args:
+            return head + b"\n"
+        # One C-level scan of all arguments decides whether any needs escaping; most don't.
+        joined = b"".join(args)
+        if b"" in args or len(joined.translate(None, _SPECIAL_BYTES)) != len(joined):
+            args = [escape_argument(arg) for arg in args]
+        return head + b" " + b" ".join(args) + b"\n"
+
+    def __str__(self) -> str:
+        head = self.TYPE_SYMBOLS[self.mtype] + self.name
+        if self.mid is not None:
+            head += "[" + self.mid.decode("ascii") + "]"
+        if not self.arguments:
+            return head
+        return head + " " + " ".join(_readable(arg) for arg in self.arguments)
+
+    def __repr__(self) -> str:
+        args = ", ".join(repr(arg.decode("utf-8", "backslashreplace")) for arg in self.arguments)
+        mid = f"[{self.mid.decode('ascii')}]" if self.mid is not None else ""
+        return f"<Message {self.TYPE_NAMES[self.mtype]} {self.name}{mid} ({args})>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (
+            self.mtype == other.mtype
+            and self.name == other.name
+            and self.mid == other.mid
+            and self.arguments == other.arguments
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable

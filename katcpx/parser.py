@@ -1,0 +1,295 @@
+"""Parsing KATCP lines into messages (no I/O).
+
+`MessageParser` parses one line. `StreamParser` is what transports use: feed it the bytes as
+they arrive and it returns the complete messages, with a `KatcpSyntaxError` object in place
+of each malformed line so that the caller can report it in order.
+
+Most lines contain no backslash and no other special byte; they take a fast path that is a
+single ``bytes.split`` plus a dictionary look-up of the message head, with no work per
+character in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from .errors import KatcpSyntaxError, MessageTooLong
+from .message import MAX_MID, Message, check_name
+
+__all__ = ["MessageParser", "StreamParser", "parse_line", "DEFAULT_MAX_MSG_SIZE"]
+
+#: Default longest line accepted, in bytes (2 MiB).
+DEFAULT_MAX_MSG_SIZE: Final = 2 * 1024 * 1024
+
+_TYPES: Final = {63: Message.REQUEST, 33: Message.REPLY, 35: Message.INFORM}  # ? ! #
+# Bytes that send a line down the careful path: escapes, raw NUL/ESC (forbidden), and
+# \v \f, which bytes.split() would wrongly treat as separators.
+_CAREFUL_BYTES: Final = b"\\\x00\x1b\x0b\x0c\r\n"
+# The subset of those that can never appear raw in a valid line.
+_FORBIDDEN_BYTES: Final = b"\x00\x1b\x0b\x0c\r\n"
+_TOKEN_RE = re.compile(rb"[^ \t]+")
+_BAD_RAW_RE = re.compile(rb"[\x00\x1b\r\n]")
+_ESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
+_UNESCAPES: Final = {
+    92: b"\\",
+    95: b" ",
+    48: b"\0",
+    110: b"\n",
+    114: b"\r",
+    101: b"\x1b",
+    116: b"\t",
+    64: b"",
+}
+_RAW_NAMES: Final = {0: "NUL", 27: "ESC", 13: "carriage return", 10: "newline"}
+
+# Parsed heads without a message id, e.g. b"#sensor-status" -> (INFORM, "sensor-status").
+# Capped so that a peer sending endless new names cannot grow it without bound.
+_head_cache: dict[bytes, tuple[int, str]] = {}
+_HEAD_CACHE_CAP: Final = 4096
+
+
+def _parse_head(head: bytes, line: bytes) -> tuple[int, str, bytes | None]:
+    """Split ``?name[mid]`` into its parts, validating each."""
+    mtype = _TYPES.get(head[0])
+    if mtype is None:
+        raise KatcpSyntaxError(
+            f"missing message type character (one of ?, !, #), found {head[:1]!r}", line, 0
+        )
+    mid: bytes | None = None
+    end = len(head)
+    bracket = head.find(b"[")
+    if bracket >= 0:
+        if head[-1:] != b"]":
+            raise KatcpSyntaxError("message id not closed with ]", line, end - 1)
+        mid = head[bracket + 1 : -1]
+        if not mid.isdigit() or mid[:1] == b"0":
+            raise KatcpSyntaxError(f"bad message id {mid!r}: must be 1..{MAX_MID}", line, bracket)
+        if int(mid) > MAX_MID:
+            raise KatcpSyntaxError(
+                f"message id {mid.decode()} out of range 1..{MAX_MID}", line, bracket
+            )
+        end = bracket
+    raw_name = head[1:end]
+    try:
+        name = check_name(raw_name.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        raise KatcpSyntaxError(
+            f"bad message name {raw_name!r}: must match [A-Za-z][A-Za-z0-9-]*", line, 1
+        ) from None
+    if mid is None and len(_head_cache) < _HEAD_CACHE_CAP:
+        _head_cache[head] = (mtype, name)
+    return mtype, name, mid
+
+
+def _unescape_token(token: bytes, line: bytes, offset: int) -> bytes:
+    bad = _BAD_RAW_RE.search(token)
+    if bad is not None:
+        raise KatcpSyntaxError(
+            f"raw {_RAW_NAMES[token[bad.start()]]} in argument (must be escaped)",
+            line,
+            offset + bad.start(),
+        )
+    if 92 not in token:
+        return token
+    pieces = []
+    pos = 0
+    for match in _ESCAPE_RE.finditer(token):
+        code = match.group(1)
+        if code is None:
+            raise KatcpSyntaxError("trailing backslash", line, offset + match.start())
+        replacement = _UNESCAPES.get(code[0])
+        if replacement is None:
+            raise KatcpSyntaxError(
+                f"unknown escape {match.group().decode('latin-1')!r}",
+                line,
+                offset + match.start(),
+            )
+        pieces.append(token[pos : match.start()])
+        pieces.append(replacement)
+        pos = match.end()
+    pieces.append(token[pos:])
+    return b"".join(pieces)
+
+
+def _parse_careful(line: bytes) -> Message:
+    """Parse a line that has escapes or suspicious bytes, byte by byte where needed."""
+    if not line or line[0] in (32, 9):
+        raise KatcpSyntaxError("line starts with white space instead of ?, ! or #", line, 0)
+    tokens = list(_TOKEN_RE.finditer(line))
+    head_match = tokens[0]
+    head = head_match.group()
+    bad = re.search(rb"[^A-Za-z0-9\-\[\]?!#]", head)
+    if bad is not None and head[0] in _TYPES:
+        raise KatcpSyntaxError(
+            f"bad byte {head[bad.start() : bad.start() + 1]!r} in message name", line, bad.start()
+        )
+    mtype, name, mid = _parse_head(head, line)
+    arguments = [_unescape_token(m.group(), line, m.start()) for m in tokens[1:]]
+    return Message._new(mtype, name, arguments, mid)
+
+
+def _unescape_arguments(args: list[bytes]) -> list[bytes] | None:
+    """Unescape arguments known to hold no raw special bytes; None if an escape is bad.
+
+    All arguments are joined with \\v (never raw on this path, never produced by an escape)
+    and split on escaped backslashes, so each remaining escape is replaced by a C-level
+    ``bytes.replace`` over the whole line rather than per argument in Python.
+    """
+    pieces = b"\v".join(args).split(b"\\\\")
+    for i, piece in enumerate(pieces):
+        if 92 in piece:
+            piece = (
+                piece.replace(b"\\_", b" ")
+                .replace(b"\\n", b"\n")
+                .replace(b"\\r", b"\r")
+                .replace(b"\\t", b"\t")
+                .replace(b"\\0", b"\0")
+                .replace(b"\\e", b"\x1b")
+                .replace(b"\\@", b"")
+            )
+            if 92 in piece:
+                return None
+            pieces[i] = piece
+    return b"\\".join(pieces).split(b"\v")
+
+
+def parse_line(line: bytes) -> Message:
+    """Parse one line (without its end-of-line) into a `Message`.
+
+    Raises
+    ------
+    KatcpSyntaxError
+        If the line is not a valid KATCP message; the text names the problem and column.
+    """
+    parts = line.split()
+    if not parts:
+        raise KatcpSyntaxError("empty line", line, 0)
+    if line[0] in (32, 9):
+        raise KatcpSyntaxError("line starts with white space instead of ?, ! or #", line, 0)
+    head = parts[0]
+    del parts[0]
+    size = len(line)
+    if len(line.translate(None, _CAREFUL_BYTES)) != size:
+        if 92 not in line or len(line.translate(None, _FORBIDDEN_BYTES)) != size:
+            return _parse_careful(line)
+        if 92 in head:
+            return _parse_careful(line)
+        # Escapes but nothing forbidden: bytes.split() was right, unescape the arguments.
+        unescaped = _unescape_arguments(parts)
+        if unescaped is None:
+            return _parse_careful(line)  # for the error text, with its column
+        parts = unescaped
+    cached = _head_cache.get(head)
+    if cached is not None:
+        return Message._new(cached[0], cached[1], parts, None)
+    mtype, name, mid = _parse_head(head, line)
+    return Message._new(mtype, name, parts, mid)
+
+
+class MessageParser:
+    """Parses lines into `Message` objects (katcp-python's API)."""
+
+    def parse(self, line: bytes | str) -> Message:
+        """Parse a line and return a `Message`.
+
+        Parameters
+        ----------
+        line
+            The line; a single trailing ``\\n``, ``\\r`` or ``\\r\\n`` is allowed.
+            A str is encoded as UTF-8.
+
+        Raises
+        ------
+        KatcpSyntaxError
+            If the line is not a valid KATCP message.
+        """
+        if isinstance(line, str):
+            line = line.encode("utf-8")
+        if line[-1:] == b"\n":
+            line = line[:-1]
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        return parse_line(line)
+
+
+class StreamParser:
+    """Incremental parser: bytes in, messages (and syntax errors) out.
+
+    Parameters
+    ----------
+    max_msg_size
+        Longest line accepted, in bytes. A longer line yields one `MessageTooLong`
+        and the rest of it, up to the next end-of-line, is discarded.
+
+    Notes
+    -----
+    ``\\n`` and ``\\r`` both end a line; blank and whitespace-only lines are ignored, as the
+    spec asks.
+    """
+
+    __slots__ = ("max_msg_size", "_partial", "_partial_len", "_discarding")
+
+    def __init__(self, max_msg_size: int = DEFAULT_MAX_MSG_SIZE) -> None:
+        self.max_msg_size = max_msg_size
+        self._partial: list[bytes] = []
+        self._partial_len = 0
+        self._discarding = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete line held back for the next `feed`."""
+        return self._partial_len
+
+    def feed(self, data: bytes) -> list[Message | KatcpSyntaxError]:
+        """Add received bytes; return the messages and errors of the lines they complete."""
+        out: list[Message | KatcpSyntaxError] = []
+        if not data:
+            return out
+        lines = data.splitlines()
+        complete = data[-1] in (10, 13)
+        tail = b"" if complete else lines.pop()
+        if self._partial or self._discarding:
+            if lines:
+                first = lines[0]
+                lines[0] = b"".join(self._partial) + first
+                self._partial = []
+                self._partial_len = 0
+                if self._discarding:
+                    self._discarding = False
+                    del lines[0]  # the end of an over-long line
+        limit = self.max_msg_size
+        cache = _head_cache
+        new = Message._new
+        for line in lines:
+            if not line:
+                continue
+            if len(line) > limit:
+                out.append(MessageTooLong(len(line), limit))
+                continue
+            # Fast path, inlined from parse_line: plain line with a known head.
+            if len(line.translate(None, _CAREFUL_BYTES)) == len(line):
+                parts = line.split()
+                if not parts:
+                    continue
+                cached = cache.get(parts[0])
+                if cached is not None and line[0] not in (32, 9):
+                    del parts[0]
+                    out.append(new(cached[0], cached[1], parts, None))
+                    continue
+            try:
+                out.append(parse_line(line))
+            except KatcpSyntaxError as error:
+                out.append(error)
+        if tail:
+            if self._discarding:
+                pass
+            elif self._partial_len + len(tail) > limit:
+                out.append(MessageTooLong(self._partial_len + len(tail), limit))
+                self._partial = []
+                self._partial_len = 0
+                self._discarding = True
+            else:
+                self._partial.append(tail)
+                self._partial_len += len(tail)
+        return out

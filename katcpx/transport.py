@@ -1,0 +1,203 @@
+"""One KATCP connection over an asyncio stream transport.
+
+Servers and clients both use `KatcpProtocol`. It parses what arrives with a `StreamParser`
+and hands each batch of messages (and syntax errors, in order) to its owner. What its owner
+sends is queued and written with one ``send()`` per loop iteration: peers that write each
+message as it is made pay a system call per message.
+
+Tornado 6 runs on asyncio, so this serves tornado's IOLoop too (``IOLoop.asyncio_loop``).
+All methods must be called on the connection's loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Final
+
+from .errors import KatcpSyntaxError
+from .message import Message
+from .parser import DEFAULT_MAX_MSG_SIZE, StreamParser
+
+__all__ = ["KatcpProtocol", "DEFAULT_MAX_WRITE_BUFFER", "format_address"]
+
+#: Default bound on output queued for a peer that is not reading (bytes).
+DEFAULT_MAX_WRITE_BUFFER: Final = 16 * 1024 * 1024
+
+_log = logging.getLogger("katcpx.transport")
+
+MessageBatchHandler = Callable[["KatcpProtocol", "list[Message | KatcpSyntaxError]"], None]
+LostHandler = Callable[["KatcpProtocol", "Exception | None"], None]
+
+
+def format_address(address: object) -> str:
+    """Format a socket address as ``host:port`` (``[v6]:port`` for IPv6)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        if ":" in str(host):
+            return f"[{host}]:{port}"
+        return f"{host}:{port}"
+    return str(address)
+
+
+class KatcpProtocol(asyncio.Protocol):
+    """Carries one KATCP peer: incoming bytes to messages, outgoing messages coalesced.
+
+    Parameters
+    ----------
+    on_messages
+        Called as ``on_messages(protocol, items)`` for each received chunk that completes at
+        least one line. `items` holds `Message` objects and, for malformed lines,
+        `KatcpSyntaxError` objects (``MessageTooLong`` for over-long ones), in arrival order.
+    on_connection_lost
+        Called once as ``on_connection_lost(protocol, exc)`` when the connection closes,
+        with the error or None for a clean close.
+    on_connection_made
+        Optional; called as ``on_connection_made(protocol)`` once the transport is up.
+    max_msg_size
+        Longest line accepted from the peer, in bytes.
+    max_write_buffer
+        Most bytes that may wait for a peer that is not reading. Past it the connection is
+        aborted with a warning, so one stuck peer cannot exhaust the server's memory.
+    """
+
+    def __init__(
+        self,
+        on_messages: MessageBatchHandler,
+        on_connection_lost: LostHandler,
+        *,
+        on_connection_made: Callable[[KatcpProtocol], None] | None = None,
+        max_msg_size: int = DEFAULT_MAX_MSG_SIZE,
+        max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._on_messages = on_messages
+        self._on_connection_lost = on_connection_lost
+        self._on_connection_made = on_connection_made
+        self.parser = StreamParser(max_msg_size)
+        self.max_write_buffer = max_write_buffer
+        self.logger = logger or _log
+        self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        #: ``host:port`` of the peer, set when the connection is made.
+        self.peer = "<unconnected>"
+        self.closed = False
+        self._out: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self.peer = format_address(transport.get_extra_info("peername"))
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio already sets this on TCP sockets; be explicit, latency matters here.
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # pragma: no cover - platform dependent
+                pass
+        if self._on_connection_made is not None:
+            self._on_connection_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        items = self.parser.feed(data)
+        if items:
+            self._on_messages(self, items)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed and self._on_connection_lost is None:
+            return
+        self.closed = True
+        self._out.clear()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        callback = self._on_connection_lost
+        self._on_connection_lost = _ignore_lost
+        callback(self, exc)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_message(self, msg: Message) -> None:
+        """Queue `msg`; it goes out with everything else queued in this loop iteration."""
+        self.write(bytes(msg))
+
+    def send_messages(self, msgs: list[Message]) -> None:
+        """Queue several messages at once."""
+        if msgs:
+            self.write(b"".join([bytes(msg) for msg in msgs]))
+
+    def write(self, data: bytes) -> None:
+        """Queue raw wire bytes (complete lines)."""
+        if self.closed:
+            return
+        self._out.append(data)
+        if self._flush_handle is None and self.loop is not None:
+            self._flush_handle = self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write everything queued now, in one ``send()``."""
+        self._flush_handle = None
+        transport = self.transport
+        if not self._out or transport is None or self.closed:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        if transport.is_closing():
+            return
+        transport.write(data)
+        backlog = transport.get_write_buffer_size()
+        if backlog > self.max_write_buffer:
+            self.logger.warning(
+                "Disconnecting %s: %d bytes of output queued, over the %d-byte limit "
+                "(the peer is not reading)",
+                self.peer,
+                backlog,
+                self.max_write_buffer,
+            )
+            self.abort()
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes queued for the peer and not yet sent."""
+        queued = sum(len(chunk) for chunk in self._out)
+        if self.transport is not None and not self.closed:
+            queued += self.transport.get_write_buffer_size()
+        return queued
+
+    # -- flow control and closing --------------------------------------------------------
+
+    def pause_reading(self) -> None:
+        """Stop reading from the peer (backpressure on a busy connection)."""
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Resume reading after `pause_reading`."""
+        if self.transport is not None and not self.closed and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Send what is queued, then close."""
+        if self.transport is None or self.closed:
+            return
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, discarding queued output."""
+        self._out.clear()
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _ignore_lost(protocol: KatcpProtocol, exc: Exception | None) -> None:
+    """Stands in for the lost-connection callback once it has run."""
