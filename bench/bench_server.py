@@ -1,0 +1,237 @@
+"""Device server benchmark: katcpx against aiokatcp and katcp-python 0.9.3, in one run.
+
+Each server runs in its own process (katcp-python from its tornado-4 venv) and serves the same
+1000 float sensors (see ``servers/``). One load generator, identical for all three, drives it
+over raw loopback sockets and counts reply lines, so the numbers measure the servers:
+
+- sequential ``?watchdog`` round trips (median and 99th percentile latency);
+- pipelined ``?watchdog`` with message ids on 1 and on 8 connections;
+- a full ``?sensor-value`` dump of 1000 sensors;
+- fan-out: 10 clients with ``event`` sampling on all 1000 sensors, then ``?bump`` makes the
+  server change every sensor repeatedly; the rate is ``#sensor-status`` lines received per
+  second across the 10 clients.
+
+Targets (katcpx vs aiokatcp on a 2-core machine): pipelined >= 3x, fan-out >= 5x,
+sensor-value dump >= 3x, median latency no worse.
+
+Run from the repository root: ``python bench/bench_server.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _peers import REPO_ROOT, Row, check_target, ensure_katcp_python_venv, print_table
+
+SERVERS = Path(__file__).resolve().parent / "servers"
+N_SENSORS = 1000
+
+
+class ServerProcess:
+    """One benchmark server in a subprocess; stops when its stdin closes."""
+
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        # Server logs go to a file: katcp-python logs tracebacks for clients that simply
+        # disconnected, which would bury the results.
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            raise RuntimeError(f"{name} server did not start:\n{self.log.read()}")
+        self.port = int(json.loads(line)["port"])
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect and wait until the server has finished its connect-time informs."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
+    writer.write(b"?watchdog[1]\n")
+    await read_until_count(reader, b"!watchdog[1]", 1)
+    return reader, writer
+
+
+async def read_until_count(reader: asyncio.StreamReader, token: bytes, count: int) -> bytes:
+    """Read until `token` has been seen `count` times; return the last chunk's tail."""
+    seen = 0
+    carry = b""
+    while seen < count:
+        data = await reader.read(1 << 20)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        data = carry + data
+        seen += data.count(token)
+        # Keep a tail so a token split across reads is still counted exactly once.
+        cut = data.rfind(b"\n") + 1
+        carry = data[cut:]
+        seen -= carry.count(token)
+    return carry
+
+
+async def sequential_latency(port: int, count: int) -> tuple[float, float]:
+    reader, writer = await connect(port)
+    times = []
+    for i in range(count):
+        start = time.perf_counter()
+        writer.write(b"?watchdog[%d]\n" % (i + 2))
+        await reader.readuntil(b"\n")
+        times.append(time.perf_counter() - start)
+    writer.close()
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99)]
+
+
+async def pipelined(port: int, connections: int, per_connection: int, window: int = 500) -> float:
+    conns = [await connect(port) for _ in range(connections)]
+
+    async def drive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sent = 0
+        done = 0
+        carry = b""
+        while done < per_connection:
+            burst = min(window - (sent - done), per_connection - sent)
+            if burst > 0:
+                writer.write(b"".join(b"?watchdog[%d]\n" % (sent + k + 2) for k in range(burst)))
+                sent += burst
+            data = await reader.read(1 << 20)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            data = carry + data
+            cut = data.rfind(b"\n") + 1
+            carry = data[cut:]
+            done += data[:cut].count(b"!watchdog[")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(drive(r, w) for r, w in conns))
+    elapsed = time.perf_counter() - start
+    for _, writer in conns:
+        writer.close()
+    return connections * per_connection / elapsed
+
+
+async def sensor_value_dump(port: int, repeats: int) -> float:
+    reader, writer = await connect(port)
+    start = time.perf_counter()
+    for i in range(repeats):
+        writer.write(b"?sensor-value[%d]\n" % (i + 2))
+        await read_until_count(reader, b"!sensor-value[", 1)
+    elapsed = time.perf_counter() - start
+    writer.close()
+    return repeats / elapsed
+
+
+async def fan_out(port: int, clients: int, bumps: int) -> float:
+    conns = [await connect(port) for _ in range(clients)]
+    for _reader, writer in conns:
+        writer.write(
+            b"".join(b"?sensor-sampling[%d] s%04d event\n" % (i + 2, i) for i in range(N_SENSORS))
+        )
+    # Each subscription first sends the current value, then its reply.
+    for reader, _ in conns:
+        await read_until_count(reader, b"!sensor-sampling[", N_SENSORS)
+    control_reader, control_writer = await connect(port)
+    expected = bumps * N_SENSORS
+
+    async def drain(reader: asyncio.StreamReader) -> None:
+        await read_until_count(reader, b"#sensor-status", expected)
+
+    start = time.perf_counter()
+    control_writer.write(b"?bump[2] %d\n" % bumps)
+    await asyncio.gather(*(drain(r) for r, _ in conns))
+    elapsed = time.perf_counter() - start
+    for _, writer in [*conns, (control_reader, control_writer)]:
+        writer.close()
+    return clients * expected / elapsed
+
+
+async def measure(port: int, quick: bool) -> dict[str, float]:
+    scale = 0.2 if quick else 1.0
+    median, p99 = await sequential_latency(port, int(2000 * scale))
+    return {
+        "latency_median": median,
+        "latency_p99": p99,
+        "pipelined_1": await pipelined(port, 1, int(20000 * scale)),
+        "pipelined_8": await pipelined(port, 8, int(5000 * scale)),
+        "sensor_value": await sensor_value_dump(port, int(20 * scale) or 1),
+        "fan_out": await fan_out(port, 10, int(10 * scale) or 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a fifth of the load (smoke test)")
+    args = parser.parse_args()
+    kp_python = str(ensure_katcp_python_venv())
+    servers = {
+        "katcpx": [sys.executable, str(SERVERS / "katcp_style_server.py"), "katcpx"],
+        "aiokatcp": [sys.executable, str(SERVERS / "aiokatcp_server.py")],
+        "katcp-python": [kp_python, str(SERVERS / "katcp_style_server.py"), "katcp"],
+    }
+    results: dict[str, dict[str, float]] = {}
+    for name, argv in servers.items():
+        print(f"measuring {name} ...", flush=True)
+        server = ServerProcess(name, argv)
+        try:
+            results[name] = asyncio.run(measure(server.port, args.quick))
+        finally:
+            server.stop()
+
+    def rows(key: str, invert: bool = False) -> list[Row]:
+        return [
+            Row(
+                name,
+                (1.0 / r[key]) if invert else r[key],
+                f"{r[key] * 1e6:.0f} us" if invert else "",
+            )
+            for name, r in results.items()
+        ]
+
+    ok = True
+    ratios = print_table(
+        "sequential ?watchdog (round trips/s, median)", rows("latency_median", True), unit="1/s"
+    )
+    ok &= check_target("median latency no worse", ratios["katcpx"], 1.0)
+    ratios = print_table("pipelined ?watchdog, 1 connection", rows("pipelined_1"), unit="req/s")
+    ok &= check_target("pipelined throughput, 1 connection", ratios["katcpx"], 3.0)
+    ratios = print_table("pipelined ?watchdog, 8 connections", rows("pipelined_8"), unit="req/s")
+    ok &= check_target("pipelined throughput, 8 connections", ratios["katcpx"], 3.0)
+    ratios = print_table("?sensor-value of 1000 sensors", rows("sensor_value"), unit="dumps/s")
+    ok &= check_target("sensor-value dump", ratios["katcpx"], 3.0)
+    ratios = print_table(
+        "fan-out: 10 clients x 1000 event sensors", rows("fan_out"), unit="informs/s"
+    )
+    ok &= check_target("sensor fan-out", ratios["katcpx"], 5.0)
+    print(
+        "\np99 latency: "
+        + ", ".join(f"{n} {r['latency_p99'] * 1e6:.0f} us" for n, r in results.items())
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Benchmark device server written once against katcp-python's API.
+
+Run as ``python katcp_style_server.py katcpx`` (katcpx on tornado 6) or, inside the
+katcp-python 0.9.3 venv, ``python katcp_style_server.py katcp``: the only difference is the
+import, which is the point of katcpx. It prints ``{"port": N}`` once listening and runs until
+its stdin closes.
+
+Requests beyond the standard set: ``?bump n`` sets every sensor ``n`` times (each time to a
+new value, so ``event`` sampling reports every change) and then replies ``ok``.
+"""
+
+import importlib
+import json
+import sys
+
+katcp = importlib.import_module("katcpx" if sys.argv[1:] == ["katcpx"] else "katcp")
+N_SENSORS = 1000
+
+
+class BenchServer(katcp.DeviceServer):
+    VERSION_INFO = ("bench-server", 1, 0)
+    BUILD_INFO = ("bench-server", 1, 0, "")
+
+    def setup_sensors(self):
+        self.bench_sensors = []
+        for i in range(N_SENSORS):
+            sensor = katcp.Sensor.float(f"s{i:04d}", f"bench sensor {i}", "V", [-1e9, 1e9], 0.0)
+            self.bench_sensors.append(sensor)
+            self.add_sensor(sensor)
+        self.bumps = 0
+
+    def request_bump(self, req, msg):
+        """Set every sensor n times (?bump n)."""
+        n = int(msg.arguments[0])
+        for _ in range(n):
+            self.bumps += 1
+            value = float(self.bumps)
+            for sensor in self.bench_sensors:
+                sensor.set_value(value)
+        return katcp.Message.reply(msg.name, "ok")
+
+
+def main():
+    server = BenchServer("127.0.0.1", 0)
+    server.set_concurrency_options(thread_safe=False, handler_thread=False)
+    server.start(timeout=10)
+    print(json.dumps({"port": server.bind_address[1]}), flush=True)
+    sys.stdin.read()
+    server.stop()
+    server.join(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
