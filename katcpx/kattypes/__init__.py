@@ -1,0 +1,97 @@
+"""KATCP types and the request/reply decorators built on them (no I/O).
+
+This module provides katcp-python's ``katcp.kattypes`` API:
+
+* types (:class:`Int`, :class:`Float`, :class:`Bool`, :class:`Str`, :class:`Discrete`,
+  :class:`DiscreteMulti`, :class:`Lru`, :class:`Address`, :class:`Timestamp`,
+  :class:`TimestampOrNow`, :class:`StrictTimestamp`, :class:`Struct`, :class:`Regex`) that
+  pack Python values into message arguments and unpack arguments into values;
+* decorators (:func:`request`, :func:`return_reply`, :func:`send_reply`, :func:`inform`,
+  :func:`unpack_message`, :func:`concurrent_reply`, :func:`request_timeout_hint`,
+  :func:`minimum_katcp_version`, :func:`has_katcp_protocol_flags`);
+* :func:`prepare_request_handler`, which turns an annotated handler such as
+  ``async def request_foo(self, req, a: int, b: float = 2.0) -> tuple[int, str]`` into a
+  ``(self, req, msg)`` handler.
+
+Errors
+------
+* Packing, unpacking or checking a value raises :class:`~katcpx.errors.KatcpTypeError`
+  (a :class:`ValueError`, as katcp-python's types raise ``ValueError``).
+* The request decorators turn a bad request argument, or a wrong number of arguments, into
+  :class:`~katcpx.errors.FailReply` whose text names the parameter, for example
+  ``Error in parameter 2 (gain): could not parse 'x' as float``. A server answers
+  ``FailReply`` with ``!name fail <text>``.
+* A handler that returns something that cannot be packed into a reply gets
+  :class:`~katcpx.errors.KatcpTypeError` (a bug in the handler, not in the request).
+"""
+
+from ..errors import FailReply, KatcpTypeError
+from ..flags import SEC_TS_KATCP_MAJOR
+from .annotated import prepare_request_handler
+from .decorators import (
+    async_make_reply,
+    concurrent_reply,
+    has_katcp_protocol_flags,
+    inform,
+    make_reply,
+    minimum_katcp_version,
+    request,
+    request_timeout_hint,
+    return_reply,
+    send_reply,
+    unpack_message,
+)
+from .packing import Parameter, pack_types, unpack_types
+from .types import (
+    FLOAT_TS_KATCP_MAJOR,
+    Address,
+    Bool,
+    Discrete,
+    DiscreteMulti,
+    Float,
+    Int,
+    KatcpType,
+    Lru,
+    Regex,
+    Str,
+    StrictTimestamp,
+    Struct,
+    Timestamp,
+    TimestampOrNow,
+)
+
+__all__ = [
+    "KatcpType",
+    "Int",
+    "Float",
+    "Bool",
+    "Str",
+    "Discrete",
+    "DiscreteMulti",
+    "Lru",
+    "Address",
+    "Timestamp",
+    "TimestampOrNow",
+    "StrictTimestamp",
+    "Struct",
+    "Regex",
+    "Parameter",
+    "request",
+    "inform",
+    "unpack_message",
+    "return_reply",
+    "send_reply",
+    "make_reply",
+    "async_make_reply",
+    "concurrent_reply",
+    "request_timeout_hint",
+    "minimum_katcp_version",
+    "has_katcp_protocol_flags",
+    "unpack_types",
+    "pack_types",
+    "prepare_request_handler",
+    "FailReply",
+    "KatcpTypeError",
+    "SEC_TS_KATCP_MAJOR",
+    "FLOAT_TS_KATCP_MAJOR",
+]

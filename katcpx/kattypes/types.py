@@ -1,0 +1,670 @@
+"""KATCP types: pack Python values into message arguments and unpack them (no I/O)."""
+
+from __future__ import annotations
+
+import decimal
+import enum
+import numbers
+import re
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar
+
+from ..errors import KatcpTypeError
+from ..flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+
+#: First KATCP major version that allows a fractional part in (millisecond) timestamps.
+FLOAT_TS_KATCP_MAJOR = 4
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# C99 strtod's decimal forms (the spec excludes hex floats and leading white space); Python's
+# float() alone would also accept white space and digit-group underscores.
+_FLOAT_RE = re.compile(
+    rb"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)\Z", re.IGNORECASE
+)
+_PLAIN_NUMBERS = (int, float)
+_INT_RE = re.compile(rb"[+-]?\d+\Z")
+_STRICT_TS_RE = re.compile(rb"[+-]?\d+(?:\.\d+)?\Z")
+
+
+def _show(value: Any) -> str:
+    """Render a raw argument or value for an error message (no ``b''`` noise)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------
+# Types
+# ---------------------------------------------------------------------------------------
+
+
+class KatcpType:
+    """Base class of the KATCP types.
+
+    Subclasses set :attr:`name` and implement :meth:`encode` and :meth:`decode`, and
+    :meth:`check` when values have constraints.
+
+    Parameters
+    ----------
+    default
+        The value :meth:`unpack` returns (and :meth:`pack` sends) when no value is given.
+    optional
+        Whether a missing value is allowed (it unpacks to `default`, which may be None).
+    multiple
+        Whether the type absorbs all remaining arguments; only the last type of a
+        request may set it.
+    """
+
+    name: ClassVar[str] = "unknown"
+
+    def __init__(self, default: Any = None, optional: bool = False, multiple: bool = False):
+        self._default = default
+        self._optional = optional
+        self._multiple = multiple
+
+    def get_default(self) -> Any:
+        """Return the default value.
+
+        Raises
+        ------
+        KatcpTypeError
+            If there is no default and the value is not optional.
+        """
+        if self._default is None and not self._optional:
+            raise KatcpTypeError("no value given and no default")
+        return self._default
+
+    def check(self, value: Any, major: int) -> None:
+        """Raise :class:`KatcpTypeError` if `value` is not valid under KATCP `major`."""
+
+    def encode(self, value: Any, major: int) -> bytes:
+        """Format a (checked) value as an unescaped argument."""
+        raise NotImplementedError
+
+    def decode(self, value: bytes, major: int) -> Any:
+        """Parse an unescaped argument into a value (not yet checked)."""
+        raise NotImplementedError
+
+    def pack(self, value: Any, nocheck: bool = False, major: int = DEFAULT_KATCP_MAJOR) -> bytes:
+        """Return `value` formatted as an unescaped KATCP argument.
+
+        Parameters
+        ----------
+        value
+            The value; None packs the default.
+        nocheck
+            Skip :meth:`check`.
+        major
+            KATCP major version that decides the wire format (timestamps).
+
+        Raises
+        ------
+        KatcpTypeError
+            If the value is None without a default, fails the check or cannot be encoded.
+        """
+        if value is None:
+            value = self.get_default()
+            if value is None:
+                raise KatcpTypeError("cannot pack a None value")
+        if not nocheck:
+            self.check(value, major)
+        return self.encode(value, major)
+
+    def unpack(self, packed_value: bytes | None, major: int = DEFAULT_KATCP_MAJOR) -> Any:
+        """Parse an unescaped KATCP argument into a value and check it.
+
+        Parameters
+        ----------
+        packed_value
+            The argument; None (argument absent) gives the default.
+        major
+            KATCP major version that decides the wire format (timestamps).
+
+        Raises
+        ------
+        KatcpTypeError
+            If the argument cannot be parsed, fails the check, or is absent without a
+            default.
+        """
+        if packed_value is None:
+            value = self.get_default()
+        else:
+            value = self.decode(packed_value, major)
+        if value is not None:
+            self.check(value, major)
+        return value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Int(KatcpType):
+    """The KATCP integer type.
+
+    Parameters
+    ----------
+    min, max
+        Inclusive bounds, not checked when None.
+    **kwargs
+        ``default``, ``optional``, ``multiple`` as for :class:`KatcpType`.
+
+    Notes
+    -----
+    Packing a float is allowed only when it is integral (katcp-python truncated it silently).
+    Unpacking follows the spec's ``printf("%d")`` form: an optional sign and decimal digits.
+    """
+
+    name = "integer"
+
+    def __init__(self, min: int | None = None, max: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._min = min
+        self._max = max
+
+    def encode(self, value: Any, major: int) -> bytes:
+        if type(value) is int:  # the common case, without the slow ABC checks below
+            return b"%d" % value
+        try:
+            if isinstance(value, numbers.Integral):
+                return b"%d" % int(value)
+            if isinstance(value, numbers.Real) and float(value).is_integer():
+                return b"%d" % int(float(value))
+        except (TypeError, ValueError, OverflowError):
+            pass
+        raise KatcpTypeError(f"could not encode {value!r} as integer")
+
+    def decode(self, value: bytes, major: int) -> int:
+        if not _INT_RE.match(value):
+            raise KatcpTypeError(f"could not parse '{_show(value)}' as integer")
+        return int(value)
+
+    def check(self, value: Any, major: int) -> None:
+        if self._min is None and self._max is None:
+            return
+        # A variable rather than an if-isinstance, so mypy does not narrow value to Real.
+        real = type(value) in _PLAIN_NUMBERS or isinstance(value, numbers.Real)
+        if not real:
+            return  # encode() rejects it with a clearer message
+        if self._min is not None and value < self._min:
+            raise KatcpTypeError(f"integer {value} is lower than minimum {self._min}")
+        if self._max is not None and value > self._max:
+            raise KatcpTypeError(f"integer {value} is higher than maximum {self._max}")
+
+
+class Float(KatcpType):
+    """The KATCP float type.
+
+    Parameters
+    ----------
+    min, max
+        Inclusive bounds, not checked when None.
+    **kwargs
+        ``default``, ``optional``, ``multiple`` as for :class:`KatcpType`.
+
+    Notes
+    -----
+    Floats pack as ``repr`` (round-trips exactly). Unpacking accepts C99 ``strtod``'s
+    decimal forms (including ``inf`` and ``nan``) but, as the spec requires, no hex floats,
+    white space or digit-group underscores.
+    """
+
+    name = "float"
+
+    def __init__(self, min: float | None = None, max: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._min = min
+        self._max = max
+
+    def encode(self, value: Any, major: int) -> bytes:
+        if type(value) is float or isinstance(value, numbers.Real):
+            return repr(float(value)).encode("ascii")
+        raise KatcpTypeError(f"could not encode {value!r} as float")
+
+    def decode(self, value: bytes, major: int) -> float:
+        if not _FLOAT_RE.match(value):
+            raise KatcpTypeError(f"could not parse '{_show(value)}' as float")
+        return float(value)
+
+    def check(self, value: Any, major: int) -> None:
+        if self._min is None and self._max is None:
+            return
+        # A variable rather than an if-isinstance, so mypy does not narrow value to Real.
+        real = type(value) in _PLAIN_NUMBERS or isinstance(value, numbers.Real)
+        if not real:
+            return  # encode() rejects it with a clearer message
+        if self._min is not None and value < self._min:
+            raise KatcpTypeError(f"float {value:g} is lower than minimum {self._min:g}")
+        if self._max is not None and value > self._max:
+            raise KatcpTypeError(f"float {value:g} is higher than maximum {self._max:g}")
+
+
+class Bool(KatcpType):
+    """The KATCP boolean type: ``1`` is True and ``0`` is False."""
+
+    name = "boolean"
+
+    def encode(self, value: Any, major: int) -> bytes:
+        return b"1" if value else b"0"
+
+    def decode(self, value: bytes, major: int) -> bool:
+        if value == b"1":
+            return True
+        if value == b"0":
+            return False
+        raise KatcpTypeError(f"could not parse '{_show(value)}' as boolean (expected 0 or 1)")
+
+
+class Str(KatcpType):
+    """The KATCP string type.
+
+    Unpacked values are ``str`` (the argument decoded as UTF-8); packing accepts ``bytes``
+    (sent unchanged), ``str`` (encoded as UTF-8) and any other object (``str(value)``).
+    """
+
+    name = "string"
+
+    def encode(self, value: Any, major: int) -> bytes:
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        return str(value).encode("utf-8")
+
+    def decode(self, value: bytes, major: int) -> Any:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KatcpTypeError(f"could not decode '{_show(value)}' as UTF-8") from None
+
+
+class Discrete(Str):
+    """The KATCP discrete type: a string from a fixed set.
+
+    Parameters
+    ----------
+    values
+        The allowed values.
+    case_insensitive
+        Match values ignoring case. The unpacked value keeps the case it was sent with.
+    **kwargs
+        ``default``, ``optional``, ``multiple`` as for :class:`KatcpType`.
+    """
+
+    name = "discrete"
+
+    def __init__(self, values: Iterable[str], case_insensitive: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._case_insensitive = case_insensitive
+        self._values = list(values)  # a list keeps the order for messages
+        self._valid_values = set(self._values)
+        self._valid_values_lower = {v.lower() for v in self._values}
+
+    def _check_one(self, value: Any) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "backslashreplace")
+        if self._case_insensitive:
+            ok = isinstance(value, str) and value.lower() in self._valid_values_lower
+            caseflag = " (case-insensitive)"
+        else:
+            ok = value in self._valid_values
+            caseflag = ""
+        if not ok:
+            raise KatcpTypeError(
+                f"discrete value '{_show(value)}' is not one of {self._values}{caseflag}"
+            )
+
+    def check(self, value: Any, major: int) -> None:
+        self._check_one(value)
+
+
+class DiscreteMulti(Discrete):
+    """A discrete type whose value is a list of allowed values, packed joined by `separator`.
+
+    Parameters
+    ----------
+    values
+        The allowed values.
+    all_keyword
+        Argument that stands for every allowed value (``"all"``); empty or None disables it.
+    separator
+        Separator between values in the packed argument.
+    **kwargs
+        ``case_insensitive``, ``default``, ``optional``, ``multiple``.
+
+    Notes
+    -----
+    Unpacked lists are sorted case-insensitively, as are packed ones.
+    """
+
+    name = "discretemulti"
+
+    def __init__(
+        self,
+        values: Iterable[str],
+        all_keyword: str | None = "all",
+        separator: str = ",",
+        **kwargs: Any,
+    ) -> None:
+        self.all_keyword = all_keyword
+        self.separator = separator
+        super().__init__(values, **kwargs)
+
+    def encode(self, value: Any, major: int) -> bytes:
+        items = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in value]
+        return self.separator.join(sorted(items, key=str.lower)).encode("utf-8")
+
+    def decode(self, value: bytes, major: int) -> list[str]:
+        joined = super().decode(value, major)
+        if self.all_keyword and joined == self.all_keyword:
+            return sorted(self._values, key=str.lower)
+        return sorted((v.strip() for v in joined.split(self.separator)), key=str.lower)
+
+    def check(self, value: Any, major: int) -> None:
+        if isinstance(value, (str, bytes)):
+            raise KatcpTypeError(f"discretemulti value must be a list of values, not {value!r}")
+        for v in value:
+            self._check_one(v)
+
+
+class Lru(KatcpType):
+    """The (deprecated) KATCP lru type: ``LRU_NOMINAL`` ↔ ``nominal``, ``LRU_ERROR`` ↔ ``error``."""
+
+    name = "lru"
+
+    LRU_NOMINAL: ClassVar[int] = 0
+    LRU_ERROR: ClassVar[int] = 1
+    #: Wire value of each LRU constant.
+    LRU_VALUES: ClassVar[dict[int, bytes]] = {0: b"nominal", 1: b"error"}
+    #: LRU constant of each wire value.
+    LRU_CONSTANTS: ClassVar[dict[bytes, int]] = {b"nominal": 0, b"error": 1}
+
+    def encode(self, value: Any, major: int) -> bytes:
+        try:
+            return Lru.LRU_VALUES[value]
+        except (KeyError, TypeError):
+            raise KatcpTypeError("lru value must be LRU_NOMINAL or LRU_ERROR") from None
+
+    def decode(self, value: bytes, major: int) -> int:
+        try:
+            return Lru.LRU_CONSTANTS[value]
+        except KeyError:
+            raise KatcpTypeError(
+                f"could not parse '{_show(value)}' as lru (expected nominal or error)"
+            ) from None
+
+
+class Address(KatcpType):
+    """The KATCP address type: a ``(host, port)`` tuple whose port may be None.
+
+    IPv6 hosts are written in square brackets (``[::1]:80``), as the spec requires.
+    """
+
+    name = "address"
+
+    #: Null address, for use as an initial value.
+    NULL: ClassVar[tuple[str, int | None]] = ("0.0.0.0", None)
+
+    IPV4_RE: ClassVar[re.Pattern[bytes]] = re.compile(rb"(?P<host>[^:\[\]]*)(:(?P<port>\d+))?\Z")
+    IPV6_RE: ClassVar[re.Pattern[bytes]] = re.compile(rb"\[(?P<host>[^\[\]]*)\](:(?P<port>\d+))?\Z")
+
+    def encode(self, value: Any, major: int) -> bytes:
+        try:
+            host, port = value
+            bhost = host if isinstance(host, bytes) else host.encode("ascii")
+        except (ValueError, TypeError, AttributeError, UnicodeEncodeError):
+            raise KatcpTypeError(f"could not extract host and port from {value!r}") from None
+        if b":" in bhost:
+            bhost = b"[" + bhost + b"]"
+        if port is None:
+            return bhost
+        try:
+            return b"%s:%d" % (bhost, port)
+        except TypeError:
+            raise KatcpTypeError(f"could not encode port {port!r} of address") from None
+
+    def decode(self, value: bytes, major: int) -> tuple[str, int | None]:
+        regex = self.IPV6_RE if value.startswith(b"[") else self.IPV4_RE
+        match = regex.match(value)
+        if match is None:
+            raise KatcpTypeError(f"could not parse '{_show(value)}' as address")
+        port = match.group("port")
+        try:
+            host = match.group("host").decode("ascii")
+        except UnicodeDecodeError:
+            raise KatcpTypeError(f"could not parse '{_show(value)}' as address") from None
+        return host, None if port is None else int(port)
+
+
+class Timestamp(KatcpType):
+    """The KATCP timestamp type; values are float seconds since the Unix epoch.
+
+    On the wire, KATCP 5 and later use seconds (packed with microsecond precision) and
+    earlier versions use milliseconds (packed as an integer).
+
+    Notes
+    -----
+    Milliseconds are rounded to the nearest integer when packing and divided (not
+    multiplied by 0.001) when unpacking, so whole milliseconds round-trip exactly;
+    katcp-python truncated, which could lose a millisecond.
+    """
+
+    name = "timestamp"
+
+    def encode(self, value: Any, major: int) -> bytes:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
+        if major >= SEC_TS_KATCP_MAJOR:
+            return b"%.6f" % seconds
+        try:
+            return b"%d" % round(seconds * 1000)
+        except (ValueError, OverflowError):
+            raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
+
+    def decode(self, value: bytes, major: int) -> Any:
+        if not _FLOAT_RE.match(value):
+            raise KatcpTypeError(f"could not parse '{_show(value)}' as timestamp")
+        decoded = float(value)
+        if major < SEC_TS_KATCP_MAJOR:
+            decoded = decoded / 1000
+        return decoded
+
+
+class _Now:
+    """Type of :attr:`TimestampOrNow.NOW`."""
+
+    def __repr__(self) -> str:
+        return "TimestampOrNow.NOW"
+
+
+class TimestampOrNow(Timestamp):
+    """A :class:`Timestamp`, or ``now`` which unpacks to (and packs from) :attr:`NOW`."""
+
+    name = "timestamp_or_now"
+
+    #: Value standing for the special argument ``now``.
+    NOW: ClassVar[Any] = _Now()
+
+    def encode(self, value: Any, major: int) -> bytes:
+        if value is self.NOW:
+            return b"now"
+        return super().encode(value, major)
+
+    def decode(self, value: bytes, major: int) -> Any:
+        if value == b"now":
+            return self.NOW
+        return super().decode(value, major)
+
+
+class StrictTimestamp(KatcpType):
+    """A timestamp that must have the spec's ``XXXX.YYYY`` form and not be negative.
+
+    Values are float seconds. Packing writes the shortest decimal that round-trips, without
+    an exponent.
+
+    Notes
+    -----
+    katcp-python ignores the protocol version for this type; katcpx follows the spec, where
+    timestamps before KATCP 5 are in milliseconds (a fractional part is allowed from
+    KATCP 4, so milliseconds are packed exactly for major 4 and rounded before that).
+    """
+
+    name = "strict_timestamp"
+
+    def encode(self, value: Any, major: int) -> bytes:
+        if not isinstance(value, numbers.Real):
+            raise KatcpTypeError(f"could not encode {value!r} as strict timestamp")
+        if major < SEC_TS_KATCP_MAJOR:
+            if major < FLOAT_TS_KATCP_MAJOR:
+                return b"%d" % round(float(value) * 1000)
+            value = float(value) * 1000
+        text = repr(float(value))
+        if "e" in text or "n" in text:  # exponent form; inf and nan fail check() first
+            text = format(decimal.Decimal(text), "f")
+        return text.encode("ascii")
+
+    def decode(self, value: bytes, major: int) -> float:
+        if not _STRICT_TS_RE.match(value):
+            raise KatcpTypeError(f"could not parse '{_show(value)}' as strict timestamp")
+        decoded = float(value)
+        if major < SEC_TS_KATCP_MAJOR:
+            decoded = decoded / 1000
+        return decoded
+
+    def check(self, value: Any, major: int) -> None:
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise KatcpTypeError(f"{value!r} is not a strict timestamp") from None
+        if f < 0:
+            raise KatcpTypeError("strict timestamps may not be negative")
+        if f != f or f in (float("inf"), float("-inf")):
+            raise KatcpTypeError("strict timestamps must be finite")
+
+
+class Struct(KatcpType):
+    """Values packed and unpacked with :mod:`struct`; the value is a tuple.
+
+    Parameters
+    ----------
+    fmt
+        The :func:`struct.pack` format.
+    **kwargs
+        ``default``, ``optional``, ``multiple`` as for :class:`KatcpType`.
+    """
+
+    name = "struct"
+
+    def __init__(self, fmt: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fmt = fmt
+
+    def encode(self, value: Any, major: int) -> bytes:
+        try:
+            return struct.pack(self._fmt, *value)
+        except (struct.error, TypeError) as e:
+            raise KatcpTypeError(
+                f"could not pack {value!r} into struct with format {self._fmt}: {e}"
+            ) from None
+
+    def decode(self, value: bytes, major: int) -> tuple[Any, ...]:
+        try:
+            return struct.unpack(self._fmt, value)
+        except struct.error as e:
+            raise KatcpTypeError(
+                f"could not unpack '{_show(value)}' from struct with format {self._fmt}: {e}"
+            ) from None
+
+
+class Regex(Str):
+    """A string that must match a regular expression (anchored at the start, as ``re.match``).
+
+    Parameters
+    ----------
+    regex
+        Pattern string or compiled pattern.
+    **kwargs
+        ``default``, ``optional``, ``multiple`` as for :class:`KatcpType`.
+    """
+
+    name = "regex"
+
+    _re_flags: ClassVar[list[tuple[str, int]]] = [
+        ("I", re.I),
+        ("L", re.L),
+        ("M", re.M),
+        ("S", re.S),
+        ("U", re.U),
+        ("X", re.X),
+    ]
+
+    def __init__(self, regex: str | re.Pattern[str], **kwargs: Any) -> None:
+        if isinstance(regex, re.Pattern):
+            self._pattern = regex.pattern
+            self._compiled = regex
+        else:
+            self._pattern = regex
+            self._compiled = re.compile(regex)
+        self._flags = ",".join(n for n, v in self._re_flags if self._compiled.flags & v)
+        super().__init__(**kwargs)
+
+    def check(self, value: Any, major: int) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "backslashreplace")
+        if not isinstance(value, str) or not self._compiled.match(value):
+            raise KatcpTypeError(
+                f"value '{_show(value)}' does not match regex '{self._pattern}' "
+                f"with flags '{self._flags}'"
+            )
+
+
+class _Bytes(KatcpType):
+    """Raw argument bytes, unchanged (what a ``bytes`` annotation means)."""
+
+    name = "string"
+
+    def encode(self, value: Any, major: int) -> bytes:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        raise KatcpTypeError(f"could not encode {value!r} as bytes")
+
+    def decode(self, value: bytes, major: int) -> bytes:
+        return value
+
+
+def _enum_wire(member: enum.Enum) -> bytes:
+    """Wire form of an enum member: its ``katcp_value``, else its lower-cased, dashed name."""
+    custom = getattr(member, "katcp_value", None)
+    if custom is not None:
+        return custom if isinstance(custom, bytes) else str(custom).encode("utf-8")
+    return member.name.lower().replace("_", "-").encode("ascii")
+
+
+class _EnumType(KatcpType):
+    """An :class:`enum.Enum` subclass as a discrete type (matched ignoring case)."""
+
+    name = "discrete"
+
+    def __init__(self, cls: type[enum.Enum], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cls = cls
+        self._lookup = {_enum_wire(m).lower(): m for m in cls}
+
+    def encode(self, value: Any, major: int) -> bytes:
+        if not isinstance(value, self._cls):
+            raise KatcpTypeError(f"could not encode {value!r} as {self._cls.__name__}")
+        return _enum_wire(value)
+
+    def decode(self, value: bytes, major: int) -> enum.Enum:
+        try:
+            return self._lookup[value.lower()]
+        except KeyError:
+            allowed = [k.decode("utf-8", "backslashreplace") for k in self._lookup]
+            raise KatcpTypeError(
+                f"discrete value '{_show(value)}' is not one of {allowed} (case-insensitive)"
+            ) from None
