@@ -1,0 +1,314 @@
+"""Wire formats of sensor values and timestamps for KATCP v4 and v5 (no I/O).
+
+Each sensor type has a checker (validates a Python value, returns its normal form), a
+formatter (value to bytes) and a parser (bytes to value). Formatters do not check: they are
+the hot path of every ``#sensor-status``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ipaddress
+import math
+import operator
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+
+__all__ = ["format_timestamp", "parse_timestamp", "LRU_NOMINAL", "LRU_ERROR"]
+
+#: lru sensor values (``Sensor.LRU_NOMINAL`` and ``Sensor.LRU_ERROR``) and their wire forms.
+LRU_NOMINAL = 0
+LRU_ERROR = 1
+LRU_VALUES: dict[int, bytes] = {LRU_NOMINAL: b"nominal", LRU_ERROR: b"error"}
+LRU_CONSTANTS: dict[bytes, int] = {v: k for k, v in LRU_VALUES.items()}
+
+# ---------------------------------------------------------------------------------------------
+# Timestamps
+# ---------------------------------------------------------------------------------------------
+
+# Accepts what strtod reads in decimal form (what peers send), but no spaces or underscores,
+# which Python's float() would also take.
+_NUMBER_RE = re.compile(rb"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
+_FLOAT_RE = re.compile(
+    rb"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|infinity|nan)\Z",
+    re.IGNORECASE,
+)
+_INT_RE = re.compile(rb"[-+]?[0-9]+\Z")
+
+
+def _decimal_text(x: builtins.float) -> str:
+    """Write finite `x` in plain positional notation that reads back as exactly `x`.
+
+    ``repr`` gives the shortest digits that round-trip, but may use an exponent, which the
+    spec's ``XXXX.YYYY`` timestamp format does not allow.
+    """
+    text = repr(x)
+    if "e" in text:
+        text = format(Decimal(text), "f")
+    return text
+
+
+def format_timestamp(timestamp: builtins.float, major: int = DEFAULT_KATCP_MAJOR) -> bytes:
+    """Format a time in seconds as a KATCP timestamp.
+
+    Parameters
+    ----------
+    timestamp
+        Seconds since the Unix epoch.
+    major
+        KATCP major version: seconds from version 5, milliseconds before.
+
+    Returns
+    -------
+    bytes
+        Positional decimal (``XXXX.YYYY``, spec section 3). The text parses back to exactly
+        the same float; for ``major < 5`` it may hold a fraction of a millisecond (allowed
+        since v4).
+
+    Raises
+    ------
+    ValueError
+        If `timestamp` is not finite.
+    """
+    x = builtins.float(timestamp)
+    if major >= SEC_TS_KATCP_MAJOR:
+        text = repr(x)
+        if "e" not in text and "n" not in text:  # fast path; "n" catches inf and nan
+            return text.encode("ascii")
+    if not math.isfinite(x):
+        raise ValueError(f"timestamp must be finite, not {x!r}")
+    if major >= SEC_TS_KATCP_MAJOR:
+        return _decimal_text(x).encode("ascii")
+    # Shift the shortest round-tripping decimal by three places: exact, no binary rounding.
+    return format(Decimal(repr(x)).scaleb(3), "f").encode("ascii")
+
+
+def parse_timestamp(raw: bytes, major: int = DEFAULT_KATCP_MAJOR) -> builtins.float:
+    """Parse a KATCP timestamp into seconds; the inverse of :func:`format_timestamp`.
+
+    Parameters
+    ----------
+    raw
+        The formatted timestamp. Exponent notation is accepted from peers that send it.
+    major
+        KATCP major version: seconds from version 5, milliseconds before.
+
+    Raises
+    ------
+    ValueError
+        If `raw` is not a finite decimal number.
+    """
+    if not _NUMBER_RE.match(raw):
+        raise ValueError(f"could not parse {raw!r} as a timestamp")
+    if major >= SEC_TS_KATCP_MAJOR:
+        return builtins.float(raw)
+    return builtins.float(Decimal(raw.decode("ascii")).scaleb(-3))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-type codecs. A checker validates a Python value and returns its normal form; a formatter
+# turns a value into bytes; a parser turns bytes into a value. Formatters do not check: they
+# are the hot path of every #sensor-status.
+# ---------------------------------------------------------------------------------------------
+
+_Formatter = Callable[[Any, int], bytes]
+_Parser = Callable[[bytes, int], Any]
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_int(value: object) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"integer sensor value must be an int, not {_type_name(value)}")
+    return operator.index(value)  # numpy ints -> int
+
+
+def _check_real(value: object) -> builtins.float:
+    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+        raise TypeError(f"float sensor value must be a real number, not {_type_name(value)}")
+    try:
+        return builtins.float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"float sensor value must be a real number, not {_type_name(value)}"
+        ) from None
+
+
+def _check_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    # numpy.bool_ is neither bool nor int; 0 and 1 are what the wire carries anyway.
+    if type(value).__name__ in ("bool_", "bool") or (
+        hasattr(value, "__index__") and operator.index(value) in (0, 1)
+    ):
+        return bool(value)
+    raise TypeError(f"boolean sensor value must be a bool, not {_type_name(value)} {value!r}")
+
+
+def _check_lru(value: object) -> int:
+    if isinstance(value, bool) or value not in (LRU_NOMINAL, LRU_ERROR):
+        raise ValueError(
+            f"lru sensor value must be Sensor.LRU_NOMINAL (0) or Sensor.LRU_ERROR (1), "
+            f"not {value!r}"
+        )
+    return operator.index(value)
+
+
+def _check_string(value: object) -> str | bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"string sensor value cannot be encoded as UTF-8: {exc}") from None
+        return value
+    raise TypeError(f"string sensor value must be str or bytes, not {_type_name(value)}")
+
+
+def _check_timestamp(value: object) -> builtins.float:
+    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+        raise TypeError(f"timestamp sensor value must be a number, not {_type_name(value)}")
+    try:
+        x = builtins.float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"timestamp sensor value must be a number, not {_type_name(value)}"
+        ) from None
+    if not math.isfinite(x):
+        raise ValueError(f"timestamp sensor value must be finite, not {x!r}")
+    return x
+
+
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?\Z")
+
+
+def _check_host(host: str) -> None:
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not a valid IPv6 address") from None
+    elif not _HOSTNAME_RE.match(host):
+        # Spec: dotted-decimal IPv4. Host names are accepted too, as katcp-python does.
+        raise ValueError(f"{host!r} is not a valid IPv4 address or host name")
+
+
+def _check_address(value: object) -> tuple[str, int | None]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"address sensor value must be a (host, port) tuple, not {value!r}")
+    host, port = value
+    if not isinstance(host, str):
+        raise TypeError(f"address host must be a str, not {_type_name(host)}")
+    _check_host(host)
+    if port is not None:
+        if isinstance(port, bool) or not hasattr(port, "__index__"):
+            raise TypeError(f"address port must be an int or None, not {_type_name(port)}")
+        port = operator.index(port)
+        if not 0 <= port <= 65535:
+            raise ValueError(f"address port must be in 0..65535, not {port}")
+    return (host, port)
+
+
+def _format_int(value: Any, major: int) -> bytes:
+    return b"%d" % value
+
+
+def _format_float(value: Any, major: int) -> bytes:
+    # repr is the shortest text that reads back as the same float; strtod reads it too.
+    return repr(builtins.float(value)).encode("ascii")
+
+
+def _format_bool(value: Any, major: int) -> bytes:
+    return b"1" if value else b"0"
+
+
+def _format_lru(value: Any, major: int) -> bytes:
+    return LRU_VALUES[value]
+
+
+def _format_str(value: Any, major: int) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    # surrogateescape gives back the bytes a non-UTF-8 peer sent (see _parse_str).
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _format_address(value: Any, major: int) -> bytes:
+    host, port = value
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None:
+        return host.encode("ascii")
+    return f"{host}:{port}".encode("ascii")
+
+
+def _parse_int(raw: bytes, major: int) -> int:
+    if not _INT_RE.match(raw):
+        raise ValueError(f"could not parse {raw!r} as an integer")
+    return int(raw)
+
+
+def _parse_float(raw: bytes, major: int) -> builtins.float:
+    if not _FLOAT_RE.match(raw):
+        raise ValueError(f"could not parse {raw!r} as a float")
+    return builtins.float(raw)
+
+
+def _parse_bool(raw: bytes, major: int) -> bool:
+    if raw == b"1":
+        return True
+    if raw == b"0":
+        return False
+    raise ValueError(f"boolean value must be b'0' or b'1', not {raw!r}")
+
+
+def _parse_lru(raw: bytes, major: int) -> int:
+    try:
+        return LRU_CONSTANTS[raw]
+    except KeyError:
+        raise ValueError(f"lru value must be b'nominal' or b'error', not {raw!r}") from None
+
+
+def _parse_str(raw: bytes, major: int) -> str:
+    # Spec: string sensors may carry non-character data. surrogateescape keeps such bytes
+    # recoverable, so formatting the parsed value gives back the original bytes.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+_ADDRESS_V4_RE = re.compile(rb"(?P<host>[^:\[\]]+)(?::(?P<port>[0-9]+))?\Z")
+_ADDRESS_V6_RE = re.compile(rb"\[(?P<host>[^\[\]]+)\](?::(?P<port>[0-9]+))?\Z")
+
+
+def _parse_address(raw: bytes, major: int) -> tuple[str, int | None]:
+    match = (_ADDRESS_V6_RE if raw.startswith(b"[") else _ADDRESS_V4_RE).match(raw)
+    if match is None:
+        raise ValueError(f"could not parse {raw!r} as an address")
+    host = match["host"].decode("ascii", "replace")
+    port = match["port"]
+    return _check_address((host, None if port is None else int(port)))
+
+
+def _parse_timestamp_value(raw: bytes, major: int) -> builtins.float:
+    return parse_timestamp(raw, major)
+
+
+def _format_timestamp_value(value: Any, major: int) -> bytes:
+    return format_timestamp(value, major)
+
+
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]+\Z")
+
+
+def _text(value: str | bytes, what: str) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {_type_name(value)}")
+    return value
