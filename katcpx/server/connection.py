@@ -1,0 +1,298 @@
+"""Per-client objects: :class:`ClientConnection` and the per-request ``req``."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import KatcpSyntaxError, MessageTooLong
+from ..message import Message
+from ..transport import KatcpProtocol
+
+if TYPE_CHECKING:
+    from .base import DeviceServerBase
+
+__all__ = ["ClientConnection", "ClientRequestConnection", "Link", "ServerProtocol"]
+
+
+class ServerProtocol(KatcpProtocol):
+    """The transport protocol of one server-side connection; feeds a :class:`ClientConnection`."""
+
+    conn: ClientConnection | None
+
+    def __init__(self, server: DeviceServerBase) -> None:
+        super().__init__(
+            _messages_received,
+            _connection_lost,
+            on_connection_made=_connection_made,
+            max_msg_size=server.MAX_MSG_SIZE,
+            max_write_buffer=server.MAX_WRITE_BUFFER_SIZE,
+            logger=server._logger,
+        )
+        self.server = server
+        self.conn = None
+
+
+def _connection_made(proto: KatcpProtocol) -> None:
+    assert isinstance(proto, ServerProtocol)
+    proto.conn = ClientConnection(proto.server, proto, proto.peer)
+    proto.server._connection_made(proto.conn)
+
+
+def _messages_received(proto: KatcpProtocol, items: list[Message | KatcpSyntaxError]) -> None:
+    assert isinstance(proto, ServerProtocol)
+    if proto.conn is not None:
+        proto.conn._received(items)
+
+
+def _connection_lost(proto: KatcpProtocol, exc: Exception | None) -> None:
+    assert isinstance(proto, ServerProtocol)
+    if proto.conn is not None:
+        proto.server._connection_lost(proto.conn, exc)
+
+
+class Link(Protocol):
+    """What a :class:`ClientConnection` needs from the transport carrying it."""
+
+    def send_message(self, msg: Message) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+class ClientConnection:
+    """The connection between the server and one client.
+
+    All sending methods may be called from any thread: off the server's loop they hand
+    the message to the loop with ``call_soon_threadsafe`` (order is kept per thread).
+    Incoming requests are queued and handled in order, at most
+    ``server.MAX_REQUESTS_PER_TURN`` per loop turn, so a client that pipelines many
+    requests cannot starve the others; reading from a client pauses while more than
+    ``server.MAX_QUEUED_REQUESTS`` of its requests wait.
+
+    Parameters
+    ----------
+    server
+        The owning device server.
+    link
+        The transport object carrying the connection.
+    address
+        ``host:port`` of the peer.
+    """
+
+    def __init__(self, server: DeviceServerBase, link: Link, address: str) -> None:
+        self._server = server
+        self._link = link
+        self._address = address
+        loop = server._loop
+        assert loop is not None, "connections exist only while the server runs"
+        self._loop = loop
+        self._loop_thread_id = server._loop_thread_id
+        self._disconnect_called = False
+        self._closed = False
+        self._pending: deque[Message | KatcpSyntaxError] = deque()
+        self._busy = True  # until on_client_connect is done
+        self._pump_scheduled = False
+        self._paused = False
+
+    # -- katcp-python API -------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the client."""
+        return self._address
+
+    @property
+    def client_disconnect_called(self) -> bool:
+        """Whether ``on_client_disconnect`` has been called for this connection."""
+        return self._disconnect_called
+
+    def on_client_disconnect_was_called(self) -> None:
+        """Record that ``on_client_disconnect`` ran; a second call raises RuntimeError."""
+        if self._disconnect_called:
+            raise RuntimeError('"on_client_disconnect" already called for this connection')
+        self._disconnect_called = True
+
+    def disconnect(self, reason: str) -> None:
+        """Disconnect the client, telling it `reason` with ``#disconnect`` first."""
+        self._call_in_loop(self._server._disconnect_client, self, reason)
+
+    def inform(self, msg: Message) -> None:
+        """Send an asynchronous inform to this client."""
+        if msg.mtype != Message.INFORM:
+            raise ValueError(f"inform() needs an inform message, not {msg!r}")
+        self._send(msg)
+
+    def reply_inform(self, inform: Message, orig_req: Message) -> None:
+        """Send an inform that is part of the reply to `orig_req` (its id is copied)."""
+        if inform.mtype != Message.INFORM or inform.name != orig_req.name:
+            raise ValueError(f"{inform!r} is not an inform for {orig_req!r}")
+        inform.mid = orig_req.mid
+        self._send(inform)
+
+    def reply(self, reply: Message, orig_req: Message) -> None:
+        """Send the reply to `orig_req` (its id is copied)."""
+        if reply.mtype != Message.REPLY or reply.name != orig_req.name:
+            raise ValueError(f"{reply!r} is not a reply to {orig_req!r}")
+        reply.mid = orig_req.mid
+        self._send(reply)
+
+    def mass_inform(self, msg: Message) -> None:
+        """Send an inform to every client of the server."""
+        self._server.mass_inform(msg)
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection {self._address}>"
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _in_loop(self) -> bool:
+        return threading.get_ident() == self._loop_thread_id
+
+    def _call_in_loop(self, func: Any, *args: Any) -> None:
+        if self._in_loop():
+            func(*args)
+        else:
+            self._loop.call_soon_threadsafe(func, *args)
+
+    def _send(self, msg: Message) -> None:
+        if self._in_loop():
+            if not self._closed:
+                self._link.send_message(msg)
+        else:
+            self._loop.call_soon_threadsafe(self._send_now, msg)
+
+    def _send_now(self, msg: Message) -> None:
+        if not self._closed:
+            self._link.send_message(msg)
+
+    def _send_bytes(self, data: bytes) -> None:
+        """Send a pre-formatted line (loop thread only)."""
+        if not self._closed:
+            self._link.write(data)
+
+    # -- receiving (loop thread only) -------------------------------------------------
+
+    def _received(self, items: list[Message | KatcpSyntaxError]) -> None:
+        """Queue a batch of parsed items from the transport and start handling them."""
+        if self._closed:
+            return
+        self._pending.extend(items)
+        if len(self._pending) > self._server.MAX_QUEUED_REQUESTS and not self._paused:
+            # Back-pressure: stop reading this client until its queue drains.
+            self._paused = True
+            self._link.pause_reading()
+        self._schedule_pump()
+
+    def _ready(self) -> None:
+        """Allow message handling (after connect, or when an ordered request is done)."""
+        self._busy = False
+        self._schedule_pump()
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled and not self._busy and self._pending:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        server = self._server
+        pending = self._pending
+        budget = server.MAX_REQUESTS_PER_TURN
+        while pending and not self._busy and not self._closed and budget > 0:
+            budget -= 1
+            item = pending.popleft()
+            if isinstance(item, MessageTooLong):
+                server._message_too_long(self, item)
+                return
+            if isinstance(item, KatcpSyntaxError):
+                server._syntax_error(self, item)
+                continue
+            try:
+                done = server.on_message(self, item)
+            except Exception:  # nothing a client sends may kill the server
+                server._logger.exception("error handling %s from %s", item, self._address)
+                continue
+            if done is not None and not done.done():
+                # Ordered request still running: wait for it before the next one.
+                self._busy = True
+                done.add_done_callback(self._done_callback)
+        if self._paused and len(pending) <= server.MAX_QUEUED_REQUESTS // 2 and not self._closed:
+            self._paused = False
+            self._link.resume_reading()
+        # Whatever is left waits for the next loop turn, so other clients get a go.
+        self._schedule_pump()
+
+    def _done_callback(self, _: concurrent.futures.Future[Any]) -> None:
+        try:
+            self._call_in_loop(self._ready)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _lost(self) -> None:
+        self._closed = True
+        self._pending.clear()
+
+
+class ClientRequestConnection:
+    """A request together with the connection it came from (``req`` in handlers).
+
+    Parameters
+    ----------
+    client_connection
+        The connection the request arrived on.
+    req_msg
+        The request message.
+    """
+
+    __slots__ = ("client_connection", "msg", "_replied")
+
+    def __init__(self, client_connection: ClientConnection, req_msg: Message) -> None:
+        self.client_connection = client_connection
+        self.msg = req_msg
+        self._replied = False
+
+    @property
+    def replied(self) -> bool:
+        """Whether the reply has been sent."""
+        return self._replied
+
+    def mass_inform(self, msg: Message) -> None:
+        """Send an inform to every client of the server."""
+        self.client_connection.mass_inform(msg)
+
+    def inform(self, *args: Any) -> None:
+        """Send a reply inform (same name and id as the request)."""
+        if self._replied:
+            raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
+        self.client_connection._send(Message.reply_inform(self.msg, *args))
+
+    def reply(self, *args: Any) -> None:
+        """Send the reply (same name and id as the request); only once."""
+        self.reply_with_message(Message.reply_to_request(self.msg, *args))
+
+    def reply_with_message(self, rep_msg: Message) -> None:
+        """Send a ready-made reply message; its name must match the request."""
+        if self._replied:
+            raise RuntimeError(f"Reply to request {self.msg!r} already sent.")
+        self._replied = True
+        self.client_connection.reply(rep_msg, self.msg)
+
+    def make_reply(self, *args: Any) -> Message:
+        """Build (without sending) the reply to this request."""
+        return Message.reply_to_request(self.msg, *args)
+
+    def reply_again(self, *args: Any) -> None:
+        """Raise: a reply was already sent (katcp-python compatibility)."""
+        raise RuntimeError(f"Reply to request {self.msg!r} already sent.")
+
+    def inform_after_reply(self, *args: Any) -> None:
+        """Raise: informs cannot follow the reply (katcp-python compatibility)."""
+        raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")

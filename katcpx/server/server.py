@@ -1,0 +1,782 @@
+"""DeviceServer and AsyncDeviceServer: sensors, sampling and the standard requests."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from .._version import VERSION_STR
+from ..errors import FailReply
+from ..flags import ProtocolFlags
+from ..message import Message
+from ..sampling import SampleStrategy, SamplingError
+from ..sensor import Sensor
+from .base import DeviceServerBase
+from .connection import ClientConnection, ClientRequestConnection
+from .logger import DeviceLogger
+from .sampling_loop import SamplingManager, Strategy
+
+__all__ = ["DeviceServer", "AsyncDeviceServer", "construct_name_filter"]
+
+
+def construct_name_filter(pattern: str | None) -> tuple[bool, Callable[[str], bool]]:
+    """Return ``(exact, filter)`` for a sensor name pattern.
+
+    None matches everything; ``/regex/`` matches names containing the regex; anything else
+    must match exactly (and ``exact`` is True, so no match is an error).
+    """
+    if pattern is None:
+        return False, lambda name: True
+    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
+        try:
+            name_re = re.compile(pattern[1:-1])
+        except re.error as exc:
+            raise FailReply(f"Invalid regular expression {pattern}: {exc}.") from None
+        return False, lambda name: name_re.search(name) is not None
+    return True, lambda name: name == pattern
+
+
+def _requires(
+    version: tuple[int, int] | None = None, flags: list[str] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a standard handler with the protocol it needs (what kattypes' decorators set)."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if version is not None:
+            func._minimum_katcp_version = version  # type: ignore[attr-defined]
+        if flags is not None:
+            func._has_katcp_protocol_flags = flags  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def _arg(msg: Message, index: int) -> str | None:
+    if len(msg.arguments) <= index:
+        return None
+    return msg.arguments[index].decode("utf-8", "replace")
+
+
+class DeviceServer(DeviceServerBase):
+    """Implements the standard requests and sensors on top of :class:`DeviceServerBase`.
+
+    Informs sent: ``#version-connect`` on connect (``#version`` and ``#build-state`` when
+    ``PROTOCOL_INFO`` is v4), ``#client-connected`` to the other clients, ``#log`` (through
+    ``self.log``), ``#disconnect``, ``#sensor-status`` and ``#interface-changed``.
+
+    Requests handled: halt, help, log-level, restart (through :meth:`set_restart_queue`),
+    client-list, sensor-list, sensor-sampling, sensor-sampling-clear, sensor-value,
+    watchdog, version-list (v5 and later) and request-timeout-hint (with flag ``T``).
+
+    Subclasses set ``VERSION_INFO = (name, major, minor)`` and ``BUILD_INFO = (name,
+    major, minor, extra)``, may edit ``self.extra_versions`` (name → ``(version,
+    build_state_or_None)``) for ``?version-list``, and must override :meth:`setup_sensors`.
+
+    By default requests are handled in a separate handler thread (katcp-python's default);
+    :class:`AsyncDeviceServer` handles them on the loop.
+    """
+
+    #: Interface name, major and minor version.
+    VERSION_INFO: ClassVar[tuple[Any, ...]] = ("device_stub", 0, 1)
+    #: Build name, major, minor and extra version text.
+    BUILD_INFO: ClassVar[tuple[Any, ...]] = ("name", 0, 1, "")
+    UNSUPPORTED_REQUESTS_BY_MAJOR_VERSION: ClassVar[dict[int, set[str]]] = {4: {"version-list"}}
+    SUPPORTED_PROTOCOL_MAJOR_VERSIONS: ClassVar[tuple[int, ...]] = (4, 5)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if self.PROTOCOL_INFO.major not in self.SUPPORTED_PROTOCOL_MAJOR_VERSIONS:
+            raise ValueError(
+                f"Device server only supports katcp protocol versions "
+                f"{self.SUPPORTED_PROTOCOL_MAJOR_VERSIONS!r}, not {self.PROTOCOL_INFO.major!r} "
+                f"as specified in self.PROTOCOL_INFO"
+            )
+        super().__init__(*args, **kwargs)
+        self.log = DeviceLogger(self, python_logger=self._logger)
+        self.extra_versions: dict[str, tuple[str, str | None]] = {}
+        self._restart_queue: queue.Queue[Any] | None = None
+        self._sensors: dict[str, Sensor] = {}
+        self._sampling: SamplingManager | None = None
+        self.setup_sensors()
+
+    # -- compatibility views ------------------------------------------------------------
+
+    @property
+    def _strategies(self) -> dict[ClientConnection, dict[Sensor, Strategy]]:
+        """Client connection → {sensor: strategy} (katcp-python's attribute; loop thread)."""
+        return self._sampling.by_client if self._sampling is not None else {}
+
+    @property
+    def _client_conns(self) -> set[ClientConnection]:
+        return set(self._connections)
+
+    # -- loop hooks ---------------------------------------------------------------------
+
+    def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sampling = SamplingManager(loop, major=self.PROTOCOL_INFO.major)
+        self._sampling.loop_thread_id = threading.get_ident()
+
+    def _on_uninstall(self) -> None:
+        if self._sampling is not None:
+            self._sampling.close()
+
+    def _call_in_loop(self, func: Callable[..., Any], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or not self._running.is_set():
+            return
+        if self._in_loop_thread():
+            func(*args)
+        else:
+            try:
+                loop.call_soon_threadsafe(func, *args)
+            except RuntimeError:  # loop closed
+                pass
+
+    # -- connections --------------------------------------------------------------------
+
+    def on_client_connect(self, conn: ClientConnection) -> Any:
+        """Send version information to the new client and ``#client-connected`` to others."""
+        if self.PROTOCOL_INFO.major >= 5:
+            conn.inform(
+                Message.inform("version-connect", "katcp-protocol", str(self.PROTOCOL_INFO))
+            )
+            conn.inform(Message.inform("version-connect", "katcp-library", f"katcpx-{VERSION_STR}"))
+            conn.inform(
+                Message.inform(
+                    "version-connect", "katcp-device", self.version(), self.build_state()
+                )
+            )
+        else:
+            conn.inform(Message.inform("version", self.version()))
+            conn.inform(Message.inform("build-state", self.build_state()))
+        data = bytes(
+            Message.inform("client-connected", f"New client connected from {conn.address}")
+        )
+        for other in self._connections:
+            if other is not conn:
+                other._send_bytes(data)
+        return None
+
+    def on_client_disconnect(
+        self, client_conn: ClientConnection, msg: str, connection_valid: bool
+    ) -> Any:
+        """Drop the client's sampling strategies and send it ``#disconnect <msg>``."""
+        self.clear_strategies(client_conn, remove_client=True)
+        if connection_valid:
+            client_conn.inform(Message.inform("disconnect", msg))
+        return None
+
+    async def _disconnect_async(self, conn: ClientConnection, reason: str, valid: bool) -> None:
+        await super()._disconnect_async(conn, reason, valid)
+        # Even if a subclass's on_client_disconnect skipped it, no strategy may outlive it.
+        if self._sampling is not None:
+            self._sampling.clear_client(conn)
+
+    def clear_strategies(self, client_conn: ClientConnection, remove_client: bool = False) -> None:
+        """Cancel the sampling strategies of `client_conn` (runs on the loop)."""
+        if self._sampling is not None:
+            self._call_in_loop(self._sampling.clear_client, client_conn, remove_client)
+
+    # -- versions -----------------------------------------------------------------------
+
+    def build_state(self) -> str:
+        """Return build state string of the form name-major.minor[(a|b|rc)n]."""
+        return "{}-{}.{}{}".format(*self.BUILD_INFO)
+
+    def version(self) -> str:
+        """Return a version string of the form type-major.minor."""
+        return "{}-{}.{}".format(*self.VERSION_INFO)
+
+    def set_restart_queue(self, restart_queue: queue.Queue[Any]) -> None:
+        """Set the queue the server puts itself on when ``?restart`` is requested."""
+        self._restart_queue = restart_queue
+
+    # -- sensors ------------------------------------------------------------------------
+
+    def setup_sensors(self) -> None:
+        """Populate the dictionary of sensors; subclasses must override (``pass`` if none).
+
+        Examples
+        --------
+        >>> class MyDevice(DeviceServer):
+        ...     def setup_sensors(self):
+        ...         self.add_sensor(Sensor(...))
+        """
+        raise NotImplementedError("Device server subclasses must implement setup_sensors.")
+
+    def add_sensor(self, sensor: Sensor) -> None:
+        """Add a sensor; a running server sends ``#interface-changed sensor <name> added``.
+
+        A sensor replacing one of the same name drops the strategies on the old one.
+        """
+        old = self._sensors.get(sensor.name)
+        self._sensors[sensor.name] = sensor
+        if old is not None and old is not sensor and self._sampling is not None:
+            self._call_in_loop(self._sampling.remove_sensor, old)
+        self._interface_changed("sensor", sensor.name, "added")
+
+    def has_sensor(self, sensor_name: str) -> bool:
+        """Whether the sensor with specified name is known."""
+        return sensor_name in self._sensors
+
+    def remove_sensor(self, sensor: Sensor | str) -> None:
+        """Remove a sensor (object or name) and detach every client's strategy on it.
+
+        Raises
+        ------
+        KeyError
+            If there is no such sensor.
+        """
+        name = sensor if isinstance(sensor, str) else sensor.name
+        removed = self._sensors.pop(name)
+        if self._sampling is not None:
+            self._call_in_loop(self._sampling.remove_sensor, removed)
+        self._interface_changed("sensor", name, "removed")
+
+    def get_sensor(self, sensor_name: str) -> Sensor:
+        """Fetch the sensor called `sensor_name` (``ValueError`` if unknown)."""
+        sensor = self._sensors.get(sensor_name)
+        if sensor is None:
+            raise ValueError(f"Unknown sensor '{sensor_name}'.")
+        return sensor
+
+    def get_sensors(self) -> list[Sensor]:
+        """Fetch a list of all sensors."""
+        return list(self._sensors.values())
+
+    def _matching_sensors(self, msg: Message) -> list[tuple[str, Sensor]]:
+        exact, name_filter = construct_name_filter(_arg(msg, 0))
+        sensors = [(n, s) for n, s in sorted(list(self._sensors.items())) if name_filter(n)]
+        if exact and not sensors:
+            raise FailReply("Unknown sensor name.")
+        return sensors
+
+    # -- standard requests --------------------------------------------------------------
+
+    def request_halt(self, req: ClientRequestConnection, msg: Message) -> None:
+        """Halt the device server.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether scheduling the halt succeeded.
+
+        Examples
+        --------
+        ::
+
+            ?halt
+            !halt ok
+        """
+        req.reply("ok")
+        # Queued behind the reply, so the client sees !halt ok before #disconnect.
+        self.stop(timeout=None)
+
+    def request_help(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Return help on the available requests.
+
+        Return a description of the available requests using a sequence of #help informs.
+
+        Parameters
+        ----------
+        request : str, optional
+            The name of the request to return help for (the default is to return help for
+            all requests).
+
+        Informs
+        -------
+        request : str
+            The name of a request.
+        description : str
+            Documentation for the named request.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether sending the help succeeded.
+        informs : int
+            Number of #help inform messages sent.
+
+        Examples
+        --------
+        ::
+
+            ?help
+            #help halt ...description...
+            #help help ...description...
+            ...
+            !help ok 5
+
+            ?help halt
+            #help halt ...description...
+            !help ok 1
+        """
+        handlers = self._request_handlers
+        name = _arg(msg, 0)
+        if name is None:
+            names = sorted(handlers)
+        elif name in handlers:
+            names = [name]
+        else:
+            return req.make_reply("fail", "Unknown request method.")
+        for n in names:
+            req.inform(n, inspect.cleandoc(handlers[n].__doc__ or ""))
+        return req.make_reply("ok", len(names))
+
+    @_requires(flags=[ProtocolFlags.REQUEST_TIMEOUT_HINTS])
+    def request_request_timeout_hint(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Return timeout hints for requests.
+
+        KATCP requests should generally take less than 5s to complete, but some requests
+        are unavoidably slow. This request provides timeout hints that clients can use to
+        select suitable request timeouts.
+
+        Parameters
+        ----------
+        request : str, optional
+            The name of the request to return a timeout hint for (the default is to return
+            hints for all requests that have timeout hints). Must be an existing request if
+            specified.
+
+        Informs
+        -------
+        request : str
+            The name of the request.
+        suggested_timeout : float
+            Suggested request timeout in seconds; 0 means no hint is available.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether sending the hints succeeded.
+        informs : int
+            Number of #request-timeout-hint inform messages sent.
+
+        Examples
+        --------
+        ::
+
+            ?request-timeout-hint
+            #request-timeout-hint very-slow-request 500.0
+            !request-timeout-hint ok 1
+        """
+        handlers = self._request_handlers
+        name = _arg(msg, 0)
+
+        def hint(handler: Any) -> float:
+            value = getattr(handler, "_request_timeout_hint", None)
+            if value is None:
+                value = getattr(handler, "request_timeout_hint", None)
+            return float(value or 0)
+
+        if name is not None:
+            if name not in handlers:
+                raise FailReply("Unknown request method.")
+            hints = {name: hint(handlers[name])}
+        else:
+            hints = {n: hint(h) for n, h in handlers.items() if hint(h)}
+        for n in sorted(hints):
+            req.inform(n, hints[n])
+        return req.make_reply("ok", len(hints))
+
+    def request_log_level(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Query or set the current logging level.
+
+        Parameters
+        ----------
+        level : {'all', 'trace', 'debug', 'info', 'warn', 'error', 'fatal', 'off'}, optional
+            Name of the logging level to set the device server to (the default is to leave
+            the log level unchanged).
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether the request succeeded.
+        level : {'all', 'trace', 'debug', 'info', 'warn', 'error', 'fatal', 'off'}
+            The log level after processing the request.
+
+        Examples
+        --------
+        ::
+
+            ?log-level
+            !log-level ok warn
+
+            ?log-level info
+            !log-level ok info
+        """
+        if msg.arguments:
+            try:
+                self.log.set_log_level_by_name(msg.arguments[0])
+            except ValueError as exc:
+                raise FailReply(str(exc)) from None
+        return req.make_reply("ok", self.log.level_name())
+
+    def request_restart(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Restart the device server.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether scheduling the restart succeeded.
+
+        Examples
+        --------
+        ::
+
+            ?restart
+            !restart ok
+        """
+        if self._restart_queue is None:
+            raise FailReply("No restart queue registered -- cannot restart.")
+        self._restart_queue.put_nowait(self)
+        return req.make_reply("ok")
+
+    async def request_client_list(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Request the list of connected clients.
+
+        The list of clients is sent as a sequence of #client-list informs.
+
+        Informs
+        -------
+        addr : str
+            The address of the client as host:port.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether sending the client list succeeded.
+        informs : int
+            Number of #client-list inform messages sent.
+
+        Examples
+        --------
+        ::
+
+            ?client-list
+            #client-list 127.0.0.1:53600
+            !client-list ok 1
+        """
+        clients = list(self._connections)
+        for conn in clients:
+            req.inform(conn.address)
+        return req.make_reply("ok", len(clients))
+
+    @_requires(version=(5, 0))
+    def request_version_list(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Request the list of versions of roles and subcomponents.
+
+        Informs
+        -------
+        name : str
+            Name of the role or component.
+        version : str
+            A string identifying the version of the component.
+        build_state_or_serial_number : str
+            A unique identifier for a particular instance of a component.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether sending the version list succeeded.
+        informs : int
+            Number of #version-list inform messages sent.
+
+        Examples
+        --------
+        ::
+
+            ?version-list
+            #version-list katcp-protocol 5.0-MI
+            #version-list katcp-library katcpx-0.1.0 0.1.0
+            #version-list katcp-device foodevice-1.0 foodevice-1.0.0rc1
+            !version-list ok 3
+        """
+        versions: list[tuple[str, tuple[Any, Any]]] = [
+            ("katcp-protocol", (str(self.PROTOCOL_INFO), None)),
+            ("katcp-library", (f"katcpx-{VERSION_STR}", VERSION_STR)),
+            ("katcp-device", (self.version(), self.build_state())),
+        ]
+        versions += sorted(self.extra_versions.items())
+        for name, (version, build_state) in versions:
+            if build_state is None:
+                req.inform(name, version)
+            else:
+                req.inform(name, version, build_state)
+        return req.make_reply("ok", len(versions))
+
+    def request_sensor_list(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Request the list of sensors.
+
+        The list of sensors is sent as a sequence of #sensor-list informs.
+
+        Parameters
+        ----------
+        name : str, optional
+            Name of the sensor to list (the default is to list all sensors). If name
+            starts and ends with '/' it is treated as a regular expression and all sensors
+            whose names contain the regular expression are returned.
+
+        Informs
+        -------
+        name : str
+            The name of the sensor being described.
+        description : str
+            Description of the named sensor.
+        units : str
+            Units for the value of the named sensor.
+        type : str
+            Type of the named sensor.
+        params : list of str, optional
+            Additional sensor parameters (type dependent).
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether sending the sensor list succeeded.
+        informs : int
+            Number of #sensor-list inform messages sent.
+
+        Examples
+        --------
+        ::
+
+            ?sensor-list
+            #sensor-list psu.voltage PSU\\_voltage. V float 0.0 5.0
+            !sensor-list ok 1
+        """
+        sensors = self._matching_sensors(msg)
+        for name, sensor in sensors:
+            req.inform(
+                name, sensor.description, sensor.units, sensor.stype, *sensor.formatted_params
+            )
+        return req.make_reply("ok", len(sensors))
+
+    def request_sensor_value(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Request the value of a sensor or sensors.
+
+        A list of sensor values as a sequence of #sensor-value informs.
+
+        Parameters
+        ----------
+        name : str, optional
+            Name of the sensor to poll (the default is to send values for all sensors). If
+            name starts and ends with '/' it is treated as a regular expression and all
+            sensors whose names contain the regular expression are returned.
+
+        Informs
+        -------
+        timestamp : float
+            Timestamp of the sensor reading in seconds since the Unix epoch, or
+            milliseconds for katcp versions <= 4.
+        count : {1}
+            Number of sensors described in this #sensor-value inform. Will always be one.
+        name : str
+            Name of the sensor whose value is being reported.
+        value : object
+            Value of the named sensor. Type depends on the type of the sensor.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether sending the list of values succeeded.
+        informs : int
+            Number of #sensor-value inform messages sent.
+
+        Examples
+        --------
+        ::
+
+            ?sensor-value cpu.power.on
+            #sensor-value 1244631611.415231 1 cpu.power.on nominal 0
+            !sensor-value ok 1
+        """
+        sensors = self._matching_sensors(msg)
+        major = self.PROTOCOL_INFO.major
+        for name, sensor in sensors:
+            timestamp, status, value = sensor.read_formatted(major)
+            req.inform(timestamp, b"1", name, status, value)
+        return req.make_reply("ok", len(sensors))
+
+    async def request_sensor_sampling(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Configure or query the way a sensor is sampled.
+
+        Sampled values are reported asynchronously using the #sensor-status message.
+
+        Parameters
+        ----------
+        names : str
+            One or more names of sensors whose sampling strategy will be queried or
+            configured. Several sensors, comma-separated, may only be configured (all with
+            the same strategy) when the server announces v5.1 and flag B; the change is all
+            or nothing. A query can only be done on a single sensor.
+        strategy : {'none', 'auto', 'event', 'differential', 'differential-rate', 'period', 'event-rate'}, optional
+            Type of strategy to use to report the sensor value. If this parameter is
+            supplied, it sets the new strategy.
+        params : list of str, optional
+            Additional strategy parameters (dependent on the strategy type).
+
+        Informs
+        -------
+        timestamp : float
+            Timestamp of the sensor reading (seconds; milliseconds for v4).
+        count : {1}
+            Number of sensors described in this #sensor-status inform. Always one.
+        name : str
+            Name of the sensor whose value is being reported.
+        value : object
+            Value of the named sensor. Type depends on the type of the sensor.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether the sensor-sampling request succeeded.
+        names : str
+            Name(s) of the sensor queried or configured.
+        strategy : str
+            Name of the new or current sampling strategy for the sensor(s).
+        params : list of str
+            Additional strategy parameters.
+
+        Examples
+        --------
+        ::
+
+            ?sensor-sampling cpu.power.on
+            !sensor-sampling ok cpu.power.on none
+
+            ?sensor-sampling cpu.power.on period 0.5
+            #sensor-status 1244631611.415231 1 cpu.power.on nominal 1
+            !sensor-sampling ok cpu.power.on period 0.5
+        """
+        args = msg.arguments
+        if not args:
+            raise FailReply("No sensor name given.")
+        names_arg = args[0].decode("utf-8", "replace")
+        bulk = self.PROTOCOL_INFO.bulk_set_sensor_sampling and ("," in names_arg or len(args) > 1)
+        names = names_arg.split(",") if bulk else [names_arg]
+        if len(names) > 1 and len(args) == 1:
+            raise FailReply("Cannot query multiple sensors.")
+        unknown = [n for n in names if n not in self._sensors]
+        if unknown:
+            if len(names) == 1:
+                raise FailReply(f"Unknown sensor name: {unknown[0]}.")
+            raise FailReply(f"Unknown sensor names: {unknown!r}.")
+        manager = self._sampling
+        assert manager is not None
+        client = req.client_connection
+        sensors = [self._sensors[n] for n in names]
+        if len(args) == 1:
+            current = manager.get_strategy(client, sensors[0])
+            if current is None:
+                return req.make_reply("ok", names_arg, "none")
+            strategy_name, params = current.get_sampling_formatted()
+            return req.make_reply("ok", names_arg, strategy_name, *params)
+        strategy_name, params = args[1], args[2:]
+        if not self.PROTOCOL_INFO.strategy_allowed(strategy_name):
+            raise FailReply(
+                f"Strategy {strategy_name.decode('utf-8', 'replace')} not allowed for "
+                f"version {self.PROTOCOL_INFO.major} of katcp"
+            )
+
+        def send_status(sensor: Sensor, reading: Any) -> None:
+            client._send_bytes(manager.status_line(sensor, reading))
+
+        # Build every strategy before touching any: bulk set is all or nothing.
+        new: list[tuple[Sensor, SampleStrategy]] = []
+        try:
+            for sensor in sensors:
+                strategy = SampleStrategy.get_strategy(
+                    strategy_name,
+                    send_status,
+                    sensor,
+                    *params,
+                    clock=manager.clock,
+                    scheduler=manager.scheduler,
+                    major=self.PROTOCOL_INFO.major,
+                    observe=False,
+                )
+                new.append((sensor, strategy))
+        except SamplingError as exc:
+            raise FailReply(str(exc)) from None
+        for sensor, strategy in new:
+            is_none = strategy.get_sampling() == SampleStrategy.NONE
+            # Starting sends the first #sensor-status now, so it goes out before the reply.
+            manager.set_strategy(client, sensor, None if is_none else strategy)
+        formatted_name, formatted_params = new[-1][1].get_sampling_formatted()
+        return req.make_reply("ok", names_arg, formatted_name, *formatted_params)
+
+    async def request_sensor_sampling_clear(
+        self, req: ClientRequestConnection, msg: Message
+    ) -> Message:
+        """Set all sampling strategies for this client to none.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+            Whether clearing the strategies succeeded.
+
+        Examples
+        --------
+        ::
+
+            ?sensor-sampling-clear
+            !sensor-sampling-clear ok
+        """
+        if self._sampling is not None:
+            self._sampling.clear_client(req.client_connection, remove=False)
+        return req.make_reply("ok")
+
+    def request_watchdog(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """Check that the server is still alive.
+
+        Returns
+        -------
+        success : {'ok'}
+
+        Examples
+        --------
+        ::
+
+            ?watchdog
+            !watchdog ok
+        """
+        return req.make_reply("ok")
+
+
+class AsyncDeviceServer(DeviceServer):
+    """DeviceServer configured for async use.
+
+    Same as a :class:`DeviceServer` with ``set_concurrency_options(thread_safe=False,
+    handler_thread=False)`` and ``set_ioloop(IOLoop.current())``: requests are handled on
+    the loop. Created inside a running loop it uses that loop; created outside one, the
+    loop is chosen when :meth:`start` is called (the running loop, else the thread's
+    current IOLoop) — katcp-python grabs ``IOLoop.current()`` at construction, which under
+    asyncio is often a loop that never runs.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_concurrency_options(thread_safe=False, handler_thread=False)
+        self._deferred_ioloop = False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._deferred_ioloop = True
+        else:
+            self.set_ioloop()
+
+    def set_ioloop(self, ioloop: Any = None) -> None:
+        """Set the tornado IOLoop to use (default ``IOLoop.current()``); before :meth:`start`."""
+        self._deferred_ioloop = False
+        super().set_ioloop(ioloop)
+
+    def start(self, timeout: float | None = None) -> bool | None:
+        """Start the server on its ioloop (see the class notes for which one)."""
+        if self._deferred_ioloop:
+            self.set_ioloop()
+        return super().start(timeout)
