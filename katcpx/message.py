@@ -19,6 +19,7 @@ __all__ = [
     "Message",
     "format_argument",
     "escape_argument",
+    "wire_argument",
     "unescape_argument",
     "check_name",
     "check_mid",
@@ -134,6 +135,13 @@ def escape_argument(arg: bytes) -> bytes:
         .replace(b"\x1b", b"\\e")
         .replace(b"\t", b"\\t")
     )
+
+
+def wire_argument(arg: bytes) -> bytes:
+    """Return formatted argument `arg` as it goes on the wire: escaped only if it must be."""
+    if arg and len(arg.translate(None, _SPECIAL_BYTES)) == len(arg):
+        return arg
+    return escape_argument(arg)
 
 
 def _unescape_match(match: re.Match[bytes]) -> bytes:

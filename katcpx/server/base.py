@@ -76,7 +76,7 @@ class DeviceServerBase(metaclass=DeviceMetaclass):
     #: Output bytes queued for one client beyond which it is disconnected (slow reader).
     MAX_WRITE_BUFFER_SIZE: ClassVar[int] = 4 * 1024 * 1024
     #: Messages handled per connection per loop turn (fairness between clients).
-    MAX_REQUESTS_PER_TURN: ClassVar[int] = 32
+    MAX_REQUESTS_PER_TURN: ClassVar[int] = 128
     #: Queued messages per connection beyond which reading from it pauses.
     MAX_QUEUED_REQUESTS: ClassVar[int] = 1024
     #: Seconds ``on_client_disconnect`` may take.

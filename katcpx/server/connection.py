@@ -173,6 +173,13 @@ class ClientConnection:
         if not self._closed:
             self._link.send_message(msg)
 
+    def _send_raw(self, data: bytes) -> None:
+        """Send pre-formatted lines from any thread, in order with other sends."""
+        if self._in_loop():
+            self._send_bytes(data)
+        else:
+            self._loop.call_soon_threadsafe(self._send_bytes, data)
+
     def _send_bytes(self, data: bytes) -> None:
         """Send a pre-formatted line (loop thread only)."""
         if not self._closed:
@@ -273,6 +280,12 @@ class ClientRequestConnection:
         if self._replied:
             raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
         self.client_connection._send(Message.reply_inform(self.msg, *args))
+
+    def inform_raw(self, data: bytes) -> None:
+        """Send reply informs already formatted as complete wire lines (bulk replies)."""
+        if self._replied:
+            raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
+        self.client_connection._send_raw(data)
 
     def reply(self, *args: Any) -> None:
         """Send the reply (same name and id as the request); only once."""

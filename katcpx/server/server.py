@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from .._version import VERSION_STR
 from ..errors import FailReply
 from ..flags import ProtocolFlags
-from ..message import Message
+from ..message import Message, wire_argument
 from ..sampling import SampleStrategy, SamplingError
 from ..sensor import Sensor
 from .base import DeviceServerBase
@@ -100,6 +100,8 @@ class DeviceServer(DeviceServerBase):
         self.extra_versions: dict[str, tuple[str, str | None]] = {}
         self._restart_queue: queue.Queue[Any] | None = None
         self._sensors: dict[str, Sensor] = {}
+        # (name, sensor) pairs in name order, rebuilt only after sensors are added or removed.
+        self._sorted_sensors: list[tuple[str, Sensor]] | None = None
         self._sampling: SamplingManager | None = None
         self.setup_sensors()
 
@@ -215,6 +217,7 @@ class DeviceServer(DeviceServerBase):
         """
         old = self._sensors.get(sensor.name)
         self._sensors[sensor.name] = sensor
+        self._sorted_sensors = None
         if old is not None and old is not sensor and self._sampling is not None:
             self._call_in_loop(self._sampling.remove_sensor, old)
         self._interface_changed("sensor", sensor.name, "added")
@@ -233,6 +236,7 @@ class DeviceServer(DeviceServerBase):
         """
         name = sensor if isinstance(sensor, str) else sensor.name
         removed = self._sensors.pop(name)
+        self._sorted_sensors = None
         if self._sampling is not None:
             self._call_in_loop(self._sampling.remove_sensor, removed)
         self._interface_changed("sensor", name, "removed")
@@ -250,7 +254,12 @@ class DeviceServer(DeviceServerBase):
 
     def _matching_sensors(self, msg: Message) -> list[tuple[str, Sensor]]:
         exact, name_filter = construct_name_filter(_arg(msg, 0))
-        sensors = [(n, s) for n, s in sorted(list(self._sensors.items())) if name_filter(n)]
+        ordered = self._sorted_sensors
+        if ordered is None:
+            ordered = self._sorted_sensors = sorted(list(self._sensors.items()))
+        if _arg(msg, 0) is None:
+            return list(ordered)
+        sensors = [(n, s) for n, s in ordered if name_filter(n)]
         if exact and not sensors:
             raise FailReply("Unknown sensor name.")
         return sensors
@@ -597,9 +606,18 @@ class DeviceServer(DeviceServerBase):
         """
         sensors = self._matching_sensors(msg)
         major = self.PROTOCOL_INFO.major
+        # A full dump is thousands of informs: format them straight to wire bytes, skipping a
+        # Message per sensor. Sensor names never need escaping; values may.
+        head = b"#sensor-value" + (b"[" + msg.mid + b"]" if msg.mid is not None else b"")
+        lines = []
         for name, sensor in sensors:
             timestamp, status, value = sensor.read_formatted(major)
-            req.inform(timestamp, b"1", name, status, value)
+            lines.append(
+                b" ".join((head, timestamp, b"1", name.encode(), status, wire_argument(value)))
+            )
+        if lines:
+            lines.append(b"")
+            req.inform_raw(b"\n".join(lines))
         return req.make_reply("ok", len(sensors))
 
     async def request_sensor_sampling(self, req: ClientRequestConnection, msg: Message) -> Message:

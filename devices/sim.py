@@ -1,0 +1,187 @@
+"""``katcpx-sim``: run simulated KATCP devices from the command line.
+
+Examples
+--------
+One device::
+
+    katcpx-sim antenna --port 7147
+
+A whole simulated site, one device per port from 7147, 100 times faster than real time::
+
+    katcpx-sim site --speed 100 --seed 1
+
+``python -m katcpx_devices.sim`` (or ``python -m katcpx_devices``) does the same. Ctrl-C or
+SIGTERM shuts the servers down cleanly: every connected client receives ``#disconnect``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .servers import DEVICES, SimDeviceServer
+from .servers.digitiser import DigitiserServer
+
+__all__ = ["build_parser", "main", "run"]
+
+DEFAULT_PORT = 7147
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be positive and finite, not {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``katcpx-sim`` argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    common.add_argument(
+        "--speed",
+        type=_positive,
+        default=1.0,
+        help="simulated seconds per real second (default %(default)s)",
+    )
+    common.add_argument(
+        "--seed", type=int, default=None, help="random seed, for reproducible noise"
+    )
+    common.add_argument(
+        "--channels",
+        type=int,
+        default=4096,
+        help="digitiser: number of channel sensors (default %(default)s)",
+    )
+    common.add_argument(
+        "--rate",
+        type=_positive,
+        default=1.0,
+        help="digitiser: spectra per simulated second (default %(default)s)",
+    )
+    common.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Python logging level (default %(default)s)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="katcpx-sim",
+        description="Run simulated KATCP devices: one device, or a whole site.",
+    )
+    sub = parser.add_subparsers(dest="device", required=True, metavar="DEVICE")
+    for name, cls in DEVICES.items():
+        doc = (cls.__doc__ or name).strip().splitlines()[0]
+        p = sub.add_parser(name, parents=[common], help=doc, description=doc)
+        p.add_argument(
+            "--port", type=int, default=DEFAULT_PORT, help="port to listen on (default %(default)s)"
+        )
+    p = sub.add_parser(
+        "site",
+        parents=[common],
+        help="every device, on consecutive ports",
+        description="Run every simulated device, on consecutive ports from --base-port.",
+    )
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port of the first device (default %(default)s); 0 picks free ports",
+    )
+    return parser
+
+
+def _make_server(name: str, host: str, port: int, args: argparse.Namespace) -> SimDeviceServer:
+    cls = DEVICES[name]
+    kwargs: dict[str, Any] = {"speed": args.speed, "seed": args.seed}
+    if issubclass(cls, DigitiserServer):
+        kwargs.update(n_channels=args.channels, update_rate=args.rate)
+    return cls(host, port, **kwargs)
+
+
+async def run(args: argparse.Namespace, out: Any = None) -> int:
+    """Start the devices ``args`` asks for, print their table, and serve until signalled.
+
+    Returns the process exit status.
+    """
+    out = sys.stdout if out is None else out
+    if args.device == "site":
+        base = args.base_port
+        wanted = [(name, base + i if base else 0) for i, name in enumerate(DEVICES)]
+    else:
+        wanted = [(args.device, args.port)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
+            pass
+
+    servers: list[tuple[str, SimDeviceServer]] = []
+    status = 0
+    try:
+        for name, port in wanted:
+            try:
+                server = _make_server(name, args.host, port, args)
+                server.start()
+                await server.until_running(10.0)
+            except OSError as exc:
+                print(
+                    f"katcpx-sim: cannot start {name} on {args.host}:{port}: {exc}", file=sys.stderr
+                )
+                return 1
+            servers.append((name, server))
+        seed = "none" if args.seed is None else args.seed
+        print(
+            f"katcpx-sim: {len(servers)} simulated device(s), speed {args.speed:g}, seed {seed}",
+            file=out,
+        )
+        print(f"{'NAME':<10} {'ADDRESS':<22} VERSION", file=out)
+        for name, server in servers:
+            host, port = server.bind_address
+            address = f"{host or '*'}:{port}"
+            print(f"{name:<10} {address:<22} {server.version()}", file=out)
+        print("Ctrl-C to stop.", file=out, flush=True)
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                pass
+        # Stop them all at once; each sends #disconnect to its clients first.
+        for _, server in servers:
+            server.stop()
+        for name, server in servers:
+            try:
+                await server.until_stopped(5.0)
+            except Exception as exc:
+                print(f"katcpx-sim: {name} did not stop cleanly: {exc}", file=sys.stderr)
+                status = 1
+    print("katcpx-sim: stopped.", file=out, flush=True)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``katcpx-sim``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the handlers were installed
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
