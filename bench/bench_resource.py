@@ -4,8 +4,9 @@ Usage (from the repository root)::
 
     python bench/bench_resource.py [--resources 32] [--sensors 1000]
 
-The servers (aiokatcp, announcing ``5.1-MIB``, so bulk ``?sensor-sampling`` is used) run in a
-subprocess so that they do not share the benchmark's CPU time. Measured, in seconds:
+The servers (aiokatcp announcing ``5.1-MIB``, or with ``--server katcpx`` katcpx announcing
+``5.1-BIMT``; both allow bulk ``?sensor-sampling``) run in a subprocess so that they do not
+share the benchmark's CPU time; the client's own CPU time is printed too. Measured, in seconds:
 
 - **sync**: ``container.start()`` until every child is synced;
 - **strategies**: ``set_sampling_strategies(".", "event")`` until every sensor has received
@@ -54,10 +55,46 @@ ports = json.loads(sys.argv[1])
 asyncio.run(main(ports, int(sys.argv[2])))
 """
 
+KATCPX_SERVER_SCRIPT = r"""
+import asyncio, json, sys
+from tornado.ioloop import IOLoop
+from katcpx.flags import ProtocolFlags
+from katcpx.sensor import Sensor
+from katcpx.server import DeviceServer
 
-def start_servers(ports: list[int], n_sensors: int) -> tuple[subprocess.Popen[str], list[int]]:
+class Bench(DeviceServer):
+    PROTOCOL_INFO = ProtocolFlags(5, 1, "BIMT")
+    VERSION_INFO = ("bench", 1, 0)
+    BUILD_INFO = ("bench", 1, 0, "")
+    def __init__(self, host, port, n_sensors):
+        self.n_sensors = n_sensors
+        super().__init__(host, port)
+    def setup_sensors(self):
+        for i in range(self.n_sensors):
+            self.add_sensor(Sensor.float(f"s{i:04d}", "bench", "V", default=1.0))
+
+async def main(ports, n_sensors):
+    servers = []
+    for port in ports:
+        server = Bench("127.0.0.1", port, n_sensors)
+        server.set_ioloop(IOLoop.current())
+        server.start()
+        await server.until_running()
+        servers.append(server)
+    print(json.dumps([s.bind_address[1] for s in servers]), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+ports = json.loads(sys.argv[1])
+asyncio.run(main(ports, int(sys.argv[2])))
+"""
+SCRIPTS = {"aiokatcp": SERVER_SCRIPT, "katcpx": KATCPX_SERVER_SCRIPT}
+
+
+def start_servers(
+    ports: list[int], n_sensors: int, kind: str = "aiokatcp"
+) -> tuple[subprocess.Popen[str], list[int]]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER_SCRIPT, json.dumps(ports), str(n_sensors)],
+        [sys.executable, "-c", SCRIPTS[kind], json.dumps(ports), str(n_sensors)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -66,8 +103,9 @@ def start_servers(ports: list[int], n_sensors: int) -> tuple[subprocess.Popen[st
     return proc, json.loads(proc.stdout.readline())
 
 
-async def run(n_resources: int, n_sensors: int) -> bool:
-    proc, ports = start_servers([0] * n_resources, n_sensors)
+async def run(n_resources: int, n_sensors: int, kind: str) -> bool:
+    print(f"servers: {kind}")
+    proc, ports = start_servers([0] * n_resources, n_sensors, kind)
     try:
         spec = {
             "name": "array",
@@ -116,7 +154,7 @@ async def run(n_resources: int, n_sensors: int) -> bool:
         t0 = time.perf_counter()
         # In a thread: blocking here would freeze the clients' timers and bunch them up.
         loop = asyncio.get_running_loop()
-        proc, _ = await loop.run_in_executor(None, start_servers, ports, n_sensors)
+        proc, _ = await loop.run_in_executor(None, start_servers, ports, n_sensors, kind)
         await container.until_synced(timeout=60)
         await asyncio.wait_for(all_updated, 60)
         t_restart = time.perf_counter() - t0
@@ -136,8 +174,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resources", type=int, default=32)
     parser.add_argument("--sensors", type=int, default=1000)
+    parser.add_argument("--server", choices=sorted(SCRIPTS), default="aiokatcp")
     args = parser.parse_args()
-    ok = asyncio.run(run(args.resources, args.sensors))
+    ok = asyncio.run(run(args.resources, args.sensors, args.server))
     sys.exit(0 if ok else 1)
 
 

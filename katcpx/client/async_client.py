@@ -1,0 +1,615 @@
+"""katcp-python's ``AsyncClient``, ``CallbackClient`` and ``BlockingClient``, plus ``call()``.
+
+Replies are matched to requests by message id when the request carried one, and otherwise
+to the oldest outstanding request of the same name that was sent without an id. A request
+without id that times out stays queued (marked finished) until its late reply arrives, so
+that reply is not taken for a newer request of the same name; the queue is cleared when the
+connection drops.
+
+Timeouts cost no timer per request: requests sharing a timeout value expire in the order they
+were sent, so one loop timer per distinct timeout value serves them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..errors import ConnectionLost, RequestFailed, RequestTimeout
+from ..flags import ProtocolFlags
+from ..message import Message
+from ..transport import KatcpProtocol
+from ._pending import (
+    BlockingPending,
+    CallbackPending,
+    CallPending,
+    DeadlineQueue,
+    FuturePending,
+    Pending,
+)
+from .device_client import DeviceClient, KatcpVersionError, log
+
+__all__ = ["AsyncClient", "BlockingClient", "CallbackClient"]
+
+_Self = TypeVar("_Self", bound="AsyncClient")
+Reply = tuple[Message, list[Message]]
+
+
+class _Default:
+    """Type of :data:`DEFAULT`."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+#: ``call(..., timeout=DEFAULT)`` uses the client's default (or the server's hint).
+DEFAULT = _Default()
+
+
+class AsyncClient(DeviceClient):
+    """Implement async and callback-based requests on top of :class:`DeviceClient`.
+
+    This client uses message ids if the server supports them.
+
+    Parameters
+    ----------
+    host
+        Host to connect to.
+    port
+        Port to connect to.
+    tb_limit
+        Maximum number of stack frames logged when a handler raises.
+    timeout
+        Default seconds to wait for a reply; each request may override it. None: no
+        timeout. When the server announces request timeout hints (the ``T`` flag) and
+        :attr:`use_timeout_hints` is true, a request's default is the larger of this and
+        the server's hint for it.
+    logger
+        Logger to log to.
+    auto_reconnect
+        Whether to reconnect when the connection dies.
+
+    Notes
+    -----
+    The compatibility methods (:meth:`callback_request`, :meth:`future_request`,
+    :meth:`blocking_request`) never raise for a failed request: a timeout, a lost connection
+    or a stopped client resolves as a ``fail`` *reply* saying so, as in katcp-python. The
+    modern :meth:`call` raises instead.
+
+    Examples
+    --------
+    >>> async def main():
+    ...     async with await AsyncClient.connect("localhost", 10000) as client:
+    ...         reply, informs = await client.call("sensor-value", "cpu.temp", timeout=5)
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tb_limit: int = 20,
+        timeout: float | None = 5.0,
+        logger: logging.Logger = log,
+        auto_reconnect: bool = True,
+    ) -> None:
+        super().__init__(
+            host, port, tb_limit=tb_limit, logger=logger, auto_reconnect=auto_reconnect
+        )
+        self._request_timeout = timeout
+        #: Whether to fetch ``?request-timeout-hint`` from servers with the ``T`` flag.
+        self.use_timeout_hints = True
+        self._timeout_hints: dict[str, float] = {}
+        self._by_mid: dict[bytes, Pending] = {}
+        self._by_name: dict[str, deque[Pending]] = {}
+        # Timeout value -> requests with that timeout, in deadline order.
+        self._deadlines: dict[float, DeadlineQueue] = {}
+
+    # -- request book-keeping --------------------------------------------------------------
+
+    def _timeout_for(self, name: str, timeout: float | None) -> float | None:
+        """Resolve a compatibility-style timeout (None means the default)."""
+        if timeout is None:
+            timeout = self._request_timeout
+            hint = self._timeout_hints.get(name)
+            if hint and (timeout is None or hint > timeout):
+                timeout = hint
+        return timeout
+
+    def _start(
+        self, entry: Pending, msg: Message, timeout: float | None, use_mid: bool | None
+    ) -> None:
+        """Register `entry` for `msg` and send it; runs on the client's loop."""
+        conn = self._conn
+        if conn is None:
+            entry.mid = msg.mid
+            entry.done = True
+            entry.fail(f"Not connected to device {self.bind_address_string}", ConnectionLost)
+            return
+        mid = msg.mid
+        if mid is None:
+            if use_mid is None:
+                use_mid = self._server_supports_ids
+            if use_mid:
+                mid = msg.mid = self._next_id()
+                while mid in self._by_mid:  # only after wrapping past 2**31 - 1
+                    mid = msg.mid = self._next_id()
+        elif mid in self._by_mid:
+            entry.mid = mid
+            entry.done = True
+            entry.fail(f"Message id {mid.decode()} is already in use", RequestFailed)
+            return
+        if mid is not None and not self._server_supports_ids:
+            entry.mid = mid
+            entry.done = True
+            entry.fail("Message IDs not supported by server", RequestFailed)
+            return
+        entry.mid = mid
+        if mid is None:
+            queue = self._by_name.get(msg.name)
+            if queue is None:
+                queue = self._by_name[msg.name] = deque()
+            queue.append(entry)
+        else:
+            self._by_mid[mid] = entry
+        if timeout is not None:
+            loop = self._loop
+            assert loop is not None
+            entry.timeout = timeout
+            entry.deadline = deadline = loop.time() + timeout
+            dq = self._deadlines.get(timeout)
+            if dq is None:
+                dq = self._deadlines[timeout] = DeadlineQueue()
+            dq.entries.append(entry)
+            if dq.handle is None:
+                dq.handle = loop.call_at(deadline, self._expire, dq)
+        conn.send_message(msg)
+
+    def _expire(self, dq: DeadlineQueue) -> None:
+        """Time out the expired requests of `dq` and re-arm its timer for the next one."""
+        dq.handle = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        entries = dq.entries
+        while entries:
+            entry = entries[0]
+            if entry.done:
+                entries.popleft()
+            elif entry.deadline > now:
+                dq.handle = loop.call_at(entry.deadline, self._expire, dq)
+                return
+            else:
+                entries.popleft()
+                self._on_timeout(entry)
+
+    def _finished(self, entry: Pending) -> None:
+        """Drop finished entries from the front of `entry`'s deadline queue."""
+        dq = self._deadlines.get(entry.timeout)  # type: ignore[arg-type]
+        if dq is not None:
+            entries = dq.entries
+            while entries and entries[0].done:
+                entries.popleft()
+
+    def _on_timeout(self, entry: Pending) -> None:
+        if entry.done:
+            return
+        entry.done = True
+        if entry.mid is not None:
+            self._by_mid.pop(entry.mid, None)
+        # An entry without id stays queued (done): a late reply must not match a newer request.
+        entry.fail(
+            f"Request {entry.name} timed out after {entry.timeout:f} seconds.", RequestTimeout
+        )
+
+    def _fail_all(self, reason: str) -> None:
+        entries = list(self._by_mid.values())
+        for queue in self._by_name.values():
+            entries.extend(queue)
+        self._by_mid = {}
+        self._by_name = {}
+        for dq in self._deadlines.values():
+            if dq.handle is not None:
+                dq.handle.cancel()
+        self._deadlines = {}
+        for entry in entries:
+            if entry.done:
+                continue
+            entry.done = True
+            entry.fail(reason, ConnectionLost)
+
+    def _connection_closed(self) -> None:
+        self._fail_all("Connection closed before reply was received")
+
+    def _client_stopped(self) -> None:
+        self._fail_all("Client stopped before reply was received")
+
+    def handle_reply(self, msg: Message) -> Any:
+        """Handle a reply message related to a current request.
+
+        Replies that match no outstanding request go to the base class method (and so to
+        ``reply_*`` handlers or :meth:`unhandled_reply`).
+
+        Parameters
+        ----------
+        msg
+            The reply message to dispatch.
+        """
+        mid = msg.mid
+        entry: Pending | None
+        if mid is not None:
+            entry = self._by_mid.pop(mid, None)
+            if entry is not None and entry.name != msg.name:
+                self._logger.warning(
+                    "Reply %s does not match request %s[%s]", msg, entry.name, mid.decode()
+                )
+                self._by_mid[mid] = entry
+                entry = None
+        else:
+            queue = self._by_name.get(msg.name)
+            entry = queue.popleft() if queue else None
+            if entry is not None and entry.done:
+                entry = None  # the late reply of a timed-out request
+        if entry is None:
+            return super().handle_reply(msg)
+        entry.done = True
+        if entry.timeout is not None:
+            self._finished(entry)
+        if not entry.reply(msg):
+            return super().handle_reply(msg)
+        return None
+
+    def handle_inform(self, msg: Message) -> Any:
+        """Handle inform messages related to any current requests.
+
+        Informs not related to a current request go up to the base class method.
+
+        Parameters
+        ----------
+        msg
+            The inform message to dispatch.
+        """
+        mid = msg.mid
+        entry: Pending | None
+        if mid is not None:
+            entry = self._by_mid.get(mid)
+        else:
+            queue = self._by_name.get(msg.name)
+            entry = queue[0] if queue else None
+            if entry is not None and entry.done:
+                entry = None
+        if entry is None or not entry.inform(msg):
+            return super().handle_inform(msg)
+        return None
+
+    # -- timeout hints -----------------------------------------------------------------------
+
+    def _protocol_detected(self) -> None:
+        flags = self._protocol_flags
+        if (
+            self.use_timeout_hints
+            and self._conn is not None
+            and flags is not None
+            and flags.supports(ProtocolFlags.REQUEST_TIMEOUT_HINTS)
+            and self._in_loop_thread()
+        ):
+            self._fetch_timeout_hints()
+
+    def _on_connected(self, conn: KatcpProtocol) -> None:
+        super()._on_connected(conn)
+        if self._static_protocol_configuration and self._conn is conn:
+            self._protocol_detected()
+
+    def _fetch_timeout_hints(self) -> None:
+        hints: dict[str, float] = {}
+
+        def inform_cb(msg: Message) -> None:
+            if len(msg.arguments) >= 2:
+                try:
+                    hints[msg.arguments[0].decode()] = float(msg.arguments[1])
+                except ValueError:
+                    pass
+
+        def reply_cb(msg: Message) -> None:
+            if msg.reply_ok():
+                self._timeout_hints = hints
+
+        entry = CallbackPending("request-timeout-hint", reply_cb, inform_cb, None)
+        self._start(entry, Message.request("request-timeout-hint"), self._request_timeout, None)
+
+    # -- compatibility request methods ---------------------------------------------------------
+
+    def callback_request(
+        self,
+        msg: Message,
+        reply_cb: Callable[..., Any] | None = None,
+        inform_cb: Callable[..., Any] | None = None,
+        user_data: tuple[Any, ...] | None = None,
+        timeout: float | None = None,
+        use_mid: bool | None = None,
+    ) -> None:
+        """Send a request message.
+
+        May be called from any thread; the callbacks run on the client's loop.
+
+        Parameters
+        ----------
+        msg
+            The request message to send.
+        reply_cb
+            The reply callback with signature ``reply_cb(msg)`` or ``reply_cb(msg, *user_data)``.
+        inform_cb
+            The inform callback with signature ``inform_cb(msg)`` or
+            ``inform_cb(msg, *user_data)``.
+        user_data
+            Optional user data to send to the reply and inform callbacks.
+        timeout
+            How long to wait for a reply. The default is the timeout set when creating the
+            client.
+        use_mid
+            Whether to use message IDs. Default is to use message IDs if the server supports
+            them.
+        """
+        entry = CallbackPending(msg.name, reply_cb, inform_cb, user_data)
+        self._dispatch_start(entry, msg, self._timeout_for(msg.name, timeout), use_mid)
+
+    def _dispatch_start(
+        self, entry: Pending, msg: Message, timeout: float | None, use_mid: bool | None
+    ) -> None:
+        if self._in_loop_thread():
+            self._start(entry, msg, timeout, use_mid)
+            return
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            entry.done = True
+            entry.fail(f"Not connected to device {self.bind_address_string}", ConnectionLost)
+            return
+        loop.call_soon_threadsafe(self._start, entry, msg, timeout, use_mid)
+
+    def future_request(
+        self, msg: Message, timeout: float | None = None, use_mid: bool | None = None
+    ) -> asyncio.Future[Reply] | concurrent.futures.Future[Reply]:
+        """Send a request message, with future replies.
+
+        Parameters
+        ----------
+        msg
+            The request message to send.
+        timeout
+            How long to wait for a reply. The default is the timeout set when creating the
+            client.
+        use_mid
+            Whether to use message IDs. Default is to use message IDs if the server supports
+            them.
+
+        Returns
+        -------
+        future
+            Resolves with ``(reply, informs)``. Called on the client's loop it is a future of
+            that loop (a tornado 6 Future is an asyncio Future). Called from another thread
+            it is a future of the caller's running loop, or a ``concurrent.futures.Future``
+            when the caller has no running loop.
+        """
+        timeout = self._timeout_for(msg.name, timeout)
+        if self._in_loop_thread():
+            assert self._loop is not None
+            fut: asyncio.Future[Reply] = self._loop.create_future()
+            self._start(FuturePending(msg.name, fut), msg, timeout, use_mid)
+            return fut
+        cfut: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        self._dispatch_start(FuturePending(msg.name, cfut), msg, timeout, use_mid)
+        try:
+            caller_loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return cfut
+        return asyncio.wrap_future(cfut, loop=caller_loop)
+
+    def _check_blocking_allowed(self, what: str) -> None:
+        # _get_running_loop() returns None instead of raising: this runs on every request.
+        loop = self._loop
+        if (loop is not None and asyncio._get_running_loop() is loop) or self._in_loop_thread():
+            raise RuntimeError(
+                f"{what}() called from the client's own ioloop thread would deadlock; "
+                f"use future_request() or await call() instead"
+            )
+
+    def blocking_request(
+        self, msg: Message, timeout: float | None = None, use_mid: bool | None = None
+    ) -> Reply:
+        """Send a request message and wait for its reply.
+
+        Parameters
+        ----------
+        msg
+            The request message to send.
+        timeout
+            How long to wait for a reply. The default is the timeout set when creating the
+            client.
+        use_mid
+            Whether to use message IDs. Default is to use message IDs if the server supports
+            them.
+
+        Returns
+        -------
+        reply : Message
+            The reply message received (a ``fail`` reply if the request timed out or the
+            connection was lost).
+        informs : list of Message
+            The inform messages received.
+
+        Raises
+        ------
+        RuntimeError
+            If called from the client's own loop thread, where it would deadlock.
+        """
+        self._check_blocking_allowed("blocking_request")
+        timeout = self._timeout_for(msg.name, timeout)
+        entry = BlockingPending(msg.name)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            entry.done = True
+            entry.fail(f"Not connected to device {self.bind_address_string}", ConnectionLost)
+        else:
+            loop.call_soon_threadsafe(self._start_flushed, entry, msg, timeout, use_mid)
+        # The loop's deadline resolves the request; the extra second guards a stuck loop.
+        if not entry.lock.acquire(timeout=-1 if timeout is None else timeout + 1.0):
+            raise RuntimeError(
+                "Unexpected error: Async request handler did not call reply handler "
+                "within timeout period"
+            )
+        assert entry.result is not None
+        return entry.result
+
+    def _start_flushed(
+        self, entry: Pending, msg: Message, timeout: float | None, use_mid: bool | None
+    ) -> None:
+        # A blocking caller sends one request at a time: send it now rather than at the end
+        # of the loop iteration, saving an iteration per request.
+        self._start(entry, msg, timeout, use_mid)
+        conn = self._conn
+        if conn is not None:
+            conn.flush()
+
+    # -- modern API ----------------------------------------------------------------------------
+
+    async def call(
+        self,
+        name: str,
+        *args: Any,
+        timeout: float | None | _Default = DEFAULT,
+        use_mid: bool | None = None,
+    ) -> Reply:
+        """Make a request and return ``(reply, informs)`` if the server replies ``ok``.
+
+        Awaitable from the client's loop, or from any other running loop when the client's
+        loop is managed.
+
+        Parameters
+        ----------
+        name
+            The request name, e.g. ``"sensor-value"``.
+        *args
+            Request arguments (formatted like :class:`~katcpx.message.Message` arguments).
+        timeout
+            Seconds to wait for the reply; None waits forever. By default the client's
+            timeout (or the server's timeout hint for `name`, if larger).
+        use_mid
+            Whether to use a message id. Default: if the server supports them.
+
+        Raises
+        ------
+        FailReplyError
+            The server replied ``fail``; the exception text is the server's message.
+        InvalidReply
+            The server replied ``invalid``.
+        RequestTimeout
+            No reply within `timeout`.
+        ConnectionLost
+            The client is not connected, or the connection dropped before the reply.
+        KatcpVersionError
+            `use_mid` is true but the server does not support message ids.
+        """
+        if use_mid and not self._server_supports_ids:
+            raise KatcpVersionError("Message IDs not supported by server")
+        msg = Message.request(name, *args)
+        if timeout is DEFAULT:
+            resolved = (
+                self._timeout_for(name, None) if self._timeout_hints else self._request_timeout
+            )
+        else:
+            resolved = timeout  # type: ignore[assignment]
+        if self._in_loop_thread():
+            assert self._loop is not None
+            fut: asyncio.Future[Reply] = self._loop.create_future()
+            self._start(CallPending(name, fut), msg, resolved, use_mid)
+            return await fut
+        cfut: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        self._dispatch_start(CallPending(name, cfut), msg, resolved, use_mid)
+        return await asyncio.wrap_future(cfut)
+
+    @classmethod
+    async def connect(
+        cls: type[_Self], host: str, port: int, *, timeout: float | None = 10.0, **kwargs: Any
+    ) -> _Self:
+        """Create a client on the running loop, start it and wait for the server's protocol.
+
+        Parameters
+        ----------
+        host, port
+            The server's address.
+        timeout
+            Seconds to wait for the connection and protocol information.
+        **kwargs
+            Passed to the constructor.
+
+        Raises
+        ------
+        TimeoutError
+            If the protocol information did not arrive within `timeout`.
+        """
+        client = cls(host, port, **kwargs)
+        client.set_ioloop()
+        client.start()
+        try:
+            await client.until_protocol(timeout)
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    async def aclose(self) -> None:
+        """Stop the client and wait until it has stopped (from any running loop)."""
+        if self._loop is None:
+            return
+        if self._in_loop_thread() or asyncio.get_running_loop() is self._loop:
+            self.stop()
+            await self.until_stopped()
+        else:
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._stop_now)
+            await self._stopped.until_set()
+            await asyncio.to_thread(self.join)
+
+    async def __aenter__(self: _Self) -> _Self:
+        if self._stopped.is_set():
+            if self._managed:
+                self.set_ioloop()
+            self.start()
+            await self.until_protocol()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class CallbackClient(AsyncClient):
+    """An :class:`AsyncClient` meant to be used from threads other than its own loop's.
+
+    Parameters are those of :class:`AsyncClient`; thread safety is enabled at construction.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tb_limit: int = 20,
+        timeout: float | None = 5.0,
+        logger: logging.Logger = log,
+        auto_reconnect: bool = True,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            tb_limit=tb_limit,
+            timeout=timeout,
+            logger=logger,
+            auto_reconnect=auto_reconnect,
+        )
+        self.enable_thread_safety()
+
+
+class BlockingClient(CallbackClient):
+    """A :class:`CallbackClient` used through :meth:`blocking_request` from other threads."""

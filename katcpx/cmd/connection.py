@@ -1,0 +1,203 @@
+"""Connecting for katcp-cmd: server addresses, the client class, and readable failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ..client import AsyncClient
+from ..client.async_client import Reply
+from ..message import Message
+
+__all__ = ["CmdClient", "CmdError", "connect", "parse_address", "quiet_logger"]
+
+#: Exit status for a ``fail`` or ``invalid`` reply (or an unknown sensor).
+EXIT_FAIL = 1
+#: Exit status for connection problems, timeouts and usage errors.
+EXIT_ERROR = 2
+
+_ADDRESS = re.compile(r"^(?:\[(?P<ip6>[^\]]+)\]|(?P<host>[^:\s]*)):(?P<port>\d+)$")
+
+
+class CmdError(Exception):
+    """An error to report as one line on stderr, with the exit status to use.
+
+    Parameters
+    ----------
+    text
+        The message for people.
+    status
+        The process exit status.
+    """
+
+    def __init__(self, text: str, status: int = EXIT_ERROR) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+def looks_like_address(text: str) -> bool:
+    """Whether `text` is a ``HOST:PORT``, ``:PORT``, ``[IPV6]:PORT`` or bare ``PORT``."""
+    return text.isdigit() or _ADDRESS.match(text) is not None
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (``:PORT`` and a bare ``PORT`` mean localhost).
+
+    Raises
+    ------
+    CmdError
+        If `text` is not an address.
+    """
+    if text.isdigit():
+        host, port = "localhost", int(text)
+    else:
+        match = _ADDRESS.match(text.strip())
+        if match is None:
+            raise CmdError(f"not a server address (HOST:PORT): {text!r}")
+        host = match["ip6"] or match["host"] or "localhost"
+        port = int(match["port"])
+    if not 0 < port < 65536:
+        raise CmdError(f"port out of range in {text!r}")
+    return host, port
+
+
+def quiet_logger(verbose: bool = False) -> logging.Logger:
+    """The logger given to the client: silent, or to stderr with ``--verbose``.
+
+    The client's own warnings would otherwise reach Python's last-resort handler and land
+    on the terminal in the middle of a prompt or of tool output.
+    """
+    logger = logging.getLogger("katcpx.cmd.client")
+    logger.propagate = False
+    if not logger.handlers:
+        handler: logging.Handler
+        if verbose:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        else:
+            handler = logging.NullHandler()
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    return logger
+
+
+class CmdClient(AsyncClient):
+    """An :class:`AsyncClient` that shows every inform and any reply nobody waits for.
+
+    Attributes
+    ----------
+    on_inform
+        Called with each inform and whether it was unsolicited (no request of that name,
+        and no message id, is outstanding), before normal dispatch.
+    on_reply
+        Called with replies that match no outstanding :meth:`call` (raw-mode requests).
+    """
+
+    def __init__(self, host: str, port: int, **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        self.on_inform: Callable[[Message, bool], None] | None = None
+        self.on_reply: Callable[[Message], None] | None = None
+        # Names of requests in flight, to tell a request's informs from unsolicited ones
+        # when the server uses no message ids.
+        self.in_flight: Counter[str] = Counter()
+
+    async def tracked_call(self, name: str, *args: Any) -> Reply:
+        """:meth:`call`, keeping :attr:`in_flight` up to date (same returns and errors)."""
+        self.in_flight[name] += 1
+        try:
+            return await self.call(name, *args)
+        finally:
+            self.in_flight[name] -= 1
+            if self.in_flight[name] <= 0:
+                del self.in_flight[name]
+
+    def handle_inform(self, msg: Message) -> Any:
+        """Show the inform, then dispatch it as usual."""
+        if self.on_inform is not None:
+            unsolicited = msg.mid is None and msg.name not in self.in_flight
+            try:
+                self.on_inform(msg, unsolicited)
+            except Exception:
+                self._logger.exception("Showing inform %s failed", msg.name)
+        return super().handle_inform(msg)
+
+    def unhandled_reply(self, msg: Message) -> None:
+        """Show a reply that no :meth:`call` was waiting for."""
+        if self.on_reply is not None:
+            self.on_reply(msg)
+
+
+async def connect(
+    address: tuple[str, int],
+    *,
+    timeout: float,
+    auto_reconnect: bool = False,
+    verbose: bool = False,
+    client_class: type[CmdClient] = CmdClient,
+) -> CmdClient:
+    """Connect and wait for the server's protocol information.
+
+    The first connection gets one attempt: an unreachable server is reported at once rather
+    than retried. `auto_reconnect` applies once connected.
+
+    Parameters
+    ----------
+    address
+        ``(host, port)``.
+    timeout
+        Seconds allowed for the connection and the ``#version-connect`` informs; also the
+        client's default request timeout.
+    auto_reconnect
+        Whether to reconnect after the connection drops.
+    verbose
+        Log the client's activity to stderr.
+    client_class
+        The client class to create.
+
+    Raises
+    ------
+    CmdError
+        If the server cannot be reached or does not speak KATCP in time.
+    """
+    host, port = address
+    client = client_class(
+        host, port, timeout=timeout, logger=quiet_logger(verbose), auto_reconnect=False
+    )
+    client.connect_timeout = timeout
+    client.auto_reconnect_max_delay = 5.0  # an operator is waiting: retry often
+    client.set_ioloop()
+    client.start()
+    protocol = client.until_protocol()
+    stopped = client.until_stopped()
+    try:
+        await asyncio.wait({protocol, stopped}, timeout=timeout, return_when="FIRST_COMPLETED")
+    finally:
+        stopped.cancel()
+        protocol.cancel()
+    if protocol.done() and not protocol.cancelled() and client.protocol_flags is not None:
+        client.auto_reconnect = auto_reconnect
+        return client
+    await client.aclose()
+    reason = await _diagnose(host, port, timeout)
+    raise CmdError(f"cannot connect to {host}:{port}: {reason}")
+
+
+async def _diagnose(host: str, port: int, timeout: float) -> str:
+    """Find out, with a plain TCP connection, why the client did not get going."""
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except asyncio.TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except OSError as exc:
+        # asyncio wraps refusals as "Connect call failed (...)"; the errno says it better.
+        if exc.errno:
+            return os.strerror(exc.errno) if exc.errno > 0 else (exc.strerror or str(exc))
+        return str(exc) or type(exc).__name__
+    writer.close()
+    return f"no KATCP #version-connect within {timeout:g} s"

@@ -1,0 +1,518 @@
+"""The interactive session: a prompt_toolkit prompt that sends what you type as requests.
+
+Replies print when they arrive, so several requests may be in flight; informs the server
+sends on its own print above the line being typed (prompt_toolkit's ``run_in_terminal``,
+through ``print_formatted_text``). Completion knows the server's requests and sensors and
+refreshes on ``#interface-changed``. When stdin is not a terminal the lines are read and
+executed one after the other instead (``echo '?help' | katcp-cmd HOST:PORT``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import ANSI
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from ..client import KatcpClientDisconnected
+from ..errors import FailReplyError, InvalidReply, KatcpSyntaxError, RequestFailed
+from ..message import Message
+from ..parser import MessageParser
+from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect
+from .render import color_enabled, decode, paint, render_message
+from .tools import describe_failure, request_name
+
+__all__ = ["KatcpCompleter", "Shell", "history_path", "run_shell"]
+
+#: Requests whose first argument is a sensor name.
+SENSOR_REQUESTS = frozenset({"sensor-value", "sensor-list", "sensor-sampling"})
+STRATEGIES = ("auto", "event", "period", "differential", "event-rate", "differential-rate", "none")
+
+LOCAL_COMMANDS = {
+    "/help": "show this help",
+    "/watch": "SENSOR... [PERIOD]: print updates (event strategy, or period PERIOD)",
+    "/unwatch": "[SENSOR...]: stop watching (all when no sensor is named)",
+    "/strategy": "SENSOR STRATEGY [PARAM...]: set a sampling strategy",
+    "/raw": "toggle raw mode: type and see the escaped wire format",
+    "/quit": "leave (also /exit or Ctrl-D)",
+}
+
+HELP = """\
+Type requests as on telnet: '?sensor-value cpu.temp' (the '?' is optional). Quote
+arguments that contain spaces ('?set-name "my device"'); katcp-cmd does the KATCP
+escaping. Tab completes request and sensor names. ?help lists the server's requests.
+Local commands:
+"""
+
+
+def history_path(option: str | None = None) -> str:
+    """The history file: `option`, else ``$KATCP_CMD_HISTORY``, else ``~/.katcp_cmd_history``."""
+    return (
+        option or os.environ.get("KATCP_CMD_HISTORY") or os.path.expanduser("~/.katcp_cmd_history")
+    )
+
+
+class KatcpCompleter(Completer):
+    """Completes request names, local commands, sensor names and strategy names.
+
+    Parameters
+    ----------
+    shell
+        The shell whose :attr:`Shell.requests` and :attr:`Shell.sensors` to offer.
+    """
+
+    def __init__(self, shell: Shell) -> None:
+        self.shell = shell
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterable[Completion]:
+        """Yield the completions of the word before the cursor."""
+        text = document.text_before_cursor
+        words = text.split()
+        if not words or text[-1].isspace():
+            words.append("")
+        current, index = words[-1], len(words) - 1
+        if index == 0:
+            if current.startswith("/"):
+                yield from _matches(current, LOCAL_COMMANDS)
+            else:
+                word = current[1:] if current.startswith("?") else current
+                yield from _matches(word, self.shell.requests)
+            return
+        first = words[0].lstrip("?")
+        sensors = self.shell.sensors
+        if first in ("/watch", "/unwatch") or (index == 1 and first in SENSOR_REQUESTS):
+            yield from _matches(current, sensors)
+        elif first == "/strategy" and index == 1:
+            yield from _matches(current, sensors)
+        elif index == 2 and first in ("/strategy", "sensor-sampling"):
+            yield from _matches(current, dict.fromkeys(STRATEGIES, ""))
+
+
+def _matches(word: str, names: dict[str, str]) -> Iterable[Completion]:
+    for name in sorted(names):
+        if name.startswith(word):
+            yield Completion(name, start_position=-len(word), display_meta=names[name])
+
+
+class Shell:
+    """One interactive (or scripted) session on a connected client.
+
+    Parameters
+    ----------
+    client
+        The connected client (with auto-reconnect on).
+    address
+        ``(host, port)`` for the prompt and status lines.
+    color
+        Colour the output.
+    raw
+        Start in raw mode.
+    informs, replies
+        Whether to print the informs and the replies of requests.
+    """
+
+    def __init__(
+        self,
+        client: CmdClient,
+        address: tuple[str, int],
+        *,
+        color: bool,
+        raw: bool = False,
+        informs: bool = True,
+        replies: bool = True,
+    ) -> None:
+        self.client = client
+        self.address = f"{address[0]}:{address[1]}"
+        self.color = color
+        self.raw = raw
+        self.show_informs = informs
+        self.show_replies = replies
+        #: Request names (from ``?help``) and sensor names (from ``?sensor-list``) with a
+        #: one-line description, for completion.
+        self.requests: dict[str, str] = {}
+        self.sensors: dict[str, str] = {}
+        #: Sensor name -> the strategy (and parameters) set by /watch or /strategy.
+        self.watches: dict[str, list[str]] = {}
+        self.connected = client.is_connected()
+        self.status = 0
+        self.session: PromptSession[str] | None = None
+        self._quiet: Counter[str] = Counter()
+        self._raw_in_flight: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refresh_task: asyncio.Task[None] | None = None
+        client.on_inform = self._on_inform
+        client.on_reply = self._on_reply
+
+    # -- output ------------------------------------------------------------------------------
+
+    def emit(self, text: str) -> None:
+        """Print a line; while the prompt runs it goes above it, leaving the typing intact."""
+        if self.session is None:
+            print(text, flush=True)
+        else:
+            print_formatted_text(ANSI(text) if self.color else text)
+
+    def note(self, text: str, style: str = "note") -> None:
+        """Print one of katcp-cmd's own remarks (``-- ...``)."""
+        self.emit(paint(f"-- {text}", style, self.color))
+
+    def show(self, msg: Message, unsolicited: bool = False) -> None:
+        """Print a message in the current mode."""
+        self.emit(render_message(msg, color=self.color, raw=self.raw, unsolicited=unsolicited))
+
+    def _invalidate(self) -> None:
+        if self.session is not None and self.session.app.is_running:
+            self.session.app.invalidate()
+
+    def prompt_message(self) -> ANSI:
+        """The prompt: the address, flagged while disconnected."""
+        mode = "raw " if self.raw else ""
+        if self.connected:
+            return ANSI(paint(f"{mode}{self.address}> ", "ok", self.color))
+        return ANSI(paint(f"[disconnected] {mode}{self.address}> ", "fail", self.color))
+
+    def toolbar(self) -> str:
+        """The bottom toolbar: connection state and what the session is doing."""
+        if not self.connected:
+            return f" DISCONNECTED from {self.address}, reconnecting...  /help for help"
+        flags = self.client.protocol_flags
+        parts = [f" connected to {self.address}", f"katcp {flags}" if flags else ""]
+        parts.append(f"{len(self.requests)} requests, {len(self.sensors)} sensors")
+        if self.watches:
+            parts.append(f"watching {len(self.watches)}")
+        if self.raw:
+            parts.append("RAW")
+        parts.append("/help for help")
+        return "  |  ".join(p for p in parts if p)
+
+    # -- messages from the client -------------------------------------------------------------
+
+    def _on_inform(self, msg: Message, unsolicited: bool) -> None:
+        if msg.name == "interface-changed":
+            self.schedule_refresh()
+        if self._quiet[msg.name] and not unsolicited:
+            return
+        if unsolicited or self.show_informs:
+            self.show(msg, unsolicited)
+
+    def _on_reply(self, msg: Message) -> None:
+        # A reply to a raw-mode request (no call waits for those), or a late one.
+        if self._raw_in_flight[msg.name] > 0:
+            self._forget_raw({msg.name: 1})
+        if self.show_replies:
+            self.show(msg)
+        if msg.arguments[:1] != [b"ok"]:
+            self.status = max(self.status, EXIT_FAIL)
+
+    # -- completion data ----------------------------------------------------------------------
+
+    async def _quiet_call(self, name: str, *args: Any) -> list[Message] | None:
+        """Make a request whose informs are for katcp-cmd, not the screen."""
+        self._quiet[name] += 1
+        try:
+            _, informs = await self.client.tracked_call(name, *args)
+        except RequestFailed:
+            return None
+        finally:
+            self._quiet[name] -= 1
+        return informs
+
+    async def refresh(self, announce: bool = False) -> None:
+        """Fetch request names (``?help``) and sensor names (``?sensor-list``)."""
+        helps = await self._quiet_call("help")
+        if helps is not None:
+            self.requests = {
+                decode(m.arguments[0]): _summary(m.arguments[1:]) for m in helps if m.arguments
+            }
+        sensors = await self._quiet_call("sensor-list")
+        if sensors is not None:
+            self.sensors = {
+                decode(m.arguments[0]): _summary(m.arguments[1:2]) for m in sensors if m.arguments
+            }
+        if announce:
+            self.note(
+                f"completions updated: {len(self.requests)} requests, {len(self.sensors)} sensors"
+            )
+        self._invalidate()
+
+    def schedule_refresh(self) -> None:
+        """Refresh the completion data in the background (after ``#interface-changed``)."""
+        if self._refresh_task is None or self._refresh_task.done():
+            self._refresh_task = self._spawn(self.refresh(announce=True))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def watch_connection(self) -> None:
+        """Report connection loss and recovery; restore watches after reconnecting."""
+        client = self.client
+        while True:
+            await client.until_disconnected()
+            self.connected = False
+            self._forget_raw(dict(self._raw_in_flight))  # their replies will never come
+            self.note(f"connection to {self.address} lost; reconnecting...", "fail")
+            self._invalidate()
+            await client.until_connected()
+            await client.until_protocol()
+            self.connected = True
+            self.note(f"reconnected to {self.address}", "ok")
+            self._invalidate()
+            await self.refresh()
+            for sensor, strategy in list(self.watches.items()):
+                await self.set_strategy(sensor, strategy, announce=False)
+
+    # -- executing lines ----------------------------------------------------------------------
+
+    async def execute(self, line: str, *, wait: bool = False) -> bool:
+        """Execute one typed line; return False to end the session.
+
+        Parameters
+        ----------
+        line
+            What was typed.
+        wait
+            Wait for the reply before returning (scripted use); otherwise the request runs
+            in the background and its reply prints when it arrives.
+        """
+        line = line.strip()
+        if not line:
+            return True
+        if line.startswith("/"):
+            return await self.local_command(line)
+        if self.raw:
+            self.send_raw(line)
+            return True
+        try:
+            words = shlex.split(line)
+            name = request_name(words[0])
+        except ValueError as exc:
+            self.note(f"cannot parse: {exc}", "error")
+            return True
+        except CmdError as exc:
+            self.note(str(exc), "error")
+            return True
+        task = self._spawn(self.request(name, words[1:]))
+        if wait:
+            await task
+        return True
+
+    async def request(self, name: str, args: list[str]) -> None:
+        """Send a request and print its reply (its informs print as they arrive)."""
+        try:
+            reply, _ = await self.client.tracked_call(name, *args)
+        except (FailReplyError, InvalidReply) as exc:
+            self.status = max(self.status, EXIT_FAIL)
+            if exc.reply is not None and self.show_replies:
+                self.show(exc.reply)
+            return
+        except RequestFailed as exc:
+            self.status = max(self.status, EXIT_ERROR)
+            self.note(describe_failure(name, exc), "error")
+            return
+        if self.show_replies:
+            self.show(reply)
+
+    def send_raw(self, line: str) -> None:
+        """Send a line in wire format, as typed (a missing ``?`` is added)."""
+        if line[0] not in "?!#":
+            line = "?" + line
+        try:
+            msg = MessageParser().parse(line.encode())
+        except KatcpSyntaxError as exc:
+            self.note(f"not a KATCP message: {exc}", "error")
+            return
+        try:
+            self.client.send_message(msg)
+        except KatcpClientDisconnected:
+            self.note("not connected", "error")
+            return
+        if msg.mtype == Message.REQUEST:
+            # Its informs are then shown as the request's, not as unsolicited ones.
+            self.client.in_flight[msg.name] += 1
+            self._raw_in_flight[msg.name] += 1
+
+    def _forget_raw(self, counts: dict[str, int]) -> None:
+        """Stop counting raw-mode requests as in flight (replied, or connection lost)."""
+        for name, count in counts.items():
+            for counter in (self.client.in_flight, self._raw_in_flight):
+                counter[name] -= count
+                if counter[name] <= 0:
+                    del counter[name]
+
+    async def local_command(self, line: str) -> bool:
+        """Run a ``/command``."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            self.note(f"cannot parse: {exc}", "error")
+            return True
+        command, args = words[0], words[1:]
+        if command in ("/quit", "/exit", "/q"):
+            return False
+        if command == "/help":
+            width = max(len(c) for c in LOCAL_COMMANDS)
+            lines = [f"  {c:<{width}}  {h}" for c, h in LOCAL_COMMANDS.items()]
+            self.emit(HELP + "\n".join(lines))
+        elif command == "/raw":
+            self.raw = not self.raw
+            self.note(
+                "raw mode on: lines go out as typed (escaped), messages show as sent"
+                if self.raw
+                else "raw mode off"
+            )
+            self._invalidate()
+        elif command == "/watch":
+            if not args:
+                self.note("usage: /watch SENSOR... [PERIOD]", "error")
+                return True
+            strategy = ["event"]
+            if len(args) > 1 and _is_number(args[-1]):
+                strategy = ["period", args.pop()]
+            for sensor in args:
+                await self.set_strategy(sensor, strategy)
+        elif command == "/unwatch":
+            for sensor in args or list(self.watches):
+                await self.set_strategy(sensor, ["none"])
+        elif command == "/strategy":
+            if len(args) < 2:
+                self.note("usage: /strategy SENSOR STRATEGY [PARAM...]", "error")
+                return True
+            await self.set_strategy(args[0], args[1:])
+        else:
+            self.note(f"unknown command {command}; /help lists them", "error")
+        return True
+
+    async def set_strategy(self, sensor: str, strategy: list[str], announce: bool = True) -> bool:
+        """Set a sensor's sampling strategy and remember it for reconnections."""
+        try:
+            await self.client.tracked_call("sensor-sampling", sensor, *strategy)
+        except RequestFailed as exc:
+            self.note(f"cannot set {' '.join(strategy)} on {sensor}: {exc}", "error")
+            return False
+        if strategy[0] == "none":
+            self.watches.pop(sensor, None)
+            message = f"stopped watching {sensor}"
+        else:
+            self.watches[sensor] = strategy
+            message = f"watching {sensor} ({' '.join(strategy)})"
+        if announce:
+            self.note(message)
+        self._invalidate()
+        return True
+
+    # -- the loops ------------------------------------------------------------------------------
+
+    async def interact(self, history: History) -> int:
+        """Run the prompt until /quit or Ctrl-D."""
+        self.session = PromptSession(
+            self.prompt_message,
+            history=history,
+            completer=KatcpCompleter(self),
+            complete_while_typing=False,
+            bottom_toolbar=self.toolbar,
+        )
+        watcher = self._spawn(self.watch_connection())
+        self._spawn(self.refresh())
+        self.note(f"connected to {self.address} (katcp {self.client.protocol_flags}); /help")
+        try:
+            with patch_stdout(raw=True):
+                while True:
+                    try:
+                        line = await self.session.prompt_async()
+                    except KeyboardInterrupt:
+                        continue
+                    except EOFError:
+                        break
+                    if not await self.execute(line):
+                        break
+        finally:
+            watcher.cancel()
+        return 0
+
+    async def script(self) -> int:
+        """Execute lines from a non-terminal stdin one by one; the exit status is the worst."""
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line or not await self.execute(line, wait=True):
+                break
+        return self.status
+
+    async def close(self) -> None:
+        """Stop background work and the client."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.aclose()
+
+
+def _summary(args: list[bytes]) -> str:
+    """First line of a description argument."""
+    text = decode(args[0]).strip() if args else ""
+    return text.splitlines()[0] if text else ""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _open_history(path: str) -> History:
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        print(f"katcp-cmd: history not saved: {path}: {exc.strerror}", file=sys.stderr)
+        return InMemoryHistory()
+    return FileHistory(path)
+
+
+async def run_shell(
+    address: tuple[str, int],
+    *,
+    timeout: float,
+    history: str | None = None,
+    color: bool | None = None,
+    raw: bool = False,
+    informs: bool = True,
+    replies: bool = True,
+    verbose: bool = False,
+) -> int:
+    """Connect and run the interactive session (or the scripted one if stdin is no terminal).
+
+    Returns the exit status; raises :class:`CmdError` if the first connection fails.
+    """
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    client = await connect(address, timeout=timeout, auto_reconnect=interactive, verbose=verbose)
+    shell = Shell(
+        client,
+        address,
+        color=color_enabled(sys.stdout, color),
+        raw=raw,
+        informs=informs,
+        replies=replies,
+    )
+    try:
+        if interactive:
+            return await shell.interact(_open_history(history_path(history)))
+        return await shell.script()
+    finally:
+        await shell.close()

@@ -1,0 +1,317 @@
+"""The non-interactive modes: one request, and the ``get``/``list``/``monitor`` tools.
+
+Each tool is a coroutine taking parsed options and returning the exit status; failures meant
+for people are raised as :class:`~katcpx.cmd.connection.CmdError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
+from ..message import Message
+from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect
+from .render import (
+    SEVERITY,
+    SensorInfo,
+    SensorUpdate,
+    decode,
+    render_message,
+    render_table,
+    render_update,
+    update_row,
+)
+
+__all__ = ["Output", "get", "list_", "monitor", "one_shot", "request_name"]
+
+
+@dataclass
+class Output:
+    """Where and how the tools print.
+
+    Attributes
+    ----------
+    color
+        Use ANSI colours.
+    out, err
+        The streams for results and for error lines.
+    """
+
+    color: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def line(self, text: str) -> None:
+        """Print one line of results (flushed: monitors and pipes want it now)."""
+        print(text, file=self.out, flush=True)
+
+    def error(self, text: str) -> None:
+        """Print one error line on stderr."""
+        print(f"katcp-cmd: {text}", file=self.err, flush=True)
+
+
+def request_name(word: str) -> str:
+    """The request name from a typed word: the ``?`` is optional.
+
+    Raises
+    ------
+    CmdError
+        If the word is not a valid KATCP name.
+    """
+    name = word[1:] if word.startswith("?") else word
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", name):
+        raise CmdError(f"not a request name: {word!r}")
+    return name
+
+
+def failure_status(exc: RequestFailed) -> int:
+    """Exit status for a failed request: 1 if the server said no, 2 if it never answered."""
+    return EXIT_FAIL if isinstance(exc, FailReplyError | InvalidReply) else EXIT_ERROR
+
+
+def describe_failure(name: str, exc: RequestFailed) -> str:
+    """One line about a request that got no reply."""
+    if isinstance(exc, RequestTimeout):
+        return f"?{name}: no reply: {exc}"
+    if isinstance(exc, ConnectionLost):
+        return f"?{name}: connection lost: {exc}"
+    return f"?{name}: {exc}"
+
+
+async def one_shot(
+    address: tuple[str, int],
+    words: list[str],
+    *,
+    timeout: float,
+    informs: bool,
+    replies: bool,
+    output: Output,
+    verbose: bool = False,
+) -> int:
+    """Send one request, print its informs and reply, and return the exit status."""
+    name = request_name(words[0])
+    client = await connect(address, timeout=timeout, verbose=verbose)
+
+    def on_inform(msg: Message, unsolicited: bool) -> None:
+        if informs and not unsolicited:
+            output.line(render_message(msg, color=output.color))
+
+    client.on_inform = on_inform
+    try:
+        reply, _ = await client.tracked_call(name, *words[1:])
+    except (FailReplyError, InvalidReply) as exc:
+        if replies and exc.reply is not None:
+            output.line(render_message(exc.reply, color=output.color))
+        return EXIT_FAIL
+    except RequestFailed as exc:
+        output.error(describe_failure(name, exc))
+        return EXIT_ERROR
+    finally:
+        await client.aclose()
+    if replies:
+        output.line(render_message(reply, color=output.color))
+    return 0
+
+
+async def _sensor_infos(
+    client: CmdClient, names: list[str], output: Output
+) -> tuple[dict[str, SensorInfo], bool]:
+    """``?sensor-list`` each name (a ``/regex/`` too); report unknown ones.
+
+    Returns the sensors found and whether every name matched.
+    """
+    infos: dict[str, SensorInfo] = {}
+    all_found = True
+    for name in names:
+        try:
+            _, informs = await client.tracked_call("sensor-list", name)
+        except (FailReplyError, InvalidReply) as exc:
+            output.error(f"unknown sensor {name!r}: {exc}")
+            all_found = False
+            continue
+        if not informs:
+            output.error(f"no sensor matches {name!r}")
+            all_found = False
+        for inform in informs:
+            info = SensorInfo.from_inform(inform)
+            infos[info.name] = info
+    return infos, all_found
+
+
+async def get(
+    address: tuple[str, int],
+    names: list[str],
+    *,
+    timeout: float,
+    fmt: str | None,
+    as_json: bool,
+    output: Output,
+    verbose: bool = False,
+) -> int:
+    """Print value, status and timestamp of sensors (like ``caproto-get``)."""
+    client = await connect(address, timeout=timeout, verbose=verbose)
+    try:
+        infos, all_found = await _sensor_infos(client, names, output)
+        updates: list[SensorUpdate] = []
+        for name in infos:
+            try:
+                _, informs = await client.tracked_call("sensor-value", name)
+            except (FailReplyError, InvalidReply) as exc:
+                output.error(f"{name}: {exc}")
+                all_found = False
+                continue
+            for inform in informs:
+                updates.extend(SensorUpdate.from_inform(inform, infos))
+    except RequestFailed as exc:
+        raise CmdError(describe_failure("sensor-value", exc), failure_status(exc)) from None
+    finally:
+        await client.aclose()
+    if fmt is None and not as_json:
+        styles = [SEVERITY.get(u.status, "") for u in updates] if output.color else []
+        lines = render_table([update_row(u) for u in updates], styles)
+    else:
+        lines = [_render(u, fmt, as_json, output) for u in updates]
+    for line in lines:
+        output.line(line)
+    return 0 if all_found else EXIT_FAIL
+
+
+def _render(
+    update: SensorUpdate, fmt: str | None, as_json: bool, output: Output, width: int = 0
+) -> str:
+    try:
+        return render_update(update, fmt=fmt, as_json=as_json, color=output.color, width=width)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise CmdError(
+            f"bad --format {fmt!r}: {exc!s}; fields are name, value, status, timestamp, "
+            "time, units, type, description"
+        ) from None
+
+
+async def list_(
+    address: tuple[str, int],
+    *,
+    timeout: float,
+    pattern: str | None,
+    requests: bool,
+    as_json: bool,
+    output: Output,
+    verbose: bool = False,
+) -> int:
+    """List sensors (name, type, units, description), or requests with ``--requests``."""
+    try:
+        regex = re.compile(pattern) if pattern else None
+    except re.error as exc:
+        raise CmdError(f"bad --filter regular expression {pattern!r}: {exc}") from None
+    client = await connect(address, timeout=timeout, verbose=verbose)
+    try:
+        _, informs = await client.tracked_call("help" if requests else "sensor-list")
+    except RequestFailed as exc:
+        raise CmdError(describe_failure("sensor-list", exc), failure_status(exc)) from None
+    finally:
+        await client.aclose()
+    rows: list[list[str]] = []
+    for inform in informs:
+        args = [decode(a) for a in inform.arguments]
+        if not args or (regex is not None and not regex.search(args[0])):
+            continue
+        if requests:
+            row = [args[0], args[1] if len(args) > 1 else ""]
+            record: dict[str, Any] = {"name": row[0], "description": row[1]}
+        else:
+            info = SensorInfo.from_inform(inform)
+            row = [info.name, info.type, info.units, info.description]
+            record = {
+                "name": info.name,
+                "type": info.type,
+                "units": info.units,
+                "description": info.description,
+                "params": info.params,
+            }
+        if as_json:
+            output.line(json.dumps(record))
+        else:
+            rows.append(row)
+    if requests:
+        # Request descriptions run over several lines; the first is the summary.
+        rows = [[r[0], r[1].strip().splitlines()[0] if r[1].strip() else ""] for r in rows]
+    for line in render_table(rows):
+        output.line(line)
+    return 0
+
+
+async def monitor(
+    address: tuple[str, int],
+    names: list[str],
+    *,
+    timeout: float,
+    strategy: list[str],
+    duration: float | None,
+    maximum: int | None,
+    fmt: str | None,
+    as_json: bool,
+    output: Output,
+    verbose: bool = False,
+) -> int:
+    """Set a sampling strategy on sensors and print their updates (like ``caproto-monitor``).
+
+    Stops after `duration` seconds or `maximum` updates, or when interrupted; exits with 2
+    if the connection drops.
+    """
+    client = await connect(address, timeout=timeout, verbose=verbose)
+    done = asyncio.get_running_loop().create_future()
+    count = 0
+    try:
+        infos, all_found = await _sensor_infos(client, names, output)
+        if not all_found:
+            return EXIT_FAIL
+        width = max(len(n) for n in infos)
+
+        def on_inform(msg: Message, unsolicited: bool) -> None:
+            nonlocal count
+            if msg.name != "sensor-status" or done.done():
+                return
+            for update in SensorUpdate.from_inform(msg, infos):
+                if update.name not in infos:
+                    continue
+                try:
+                    output.line(_render(update, fmt, as_json, output, width))
+                except CmdError as exc:
+                    done.set_exception(exc)
+                    return
+                count += 1
+                if maximum is not None and count >= maximum:
+                    done.set_result(None)
+                    return
+
+        client.on_inform = on_inform
+        for name in infos:
+            try:
+                await client.tracked_call("sensor-sampling", name, *strategy)
+            except (FailReplyError, InvalidReply) as exc:
+                raise CmdError(
+                    f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}", EXIT_FAIL
+                ) from None
+        if maximum is not None and count >= maximum:
+            return 0
+        lost = client.until_disconnected()
+        try:
+            await asyncio.wait({done, lost}, timeout=duration, return_when="FIRST_COMPLETED")
+        finally:
+            lost.cancel()
+        if done.done():
+            done.result()  # raises a --format error
+        elif not client.is_connected():
+            raise CmdError(f"connection to {address[0]}:{address[1]} lost")
+        return 0
+    except RequestFailed as exc:
+        raise CmdError(describe_failure("sensor-sampling", exc), failure_status(exc)) from None
+    finally:
+        if not done.done():
+            done.cancel()
+        await client.aclose()

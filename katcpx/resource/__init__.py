@@ -1,0 +1,74 @@
+"""High level clients: resources that expose a KATCP server's sensors and requests.
+
+:class:`KATCPClientResource` wraps one server, :class:`KATCPClientResourceContainer` several;
+:class:`ThreadSafeKATCPClientResourceWrapper` makes either usable from plain (non-async)
+code.
+"""
+
+from ._objects import KATCPRequest, KATCPSensor
+from ._types import (
+    AttrDict,
+    KATCPReply,
+    KATCPResourceError,
+    KATCPResourceInactive,
+    KATCPSensorError,
+    KATCPSensorReading,
+    SensorResultTuple,
+    SensorWaitTimeout,
+    escape_name,
+    normalize_strategy_parameters,
+)
+from .client_resource import KATCPClientResource
+from .container import (
+    ClientGroup,
+    GroupRequest,
+    GroupResults,
+    GroupWaitResults,
+    KATCPClientResourceContainer,
+)
+from .inspecting import InspectingClient, ModelChanges
+from .threadsafe import (
+    AttrMappingProxy,
+    IOLoopManager,
+    IOLoopThreadWrapper,
+    MappingProxy,
+    ThreadSafeKATCPClientGroupWrapper,
+    ThreadSafeKATCPClientResourceRequestWrapper,
+    ThreadSafeKATCPClientResourceWrapper,
+    ThreadSafeKATCPSensorWrapper,
+    ThreadSafeMethodAttrWrapper,
+    threadsafe_resource,
+)
+
+__all__ = [
+    "AttrMappingProxy",
+    "IOLoopManager",
+    "IOLoopThreadWrapper",
+    "MappingProxy",
+    "ThreadSafeKATCPClientGroupWrapper",
+    "ThreadSafeKATCPClientResourceRequestWrapper",
+    "ThreadSafeKATCPClientResourceWrapper",
+    "ThreadSafeKATCPSensorWrapper",
+    "ThreadSafeMethodAttrWrapper",
+    "threadsafe_resource",
+    "ClientGroup",
+    "GroupRequest",
+    "GroupResults",
+    "GroupWaitResults",
+    "KATCPClientResourceContainer",
+    "AttrDict",
+    "InspectingClient",
+    "KATCPClientResource",
+    "KATCPReply",
+    "KATCPRequest",
+    "KATCPResourceError",
+    "KATCPResourceInactive",
+    "KATCPSensor",
+    "KATCPSensorError",
+    "KATCPSensorReading",
+    "ModelChanges",
+    "SensorResultTuple",
+    "SensorWaitTimeout",
+    "escape_name",
+    "normalize_strategy_parameters",
+]

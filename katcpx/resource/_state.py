@@ -1,0 +1,84 @@
+"""A named state with awaitable transitions (katcp-python's ``AsyncState``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["StateMachine"]
+
+
+def _resolve(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(True)
+
+
+class StateMachine:
+    """Holds one of a fixed set of states; futures resolve when a wanted state is reached.
+
+    :meth:`set_state` runs on the owner's loop; a waiter awaiting from another loop is woken
+    on its own loop.
+
+    Parameters
+    ----------
+    states
+        The valid state names.
+    initial
+        The initial state.
+    """
+
+    def __init__(self, states: Iterable[str], initial: str) -> None:
+        self.states = tuple(states)
+        if initial not in self.states:
+            raise ValueError(f"unknown state {initial!r}")
+        self.state = initial
+        self._waiters: list[tuple[frozenset[str], asyncio.Future[bool]]] = []
+
+    def set_state(self, state: str) -> None:
+        """Change the state and wake the waiters wanting it."""
+        if state not in self.states:
+            raise ValueError(f"unknown state {state!r}")
+        self.state = state
+        keep = []
+        for wanted, fut in self._waiters:
+            if fut.done():
+                continue
+            if state in wanted:
+                loop = fut.get_loop()
+                try:
+                    same = asyncio.get_running_loop() is loop
+                except RuntimeError:
+                    same = False
+                if same:
+                    fut.set_result(True)
+                else:
+                    loop.call_soon_threadsafe(_resolve, fut)
+            else:
+                keep.append((wanted, fut))
+        self._waiters = keep
+
+    def until_state(self, state: str, timeout: float | None = None) -> asyncio.Future[bool]:
+        """Future resolving with True when the state is `state` (now or later).
+
+        It fails with ``asyncio.TimeoutError`` after `timeout` seconds.
+        """
+        return self.until_state_in((state,), timeout)
+
+    def until_state_in(
+        self, states: Iterable[str], timeout: float | None = None
+    ) -> asyncio.Future[bool]:
+        """Future resolving with True when the state is one of `states`."""
+        wanted = frozenset(states)
+        unknown = wanted - set(self.states)
+        if unknown:
+            raise ValueError(f"unknown state(s) {sorted(unknown)}")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        if self.state in wanted:
+            fut.set_result(True)
+            return fut
+        self._waiters.append((wanted, fut))
+        if timeout is None:
+            return fut
+        return asyncio.ensure_future(asyncio.wait_for(fut, timeout))

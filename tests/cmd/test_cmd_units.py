@@ -1,0 +1,101 @@
+"""In-process tests of katcp-cmd's parsing, rendering and completion helpers."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+
+from katcpx.cmd.cli import main
+from katcpx.cmd.connection import CmdError, looks_like_address, parse_address
+from katcpx.cmd.render import (
+    SensorInfo,
+    SensorUpdate,
+    quote_argument,
+    render_message,
+    render_update,
+)
+from katcpx.cmd.shell import KatcpCompleter
+from katcpx.cmd.tools import request_name
+from katcpx.message import Message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("host:1234", ("host", 1234)),
+        (":7147", ("localhost", 7147)),
+        ("7147", ("localhost", 7147)),
+        ("[::1]:10000", ("::1", 10000)),
+    ],
+)
+def test_parse_address(text: str, expected: tuple[str, int]) -> None:
+    assert looks_like_address(text)
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["sensor-value", "host", "host:port", "host:99999"])
+def test_parse_address_rejects(text: str) -> None:
+    with pytest.raises(CmdError):
+        parse_address(text)
+    assert not looks_like_address("sensor-value")
+
+
+def test_request_name() -> None:
+    assert request_name("?help") == request_name("help") == "help"
+    with pytest.raises(CmdError, match="not a request name"):
+        request_name("?1abc")
+
+
+@pytest.mark.parametrize("arg", ["plain", "", "two words", 'q"uote', "back\\slash", "tab\there"])
+def test_quote_argument_round_trips_through_shlex(arg: str) -> None:
+    assert shlex.split(quote_argument(arg)) == [arg]
+
+
+def test_render_message_plain_and_raw() -> None:
+    msg = Message.reply("echo", "ok", "a b", "", mid=7)
+    assert render_message(msg) == '!echo ok "a b" ""'
+    assert render_message(msg, raw=True) == "!echo[7] ok a\\_b \\@"
+    inform = Message.inform("sensor-status", "1.5", "1", "x", "warn", "3")
+    coloured = render_message(inform, color=True, unsolicited=True)
+    assert coloured == "\x1b[33m#sensor-status\x1b[0m 1.5 1 x \x1b[33mwarn\x1b[0m 3"
+
+
+def test_sensor_update_json_types_and_v4_milliseconds() -> None:
+    info = SensorInfo.from_inform(Message.inform("sensor-list", "b", "desc", "", "boolean"))
+    msg = Message.inform("sensor-status", "1700000000123", "1", "b", "nominal", "0")
+    (update,) = SensorUpdate.from_inform(msg, {"b": info})
+    assert update.timestamp == pytest.approx(1700000000.123)
+    record = json.loads(render_update(update, as_json=True))
+    assert record["value"] is False
+    assert render_update(update, fmt="{name}:{value}:{status}") == "b:False:nominal"
+
+
+def _complete(completer: KatcpCompleter, text: str) -> list[str]:
+    doc = Document(text, len(text))
+    return [
+        c.text for c in completer.get_completions(doc, CompleteEvent(completion_requested=True))
+    ]
+
+
+def test_completer() -> None:
+    class FakeShell:
+        requests = {"help": "", "sensor-value": "", "sensor-list": "", "sensor-sampling": ""}
+        sensors = {"cpu.temp": "CPU", "cpu.load": "", "fan.speed": ""}
+
+    completer = KatcpCompleter(FakeShell())  # type: ignore[arg-type]
+    assert _complete(completer, "?sensor-v") == ["sensor-value"]
+    assert _complete(completer, "sen") == ["sensor-list", "sensor-sampling", "sensor-value"]
+    assert _complete(completer, "?sensor-value cpu.") == ["cpu.load", "cpu.temp"]
+    assert _complete(completer, "?help cpu.") == []  # help takes no sensor
+    assert _complete(completer, "sensor-sampling fan.speed per") == ["period"]
+    assert _complete(completer, "/wa") == ["/watch"]
+    assert _complete(completer, "/watch cpu.temp f") == ["fan.speed"]
+
+
+def test_main_usage_error_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["get", "127.0.0.1:1"]) == 2
+    assert capsys.readouterr().err == "katcp-cmd: get: no sensor names given\n"
