@@ -22,6 +22,8 @@ __all__ = [
     "AsyncReply",
     "KatcpDeviceError",
     "KatcpClientError",
+    "KatcpVersionError",
+    "KatcpClientDisconnected",
     "RequestFailed",
     "FailReplyError",
     "InvalidReply",
@@ -92,6 +94,14 @@ class KatcpDeviceError(KatcpError):
 
 class KatcpClientError(KatcpError):
     """An error raised by a KATCP client."""
+
+
+class KatcpVersionError(KatcpClientError):
+    """A KATCP feature the server's protocol version does not support (e.g. message ids)."""
+
+
+class KatcpClientDisconnected(KatcpClientError):
+    """Raised when sending a message while not connected to the server."""
 
 
 class RequestFailed(KatcpClientError):

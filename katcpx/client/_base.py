@@ -19,30 +19,17 @@ from typing import Any, ClassVar, TypeVar
 
 from tornado.ioloop import IOLoop
 
-from ..errors import KatcpClientError
+from ..errors import KatcpClientDisconnected, KatcpVersionError
 from ..flags import ProtocolFlags
-from ..transport import KatcpProtocol
+from ..transport import KatcpProtocol, format_address
 from ._sync import LoopThread, StateEvent
 from ._transport import ClientProtocol
 
-__all__ = ["ClientBase", "KatcpClientDisconnected", "KatcpVersionError", "address_to_string"]
+__all__ = ["ClientBase", "KatcpClientDisconnected", "KatcpVersionError", "format_address"]
 
 log = logging.getLogger("katcpx.client")
 
 T = TypeVar("T")
-
-
-class KatcpVersionError(KatcpClientError):
-    """A KATCP feature the server's protocol version does not support (e.g. message ids)."""
-
-
-class KatcpClientDisconnected(KatcpClientError):
-    """Raised when sending a message while not connected to the server."""
-
-
-def address_to_string(address: tuple[str, int]) -> str:
-    """Format ``(host, port)`` as ``host:port``."""
-    return f"{address[0]}:{address[1]}"
 
 
 class ClientBase:
@@ -134,7 +121,7 @@ class ClientBase:
     @property
     def bind_address_string(self) -> str:
         """:attr:`bind_address` as ``host:port``."""
-        return address_to_string(self._bindaddr)
+        return format_address(self._bindaddr)
 
     @property
     def sockname(self) -> tuple[str, int]:
@@ -149,7 +136,7 @@ class ClientBase:
     @property
     def sockname_string(self) -> str:
         """:attr:`sockname` as ``host:port``."""
-        return address_to_string(self.sockname)
+        return format_address(self.sockname)
 
     @property
     def threadsafe(self) -> bool:
