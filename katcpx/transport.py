@@ -2,8 +2,10 @@
 
 Servers and clients both use `KatcpProtocol`. It parses what arrives with a `StreamParser`
 and hands each batch of messages (and syntax errors, in order) to its owner. What its owner
-sends is queued and written with one ``send()`` per loop iteration: peers that write each
-message as it is made pay a system call per message.
+sends is coalesced: peers that write each message as it is made pay a system call per
+message. The first message after the connection went quiet is written at once, so a lone
+reply costs no extra loop iteration; the rest of a burst is queued and written with one
+``send()`` on the next loop iteration, in order.
 
 Tornado 6 runs on asyncio, so this serves tornado's IOLoop too (``IOLoop.asyncio_loop``).
 All methods must be called on the connection's loop thread.
@@ -86,6 +88,9 @@ class KatcpProtocol(asyncio.Protocol):
         self.closed = False
         self._out: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None
+        # True once data arrived or a flush ran since the last direct write: the next
+        # message may then go out at once instead of waiting a loop iteration.
+        self._idle = True
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -105,6 +110,7 @@ class KatcpProtocol(asyncio.Protocol):
             self._on_connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        self._idle = True
         items = self.parser.feed(data)
         if items:
             self._on_messages(self, items)
@@ -139,6 +145,12 @@ class KatcpProtocol(asyncio.Protocol):
         """Queue raw wire bytes (complete lines)."""
         if self.closed:
             return
+        if self._idle and not self._out:
+            transport = self.transport
+            if transport is not None and transport.get_write_buffer_size() == 0:
+                self._idle = False
+                transport.write(data)
+                return
         self._out.append(data)
         if self._flush_handle is None and self.loop is not None:
             self._flush_handle = self.loop.call_soon(self.flush)
@@ -146,6 +158,7 @@ class KatcpProtocol(asyncio.Protocol):
     def flush(self) -> None:
         """Write everything queued now, in one ``send()``."""
         self._flush_handle = None
+        self._idle = True
         transport = self.transport
         if not self._out or transport is None or self.closed:
             return

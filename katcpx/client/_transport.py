@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ..message import Message
 from ..transport import KatcpProtocol
 
 if TYPE_CHECKING:
@@ -14,12 +13,6 @@ if TYPE_CHECKING:
 
 class ClientProtocol(KatcpProtocol):
     """A :class:`KatcpProtocol` that reports to a client.
-
-    It adds *write-through when idle*: the transport queues each message and sends the queue
-    once per loop iteration, which costs a sequential client one extra loop iteration per
-    request. Here the first message after the connection went quiet (nothing queued, and
-    data received or a flush done since the last direct write) is written at once; the rest
-    of a burst is queued and coalesced as usual, so ordering is kept.
 
     Attributes
     ----------
@@ -37,24 +30,6 @@ class ClientProtocol(KatcpProtocol):
             logger=client._logger,
         )
         self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        self._idle = True
-
-    def send_message(self, msg: Message) -> None:
-        if self._idle:
-            transport = self.transport
-            if transport is not None and not self.closed and self.write_buffer_size == 0:
-                self._idle = False
-                transport.write(bytes(msg))
-                return
-        super().send_message(msg)
-
-    def data_received(self, data: bytes) -> None:
-        self._idle = True
-        super().data_received(data)
-
-    def flush(self) -> None:
-        super().flush()
-        self._idle = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:

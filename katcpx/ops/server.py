@@ -1,0 +1,661 @@
+"""Server side of operations: ``@task``/``@process`` and :class:`OperationsMixin`.
+
+Each operation becomes plain KATCP requests (``?<op>-start``, ``-status``, ``-wait`` and
+``-stop`` or ``-abort``) generated when the server class is created, so they show in
+``?help`` like hand-written ones. See ``docs/operations.md`` for the wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import inspect
+import json
+import logging
+import time
+import traceback
+import typing
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, overload
+
+from ..errors import FailReply
+from ..message import Message
+from ..sensor import Sensor
+from ..server.base import DeviceServerBase
+from ..server.connection import ClientRequestConnection
+from ..server.metaclass import prepare_handler
+from .session import OpKind, OpSession, OpStatus, idle_session
+
+__all__ = ["OpDef", "OperationsMixin", "process", "task"]
+
+log = logging.getLogger("katcpx.ops")
+
+OpFunc = Callable[..., Coroutine[Any, Any, Any]]
+_F = TypeVar("_F", bound=OpFunc)
+
+
+class OpDef:
+    """An operation declared with :func:`task` or :func:`process` (a class attribute).
+
+    Attributes
+    ----------
+    func
+        The ``async def op(self, session, ...)`` coroutine function.
+    kind
+        :attr:`OpKind.TASK` or :attr:`OpKind.PROCESS`.
+    name
+        KATCP name (the function name with ``_`` as ``-``): requests are ``<name>-start``...
+    signature
+        The operation's parameters (without ``self`` and ``session``).
+    stop_timeout
+        Processes only: seconds after a stop request before the process is cancelled
+        (None: wait for it to return, however long it takes).
+    """
+
+    def __init__(
+        self,
+        func: OpFunc,
+        kind: OpKind,
+        name: str | None = None,
+        stop_timeout: float | None = None,
+    ) -> None:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"{func.__qualname__}: an operation must be an 'async def'")
+        params = list(inspect.signature(func).parameters.values())
+        if len(params) < 2:
+            raise TypeError(f"{func.__qualname__}: an operation takes (self, session, ...)")
+        for p in params[2:]:
+            if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD):
+                raise TypeError(
+                    f"{func.__qualname__}: parameter {p.name!r} must be positional "
+                    "(KATCP arguments are positional)"
+                )
+            if p.name in ("self", "req"):
+                raise TypeError(f"{func.__qualname__}: parameter name {p.name!r} is reserved")
+            if p.annotation is p.empty:
+                raise TypeError(f"{func.__qualname__}: parameter {p.name!r} has no annotation")
+        self.func = func
+        self.kind = OpKind(kind)
+        self.name = name if name is not None else func.__name__.replace("_", "-")
+        if "_" in self.name:
+            raise ValueError(f"operation name {self.name!r}: use '-' rather than '_'")
+        Message(Message.REQUEST, f"{self.name}-start")  # validates the name
+        self.signature = inspect.Signature(params[2:])
+        self.stop_timeout = stop_timeout
+        self.doc = inspect.getdoc(func) or f"The {self.kind.value} {self.name}."
+        self.__doc__ = self.doc
+        self.__name__ = func.__name__
+
+    @property
+    def summary(self) -> str:
+        """First paragraph of the docstring, on one line."""
+        return " ".join(self.doc.split("\n\n", 1)[0].split())
+
+    def hints(self) -> dict[str, Any]:
+        """Resolved parameter annotations (strings from ``from __future__`` evaluated)."""
+        try:
+            return typing.get_type_hints(self.func, include_extras=True)
+        except Exception:  # a forward reference not yet defined: keep the raw ones
+            return dict(self.func.__annotations__)
+
+    def describe_params(self) -> list[dict[str, Any]]:
+        """The parameters as JSON-ready dicts: name, type, required, default, multiple."""
+        hints = self.hints()
+        out = []
+        for p in self.signature.parameters.values():
+            ann = hints.get(p.name, p.annotation)
+            entry: dict[str, Any] = {
+                "name": p.name,
+                "type": getattr(ann, "__name__", str(ann)),
+                "required": p.default is p.empty and p.kind is not p.VAR_POSITIONAL,
+                "multiple": p.kind is p.VAR_POSITIONAL,
+            }
+            if p.default is not p.empty:
+                entry["default"] = _jsonable(p.default)
+            out.append(entry)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<OpDef {self.kind.value} {self.name}{self.signature}>"
+
+
+@overload
+def task(func: _F, /) -> OpDef: ...
+@overload
+def task(*, name: str | None = None) -> Callable[[_F], OpDef]: ...
+def task(func: _F | None = None, /, *, name: str | None = None) -> Any:
+    """Declare a task: an operation that ends on its own and may be aborted.
+
+    ``@task async def slew(self, session, az: float, el: float): ...`` — parameters after
+    ``session`` are annotated like request handlers (``int``, ``float``, ``bool``, ``str``,
+    an ``Enum``, ``Optional[X]``, a kattype) and come from ``?slew-start``'s arguments.
+    Abort cancels the coroutine (``asyncio.CancelledError`` at its current ``await``).
+
+    The return value sets the outcome: None → success; ``(ok, message)`` or ``ok`` (a
+    bool) → success is ``ok``; a str → success with that message. An exception ends the
+    session failed with the exception's text.
+    """
+
+    def decorate(f: _F) -> OpDef:
+        return OpDef(f, OpKind.TASK, name=name)
+
+    return decorate(func) if func is not None else decorate
+
+
+@overload
+def process(func: _F, /) -> OpDef: ...
+@overload
+def process(
+    *, name: str | None = None, stop_timeout: float | None = None
+) -> Callable[[_F], OpDef]: ...
+def process(
+    func: _F | None = None, /, *, name: str | None = None, stop_timeout: float | None = None
+) -> Any:
+    """Declare a process: an operation that runs until stopped.
+
+    The coroutine loops until ``session.stop_requested`` (``await session.sleep(dt)``
+    returns True then) and returns; a clean return after a stop is a success. With
+    `stop_timeout` a process still running that long after a stop request is cancelled
+    (and ends failed). Parameters and return value as for :func:`task`.
+    """
+
+    def decorate(f: _F) -> OpDef:
+        return OpDef(f, OpKind.PROCESS, name=name, stop_timeout=stop_timeout)
+
+    return decorate(func) if func is not None else decorate
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+def _json(value: Any) -> str:
+    # Compact: no spaces, so nothing needs KATCP escaping on the wire.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _outcome(result: Any) -> tuple[bool, str | None]:
+    """Turn an operation's return value into ``(success, message)``."""
+    if result is None:
+        return True, None
+    if isinstance(result, bool):
+        return result, None
+    if isinstance(result, str):
+        return True, result
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], bool):
+        return result[0], None if result[1] is None else str(result[1])
+    return True, f"Returned {result!r}."
+
+
+@dataclass
+class _OpState:
+    """Per-server state of one operation."""
+
+    op: OpDef
+    status_sensor: Sensor
+    session_sensor: Sensor
+    session: OpSession | None = None
+    runner: asyncio.Task[None] | None = None
+    aborted: bool = False
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+
+class OperationsMixin:
+    """Adds :func:`task` and :func:`process` operations to a device server.
+
+    Put it *before* the server class: ``class Antenna(OperationsMixin, DeviceServer)``.
+    For every operation ``op`` the class gets the requests ``?op-start``, ``?op-status``,
+    ``?op-wait`` and ``?op-stop`` (processes) or ``?op-abort`` (tasks); the instance gets
+    the sensors ``op.<op>.status`` (discrete: idle, starting, running, stopping, done)
+    and ``op.<op>.session`` (the session as JSON), and sends ``#op-message`` informs to all
+    clients. ``?op-list`` describes every operation.
+
+    Operations run on the server's event loop, alongside other requests.
+    """
+
+    #: Operations of the class, by KATCP name (built when the class is created).
+    _op_defs: ClassVar[dict[str, OpDef]] = {}
+    #: Messages kept per session.
+    OP_MAX_MESSAGES: ClassVar[int] = 100
+    #: Seconds :meth:`start_op` & co. wait for the loop when called from another thread.
+    OP_CALL_TIMEOUT: ClassVar[float] = 5.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Runs inside type.__new__, i.e. before DeviceMetaclass.__init__ collects the
+        # request_* handlers, so the generated handlers are listed like written ones.
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        if DeviceServerBase in mro and mro.index(DeviceServerBase) < mro.index(OperationsMixin):
+            raise TypeError(
+                f"{cls.__name__}: put OperationsMixin before the server class in the bases"
+            )
+        defs: dict[str, OpDef] = {}
+        for klass in reversed(mro):
+            for value in vars(klass).values():
+                if isinstance(value, OpDef):
+                    defs[value.name] = value
+        cls._op_defs = defs
+        info = getattr(cls, "PROTOCOL_INFO", None)
+        major = info.major if info is not None else 5
+        own = {id(v) for v in vars(cls).values() if isinstance(v, OpDef)}
+        for op in defs.values():
+            for attr, handler in _make_handlers(op).items():
+                if attr in vars(cls):  # a hand-written handler wins
+                    continue
+                # Ops of this class (new or redefined), and ops from plain mixin classes
+                # that no OperationsMixin subclass has generated handlers for yet.
+                if id(op) in own or not hasattr(cls, attr):
+                    setattr(cls, attr, prepare_handler(handler, major))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._op_states: dict[str, _OpState] = {}
+        self._op_counter = 0
+        for name, op in self._op_defs.items():
+            status = Sensor.discrete(
+                f"op.{name}.status",
+                f"Status of the {op.kind.value} {name}",
+                params=[s.value for s in OpStatus],
+                default=OpStatus.IDLE.value,
+                initial_status=Sensor.NOMINAL,
+            )
+            session = Sensor.string(
+                f"op.{name}.session",
+                f"Latest session of the {op.kind.value} {name} (JSON)",
+                default=_json(idle_session(name, op.kind)),
+                initial_status=Sensor.NOMINAL,
+            )
+            self._op_states[name] = _OpState(op, status, session)
+            self.add_sensor(status)  # type: ignore[attr-defined]
+            self.add_sensor(session)  # type: ignore[attr-defined]
+
+    # -- public API (loop thread) -----------------------------------------------------------
+
+    @property
+    def operations(self) -> dict[str, OpDef]:
+        """The operations of this server, by KATCP name."""
+        return dict(self._op_defs)
+
+    def op_session(self, name: str) -> OpSession | None:
+        """The latest session of operation `name` (None if it never ran)."""
+        return self._op_state(name).session
+
+    def start_op(self, name: str, *args: Any, **kwargs: Any) -> OpSession:
+        """Start operation `name` with Python values.
+
+        Like :meth:`stop_op` and :meth:`abort_op` it may be called from any thread (e.g. a
+        plain request handler in the server's handler thread); off the server's loop it
+        blocks until the loop has done it.
+
+        Raises
+        ------
+        FailReply
+            If it is already running or the arguments do not fit its signature.
+        """
+        return self._op_on_loop(self._op_start_now, name, args, kwargs)
+
+    def stop_op(self, name: str) -> OpSession:
+        """Ask process `name` to stop; FailReply if it is a task or not running."""
+        return self._op_on_loop(self._op_stop_now, name)
+
+    def abort_op(self, name: str) -> OpSession:
+        """Abort task `name` (cancels it); FailReply if it is a process or not running."""
+        return self._op_on_loop(self._op_abort_now, name)
+
+    # -- machinery --------------------------------------------------------------------------
+
+    def _op_on_loop(self, func: Callable[..., OpSession], *args: Any) -> OpSession:
+        ioloop = getattr(self, "ioloop", None)
+        loop = None if ioloop is None else ioloop.asyncio_loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            return func(*args)
+        result: concurrent.futures.Future[OpSession] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                result.set_result(func(*args))
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return result.result(self.OP_CALL_TIMEOUT)
+
+    def _op_start_now(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> OpSession:
+        state = self._op_state(name)
+        try:
+            bound = state.op.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise FailReply(f"Bad parameters for {name}: {exc}.") from None
+        bound.apply_defaults()
+        return self._op_launch(state, bound)
+
+    def _op_stop_now(self, name: str) -> OpSession:
+        state = self._op_state(name)
+        if state.op.kind is not OpKind.PROCESS:
+            raise FailReply(f'"{name}" is a task: abort it instead.')
+        session = self._op_active(state)
+        if session.status is not OpStatus.STOPPING:
+            session.add_message("Stop requested.")
+            session.request_stop()
+            timeout = state.op.stop_timeout
+            if timeout is not None:
+                loop = asyncio.get_running_loop()
+                state.timers.append(loop.call_later(timeout, self._op_force_stop, state, session))
+        return session
+
+    def _op_abort_now(self, name: str) -> OpSession:
+        state = self._op_state(name)
+        if state.op.kind is not OpKind.TASK:
+            raise FailReply(f'"{name}" is a process: stop it instead.')
+        session = self._op_active(state)
+        if not state.aborted:
+            state.aborted = True
+            session.add_message("Abort requested.")
+            session.request_stop()
+            if state.runner is not None:
+                state.runner.cancel()
+        return session
+
+    def _op_state(self, name: str) -> _OpState:
+        try:
+            return self._op_states[name]
+        except KeyError:
+            raise FailReply(f"Unknown operation {name!r}.") from None
+
+    @staticmethod
+    def _op_active(state: _OpState) -> OpSession:
+        session = state.session
+        if session is None or session.done:
+            raise FailReply(f'No session of "{state.op.name}" is running.')
+        return session
+
+    def _op_launch(self, state: _OpState, bound: inspect.BoundArguments) -> OpSession:
+        current = state.session
+        if current is not None and not current.done:
+            raise FailReply(
+                f'Operation "{state.op.name}" is already {current.status.value} '
+                f"(session {current.session_id})."
+            )
+        for timer in state.timers:
+            timer.cancel()
+        state.timers.clear()
+        self._op_counter += 1
+        params = {k: _jsonable(v) for k, v in bound.arguments.items()}
+        session = OpSession(
+            self._op_counter,
+            state.op.name,
+            state.op.kind,
+            params,
+            on_change=lambda s: self._op_changed(state, s),
+            on_message=self._op_message,
+            max_messages=self.OP_MAX_MESSAGES,
+        )
+        state.session = session
+        state.aborted = False
+        session.begin()
+        runner = asyncio.get_running_loop().create_task(
+            self._op_run(state, session, bound), name=f"op-{state.op.name}-{session.session_id}"
+        )
+        # A runner cancelled before its first step never enters _op_run's handlers.
+        runner.add_done_callback(
+            lambda _: session.finish(False, "Aborted." if state.aborted else "Cancelled.")
+        )
+        state.runner = runner
+        return session
+
+    async def _op_run(
+        self, state: _OpState, session: OpSession, bound: inspect.BoundArguments
+    ) -> None:
+        op = state.op
+        session.set_status(OpStatus.RUNNING)
+        t0 = time.monotonic()
+        try:
+            result = await op.func(self, session, *bound.args, **bound.kwargs)
+        except asyncio.CancelledError:
+            if state.aborted:
+                session.finish(False, f"Aborted after {time.monotonic() - t0:.3f} s.")
+            elif session.stop_requested:
+                session.finish(False, "Cancelled: did not stop within the stop timeout.")
+            else:
+                session.finish(False, "Cancelled (server shutting down).")
+            return
+        except Exception as exc:
+            log.error("operation %s failed", op.name, exc_info=True)
+            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            session.finish(False, f"Error: {text}")
+            return
+        success, message = _outcome(result)
+        session.finish(success, message)
+
+    def _op_force_stop(self, state: _OpState, session: OpSession) -> None:
+        if state.session is session and not session.done and state.runner is not None:
+            session.add_message(f"Still running {state.op.stop_timeout} s after stop: cancelling.")
+            state.runner.cancel()
+
+    def _op_changed(self, state: _OpState, session: OpSession) -> None:
+        if state.session is not session:
+            return
+        now = time.time()
+        if session.done and session.success is False:
+            sstatus = Sensor.ERROR
+        elif session.degraded:
+            sstatus = Sensor.WARN
+        else:
+            sstatus = Sensor.NOMINAL
+        if state.status_sensor.value() != session.status.value or (
+            state.status_sensor.read().status != sstatus
+        ):
+            state.status_sensor.set(now, sstatus, session.status.value)
+        state.session_sensor.set(now, sstatus, _json(session.encoded()))
+
+    def _op_message(self, session: OpSession, timestamp: float, text: str) -> None:
+        self.mass_inform(  # type: ignore[attr-defined]
+            Message.inform(
+                "op-message", session.op_name, session.session_id, b"%.6f" % timestamp, text
+            )
+        )
+
+    def _op_encoded(self, state: _OpState) -> dict[str, Any]:
+        if state.session is None:
+            return idle_session(state.op.name, state.op.kind)
+        return state.session.encoded()
+
+    def _on_uninstall(self) -> None:
+        # Server stopping: cancel running operations rather than leave their tasks pending
+        # on a loop that is about to stop.
+        for state in self._op_states.values():
+            for timer in state.timers:
+                timer.cancel()
+            if state.runner is not None and not state.runner.done():
+                state.runner.cancel()
+        super()._on_uninstall()  # type: ignore[misc]
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def _op_req_start(
+        self, req: ClientRequestConnection, name: str, args: tuple[Any, ...]
+    ) -> Message:
+        state = self._op_state(name)
+        # The unpacker leaves out trailing arguments that have Python defaults.
+        bound = state.op.signature.bind(*args)
+        bound.apply_defaults()
+        session = self._op_launch(state, bound)
+        return _reply(req, f'Started {state.op.kind.value} "{name}".', session.encoded())
+
+    async def _op_req_status(self, req: ClientRequestConnection, name: str) -> Message:
+        state = self._op_state(name)
+        return _reply(req, _status_text(state), self._op_encoded(state))
+
+    async def _op_req_wait(
+        self, req: ClientRequestConnection, name: str, timeout: float | None
+    ) -> Message:
+        state = self._op_state(name)
+        session = state.session
+        if session is not None and not session.done:
+            try:
+                await asyncio.wait_for(session.until_done(), timeout)
+            except asyncio.TimeoutError:
+                return _reply(
+                    req,
+                    f'Timed out after {timeout} s: "{name}" is still {session.status.value}.',
+                    session.encoded(),
+                )
+            return _reply(req, _status_text(state, session), session.encoded())
+        return _reply(req, _status_text(state), self._op_encoded(state))
+
+    async def _op_req_stop(self, req: ClientRequestConnection, name: str) -> Message:
+        session = self.stop_op(name)
+        return _reply(req, f'Requested stop on process "{name}".', session.encoded())
+
+    async def _op_req_abort(self, req: ClientRequestConnection, name: str) -> Message:
+        session = self.abort_op(name)
+        return _reply(req, f'Requested abort on task "{name}".', session.encoded())
+
+    def request_op_list(self, req: ClientRequestConnection, msg: Message) -> Message:
+        """List the operations (tasks and processes) of this device.
+
+        Parameters
+        ----------
+        name : str, optional
+            Only this operation.
+
+        Informs
+        -------
+        name, kind, status, params, description
+            The operation's name, ``task`` or ``process``, its current status, its start
+            parameters (JSON list of objects with ``name``, ``type``, ``required``,
+            ``multiple`` and ``default``) and the first paragraph of its docstring.
+
+        Returns
+        -------
+        success : {'ok', 'fail'}
+        count : int
+            Number of ``#op-list`` informs.
+        """
+        # A plain (req, msg) handler: the mixin is not built by DeviceMetaclass, so an
+        # annotated one would never be prepared.
+        name = msg.arguments[0].decode("utf-8", "replace") if msg.arguments else None
+        if name is None:
+            names = sorted(self._op_states)
+        else:
+            self._op_state(name)
+            names = [name]
+        for n in names:
+            state = self._op_states[n]
+            session = state.session
+            req.inform(
+                n,
+                state.op.kind.value,
+                OpStatus.IDLE.value if session is None else session.status.value,
+                _json(state.op.describe_params()),
+                state.op.summary,
+            )
+        return req.make_reply("ok", len(names))
+
+
+def _reply(req: ClientRequestConnection, text: str, session: dict[str, Any]) -> Message:
+    return req.make_reply("ok", text, _json(session))
+
+
+def _status_text(state: _OpState, session: OpSession | None = None) -> str:
+    session = session if session is not None else state.session
+    name = state.op.name
+    if session is None:
+        return f'Operation "{name}" has not run yet.'
+    if not session.done:
+        return f'Operation "{name}" is {session.status.value} (session {session.session_id}).'
+    outcome = "SUCCEEDED" if session.success else "FAILED"
+    return f'Operation "{name}" is not running ({outcome}).'
+
+
+def _make_handlers(op: OpDef) -> dict[str, Callable[..., Any]]:
+    """The ``request_*`` methods for `op` (before ``prepare_handler``)."""
+    attr = "request_" + op.name.replace("-", "_")
+    name = op.name
+    kind = op.kind.value
+    handlers: dict[str, Callable[..., Any]] = {}
+
+    async def start(self: OperationsMixin, req: ClientRequestConnection, *args: Any) -> Message:
+        return await self._op_req_start(req, name, args)
+
+    # Give the start handler the operation's typed parameters, so kattypes parses them.
+    hints = op.hints()
+    params = [
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("req", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    ]
+    for p in op.signature.parameters.values():
+        params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
+    start.__signature__ = inspect.Signature(params, return_annotation=Message)  # type: ignore[attr-defined]
+    start.__annotations__ = {p.name: p.annotation for p in params[2:]} | {"return": Message}
+    arglist = ", ".join(
+        f"{d['name']} ({d['type']}" + (f", default {d['default']!r})" if "default" in d else ")")
+        for d in op.describe_params()
+    )
+    start.__doc__ = (
+        f'Start the {kind} "{name}": {op.summary}\n\n'
+        f"Parameters: {arglist or 'none'}.\n"
+        f"Replies ok <message> <session-json>; fails if it is already running."
+    )
+    handlers[f"{attr}_start"] = start
+
+    async def status(self: OperationsMixin, req: ClientRequestConnection) -> Message:
+        return await self._op_req_status(req, name)
+
+    status.__doc__ = (
+        f'Status of the {kind} "{name}".\n\nReplies ok <message> <session-json> (the latest '
+        "session; status idle if it never ran)."
+    )
+    handlers[f"{attr}_status"] = status
+
+    async def wait(
+        self: OperationsMixin, req: ClientRequestConnection, timeout: float | None = None
+    ) -> Message:
+        return await self._op_req_wait(req, name, timeout)
+
+    wait.__doc__ = (
+        f'Wait until the {kind} "{name}" is not running.\n\nParameters: timeout (float, '
+        "seconds, optional: wait forever).\nReplies ok <message> <session-json>; the "
+        "session's status says whether it ended (done) or the wait timed out."
+    )
+    wait._concurrent_reply = True  # type: ignore[attr-defined]  # don't block the connection
+    handlers[f"{attr}_wait"] = wait
+
+    if op.kind is OpKind.PROCESS:
+
+        async def stop(self: OperationsMixin, req: ClientRequestConnection) -> Message:
+            return await self._op_req_stop(req, name)
+
+        stop.__doc__ = (
+            f'Ask the process "{name}" to stop (it ends cleanly).\n\n'
+            "Replies ok <message> <session-json>; fails if it is not running."
+        )
+        handlers[f"{attr}_stop"] = stop
+    else:
+
+        async def abort(self: OperationsMixin, req: ClientRequestConnection) -> Message:
+            return await self._op_req_abort(req, name)
+
+        abort.__doc__ = (
+            f'Abort the task "{name}" (it is cancelled and ends failed).\n\n'
+            "Replies ok <message> <session-json>; fails if it is not running."
+        )
+        handlers[f"{attr}_abort"] = abort
+    for attr_name, handler in handlers.items():
+        handler.__name__ = attr_name
+        handler.__qualname__ = attr_name
+    return handlers
