@@ -10,7 +10,9 @@ from katcpx import ProtocolFlags
 @pytest.mark.parametrize("text", ["5.1-BIMT", "5.0-IM", "5.0", "4.0", "4.1-M", "5.1"])
 def test_parse_and_format(text):
     flags = ProtocolFlags.parse_version(text)
-    assert str(flags) == "-".join([text.split("-")[0]] + (["".join(sorted(text.split("-")[1]))] if "-" in text else []))
+    assert str(flags) == "-".join(
+        [text.split("-")[0]] + (["".join(sorted(text.split("-")[1]))] if "-" in text else [])
+    )
     assert ProtocolFlags.parse_version(str(flags)) == flags
 
 

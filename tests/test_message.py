@@ -32,8 +32,18 @@ def test_reply_to_request_and_reply_inform_copy_name_and_mid():
     req = Message.request("sensor-value", "cpu", mid=42)
     reply = Message.reply_to_request(req, "ok", 1)
     inform = Message.reply_inform(req, "cpu", 3.5)
-    assert (reply.mtype, reply.name, reply.mid, reply.arguments) == (2, "sensor-value", b"42", [b"ok", b"1"])
-    assert (inform.mtype, inform.name, inform.mid, inform.arguments) == (3, "sensor-value", b"42", [b"cpu", b"3.5"])
+    assert (reply.mtype, reply.name, reply.mid, reply.arguments) == (
+        2,
+        "sensor-value",
+        b"42",
+        [b"ok", b"1"],
+    )
+    assert (inform.mtype, inform.name, inform.mid, inform.arguments) == (
+        3,
+        "sensor-value",
+        b"42",
+        [b"cpu", b"3.5"],
+    )
 
 
 def test_copy_is_shallow_and_independent():
@@ -98,7 +108,9 @@ def test_bad_mids_are_refused(mid):
         Message.request("x", mid=mid)
 
 
-@pytest.mark.parametrize(("mid", "expected"), [(1, b"1"), ("12", b"12"), (b"99", b"99"), (MAX_MID, b"2147483647")])
+@pytest.mark.parametrize(
+    ("mid", "expected"), [(1, b"1"), ("12", b"12"), (b"99", b"99"), (MAX_MID, b"2147483647")]
+)
 def test_mids_normalise_to_bytes(mid, expected):
     assert check_mid(mid) == expected
 

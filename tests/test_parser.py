@@ -18,20 +18,45 @@ parse = MessageParser().parse
     [
         (b"?set-rate 5.1", 1, "set-rate", [b"5.1"], None),
         (b"!set-rate ok", 2, "set-rate", [b"ok"], None),
-        (b"!set-unknown-parameter invalid Unknown\\_request.", 2, "set-unknown-parameter",
-         [b"invalid", b"Unknown request."], None),
-        (b"!set-rate fail Hardware\\_did\\_not\\_respond.", 2, "set-rate",
-         [b"fail", b"Hardware did not respond."], None),
+        (
+            b"!set-unknown-parameter invalid Unknown\\_request.",
+            2,
+            "set-unknown-parameter",
+            [b"invalid", b"Unknown request."],
+            None,
+        ),
+        (
+            b"!set-rate fail Hardware\\_did\\_not\\_respond.",
+            2,
+            "set-rate",
+            [b"fail", b"Hardware did not respond."],
+            None,
+        ),
         (b"?set-rate[123] 4.1", 1, "set-rate", [b"4.1"], b"123"),
         (b"!set-rate[123] ok", 2, "set-rate", [b"ok"], b"123"),
         (b"#foo \\@", 3, "foo", [b""], None),
-        (b"#sensor-list drive.enable-azim Azimuth\\_drive\\_enable\\_signal\\_status \\@ boolean",
-         3, "sensor-list",
-         [b"drive.enable-azim", b"Azimuth drive enable signal status", b"", b"boolean"], None),
-        (b"#sensor-list acs.mode ACS\\_operating\\_mode \\@ discrete idle remote-point stow",
-         3, "sensor-list",
-         [b"acs.mode", b"ACS operating mode", b"", b"discrete", b"idle", b"remote-point", b"stow"],
-         None),
+        (
+            b"#sensor-list drive.enable-azim Azimuth\\_drive\\_enable\\_signal\\_status \\@ boolean",
+            3,
+            "sensor-list",
+            [b"drive.enable-azim", b"Azimuth drive enable signal status", b"", b"boolean"],
+            None,
+        ),
+        (
+            b"#sensor-list acs.mode ACS\\_operating\\_mode \\@ discrete idle remote-point stow",
+            3,
+            "sensor-list",
+            [
+                b"acs.mode",
+                b"ACS operating mode",
+                b"",
+                b"discrete",
+                b"idle",
+                b"remote-point",
+                b"stow",
+            ],
+            None,
+        ),
     ],
 )
 def test_spec_examples(line, mtype, name, args, mid):
@@ -166,7 +191,9 @@ def test_stream_over_long_partial_line_is_reported_once_and_discarded():
 
 def test_stream_line_exactly_at_limit_is_accepted():
     line = b"?x " + b"a" * 7
-    assert StreamParser(max_msg_size=len(line)).feed(line + b"\n") == [Message.request("x", "a" * 7)]
+    assert StreamParser(max_msg_size=len(line)).feed(line + b"\n") == [
+        Message.request("x", "a" * 7)
+    ]
 
 
 @given(
