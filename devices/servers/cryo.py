@@ -4,16 +4,23 @@ A cool-down takes about 24 simulated minutes (first stage at 70 K, second at 20 
 warm-up about 40, so ``?cooldown`` and ``?warmup`` are async handlers that reply when done,
 report progress with informs, and carry a ``@request_timeout_hint``. Run the simulation faster
 (``--speed``) to watch them in seconds.
+
+The cool-down is also a :mod:`katcpx.ops` task, ``cooldown`` (``?cooldown-start``,
+``?cooldown-wait``, ``?cooldown-abort``...): it publishes the stage and temperature in its
+session, adds a message per stage reached, fails with the reason on a fault, and stops the
+compressor (the cryocooler then warms up) when aborted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from katcpx.errors import FailReply
 from katcpx.kattypes import concurrent_reply, request_timeout_hint
+from katcpx.ops import OperationsMixin, OpSession, task
 from katcpx.server import ClientRequestConnection
 
 from ..models import Cryocooler, FaultError
@@ -25,7 +32,12 @@ __all__ = ["CryoServer"]
 CRYO_TIMEOUT_HINT = 3600.0
 
 
-class CryoServer(SimDeviceServer):
+def _num(value: float, digits: int = 3) -> float | None:
+    """A float for an operation's JSON data: rounded, and None for inf/nan (not JSON)."""
+    return round(value, digits) if math.isfinite(value) else None
+
+
+class CryoServer(OperationsMixin, SimDeviceServer):
     """Device server of a simulated two-stage cryocooler.
 
     Parameters
@@ -70,31 +82,111 @@ class CryoServer(SimDeviceServer):
         temperature : float
             Cold-head temperature (K) once cold.
         """
+        self.model.advance_to(self.clock.now())
+        try:
+            self.model.start_cooldown()
+        except FaultError as exc:
+            raise FailReply(str(exc)) from None
+        return await self._until_cold(on_stage=req.inform)
+
+    @task
+    async def cooldown(self, session: OpSession) -> tuple[bool, str]:
+        """Cool the receiver down to its operating temperature (about 24 simulated minutes).
+
+        The session's data shows ``state``, ``stage``, ``temperature`` (K) and ``remaining``
+        (simulated s); each stage reached adds a message. A fault fails the cool-down with its
+        cause. Aborting stops the compressor: the cryocooler warms up again.
+        """
         model = self.model
         model.advance_to(self.clock.now())
         try:
             model.start_cooldown()
         except FaultError as exc:
-            raise FailReply(str(exc)) from None
+            return False, f"Cannot cool down: {exc}."
+        session.add_message(
+            f"Compressor on at {model.temperature_readback:.1f} K: "
+            f"about {model.expected_cooldown_time() / 60:.0f} simulated minutes to go."
+        )
+
+        def on_stage(stage: str, temperature: float) -> None:
+            session.add_message(f"Stage {stage} reached at {temperature:.1f} K.")
+
+        def on_poll() -> None:
+            remaining = model.expected_cooldown_time() if model.state == "cooling" else 0.0
+            session.publish(
+                state=model.state,
+                stage=model.stage,
+                temperature=_num(model.temperature_readback),
+                remaining=_num(remaining, 1),
+            )
+
+        try:
+            temperature = await self._until_cold(on_stage=on_stage, on_poll=on_poll)
+        except FailReply as exc:
+            on_poll()
+            return False, f"Cool-down failed: {exc}."
+        except asyncio.CancelledError:
+            # Aborted: leave the hardware in a defined state rather than cooling unattended.
+            model.advance_to(self.clock.now())
+            if model.state in ("cooling", "cold"):
+                model.warmup()
+                self.update_sensors()
+                session.add_message(
+                    f"Compressor off at {model.temperature_readback:.1f} K: warming up."
+                )
+            on_poll()
+            raise
+        on_poll()
+        return True, f"Cold: {temperature:.1f} K."
+
+    async def _until_cold(
+        self,
+        on_stage: Callable[[str, float], object],
+        on_poll: Callable[[], None] | None = None,
+    ) -> float:
+        """Wait until a cool-down already started is complete.
+
+        Parameters
+        ----------
+        on_stage
+            Called with ``(stage, temperature)`` as each stage is reached, in order.
+        on_poll
+            Called after every update of the model while waiting.
+
+        Returns
+        -------
+        float
+            Cold-head temperature (K) once cold.
+
+        Raises
+        ------
+        FailReply
+            If the cool-down is interrupted (state no longer ``cooling``) or a fault makes
+            it impossible.
+        """
+        model = self.model
         self.update_sensors()
         names = [st.name for st in model.stages]
         reached = names.index(model.stage) + 1 if model.stage in names else 0
         while model.state != "cold" or reached < len(names):
-            # Inform every stage passed since the last check, in order, even if one step
+            if on_poll is not None:
+                on_poll()
+            # Report every stage passed since the last check, in order, even if one step
             # crossed several.
             now_reached = names.index(model.stage) + 1 if model.stage in names else 0
             for name in names[reached:now_reached]:
-                req.inform(name, model.temperature)
+                on_stage(name, model.temperature)
             reached = max(reached, now_reached)
             if model.state == "cold":
                 continue
+            faults = ", ".join(sorted(model.faults))
             if model.state != "cooling":
-                raise FailReply(f"cool-down interrupted: state is {model.state}")
+                why = f" ({faults})" if faults else ""
+                raise FailReply(f"cool-down interrupted: state is {model.state}{why}")
             remaining = model.expected_cooldown_time()
             if math.isinf(remaining):
                 raise FailReply(
-                    f"cool-down cannot complete ({', '.join(sorted(model.faults))}); "
-                    "the compressor keeps running"
+                    f"cool-down cannot complete ({faults}); the compressor keeps running"
                 )
             await asyncio.sleep(min(self.clock.real_delay(remaining), self.poll_interval))
             self.advance()

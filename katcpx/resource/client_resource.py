@@ -120,6 +120,7 @@ class KATCPClientResource:
         self._client: InspectingClient | None = None
         self._active = True
         self._sensor = AttrDict()
+        self._op_accessor: Any = None
         self._req = AttrDict()
         self._sensors_by_name: dict[str, KATCPSensor] = {}
         # Strategies and listeners by Python identifier, kept across reconnects and for
@@ -154,6 +155,18 @@ class KATCPClientResource:
     def sensor(self) -> AttrDict:
         """The sensors, by Python identifier."""
         return self._sensor
+
+    @property
+    def op(self) -> Any:
+        """The device's long-running operations: ``await res.op.slew(az=10, el=45)``.
+
+        An :class:`~katcpx.ops.AsyncOpAccessor` (see ``docs/operations.md``).
+        """
+        if self._op_accessor is None:
+            from ..ops import ops_for  # ops builds on resources: import on first use
+
+            self._op_accessor = ops_for(self)
+        return self._op_accessor
 
     @property
     def address(self) -> tuple[str, int]:

@@ -399,6 +399,13 @@ class ThreadSafeKATCPClientResourceWrapper(ThreadSafeMethodAttrWrapper):
         return AttrMappingProxy(self.__subject__.sensor, self._wrap)
 
     @property
+    def op(self) -> Any:
+        """The device's long-running operations, with blocking calls: ``res.op.slew(10, 45)``."""
+        from ..ops import ops_for  # ops builds on resources: import on first use
+
+        return ops_for(self)
+
+    @property
     def sensors(self) -> AttrMappingProxy:
         """Alias of :attr:`sensor`."""
         return self.sensor

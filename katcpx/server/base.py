@@ -181,6 +181,12 @@ class DeviceServerBase(metaclass=DeviceMetaclass):
         -------
         bool or None
             Whether the server is running, when `timeout` was given.
+
+        Raises
+        ------
+        Exception
+            When `timeout` is given and the server failed to start (for example an
+            exception in :meth:`on_server_start`), that exception.
         """
         if self._running.is_set() or self._starting:
             raise RuntimeError("Server already started")
@@ -205,7 +211,11 @@ class DeviceServerBase(metaclass=DeviceMetaclass):
             assert self._loop is not None
             self._threadsafe(self._loop, self._spawn_install, socks)
         if timeout and not self._in_loop_thread():
-            return self._running.wait(timeout)
+            try:
+                self._running_cf.result(timeout)  # raises what stopped the server starting
+            except concurrent.futures.TimeoutError:
+                return False
+            return True
         return None
 
     def stop(self, timeout: float | None = 1.0) -> concurrent.futures.Future[None]:
@@ -370,6 +380,7 @@ class DeviceServerBase(metaclass=DeviceMetaclass):
             self.ioloop = IOLoop.current()
         try:
             self._on_install(loop)
+            self.on_server_start()
 
             def factory() -> ServerProtocol:
                 return ServerProtocol(self)
@@ -410,6 +421,10 @@ class DeviceServerBase(metaclass=DeviceMetaclass):
                 ),
                 return_exceptions=True,
             )
+            try:
+                self.on_server_stop()
+            except Exception:
+                self._logger.exception("error in on_server_stop")
             self._on_uninstall()
         finally:
             if self._handler_executor is not None:
@@ -427,6 +442,20 @@ class DeviceServerBase(metaclass=DeviceMetaclass):
         self._stopped.set()
         if not self._stopped_cf.done():
             self._stopped_cf.set_result(None)
+
+    def on_server_start(self) -> None:
+        """Run on the server's loop as it starts, before it accepts clients.
+
+        Override to start periodic work that belongs to the server's lifetime (polling
+        hardware, a simulation tick); ``self.ioloop`` is the running loop. An exception here
+        stops the server from starting.
+        """
+
+    def on_server_stop(self) -> None:
+        """Run on the server's loop as it stops, after every client got ``#disconnect``.
+
+        Override to stop what :meth:`on_server_start` started. Exceptions are logged.
+        """
 
     def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hook run on the loop before listening starts."""

@@ -140,7 +140,10 @@ async def test_resource_accessor(server):
         await asyncio.wait_for(res.until_synced(), T)
         ops = ops_for(res)
         assert isinstance(ops, AsyncOpAccessor)
+        assert isinstance(res.op, AsyncOpAccessor) and res.op is res.op
         reply = await ops.count(n=2)
+        assert reply.ok and reply.session["success"] is True
+        reply = await res.op.count(n=1)
         assert reply.ok and reply.session["success"] is True
         reply = await ops.gate.abort()
         assert reply.status is ERROR
@@ -218,6 +221,8 @@ def test_sync_accessor_over_threadsafe_resource(threaded_server):
     with threadsafe_resource(spec, sync_timeout=T) as res:
         ops = ops_for(res)
         assert isinstance(ops, SyncOpAccessor)
+        assert isinstance(res.op, SyncOpAccessor)
+        assert res.op.count(n=1).session["success"] is True
         assert ops.acq.start(rate=100.0).ok
         assert ops.acq().session["status"] in ("starting", "running")
         assert ops.acq.stop().ok

@@ -181,3 +181,35 @@ def test_protocol_major_checked():
 
     with pytest.raises(ValueError):
         V3("127.0.0.1", 0)
+
+
+def test_start_and_stop_hooks_run_on_the_loop_around_clients():
+    events: list[tuple[str, bool, int]] = []
+
+    class Hooked(ExampleServer):
+        def on_server_start(self):
+            events.append(("start", self.ioloop is IOLoop.current(), len(self._connections)))
+
+        def on_server_stop(self):
+            events.append(("stop", self.ioloop is IOLoop.current(), len(self._connections)))
+            raise RuntimeError("logged, not fatal")
+
+    srv = Hooked("127.0.0.1", 0)
+    with running(srv), connect(srv) as c:
+        assert c.request("watchdog")[0].reply_ok()
+        assert events == [("start", True, 0)]
+    # The stop hook ran on the loop after every client was disconnected; its error was only
+    # logged, and the server stopped anyway.
+    assert events[1:] == [("stop", True, 0)]
+    assert not srv.running()
+
+
+def test_failing_start_hook_stops_the_server_starting():
+    class Broken(ExampleServer):
+        def on_server_start(self):
+            raise RuntimeError("no hardware")
+
+    srv = Broken("127.0.0.1", 0)
+    with pytest.raises(RuntimeError, match="no hardware"):
+        srv.start(timeout=TIMEOUT)
+    assert not srv.running()
