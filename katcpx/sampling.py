@@ -676,10 +676,5 @@ class SampleDifferentialRate(SampleEventRate):
         super().__init__(inform_callback, sensor, *params, **kwargs)
         self._difference = _parse_difference(sensor, params[0], "differential-rate", self._major)
 
-    def _changed(self, reading: Reading) -> bool:
-        if reading.status != self._last_status:
-            return True
-        try:
-            return bool(abs(reading.value - self._last_value) > self._difference)
-        except TypeError:
-            return bool(reading.value != self._last_value)
+    # The same change test as the differential strategy, rate-limited by the base class.
+    _changed = SampleDifferential._changed

@@ -140,7 +140,34 @@ class KatcpType:
         return f"{type(self).__name__}()"
 
 
-class Int(KatcpType):
+class _Bounded(KatcpType):
+    """A number type with optional inclusive bounds, checked by :meth:`check`."""
+
+    _min: Any = None
+    _max: Any = None
+
+    def _show_number(self, value: Any) -> str:
+        return str(value)
+
+    def check(self, value: Any, major: int) -> None:
+        if self._min is None and self._max is None:
+            return
+        # A variable rather than an if-isinstance, so mypy does not narrow value to Real.
+        real = type(value) in _PLAIN_NUMBERS or isinstance(value, numbers.Real)
+        if not real:
+            return  # encode() rejects it with a clearer message
+        show = self._show_number
+        if self._min is not None and value < self._min:
+            raise KatcpTypeError(
+                f"{self.name} {show(value)} is lower than minimum {show(self._min)}"
+            )
+        if self._max is not None and value > self._max:
+            raise KatcpTypeError(
+                f"{self.name} {show(value)} is higher than maximum {show(self._max)}"
+            )
+
+
+class Int(_Bounded):
     """The KATCP integer type.
 
     Parameters
@@ -180,20 +207,8 @@ class Int(KatcpType):
             raise KatcpTypeError(f"could not parse '{_show(value)}' as integer")
         return int(value)
 
-    def check(self, value: Any, major: int) -> None:
-        if self._min is None and self._max is None:
-            return
-        # A variable rather than an if-isinstance, so mypy does not narrow value to Real.
-        real = type(value) in _PLAIN_NUMBERS or isinstance(value, numbers.Real)
-        if not real:
-            return  # encode() rejects it with a clearer message
-        if self._min is not None and value < self._min:
-            raise KatcpTypeError(f"integer {value} is lower than minimum {self._min}")
-        if self._max is not None and value > self._max:
-            raise KatcpTypeError(f"integer {value} is higher than maximum {self._max}")
 
-
-class Float(KatcpType):
+class Float(_Bounded):
     """The KATCP float type.
 
     Parameters
@@ -227,17 +242,8 @@ class Float(KatcpType):
             raise KatcpTypeError(f"could not parse '{_show(value)}' as float")
         return float(value)
 
-    def check(self, value: Any, major: int) -> None:
-        if self._min is None and self._max is None:
-            return
-        # A variable rather than an if-isinstance, so mypy does not narrow value to Real.
-        real = type(value) in _PLAIN_NUMBERS or isinstance(value, numbers.Real)
-        if not real:
-            return  # encode() rejects it with a clearer message
-        if self._min is not None and value < self._min:
-            raise KatcpTypeError(f"float {value:g} is lower than minimum {self._min:g}")
-        if self._max is not None and value > self._max:
-            raise KatcpTypeError(f"float {value:g} is higher than maximum {self._max:g}")
+    def _show_number(self, value: Any) -> str:
+        return f"{value:g}"
 
 
 class Bool(KatcpType):
