@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from tornado.ioloop import IOLoop
 
+from .._compat import Python2Next
 from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
@@ -36,7 +37,7 @@ def _is_pending(value: Any) -> bool:
     return inspect.isawaitable(value) or isinstance(value, concurrent.futures.Future)
 
 
-class DeviceServerBase(metaclass=DeviceMetaclass):
+class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     """Base class for device servers.
 
     Subclasses add ``request_*`` methods taking ``(self, req, msg)`` that return the reply

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._compat import Python2Next
 from ..errors import FailReply
 from ..message import Message
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["DeviceLogger", "KatcpLogHandler"]
 
 
-class DeviceLogger:
+class DeviceLogger(Python2Next):
     """Object for logging messages from a DeviceServer.
 
     Log messages are logged at a particular level and under a particular name. Names use
