@@ -1,98 +1,156 @@
-"""Orchestrate a (simulated) telescope site from a plain script: no event-loop code at all.
+"""Orchestrate a simulated telescope site from a plain, synchronous script.
 
-Run it as it is and it starts ``katcpx-sim site`` itself (100 times faster than real time)::
+Start the simulated devices, then run the script::
 
+    katcpx-sim site --speed 50 &
     python examples/orchestrate.py
 
-or point it at devices that already run, by name and address::
+It talks to the antenna, the weather station and the cryocooler, at ``--host`` on the ports
+``katcpx-sim site`` gives them from ``--base-port`` (default 7147: antenna 7147, weather 7149,
+cryo 7150), or wherever ``--device name=host:port`` says. It
 
-    python examples/orchestrate.py --device antenna=dish1:7147 --device weather=wx:7149
+1. waits until every device is synced, and reads the weather: with the wind speed in error it
+   refuses to move the antenna;
+2. starts the cryocooler's ``cooldown`` task, which goes on on the device meanwhile;
+3. slews the antenna with its ``slew`` task (calling a task starts it and waits for the end);
+4. tracks a drifting target with the ``track`` process, watching a few sensors;
+5. stops tracking and prints the results of the operations (``OpReply``).
 
-Every call below blocks until done: the resources run on an ioloop in a background thread and
-:func:`katcpx.resource.threadsafe_resource` hands each call over to it.
+Every call blocks until it is done: :func:`katcpx.resource.threadsafe_resource` runs the
+resources on an event loop in a background thread, so there is no event-loop code here.
+
+Exit status: 0 on success, 1 if an operation failed, 2 if the weather forbids observing.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
+import json
 import sys
-import time
+from collections.abc import Callable
+from typing import Any
 
 from katcpx.resource import threadsafe_resource
 
-
-def launch_site(speed: float) -> tuple[subprocess.Popen[str], dict[str, tuple[str, int]]]:
-    """Start ``katcpx-sim site`` on free ports; return the process and the device addresses."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "katcpx_devices", "site", "--base-port", "0", "--speed", str(speed)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    devices: dict[str, tuple[str, int]] = {}
-    for line in proc.stdout:
-        match = re.match(r"^(\w+)\s+([\w.\-]+):(\d+)\s", line)
-        if match:
-            devices[match.group(1)] = (match.group(2), int(match.group(3)))
-        if line.startswith("Ctrl-C"):
-            break
-    return proc, devices
+#: Port offsets from --base-port, in the order ``katcpx-sim site`` starts its devices.
+SITE_PORTS = {"antenna": 0, "weather": 2, "cryo": 3}
 
 
 def parse_device(text: str) -> tuple[str, tuple[str, int]]:
+    """``name=host:port`` -> ``(name, (host, port))``."""
     name, _, address = text.partition("=")
     host, _, port = address.rpartition(":")
+    if name not in SITE_PORTS or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=HOST:PORT with NAME in {list(SITE_PORTS)}")
     return name, (host, int(port))
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", action="append", type=parse_device, default=[])
-    parser.add_argument("--speed", type=float, default=100.0)
-    args = parser.parse_args()
+    parser.add_argument("--host", default="127.0.0.1", help="host of the site's devices")
+    parser.add_argument("--base-port", type=int, default=7147, help="port of the first device")
+    parser.add_argument(
+        "--device", action="append", type=parse_device, default=[], help="NAME=HOST:PORT"
+    )
+    parser.add_argument("--az", type=float, default=30.0, help="azimuth to slew to (deg)")
+    parser.add_argument("--el", type=float, default=60.0, help="elevation to slew to (deg)")
+    parser.add_argument(
+        "--samples", type=int, default=3, help="sensor samples to print while tracking"
+    )
+    return parser.parse_args(argv)
 
-    proc = None
-    devices = dict(args.device)
-    if not devices:
-        proc, devices = launch_site(args.speed)
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the observation; return the exit status."""
+    args = parse_args(argv)
+    addresses = {name: (args.host, args.base_port + n) for name, n in SITE_PORTS.items()}
+    addresses.update(args.device)
     spec = {
         "name": "site",
-        "clients": {name: {"address": addr, "controlled": True} for name, addr in devices.items()},
+        "clients": {
+            name: {"address": address, "controlled": True} for name, address in addresses.items()
+        },
     }
-    try:
-        with threadsafe_resource(spec, sync_timeout=30) as site:
-            print(f"synced {len(site.children)} devices, {len(site.sensor)} sensors")
-            if "antenna" in devices:
-                point_antenna(site)
-            if "weather" in devices:
-                for sensor in site.list_sensors("^weather_", refresh=True):
-                    r = sensor.reading
-                    print(f"  {sensor.name:<28} {r.value!s:>12} {sensor.units:<6} {r.status}")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
-    return 0
+    print("Connecting to " + ", ".join(f"{n} at {h}:{p}" for n, (h, p) in addresses.items()))
+    # Returns once every device is connected and its sensors and requests are known.
+    with threadsafe_resource(spec, sync_timeout=30) as site:
+        print(f"Synced {len(site.children)} devices.")
+        return observe(site, args)
 
 
-def point_antenna(site) -> None:
-    """Slew the antenna, following its position with a listener."""
-    ant = site.children.antenna
+def track_data(session_json: str) -> dict[str, Any]:
+    """The data the track process published, from its ``op.track.session`` sensor value."""
+    return dict(json.loads(session_json).get("data") or {})
 
-    def show(sensor, reading) -> None:
-        print(f"  {sensor.name} = {reading.value:.2f}")
 
-    # Strategies and listeners are memorised: they survive a reconnection of the device.
-    ant.set_sampling_strategy("az", "event-rate 0.2 1")
-    ant.set_sampling_strategy("on_target", "event")
-    ant.set_sensor_listener("az", show)
-    t0 = time.monotonic()
-    reply = ant.req.target(30, 45)  # replies once on target (its timeout comes from the hint)
-    print(f"?target: {reply!r} after {time.monotonic() - t0:.2f} s")
-    assert ant.sensor.on_target.wait(True, timeout=60)
-    print(f"on target at az={ant.sensor.az.get_value():.2f} el={ant.sensor.el.get_value():.2f}")
+def target_beyond(az: float) -> Callable[[Any], bool]:
+    """Sensor-wait condition: the track session's target azimuth has passed ``az``."""
+    return lambda reading: track_data(reading.value).get("target_az", az) > az
+
+
+def observe(site: Any, args: argparse.Namespace) -> int:
+    """The observation proper, on a synced site (thread-safe resource container)."""
+    antenna, weather, cryo = site.children.antenna, site.children.weather, site.children.cryo
+
+    # 1. Weather: a fresh reading of each sensor (?sensor-value).
+    wind = weather.sensor.wind_speed.get_reading()
+    temperature = weather.sensor.temperature.get_reading()
+    print(
+        f"Weather: wind {wind.value:.1f} m/s ({wind.status}), "
+        f"temperature {temperature.value:.1f} degC ({temperature.status})"
+    )
+    if wind.status in ("error", "failure"):
+        print("Wind speed is in error: refusing to slew the antenna.")
+        return 2
+
+    # 2. The cool-down takes many minutes: start it and let it run while we point.
+    cooldown = cryo.op.cooldown
+    reply = cooldown.start()
+    print(f"Cool-down: {reply.msg}")
+    if not reply.ok and reply.session.get("status") != "running":  # running: carry on
+        print(reply)
+        return 1
+
+    # 3. Calling a task starts it and waits until it ends (however long that takes).
+    ant_ops = antenna.op
+    print(f"Slewing to az={args.az} el={args.el} ...")
+    slew = ant_ops.slew(az=args.az, el=args.el)
+    print(slew)
+    if not slew.session.get("success"):
+        cooldown.abort()  # do not leave the cryocooler running unattended
+        return 1
+
+    # 4. A process runs until stopped: start it, then watch it through sensors. Every
+    #    operation has two: op.<name>.status and op.<name>.session (its session, as JSON).
+    track = ant_ops.track.start(az=args.az, el=args.el)
+    print(f"Tracking started: {track.msg}")
+    antenna.set_sampling_strategy("on_target", "event")
+    antenna.set_sampling_strategy("op_track_session", "event")
+    antenna.sensor.on_target.wait(True, timeout=30)
+    print("On target; tracking:")
+    session_sensor = antenna.sensor.op_track_session
+    last_az = -1e9
+    for _ in range(args.samples):
+        # The process publishes a sample every half second (the target drifts at the
+        # sidereal rate): wait for the next one.
+        session_sensor.wait(target_beyond(last_az), timeout=30)
+        data = track_data(session_sensor.value)
+        last_az = data["target_az"]
+        cryo_temperature = cryo.sensor.temperature.get_reading()
+        print(
+            f"  target az={data['target_az']:.4f} el={data['target_el']:.4f}  "
+            f"antenna az={data['az']:.4f} el={data['el']:.4f}  "
+            f"error={data['error'] * 3600:.1f} arcsec  "
+            f"cryo {cryo_temperature.value:.1f} K ({cryo_temperature.status})"
+        )
+
+    # 5. Stop tracking (the antenna brakes) and report.
+    ant_ops.track.stop()
+    track = ant_ops.track.wait(timeout=30)
+    print(track)
+    print(cooldown.status())
+    return 0 if track.session.get("success") else 1
 
 
 if __name__ == "__main__":

@@ -240,6 +240,10 @@ class ClientBase:
             return
         self._conn = None
         self._connected.clear()
+        if not self._static_protocol_configuration:
+            # The next connection announces its own protocol: until it does, until_protocol()
+            # and wait_protocol() must wait rather than report the old connection's.
+            self._received_protocol_info.clear()
         self._disconnected.set()
         if exc is not None:
             self._logger.warning(

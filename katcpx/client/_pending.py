@@ -57,18 +57,22 @@ class Pending:
         Loop time at which the request times out (when it has a timeout).
     timeout
         The timeout in seconds (None: none); it also names the request's deadline queue.
+    queue
+        The entries of the request's deadline queue (None without a timeout), so that a
+        reply can drop finished entries without looking the queue up.
     done
         Set once the request has ended; a timed-out request without id stays queued, done,
         so that its late reply is not taken for the next request's.
     """
 
-    __slots__ = ("deadline", "done", "informs", "mid", "name", "timeout")
+    __slots__ = ("deadline", "done", "informs", "mid", "name", "queue", "timeout")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.mid: bytes | None = None
         self.deadline = 0.0
         self.timeout: float | None = None
+        self.queue: deque[Pending] | None = None
         self.done = False
         self.informs: list[Message] = []
 
@@ -101,6 +105,7 @@ class FuturePending(Pending):
         self.mid = None
         self.deadline = 0.0
         self.timeout = None
+        self.queue = None
         self.done = False
         self.informs = []
         self.future = future
@@ -145,7 +150,13 @@ class CallPending(FuturePending):
     def reply(self, msg: Message) -> bool:
         args = msg.arguments
         if args and args[0] == _OK:
-            return FuturePending.reply(self, msg)
+            fut = self.future
+            if not fut.done():
+                try:
+                    fut.set_result((msg, self.informs))
+                except Exception:  # a concurrent future cancelled from another thread
+                    pass
+            return True
         text = args[1].decode("utf-8", "replace") if len(args) > 1 else ""
         exc_type = InvalidReply if args and args[0] == _INVALID else FailReplyError
         self._raise(exc_type(text or f"request {self.name} failed: {msg}", msg, self.informs))

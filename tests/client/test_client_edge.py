@@ -189,6 +189,24 @@ async def test_oversize_line_closes_connection_then_reconnects() -> None:
             await client.aclose()
 
 
+async def test_protocol_info_is_forgotten_when_the_connection_drops() -> None:
+    with FakeServer(V5_BANNER) as server:
+        client = await connect(server)
+        # Stay disconnected long enough to look: no reconnection within the test.
+        client.auto_reconnect_delay = 60.0
+        client.auto_reconnect_jitter = 0.0
+        try:
+            conn = await server.anext_connection()
+            assert client.protocol_flags is not None
+            conn.close()
+            await client.until_disconnected(5)
+            with pytest.raises(asyncio.TimeoutError):
+                await client.until_protocol(0.1)
+            assert not await asyncio.to_thread(client.wait_protocol, 0.05)
+        finally:
+            await client.aclose()
+
+
 async def test_server_vanishing_mid_request_fails_it_promptly() -> None:
     def vanish(conn: FakeConn, line: bytes) -> None:
         conn.close()

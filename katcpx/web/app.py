@@ -1,0 +1,141 @@
+"""The tornado application: dashboard, REST API and websocket on one HTTP server."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from .hub import DeviceHub
+from .rest import (
+    DeviceHandler,
+    DevicesHandler,
+    NotFoundHandler,
+    OpenAPIHandler,
+    RequestHandler,
+    RequestsHandler,
+    SensorHandler,
+    SensorsHandler,
+)
+from .ws import DeviceSocketHandler
+
+__all__ = ["STATIC_PATH", "WS_PATH", "WebServer", "make_app"]
+
+#: The dashboard's files.
+STATIC_PATH = os.path.join(os.path.dirname(__file__), "static")
+#: Path of the websocket endpoint.
+WS_PATH = "/api/ws"
+
+_NAME = r"([^/]+)"
+
+
+class _IndexHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-cache")
+        with open(os.path.join(STATIC_PATH, "index.html"), "rb") as f:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(f.read())
+
+
+def make_app(
+    hub: DeviceHub, allowed_origins: Sequence[str] = (), **settings: Any
+) -> tornado.web.Application:
+    """Build the application serving `hub`.
+
+    Parameters
+    ----------
+    hub
+        The devices to serve.
+    allowed_origins
+        Extra browser origins (e.g. ``"http://ops.example:8000"``, or ``"*"``) allowed to
+        open the websocket; same-origin pages always may.
+    **settings
+        Further tornado application settings.
+
+    Returns
+    -------
+    tornado.web.Application
+    """
+    kw = {"hub": hub}
+    routes: list[Any] = [
+        (r"/", _IndexHandler),
+        (WS_PATH, DeviceSocketHandler, {"hub": hub, "allowed_origins": tuple(allowed_origins)}),
+        (r"/api/openapi\.json", OpenAPIHandler, kw),
+        (r"/api/devices", DevicesHandler, kw),
+        (r"/api/sensors", SensorsHandler, kw),
+        (rf"/api/devices/{_NAME}", DeviceHandler, kw),
+        (rf"/api/devices/{_NAME}/sensors", SensorsHandler, kw),
+        (rf"/api/devices/{_NAME}/sensors/{_NAME}", SensorHandler, kw),
+        (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
+        (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
+    ]
+    settings.setdefault("static_path", STATIC_PATH)
+    settings.setdefault("static_url_prefix", "/static/")
+    settings.setdefault("default_handler_class", NotFoundHandler)
+    settings.setdefault("default_handler_args", kw)
+    return tornado.web.Application(routes, **settings)
+
+
+class WebServer:
+    """A :class:`DeviceHub` and its HTTP server, started and stopped together.
+
+    Parameters
+    ----------
+    hub
+        The devices to serve.
+    host
+        Address to listen on.
+    port
+        Port to listen on; 0 picks a free one (see :attr:`port` after :meth:`start`).
+    allowed_origins
+        As for :func:`make_app`.
+    """
+
+    def __init__(
+        self,
+        hub: DeviceHub,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        allowed_origins: Sequence[str] = (),
+    ) -> None:
+        self.hub = hub
+        self.host = host
+        self.port = port
+        self.app = make_app(hub, allowed_origins)
+        self._server: tornado.httpserver.HTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the dashboard."""
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/"
+
+    async def start(self) -> None:
+        """Connect to the devices and start listening (on the running loop)."""
+        sockets = tornado.netutil.bind_sockets(
+            self.port, self.host or None, family=socket.AF_UNSPEC
+        )
+        self.port = sockets[0].getsockname()[1]
+        self._server = tornado.httpserver.HTTPServer(self.app)
+        self._server.add_sockets(sockets)
+        await self.hub.start()
+
+    async def stop(self) -> None:
+        """Stop listening, close the websockets and disconnect from the devices."""
+        if self._server is not None:
+            self._server.stop()
+            # Websockets are detached from the HTTP server: close them one by one.
+            for sink in self.hub.sinks():
+                close = getattr(sink, "close", None)
+                if callable(close):
+                    close(1001, "server shutting down")
+            await self._server.close_all_connections()
+            self._server = None
+        await self.hub.stop()

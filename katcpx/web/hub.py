@@ -1,0 +1,739 @@
+"""The device hub: one KATCP client resource per device, shared by every web client.
+
+Browsers (websocket connections, REST calls) never talk KATCP themselves. They ask the
+:class:`DeviceHub`, which keeps one :class:`~katcpx.resource.KATCPClientResource` per device
+and turns sensor subscriptions into KATCP sampling strategies. Subscriptions are reference
+counted: however many browsers watch a sensor, the device sees one ``?sensor-sampling``
+when the first arrives and one ``?sensor-sampling <name> none`` when the last leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import RequestTimeout
+from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
+
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "DeviceHub",
+    "DeviceSpec",
+    "DeviceUnavailable",
+    "HubError",
+    "Sink",
+    "UnknownDevice",
+    "UnknownRequest",
+    "UnknownSensor",
+    "dumps",
+    "jsonable",
+    "parse_device_spec",
+]
+
+log = logging.getLogger("katcpx.web")
+
+#: Sampling strategy of a subscription unless the hub is given another.
+DEFAULT_STRATEGY: tuple[str, ...] = ("event",)
+#: Text of the fail reply the client makes up when a request times out.
+_CLIENT_TIMEOUT = re.compile(r"Request \S+ timed out after [0-9.]+ seconds\.$")
+#: Sensor types whose values the dashboard can plot.
+NUMERIC_TYPES = frozenset({"integer", "float", "timestamp"})
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A KATCP device to serve.
+
+    Attributes
+    ----------
+    name
+        Name used in URLs and messages.
+    host, port
+        Address of the device's KATCP server.
+    description
+        Free text shown on the dashboard.
+    """
+
+    name: str
+    host: str
+    port: int
+    description: str = ""
+
+    @property
+    def address(self) -> str:
+        """``host:port``."""
+        return f"{self.host}:{self.port}"
+
+
+def parse_device_spec(text: str, description: str = "") -> DeviceSpec:
+    """Parse ``name=host:port``, ``host:port`` or ``:port`` (localhost).
+
+    Parameters
+    ----------
+    text
+        The device address, optionally prefixed with a name. Without a name the device is
+        named after its address.
+    description
+        Description of the device.
+
+    Raises
+    ------
+    ValueError
+        If `text` is not of that form.
+    """
+    name, sep, address = text.strip().partition("=")
+    if not sep:
+        name, address = "", name
+    host, colon, port_text = address.rpartition(":")
+    if not colon:
+        raise ValueError(f"device {text!r}: expected [name=]host:port")
+    host = host.strip().strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"device {text!r}: port {port_text!r} is not a number") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"device {text!r}: port {port} out of range")
+    name = name.strip() or f"{host}:{port}"
+    if "/" in name:
+        raise ValueError(f"device {text!r}: a name may not contain '/'")
+    return DeviceSpec(name, host, port, description)
+
+
+class HubError(Exception):
+    """A request the hub cannot serve; `code` and `http_status` say why.
+
+    Parameters
+    ----------
+    message
+        Human readable explanation.
+    """
+
+    code = "error"
+    http_status = 400
+
+
+class UnknownDevice(HubError):
+    """No device of that name is configured."""
+
+    code = "unknown_device"
+    http_status = 404
+
+
+class UnknownSensor(HubError):
+    """The device has no sensor of that name."""
+
+    code = "unknown_sensor"
+    http_status = 404
+
+
+class UnknownRequest(HubError):
+    """The device has no request of that name."""
+
+    code = "unknown_request"
+    http_status = 404
+
+
+class DeviceUnavailable(HubError):
+    """The device is not connected (or not yet synced)."""
+
+    code = "device_unavailable"
+    http_status = 503
+
+
+class Sink(Protocol):
+    """Something that receives JSON messages, e.g. a websocket connection."""
+
+    def push(self, text: str, key: Hashable | None = None) -> None:
+        """Queue one JSON text; a newer text with the same non-None `key` may replace it."""
+
+
+def jsonable(value: Any) -> Any:
+    """Convert a sensor value or request argument to something :func:`json.dumps` accepts.
+
+    Non-finite floats become the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``
+    (which JavaScript's ``Number()`` parses back), since JSON has no literal for them.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return jsonable(item())
+        except (TypeError, ValueError):
+            pass
+    enum_value = getattr(value, "value", None)
+    if isinstance(value, Hashable) and isinstance(enum_value, (str, int)):
+        return str(getattr(value, "name", enum_value)).lower()
+    return str(value)
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    """Compact JSON of a message whose values went through :func:`jsonable`."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def sensor_meta(device: str, sensor: KATCPSensor) -> dict[str, Any]:
+    """The ``meta`` message of a sensor: its type, units, description and type params."""
+    return {
+        "type": "meta",
+        "device": device,
+        "sensor": sensor.name,
+        "sensor_type": sensor.type,
+        "units": sensor.units,
+        "description": sensor.description,
+        "params": [p.decode("utf-8", "replace") for p in sensor.params],
+        "numeric": sensor.type in NUMERIC_TYPES,
+    }
+
+
+def _has_reading(sensor: KATCPSensor) -> bool:
+    return sensor.reading.received_timestamp > 0
+
+
+@dataclass
+class _Subscription:
+    device: str
+    sensor: str
+    sinks: dict[Sink, None]
+    obj: KATCPSensor | None = None
+    error: str | None = None
+    listener: Any = None
+    #: Subscribers still waiting for the sensor's meta (subscribed while not synced).
+    waiting: dict[Sink, None] = field(default_factory=dict)
+
+
+class DeviceHub:
+    """KATCP client resources for a set of devices, shared by all web clients.
+
+    Everything runs on one asyncio loop, the one :meth:`start` is awaited on; call the
+    methods from that loop.
+
+    Parameters
+    ----------
+    devices
+        The devices to serve; names must be unique.
+    strategy
+        KATCP sampling strategy of subscriptions: ``("event",)`` (the default) or, to
+        limit the update rate, e.g. ``("event-rate", 0.1, 60)``.
+    request_timeout
+        Default timeout in seconds of requests for which neither the caller nor the
+        device gives one.
+    auto_reconnect_delay
+        Seconds before the first reconnection attempt after a device drops.
+    """
+
+    def __init__(
+        self,
+        devices: Iterable[DeviceSpec],
+        strategy: Sequence[str | float] = DEFAULT_STRATEGY,
+        request_timeout: float = 5.0,
+        auto_reconnect_delay: float = 0.5,
+    ) -> None:
+        self.specs: dict[str, DeviceSpec] = {}
+        for spec in devices:
+            if spec.name in self.specs:
+                raise ValueError(f"device name {spec.name!r} given twice")
+            self.specs[spec.name] = spec
+        self.strategy: tuple[str, ...] = tuple(str(p) for p in strategy)
+        if not self.strategy:
+            raise ValueError("empty sampling strategy")
+        self.request_timeout = float(request_timeout)
+        self._resources: dict[str, KATCPClientResource] = {}
+        for spec in self.specs.values():
+            self._resources[spec.name] = KATCPClientResource(
+                {
+                    "name": spec.name,
+                    "address": (spec.host, spec.port),
+                    "description": spec.description,
+                    "controlled": True,
+                    "auto_reconnect": True,
+                    "auto_reconnect_delay": auto_reconnect_delay,
+                    "timeout": self.request_timeout,
+                },
+                logger=log,
+            )
+        self._sinks: dict[Sink, set[tuple[str, str]]] = {}
+        self._subs: dict[tuple[str, str], _Subscription] = {}
+        self._watchers: list[asyncio.Future[None]] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._started = False
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to every device (in the background) and start watching their states."""
+        if self._started:
+            raise RuntimeError("hub already started")
+        self._started = True
+        for name, res in self._resources.items():
+            res.start()
+            self._watchers.append(asyncio.ensure_future(self._watch(name, res)))
+
+    async def stop(self) -> None:
+        """Disconnect from every device and forget all subscriptions."""
+        for task in self._watchers:
+            task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._watchers, *self._tasks, return_exceptions=True)
+        self._watchers.clear()
+        for res in self._resources.values():
+            res.stop()
+        await asyncio.gather(
+            *(res.until_stopped(2.0) for res in self._resources.values()), return_exceptions=True
+        )
+        self._subs.clear()
+        self._sinks.clear()
+
+    def until_synced(self, timeout: float | None = None) -> asyncio.Future[Any]:
+        """Future resolving when every device is synced (fails with TimeoutError)."""
+        return asyncio.ensure_future(
+            asyncio.wait_for(
+                asyncio.gather(*(r.until_synced() for r in self._resources.values())), timeout
+            )
+        )
+
+    def _spawn(self, coro: Any) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _watch(self, name: str, res: KATCPClientResource) -> None:
+        """Push every state change of device `name` to all sinks as it happens."""
+        last = res.state
+        while True:
+            others = [s for s in ("disconnected", "syncing", "synced") if s != last]
+            waits = [res.until_state(s) for s in others]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+            state = res.state
+            if state == last:
+                continue
+            last = state
+            if state == "synced":
+                self._device_synced(name, res)
+            text = dumps(self.device_message(name))
+            for sink in list(self._sinks):
+                sink.push(text)
+
+    def _device_synced(self, name: str, res: KATCPClientResource) -> None:
+        """Bind subscriptions to the device's (possibly new) sensor objects."""
+        for (device, sensor_name), sub in list(self._subs.items()):
+            if device != name:
+                continue
+            obj = self._find_sensor(res, sensor_name)
+            if obj is None:
+                sub.waiting.update(sub.sinks)
+                self._broadcast_error(
+                    sub, f"device {name!r} has no sensor {sensor_name!r}; subscription kept"
+                )
+            elif obj is not sub.obj or sub.waiting:
+                self._bind(sub, obj)
+
+    def _bind(self, sub: _Subscription, obj: KATCPSensor) -> None:
+        """Make `obj` the subscription's sensor; send its meta to whoever lacks it."""
+        listener = self._listener_for(sub)
+        if obj is not sub.obj:
+            if sub.obj is not None:
+                sub.obj.unregister_listener(listener)
+            obj.register_listener(listener, reading=True)
+            sub.obj = obj
+            targets = list(sub.sinks)  # the description may have changed
+        else:
+            targets = [s for s in sub.waiting if s in sub.sinks]
+        sub.waiting.clear()
+        text = dumps(sensor_meta(sub.device, obj))
+        for sink in targets:
+            sink.push(text)
+
+    # -- device information -------------------------------------------------------------------
+
+    @property
+    def device_names(self) -> list[str]:
+        """Names of the devices, in configuration order."""
+        return list(self.specs)
+
+    def resource(self, device: str) -> KATCPClientResource:
+        """The client resource of `device`.
+
+        Raises
+        ------
+        UnknownDevice
+            If there is no such device.
+        """
+        try:
+            return self._resources[device]
+        except (KeyError, TypeError):
+            raise UnknownDevice(f"unknown device {device!r}") from None
+
+    def device_message(self, device: str) -> dict[str, Any]:
+        """The ``device`` message: name, address, state and counts of sensors and requests."""
+        res = self.resource(device)
+        spec = self.specs[device]
+        return {
+            "type": "device",
+            "device": device,
+            "address": spec.address,
+            "description": spec.description,
+            "state": res.state,
+            "connected": res.state != "disconnected",
+            "synced": res.synced,
+            "sensors": len(res.sensor),
+            "requests": len(res.req),
+        }
+
+    @staticmethod
+    def _find_sensor(res: KATCPClientResource, name: str) -> KATCPSensor | None:
+        obj = res.sensor.get(escape_name(name))
+        return obj if isinstance(obj, KATCPSensor) else None
+
+    def sensor(self, device: str, name: str) -> KATCPSensor:
+        """The sensor `name` (KATCP name or Python identifier) of `device`.
+
+        Raises
+        ------
+        UnknownDevice, UnknownSensor
+        """
+        res = self.resource(device)
+        obj = self._find_sensor(res, name) if isinstance(name, str) else None
+        if obj is None:
+            if not res.synced:
+                raise DeviceUnavailable(f"device {device!r} is {res.state}")
+            raise UnknownSensor(f"device {device!r} has no sensor {name!r}")
+        return obj
+
+    def sensors(self, device: str, filter: str = "") -> list[KATCPSensor]:
+        """Sensors of `device` whose KATCP name matches regular expression `filter`.
+
+        Raises
+        ------
+        HubError
+            If `filter` is not a valid regular expression.
+        """
+        pattern = _compile(filter)
+        res = self.resource(device)
+        found = [s for s in res.sensor.values() if pattern.search(s.name)]
+        return sorted(found, key=lambda s: s.name)
+
+    def requests(self, device: str) -> list[KATCPRequest]:
+        """Requests of `device` (from its ``?help``), sorted by name."""
+        res = self.resource(device)
+        return sorted(res.req.values(), key=lambda r: r.name)
+
+    def request(self, device: str, name: str) -> KATCPRequest:
+        """The request `name` of `device`.
+
+        Raises
+        ------
+        UnknownDevice, UnknownRequest, DeviceUnavailable
+        """
+        res = self.resource(device)
+        obj = res.req.get(escape_name(name)) if isinstance(name, str) else None
+        if not isinstance(obj, KATCPRequest):
+            if not res.synced:
+                raise DeviceUnavailable(f"device {device!r} is {res.state}")
+            raise UnknownRequest(f"device {device!r} has no request {name!r}")
+        return obj
+
+    def reading_message(self, device: str, sensor: KATCPSensor) -> dict[str, Any]:
+        """The ``update`` message of the sensor's latest reading."""
+        reading = sensor.reading
+        res = self._resources.get(device)
+        return {
+            "type": "update",
+            "device": device,
+            "sensor": sensor.name,
+            "value": jsonable(reading.value),
+            "status": reading.status,
+            "timestamp": reading.timestamp,
+            "received": reading.received_timestamp,
+            "connected": res is not None and res.state != "disconnected",
+        }
+
+    # -- sinks and subscriptions ----------------------------------------------------------------
+
+    def attach(self, sink: Sink) -> None:
+        """Start sending device state changes to `sink`."""
+        self._sinks.setdefault(sink, set())
+
+    def detach(self, sink: Sink) -> None:
+        """Drop `sink` and all its subscriptions."""
+        for device, sensor in list(self._sinks.get(sink, ())):
+            self.unsubscribe(sink, device, sensor)
+        self._sinks.pop(sink, None)
+
+    def sinks(self) -> list[Sink]:
+        """The attached sinks."""
+        return list(self._sinks)
+
+    def subscriptions(self, sink: Sink) -> list[tuple[str, str]]:
+        """``(device, sensor)`` pairs `sink` is subscribed to."""
+        return sorted(self._sinks.get(sink, ()))
+
+    def subscriber_count(self, device: str, sensor: str) -> int:
+        """How many sinks are subscribed to a sensor."""
+        sub = self._subs.get((device, sensor))
+        return 0 if sub is None else len(sub.sinks)
+
+    def subscribe(self, sink: Sink, device: str, sensor: str, safely: bool = False) -> str:
+        """Subscribe `sink` to a sensor.
+
+        Parameters
+        ----------
+        sink
+            The subscriber; it must be attached.
+        device, sensor
+            Device name and KATCP sensor name (a Python identifier also works).
+        safely
+            Refuse (with :class:`DeviceUnavailable`) when the device is not synced, rather
+            than keeping the subscription pending until it is.
+
+        Returns
+        -------
+        str
+            ``"subscribed"``, ``"already_subscribed"`` or ``"pending"`` (the device is not
+            synced yet; the sensor is subscribed when it is).
+
+        Raises
+        ------
+        UnknownDevice, UnknownSensor, DeviceUnavailable, HubError
+        """
+        if not isinstance(sensor, str) or not sensor:
+            raise HubError("sensor name must be a non-empty string")
+        res = self.resource(device)
+        obj = self._find_sensor(res, sensor)
+        if obj is None:
+            if res.synced:
+                raise UnknownSensor(f"device {device!r} has no sensor {sensor!r}")
+            if safely:
+                raise DeviceUnavailable(f"device {device!r} is {res.state}")
+        elif safely and not res.synced:
+            raise DeviceUnavailable(f"device {device!r} is {res.state}")
+        name = obj.name if obj is not None else sensor
+        key = (device, name)
+        mine = self._sinks.setdefault(sink, set())
+        sub = self._subs.get(key)
+        if sub is not None and sink in sub.sinks:
+            return "already_subscribed"
+        mine.add(key)
+        if sub is None:
+            sub = self._subs[key] = _Subscription(device, name, {sink: None}, obj)
+            if obj is not None:
+                obj.register_listener(self._listener_for(sub), reading=True)
+            self._spawn(self._set_strategy(sub, res))
+        else:
+            sub.sinks[sink] = None
+        if not res.synced:
+            sub.waiting[sink] = None
+            return "pending"
+        return "subscribed"
+
+    def snapshot(self, device: str, sensor: str) -> list[str]:
+        """Messages a new subscriber of a sensor gets: its ``meta`` and latest ``update``.
+
+        The update is left out while the sensor has no reading yet: the sampling strategy
+        will send one to every subscriber.
+        """
+        obj = self._find_sensor(self.resource(device), sensor)
+        sub = self._subs.get((device, obj.name if obj is not None else sensor))
+        if sub is None or sub.obj is None:
+            return []
+        out = [dumps(sensor_meta(device, sub.obj))]
+        if _has_reading(sub.obj):
+            out.append(dumps(self.reading_message(device, sub.obj)))
+        return out
+
+    def unsubscribe(self, sink: Sink, device: str, sensor: str) -> bool:
+        """Unsubscribe `sink` from a sensor; False if it was not subscribed.
+
+        The device is told to stop sampling when the last subscriber leaves.
+        """
+        if not isinstance(sensor, str):
+            return False
+        res = self.resource(device)
+        obj = self._find_sensor(res, sensor)
+        key = (device, obj.name if obj is not None else sensor)
+        sub = self._subs.get(key)
+        if sub is None or sink not in sub.sinks:
+            return False
+        del sub.sinks[sink]
+        sub.waiting.pop(sink, None)
+        self._sinks.get(sink, set()).discard(key)
+        if not sub.sinks:
+            del self._subs[key]
+            if sub.obj is not None:
+                sub.obj.unregister_listener(self._listener_for(sub))
+            self._spawn(self._clear_strategy(sub.sensor, res))
+        return True
+
+    def _listener_for(self, sub: _Subscription) -> Any:
+        # One listener per subscription, so (un)registering it again is harmless.
+        if sub.listener is None:
+
+            def listener(sensor: KATCPSensor, reading: Any) -> None:
+                if self._subs.get((sub.device, sub.sensor)) is not sub:
+                    return
+                if sensor is not sub.obj or sub.waiting:
+                    # First reading since (re)connecting: the meta goes out before it.
+                    self._bind(sub, sensor)
+                # Serialised once for all subscribers; the key lets a slow socket keep
+                # only the newest reading of each sensor.
+                text = dumps(self.reading_message(sub.device, sensor))
+                key = ("update", sub.device, sub.sensor)
+                for sink in list(sub.sinks):
+                    sink.push(text, key)
+
+            sub.listener = listener
+        return sub.listener
+
+    async def _set_strategy(self, sub: _Subscription, res: KATCPClientResource) -> None:
+        result = await res.set_sampling_strategy(sub.sensor, self.strategy)
+        outcome = result.get(escape_name(sub.sensor))
+        if isinstance(outcome, str) and self._subs.get((sub.device, sub.sensor)) is sub:
+            sub.error = outcome
+            self._broadcast_error(sub, f"sampling {sub.sensor!r} failed: {outcome}")
+
+    async def _clear_strategy(self, sensor: str, res: KATCPClientResource) -> None:
+        if (res.name, sensor) in self._subs:
+            return  # re-subscribed meanwhile
+        res.drop_sampling_strategy(sensor)
+        if self._find_sensor(res, sensor) is None or not res.is_connected():
+            return  # the next connection starts with no strategies anyway
+        try:
+            await res.set_sampling_strategy(sensor, ("none",))
+        finally:
+            if (res.name, sensor) not in self._subs:
+                res.drop_sampling_strategy(sensor)
+
+    def _broadcast_error(self, sub: _Subscription, error: str) -> None:
+        text = dumps(
+            {
+                "type": "error",
+                "code": "sampling_failed",
+                "device": sub.device,
+                "sensor": sub.sensor,
+                "error": error,
+            }
+        )
+        for sink in list(sub.sinks):
+            sink.push(text)
+
+    # -- reads and requests ----------------------------------------------------------------------
+
+    async def read(self, device: str, sensor: str) -> dict[str, Any]:
+        """Fetch a fresh reading with ``?sensor-value``; return its ``update`` message.
+
+        Raises
+        ------
+        UnknownDevice, UnknownSensor, DeviceUnavailable
+        """
+        obj = self.sensor(device, sensor)
+        res = self.resource(device)
+        if not res.is_connected():
+            raise DeviceUnavailable(f"device {device!r} is {res.state}")
+        try:
+            await res.poll_sensor(obj.name)
+        except Exception as exc:
+            raise DeviceUnavailable(f"reading {obj.name!r} of {device!r} failed: {exc}") from exc
+        return self.reading_message(device, obj)
+
+    async def call(
+        self, device: str, request: str, args: Sequence[Any] = (), timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Issue a KATCP request and wait for its reply.
+
+        Parameters
+        ----------
+        device, request
+            Device name and KATCP request name.
+        args
+            Request arguments (str, int, float, bool or None).
+        timeout
+            Seconds to wait; None uses the device's hint for the request, else the hub's
+            default.
+
+        Returns
+        -------
+        dict
+            ``ok`` (bool), ``status`` (``"ok"``, ``"fail"``, ``"invalid"``, ``"timeout"``
+            or ``"error"``), ``reply`` (the reply arguments after the status), ``informs``
+            (each a list of arguments), ``elapsed`` (seconds) and, unless ok, ``error``.
+
+        Raises
+        ------
+        UnknownDevice, UnknownRequest, DeviceUnavailable, HubError
+        """
+        obj = self.request(device, request)
+        res = self.resource(device)
+        if not res.is_connected():
+            raise DeviceUnavailable(f"device {device!r} is {res.state}")
+        for arg in args:
+            if not (arg is None or isinstance(arg, (str, int, float, bool))):
+                raise HubError(f"request arguments must be scalars, not {type(arg).__name__}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise HubError("timeout must be a positive number")
+        if timeout is None:
+            timeout = obj.timeout_hint or self.request_timeout
+        started = time.monotonic()
+        result: dict[str, Any] = {"device": device, "request": obj.name}
+        try:
+            reply = await asyncio.wait_for(
+                obj.issue_request(*args, timeout=float(timeout)), float(timeout) + 1.0
+            )
+        except (RequestTimeout, asyncio.TimeoutError):
+            result.update(
+                ok=False,
+                status="timeout",
+                reply=[],
+                informs=[],
+                error=f"timed out after {timeout} s",
+            )
+        except Exception as exc:
+            result.update(ok=False, status="error", reply=[], informs=[], error=str(exc))
+        else:
+            arguments = [a.decode("utf-8", "replace") for a in reply.reply.arguments]
+            status = arguments[0] if arguments else "invalid"
+            result.update(
+                ok=status == "ok",
+                status=status if status in ("ok", "fail") else "invalid",
+                reply=arguments[1:],
+                informs=[
+                    [a.decode("utf-8", "replace") for a in m.arguments] for m in reply.informs
+                ],
+            )
+            if status != "ok":
+                result["error"] = " ".join(arguments[1:]) or status
+                # The client turns a timeout into a local fail reply, as katcp-python does.
+                if status == "fail" and _CLIENT_TIMEOUT.match(result["error"]):
+                    result["status"] = "timeout"
+        result["elapsed"] = round(time.monotonic() - started, 6)
+        return result
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except (re.error, TypeError) as exc:
+        raise HubError(f"bad filter {pattern!r}: {exc}") from None
