@@ -77,8 +77,9 @@ def _parse_head(head: bytes, line: bytes) -> tuple[int, str, bytes | None]:
         raise KatcpSyntaxError(
             f"bad message name {raw_name!r}: must match [A-Za-z][A-Za-z0-9-]*", line, 1
         ) from None
-    if mid is None and len(_head_cache) < _HEAD_CACHE_CAP:
-        _head_cache[head] = (mtype, name)
+    if len(_head_cache) < _HEAD_CACHE_CAP:
+        # Keyed without the id, so that StreamParser.feed's fast path also serves ids.
+        _head_cache[head if mid is None else head[:end]] = (mtype, name)
     return mtype, name, mid
 
 
@@ -272,11 +273,26 @@ class StreamParser:
                 parts = line.split()
                 if not parts:
                     continue
-                cached = cache.get(parts[0])
+                head = parts[0]
+                cached = cache.get(head)
                 if cached is not None and line[0] not in (32, 9):
                     del parts[0]
                     out.append(new(cached[0], cached[1], parts, None))
                     continue
+                # ``?name[mid]``: a known head plus a plain id (no leading zero, in range).
+                bracket = head.find(b"[")
+                if bracket > 0 and head[-1] == 93 and line[0] not in (32, 9):  # ]
+                    cached = cache.get(head[:bracket])
+                    mid = head[bracket + 1 : -1]
+                    if (
+                        cached is not None
+                        and mid.isdigit()
+                        and mid[0] != 48  # 0
+                        and (len(mid) < 10 or int(mid) <= MAX_MID)
+                    ):
+                        del parts[0]
+                        out.append(new(cached[0], cached[1], parts, mid))
+                        continue
             try:
                 out.append(parse_line(line))
             except KatcpSyntaxError as error:

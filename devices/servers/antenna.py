@@ -141,11 +141,11 @@ class AntennaServer(OperationsMixin, SimDeviceServer):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _on_uninstall(self) -> None:
+    def on_server_stop(self) -> None:
         # A slew still waiting when the server stops fails rather than outliving it.
         if self._superseded is not None and not self._superseded.done():
             self._superseded.set_result("server shutdown")
-        super()._on_uninstall()
+        super().on_server_stop()
 
     def _supersede(self, by: str) -> asyncio.Future[str]:
         """End the wait of the previous motion command (``by`` says why); return the future

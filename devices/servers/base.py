@@ -19,7 +19,6 @@ expects, not simulation time: at ``speed`` > 1 simulation time runs ahead of the
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Mapping
@@ -201,19 +200,19 @@ class SimDeviceServer(AsyncDeviceServer):
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
-        super()._on_install(loop)
+    def on_server_start(self) -> None:
+        super().on_server_start()
         # Re-base the model on the clock: time spent between construction and start is skipped
         # in one step rather than simulated as one huge tick.
         self.model.advance_to(self.clock.now())
         self._periodic = PeriodicCallback(self._tick, self.tick_interval * 1000.0)
         self._periodic.start()
 
-    def _on_uninstall(self) -> None:
+    def on_server_stop(self) -> None:
         if self._periodic is not None:
             self._periodic.stop()
             self._periodic = None
-        super()._on_uninstall()
+        super().on_server_stop()
 
     def _tick(self) -> None:
         try:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from ..errors import ConnectionLost, RequestFailed, RequestTimeout
 from ..flags import ProtocolFlags
-from ..message import Message
+from ..message import MAX_MID, Message, check_name, format_argument
 from ..transport import KatcpProtocol
 from ._pending import (
     BlockingPending,
@@ -37,6 +38,25 @@ __all__ = ["AsyncClient", "BlockingClient", "CallbackClient"]
 
 _Self = TypeVar("_Self", bound="AsyncClient")
 Reply = tuple[Message, list[Message]]
+
+_REQUEST: Final = Message.REQUEST
+_REPLY: Final = Message.REPLY
+_get_ident = threading.get_ident
+
+# Request name -> validated wire head ``b"?name["`` for call()'s fast path. Capped: names
+# come from the caller, and a program making up endless names must not grow it forever.
+_call_heads: dict[str, bytes] = {}
+_CALL_HEADS_CAP: Final = 4096
+
+
+def _call_head(name: str) -> bytes:
+    """Return ``b"?name["`` for a request name, validating the name (``ValueError``)."""
+    head = _call_heads.get(name)
+    if head is None:
+        head = b"?" + check_name(name).encode("ascii") + b"["
+        if len(_call_heads) < _CALL_HEADS_CAP:
+            _call_heads[name] = head
+    return head
 
 
 class _Default:
@@ -163,10 +183,54 @@ class AsyncClient(DeviceClient):
             dq = self._deadlines.get(timeout)
             if dq is None:
                 dq = self._deadlines[timeout] = DeadlineQueue()
-            dq.entries.append(entry)
+            queue = entry.queue = dq.entries
+            queue.append(entry)
             if dq.handle is None:
                 dq.handle = loop.call_at(deadline, self._expire, dq)
         conn.send_message(msg)
+
+    def _start_call(
+        self,
+        entry: Pending,
+        conn: KatcpProtocol,
+        name: str,
+        args: tuple[Any, ...],
+        timeout: float | None,
+    ) -> None:
+        """:meth:`_start` for :meth:`call` when the request gets a message id (the usual case).
+
+        It writes the wire bytes directly (no request :class:`Message` is made) and checks
+        nothing that cannot apply to a fresh request. Runs on the client's loop.
+        """
+        head = _call_head(name)
+        # Format before registering: a bad argument raises with nothing left behind.
+        formatted = [format_argument(arg) for arg in args] if args else None
+        by_mid = self._by_mid
+        mid_int = self._last_msg_id
+        while True:
+            mid_int = mid_int + 1 if mid_int < MAX_MID else 1
+            mid = b"%d" % mid_int
+            if mid not in by_mid:  # only taken after wrapping past 2**31 - 1
+                break
+        self._last_msg_id = mid_int
+        entry.mid = mid
+        by_mid[mid] = entry
+        if timeout is not None:
+            loop = self._loop
+            assert loop is not None
+            entry.timeout = timeout
+            entry.deadline = deadline = loop.time() + timeout
+            dq = self._deadlines.get(timeout)
+            if dq is None:
+                dq = self._deadlines[timeout] = DeadlineQueue()
+            queue = entry.queue = dq.entries
+            queue.append(entry)
+            if dq.handle is None:
+                dq.handle = loop.call_at(deadline, self._expire, dq)
+        if formatted is None:
+            conn.write(head + mid + b"]\n")
+        else:
+            conn.write(bytes(Message._new(_REQUEST, name, formatted, mid)))
 
     def _expire(self, dq: DeadlineQueue) -> None:
         """Time out the expired requests of `dq` and re-arm its timer for the next one."""
@@ -186,11 +250,11 @@ class AsyncClient(DeviceClient):
                 entries.popleft()
                 self._on_timeout(entry)
 
-    def _finished(self, entry: Pending) -> None:
+    @staticmethod
+    def _finished(entry: Pending) -> None:
         """Drop finished entries from the front of `entry`'s deadline queue."""
-        dq = self._deadlines.get(entry.timeout)  # type: ignore[arg-type]
-        if dq is not None:
-            entries = dq.entries
+        entries = entry.queue
+        if entries is not None:
             while entries and entries[0].done:
                 entries.popleft()
 
@@ -256,11 +320,58 @@ class AsyncClient(DeviceClient):
         if entry is None:
             return super().handle_reply(msg)
         entry.done = True
-        if entry.timeout is not None:
+        if entry.queue is not None:
             self._finished(entry)
         if not entry.reply(msg):
             return super().handle_reply(msg)
         return None
+
+    def _on_items(self, conn: KatcpProtocol, items: list[Any]) -> None:
+        """Dispatch a batch of received items, resolving replies to requests in place.
+
+        A reply whose id names an outstanding request of the same name is what most of a
+        busy client's traffic is; it goes straight to its request here, skipping
+        :meth:`handle_message` and :meth:`handle_reply`. Everything else, and every item
+        when those methods are overridden or debug logging is on, takes the general path.
+        """
+        cls = type(self)
+        if (
+            cls.handle_message is not _handle_message
+            or cls.handle_reply is not _handle_reply
+            or "handle_message" in self.__dict__
+            or "handle_reply" in self.__dict__
+            or self._logger.isEnabledFor(logging.DEBUG)
+        ):
+            DeviceClient._on_items(self, conn, items)
+            return
+        by_mid = self._by_mid
+        transport = conn.transport
+        for item in items:
+            if transport is None or transport.is_closing():
+                return  # closed by a handler: the rest of the batch is moot
+            if type(item) is Message and item.mtype == _REPLY:
+                mid = item.mid
+                entry = by_mid.pop(mid, None) if mid is not None else None
+                if entry is not None:
+                    if entry.name == item.name:
+                        entry.done = True
+                        queue = entry.queue
+                        if queue is not None:
+                            while queue and queue[0].done:
+                                queue.popleft()
+                        try:
+                            if entry.reply(item):
+                                continue
+                        except Exception:
+                            self._logger.exception(
+                                "Unhandled exception in handle_message() from %s for message %s",
+                                self.bind_address_string,
+                                item,
+                            )
+                            continue
+                    else:
+                        by_mid[mid] = entry  # type: ignore[index]  # the general path warns
+            DeviceClient._on_items(self, conn, [item])
 
     def handle_inform(self, msg: Message) -> Any:
         """Handle inform messages related to any current requests.
@@ -514,18 +625,23 @@ class AsyncClient(DeviceClient):
         """
         if use_mid and not self._server_supports_ids:
             raise KatcpVersionError("Message IDs not supported by server")
-        msg = Message.request(name, *args)
         if timeout is DEFAULT:
             resolved = (
                 self._timeout_for(name, None) if self._timeout_hints else self._request_timeout
             )
         else:
             resolved = timeout  # type: ignore[assignment]
-        if self._in_loop_thread():
-            assert self._loop is not None
-            fut: asyncio.Future[Reply] = self._loop.create_future()
-            self._start(CallPending(name, fut), msg, resolved, use_mid)
+        if _get_ident() == self.ioloop_thread_id:
+            loop = self._loop
+            assert loop is not None
+            fut: asyncio.Future[Reply] = loop.create_future()
+            conn = self._conn
+            if use_mid is not False and self._server_supports_ids and conn is not None:
+                self._start_call(CallPending(name, fut), conn, name, args, resolved)
+            else:
+                self._start(CallPending(name, fut), Message.request(name, *args), resolved, use_mid)
             return await fut
+        msg = Message.request(name, *args)
         cfut: concurrent.futures.Future[Reply] = concurrent.futures.Future()
         self._dispatch_start(CallPending(name, cfut), msg, resolved, use_mid)
         return await asyncio.wrap_future(cfut)
@@ -583,6 +699,10 @@ class AsyncClient(DeviceClient):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+_handle_message = DeviceClient.handle_message
+_handle_reply = AsyncClient.handle_reply
 
 
 class CallbackClient(AsyncClient):
