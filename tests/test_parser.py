@@ -167,6 +167,30 @@ def test_stream_byte_at_a_time():
     assert out == [Message.request("x", "a b", "", mid=1), Message.inform("y")]
 
 
+def test_stream_ids_on_known_heads_take_the_fast_path_with_the_same_checks():
+    # The first line teaches the parser the head "!fast-id"; later ids reuse it.
+    lines = [
+        b"!fast-id[7] ok",
+        b"!fast-id[%d] ok a" % MAX_MID,
+        b"!fast-id[%d] ok" % (MAX_MID + 1),
+        b"!fast-id[07] ok",
+        b"!fast-id[] ok",
+        b"!fast-id[1x] ok",
+        b"!fast-id[3]] ok",
+        b"!fast-id[[3] ok",
+    ]
+    out = StreamParser().feed(b"\n".join(lines) + b"\n")
+    assert out[:2] == [
+        Message.reply("fast-id", "ok", mid=7),
+        Message.reply("fast-id", "ok", "a", mid=MAX_MID),
+    ]
+    for line, item in zip(lines[2:], out[2:], strict=True):
+        assert isinstance(item, KatcpSyntaxError), line
+        with pytest.raises(KatcpSyntaxError) as caught:
+            parse(line)
+        assert str(item) == str(caught.value)
+
+
 def test_stream_reports_malformed_lines_in_order_without_raising():
     out = StreamParser().feed(b"?ok1\n?bad x\\q\n?ok2\n")
     assert out[0] == Message.request("ok1")
