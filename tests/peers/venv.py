@@ -60,12 +60,31 @@ def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+#: Newest Python that katcp-python 0.9.3 (with tornado 4.5) installs and runs on.
+_NEWEST_PEER_PYTHON = (3, 11)
+
+
+def _base_python() -> str:
+    """The interpreter to build the peer venv from.
+
+    The running one when katcp-python 0.9.3 works on it; under a newer Python (the test suite
+    also runs on 3.12 and 3.13), the newest ``python3.11`` ... ``python3.8`` on ``PATH``.
+    """
+    if sys.version_info[:2] <= _NEWEST_PEER_PYTHON:
+        # The base interpreter, not a venv's: test runs from different venvs share one build.
+        return getattr(sys, "_base_executable", None) or sys.executable
+    for minor in range(_NEWEST_PEER_PYTHON[1], 7, -1):
+        found = shutil.which(f"python3.{minor}")
+        if found:
+            return found
+    return sys.executable  # the build then fails with pip's own explanation
+
+
 def _expected_marker() -> dict[str, object]:
     # The venv is tied to the interpreter that made it: a different base Python needs a rebuild.
     return {
         "requirements": list(KATCP_PYTHON_REQUIREMENTS),
-        "base_python": sys.executable,
-        "base_version": list(sys.version_info[:3]),
+        "base_python": _base_python(),
     }
 
 
@@ -131,7 +150,7 @@ def _build(venv: Path) -> None:
     if venv.exists():
         # A venv without a valid marker is a half-finished or stale build: start afresh.
         shutil.rmtree(venv)
-    _run([sys.executable, "-m", "venv", str(venv)], "creating the katcp-python venv")
+    _run([_base_python(), "-m", "venv", str(venv)], "creating the katcp-python venv")
     python = str(_venv_python(venv))
     _run(
         [
