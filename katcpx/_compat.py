@@ -1,8 +1,21 @@
-"""Names katcp-python's API carries over from Python 2, kept so ported code still runs."""
+"""Compatibility shims: across Python versions, and for names katcp-python carries over."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+# On Python 3.10 ``asyncio.TimeoutError`` and the builtin ``TimeoutError`` are different
+# classes (they merged in 3.11); a timeout from katcpx must be caught by either spelling.
+TIMEOUT_BASES: tuple[type[BaseException], ...] = (
+    (TimeoutError,)
+    if asyncio.TimeoutError is TimeoutError
+    else (asyncio.TimeoutError, TimeoutError)  # pragma: no cover - Python 3.10
+)
+
+
+class WaitTimeout(*TIMEOUT_BASES):  # type: ignore[misc]
+    """A wait timed out: both a builtin ``TimeoutError`` and an ``asyncio.TimeoutError``."""
 
 
 class Python2Next:

@@ -138,7 +138,10 @@ class BlockingPending(Pending):
     def reply(self, msg: Message) -> bool:
         if self.result is None:
             self.result = (msg, self.informs)
-            self.lock.release()
+            try:
+                self.lock.release()
+            except RuntimeError:  # resolved twice at once (a stopped loop's last gasp)
+                pass
         return True
 
 

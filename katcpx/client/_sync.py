@@ -8,6 +8,8 @@ from typing import Any
 
 from tornado.platform.asyncio import AsyncIOLoop
 
+from .._compat import WaitTimeout
+
 
 def _resolve(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
@@ -61,8 +63,9 @@ class StateEvent:
 
         Raises
         ------
-        TimeoutError
-            If `timeout` seconds pass first.
+        WaitTimeout
+            If `timeout` seconds pass first (a ``TimeoutError`` and an
+            ``asyncio.TimeoutError`` on every Python version).
         """
         with self._lock:
             if self._flag:
@@ -73,7 +76,10 @@ class StateEvent:
             if timeout is None:
                 await fut
             else:
-                await asyncio.wait_for(fut, timeout)
+                try:
+                    await asyncio.wait_for(fut, timeout)
+                except asyncio.TimeoutError:
+                    raise WaitTimeout(f"not set within {timeout} s") from None
         finally:
             with self._lock:
                 if fut in self._waiters:

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -202,7 +203,7 @@ class AsyncClient(DeviceClient):
         It writes the wire bytes directly (no request :class:`Message` is made) and checks
         nothing that cannot apply to a fresh request. Runs on the client's loop.
         """
-        head = _call_head(name)
+        head = _call_heads.get(name) or _call_head(name)
         # Format before registering: a bad argument raises with nothing left behind.
         formatted = [format_argument(arg) for arg in args] if args else None
         by_mid = self._by_mid
@@ -560,19 +561,49 @@ class AsyncClient(DeviceClient):
         timeout = self._timeout_for(msg.name, timeout)
         entry = BlockingPending(msg.name)
         loop = self._loop
-        if loop is None or loop.is_closed():
+        try:
+            if loop is None or loop.is_closed():
+                raise RuntimeError("loop closed")
+            loop.call_soon_threadsafe(self._start_flushed, entry, msg, timeout, use_mid)
+        except RuntimeError:  # closed, now or just before the hand-over
             entry.done = True
             entry.fail(f"Not connected to device {self.bind_address_string}", ConnectionLost)
-        else:
-            loop.call_soon_threadsafe(self._start_flushed, entry, msg, timeout, use_mid)
-        # The loop's deadline resolves the request; the extra second guards a stuck loop.
-        if not entry.lock.acquire(timeout=-1 if timeout is None else timeout + 1.0):
-            raise RuntimeError(
-                "Unexpected error: Async request handler did not call reply handler "
-                "within timeout period"
-            )
-        assert entry.result is not None
-        return entry.result
+        if entry.lock.acquire(timeout=0.5 if timeout is None else min(timeout + 1.0, 0.5)):
+            assert entry.result is not None
+            return entry.result
+        return self._wait_handed_over(entry, loop, timeout)
+
+    def _wait_handed_over(
+        self,
+        entry: BlockingPending,
+        loop: asyncio.AbstractEventLoop | None,
+        timeout: float | None,
+    ) -> Reply:
+        """Wait for a request handed to the loop, failing it if the loop stops first.
+
+        A loop that stops (the client stopping) between the hand-over and running the
+        request drops it; once the loop has stopped nothing else can resolve the request,
+        so this thread does. Otherwise the loop's own deadline resolves it; the extra
+        second guards a stuck loop.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout + 1.0
+        while True:
+            remaining = 0.5 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(
+                    "Unexpected error: Async request handler did not call reply handler "
+                    "within timeout period"
+                )
+            if entry.lock.acquire(timeout=min(remaining, 0.5)):
+                assert entry.result is not None
+                return entry.result
+            if (
+                loop is None
+                or loop.is_closed()
+                or (self._stopped.is_set() and not loop.is_running())
+            ):
+                entry.done = True
+                entry.fail("Client stopped before reply was received", ConnectionLost)
 
     def _start_flushed(
         self, entry: Pending, msg: Message, timeout: float | None, use_mid: bool | None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from .._compat import WaitTimeout
 from ..message import Message
 from ..sensor import Sensor
 
@@ -39,16 +39,7 @@ class KATCPSensorError(KATCPResourceError):
     """Raised if a problem occurred dealing with a KATCPSensor operation."""
 
 
-# On Python 3.10 ``asyncio.TimeoutError`` and the builtin ``TimeoutError`` are different
-# classes (they merged in 3.11); a sensor wait timing out must be caught by either spelling.
-_TIMEOUT_BASES: tuple[type[BaseException], ...] = (
-    (TimeoutError,)
-    if asyncio.TimeoutError is TimeoutError
-    else (asyncio.TimeoutError, TimeoutError)  # pragma: no cover - Python 3.10
-)
-
-
-class SensorWaitTimeout(*_TIMEOUT_BASES):  # type: ignore[misc]
+class SensorWaitTimeout(WaitTimeout):
     """A sensor condition was still not satisfied when the wait timed out.
 
     It is both a builtin ``TimeoutError`` and an ``asyncio.TimeoutError`` on every supported

@@ -207,6 +207,23 @@ async def test_protocol_info_is_forgotten_when_the_connection_drops() -> None:
             await client.aclose()
 
 
+async def test_message_larger_than_one_read_arrives_whole() -> None:
+    big = b"0123456789abcdefghijklmnopqrstuvwxyz" * 10000  # 360 KB: several reads
+
+    def answer(conn: FakeConn, line: bytes) -> None:
+        name, mid, _ = request_parts(line)
+        conn.send(b"#big[" + mid + b"] " + big + b"\n" + reply_for(line))
+
+    with FakeServer(V5_BANNER, answer) as server:
+        client = await connect(server)
+        try:
+            for _ in range(3):
+                reply, informs = await client.call("big", timeout=5)
+                assert reply.reply_ok() and [m.arguments for m in informs] == [[big]]
+        finally:
+            await client.aclose()
+
+
 async def test_server_vanishing_mid_request_fails_it_promptly() -> None:
     def vanish(conn: FakeConn, line: bytes) -> None:
         conn.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -220,3 +221,40 @@ async def test_requests_while_disconnected_fail_at_once() -> None:
     reply, _ = await asyncio.wrap_future(c.future_request(Message.request("x")))
     assert reply.mtype == Message.REPLY and reply.arguments[0] == b"fail"
     assert b"Not connected" in reply.arguments[1]
+
+
+def test_threaded_blocking_and_loop_requests_interleave_without_loss(
+    client: BlockingClient,
+) -> None:
+    def blocking(tid: int) -> list[bytes]:
+        return [
+            client.blocking_request(Message.request("echo", f"b{tid}-{i}"))[0].arguments[1]
+            for i in range(200)
+        ]
+
+    async def calls() -> list[bytes]:
+        # Many requests from the loop thread while other threads make blocking ones.
+        replies = await asyncio.gather(*(client.call("echo", f"a{i}") for i in range(1000)))
+        return [reply.arguments[1] for reply, _ in replies]
+
+    assert client.ioloop is not None
+    loop_result = asyncio.run_coroutine_threadsafe(calls(), client.ioloop.asyncio_loop)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(blocking, range(4)))
+    assert results == [[f"b{t}-{i}".encode() for i in range(200)] for t in range(4)]
+    assert loop_result.result(10) == [f"a{i}".encode() for i in range(1000)]
+
+
+def test_blocking_request_racing_stop_fails_promptly(server: FakeServer) -> None:
+    # A request handed to a loop that stops before running it used to wait out its whole
+    # timeout and then raise; now the caller notices the stopped loop and fails it.
+    for _ in range(5):
+        c = BlockingClient(*server.address, timeout=30)
+        c.start(timeout=5)
+        assert c.wait_protocol(5)
+        c.stop(5)
+        start = time.monotonic()
+        reply, _ = c.blocking_request(Message.request("echo", "late"))
+        assert reply.mtype == Message.REPLY and reply.arguments[0] == b"fail"
+        assert time.monotonic() - start < 5
+        c.join(5)
