@@ -4,6 +4,7 @@ Prints ``{"port": N}`` once listening and runs until its stdin closes.
 """
 
 import asyncio
+import gc
 import json
 import sys
 
@@ -37,6 +38,7 @@ class BenchServer(aiokatcp.DeviceServer):
 async def main():
     server = BenchServer("127.0.0.1", 0)
     await server.start()
+    gc.freeze()  # the 1000 sensors are permanent: keep them out of every GC pass
     port = server.server.sockets[0].getsockname()[1]
     print(json.dumps({"port": port}), flush=True)
     loop = asyncio.get_running_loop()

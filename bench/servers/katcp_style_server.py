@@ -9,6 +9,7 @@ Requests beyond the standard set: ``?bump n`` sets every sensor ``n`` times (eac
 new value, so ``event`` sampling reports every change) and then replies ``ok``.
 """
 
+import gc
 import importlib
 import json
 import sys
@@ -44,6 +45,7 @@ def main():
     server = BenchServer("127.0.0.1", 0)
     server.set_concurrency_options(thread_safe=False, handler_thread=False)
     server.start(timeout=10)
+    gc.freeze()  # the 1000 sensors are permanent: keep them out of every GC pass
     print(json.dumps({"port": server.bind_address[1]}), flush=True)
     sys.stdin.read()
     server.stop()
