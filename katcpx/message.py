@@ -32,6 +32,7 @@ MAX_MID: Final = 2**31 - 1
 _NAME_RE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*\Z")
 #: Bytes that may not appear raw inside an argument (the spec's <special> production).
 _SPECIAL_BYTES: Final = b"\\ \0\n\r\x1b\t"
+_SPECIAL_BYTES_BUT_SPACE: Final = b"\\\0\n\r\x1b\t"
 _UNESCAPE_CODES: Final = {
     b"\\": b"\\",
     b"_": b" ",
@@ -169,6 +170,9 @@ def _readable(arg: bytes) -> str:
 
 
 _TYPE_PREFIX: Final = {1: b"?", 2: b"!", 3: b"#"}
+# Encoded ``?name`` heads by message type (indexed by ``mtype``), capped like the name cache.
+_HEADS: tuple[dict[str, bytes], ...] = ({}, {}, {}, {})
+_HEADS_CAP: Final = 4096
 
 
 class Message:
@@ -288,18 +292,28 @@ class Message:
     # -- representations -----------------------------------------------------------------
 
     def __bytes__(self) -> bytes:
+        heads = _HEADS[self.mtype]
+        head = heads.get(self.name)
+        if head is None:
+            head = _TYPE_PREFIX[self.mtype] + self.name.encode("ascii")
+            if len(heads) < _HEADS_CAP:
+                heads[self.name] = head
         mid = self.mid
-        head = _TYPE_PREFIX[self.mtype] + self.name.encode("ascii")
         if mid is not None:
-            head += b"[" + mid + b"]"
+            head = b"%s[%s]" % (head, mid)
         args = self.arguments
         if not args:
             return head + b"\n"
-        # One C-level scan of all arguments decides whether any needs escaping; most don't.
-        joined = b"".join(args)
-        if b"" in args or len(joined.translate(None, _SPECIAL_BYTES)) != len(joined):
-            args = [escape_argument(arg) for arg in args]
-        return head + b" " + b" ".join(args) + b"\n"
+        # One C-level scan decides whether anything needs escaping (most messages don't):
+        # the join's own spaces are counted rather than searched for.
+        joined = b" ".join(args)
+        if (
+            b"" in args
+            or joined.count(b" ") != len(args) - 1
+            or len(joined.translate(None, _SPECIAL_BYTES_BUT_SPACE)) != len(joined)
+        ):
+            joined = b" ".join([escape_argument(arg) for arg in args])
+        return b"%s %s\n" % (head, joined)
 
     def __str__(self) -> str:
         head = self.TYPE_SYMBOLS[self.mtype] + self.name
