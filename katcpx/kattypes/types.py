@@ -143,8 +143,10 @@ class KatcpType:
 class _Bounded(KatcpType):
     """A number type with optional inclusive bounds, checked by :meth:`check`."""
 
-    _min: Any = None
-    _max: Any = None
+    def __init__(self, min: Any = None, max: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._min = min
+        self._max = max
 
     def _show_number(self, value: Any) -> str:
         return str(value)
@@ -185,11 +187,6 @@ class Int(_Bounded):
 
     name = "integer"
 
-    def __init__(self, min: int | None = None, max: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._min = min
-        self._max = max
-
     def encode(self, value: Any, major: int) -> bytes:
         if type(value) is int:  # the common case, without the slow ABC checks below
             return b"%d" % value
@@ -226,11 +223,6 @@ class Float(_Bounded):
     """
 
     name = "float"
-
-    def __init__(self, min: float | None = None, max: float | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._min = min
-        self._max = max
 
     def encode(self, value: Any, major: int) -> bytes:
         if type(value) is float or isinstance(value, numbers.Real):
