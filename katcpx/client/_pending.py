@@ -173,7 +173,7 @@ class CallPending(FuturePending):
         if not fut.done():
             try:
                 fut.set_exception(exc)
-            except Exception:
+            except Exception:  # a concurrent future cancelled from another thread
                 pass
 
 
