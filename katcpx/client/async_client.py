@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 
 from ..errors import ConnectionLost, RequestFailed, RequestTimeout
 from ..flags import ProtocolFlags
-from ..message import MAX_MID, Message, check_name, format_argument
+from ..message import Message, check_name, format_argument
 from ..transport import KatcpProtocol
 from ._pending import (
     BlockingPending,
@@ -43,21 +43,6 @@ Reply = tuple[Message, list[Message]]
 _REQUEST: Final = Message.REQUEST
 _REPLY: Final = Message.REPLY
 _get_ident = threading.get_ident
-
-# Request name -> validated wire head ``b"?name["`` for call()'s fast path. Capped: names
-# come from the caller, and a program making up endless names must not grow it forever.
-_call_heads: dict[str, bytes] = {}
-_CALL_HEADS_CAP: Final = 4096
-
-
-def _call_head(name: str) -> bytes:
-    """Return ``b"?name["`` for a request name, validating the name (``ValueError``)."""
-    head = _call_heads.get(name)
-    if head is None:
-        head = b"?" + check_name(name).encode("ascii") + b"["
-        if len(_call_heads) < _CALL_HEADS_CAP:
-            _call_heads[name] = head
-    return head
 
 
 class _Default:
@@ -177,17 +162,7 @@ class AsyncClient(DeviceClient):
         else:
             self._by_mid[mid] = entry
         if timeout is not None:
-            loop = self._loop
-            assert loop is not None
-            entry.timeout = timeout
-            entry.deadline = deadline = loop.time() + timeout
-            dq = self._deadlines.get(timeout)
-            if dq is None:
-                dq = self._deadlines[timeout] = DeadlineQueue()
-            queue = entry.queue = dq.entries
-            queue.append(entry)
-            if dq.handle is None:
-                dq.handle = loop.call_at(deadline, self._expire, dq)
+            self._arm_timeout(entry, timeout)
         conn.send_message(msg)
 
     def _start_call(
@@ -200,38 +175,34 @@ class AsyncClient(DeviceClient):
     ) -> None:
         """:meth:`_start` for :meth:`call` when the request gets a message id (the usual case).
 
-        It writes the wire bytes directly (no request :class:`Message` is made) and checks
-        nothing that cannot apply to a fresh request. Runs on the client's loop.
+        It skips the checks that cannot apply to a fresh request. Runs on the client's loop.
         """
-        head = _call_heads.get(name) or _call_head(name)
+        check_name(name)
         # Format before registering: a bad argument raises with nothing left behind.
-        formatted = [format_argument(arg) for arg in args] if args else None
+        formatted = [format_argument(arg) for arg in args] if args else []
         by_mid = self._by_mid
-        mid_int = self._last_msg_id
-        while True:
-            mid_int = mid_int + 1 if mid_int < MAX_MID else 1
-            mid = b"%d" % mid_int
-            if mid not in by_mid:  # only taken after wrapping past 2**31 - 1
-                break
-        self._last_msg_id = mid_int
+        mid = self._next_id()
+        while mid in by_mid:  # only taken after wrapping past 2**31 - 1
+            mid = self._next_id()
         entry.mid = mid
         by_mid[mid] = entry
         if timeout is not None:
-            loop = self._loop
-            assert loop is not None
-            entry.timeout = timeout
-            entry.deadline = deadline = loop.time() + timeout
-            dq = self._deadlines.get(timeout)
-            if dq is None:
-                dq = self._deadlines[timeout] = DeadlineQueue()
-            queue = entry.queue = dq.entries
-            queue.append(entry)
-            if dq.handle is None:
-                dq.handle = loop.call_at(deadline, self._expire, dq)
-        if formatted is None:
-            conn.write(head + mid + b"]\n")
-        else:
-            conn.write(bytes(Message._new(_REQUEST, name, formatted, mid)))
+            self._arm_timeout(entry, timeout)
+        conn.write(bytes(Message._new(_REQUEST, name, formatted, mid)))
+
+    def _arm_timeout(self, entry: Pending, timeout: float) -> None:
+        """Queue `entry` to time out; requests sharing a timeout value share one loop timer."""
+        loop = self._loop
+        assert loop is not None
+        entry.timeout = timeout
+        entry.deadline = deadline = loop.time() + timeout
+        dq = self._deadlines.get(timeout)
+        if dq is None:
+            dq = self._deadlines[timeout] = DeadlineQueue()
+        entry.queue = dq.entries
+        dq.entries.append(entry)
+        if dq.handle is None:
+            dq.handle = loop.call_at(deadline, self._expire, dq)
 
     def _expire(self, dq: DeadlineQueue) -> None:
         """Time out the expired requests of `dq` and re-arm its timer for the next one."""
