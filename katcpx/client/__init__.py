@@ -13,7 +13,7 @@ Async code uses :meth:`AsyncClient.call`, which raises on anything but an ``ok``
         reply, informs = await client.call("sensor-value", "cpu.temp", timeout=5)
 """
 
-from .async_client import DEFAULT, AsyncClient, BlockingClient, CallbackClient
+from .async_client import DEFAULT, AsyncClient, BlockingClient, CallbackClient, is_timeout_reply
 from .device_client import DeviceClient, KatcpClientDisconnected, KatcpVersionError
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "DeviceClient",
     "KatcpClientDisconnected",
     "KatcpVersionError",
+    "is_timeout_reply",
 ]

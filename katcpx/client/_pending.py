@@ -195,19 +195,17 @@ class CallbackPending(Pending):
         self.user_data = user_data or ()
 
     def inform(self, msg: Message) -> bool:
-        if self.inform_cb is None:
-            return False
-        try:
-            self.inform_cb(msg, *self.user_data)
-        except Exception:
-            log.exception("Callback inform %s FAIL", msg.name)
-        return True
+        return self._call(self.inform_cb, msg, "inform")
 
     def reply(self, msg: Message) -> bool:
-        if self.reply_cb is None:
+        return self._call(self.reply_cb, msg, "reply")
+
+    def _call(self, callback: Callable[..., Any] | None, msg: Message, what: str) -> bool:
+        """Run a user callback; its exceptions are logged, never raised into the client."""
+        if callback is None:
             return False
         try:
-            self.reply_cb(msg, *self.user_data)
+            callback(msg, *self.user_data)
         except Exception:
-            log.exception("Callback reply %s FAIL", msg.name)
+            log.exception("Callback %s %s FAIL", what, msg.name)
         return True

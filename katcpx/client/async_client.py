@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -43,6 +44,27 @@ Reply = tuple[Message, list[Message]]
 _REQUEST: Final = Message.REQUEST
 _REPLY: Final = Message.REPLY
 _get_ident = threading.get_ident
+
+
+# The text of the fail reply that the compatibility methods give for a timeout (katcp-python
+# words it the same way); is_timeout_reply() recognises it, so callers need not parse it.
+_TIMEOUT_TEXT: Final = "Request {name} timed out after {timeout:f} seconds."
+_TIMEOUT_RE: Final = re.compile(r"Request \S+ timed out after [0-9.]+ seconds\.\Z")
+
+
+def is_timeout_reply(reply: Message) -> bool:
+    """Whether `reply` is the ``fail`` reply a client made up because the request timed out.
+
+    The compatibility methods (``future_request``, ``blocking_request``, ...) report a
+    timeout as a fail reply, as katcp-python does; this tells it from a server's own fail.
+    """
+    args = reply.arguments
+    return (
+        reply.mtype == Message.REPLY
+        and len(args) == 2
+        and args[0] == b"fail"
+        and _TIMEOUT_RE.match(args[1].decode("utf-8", "replace")) is not None
+    )
 
 
 class _Default:
@@ -237,9 +259,8 @@ class AsyncClient(DeviceClient):
         if entry.mid is not None:
             self._by_mid.pop(entry.mid, None)
         # An entry without id stays queued (done): a late reply must not match a newer request.
-        entry.fail(
-            f"Request {entry.name} timed out after {entry.timeout:f} seconds.", RequestTimeout
-        )
+        assert entry.timeout is not None  # only entries with a timeout are queued to expire
+        entry.fail(_TIMEOUT_TEXT.format(name=entry.name, timeout=entry.timeout), RequestTimeout)
 
     def _fail_all(self, reason: str) -> None:
         entries = list(self._by_mid.values())

@@ -19,6 +19,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..client import is_timeout_reply
 from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
 
@@ -42,7 +43,6 @@ log = logging.getLogger("katcpx.web")
 #: Sampling strategy of a subscription unless the hub is given another.
 DEFAULT_STRATEGY: tuple[str, ...] = ("event",)
 #: Text of the fail reply the client makes up when a request times out.
-_CLIENT_TIMEOUT = re.compile(r"Request \S+ timed out after [0-9.]+ seconds\.$")
 #: Sensor types whose values the dashboard can plot.
 NUMERIC_TYPES = frozenset({"integer", "float", "timestamp"})
 
@@ -726,7 +726,7 @@ class DeviceHub:
             if status != "ok":
                 result["error"] = " ".join(arguments[1:]) or status
                 # The client turns a timeout into a local fail reply, as katcp-python does.
-                if status == "fail" and _CLIENT_TIMEOUT.match(result["error"]):
+                if is_timeout_reply(reply.reply):
                     result["status"] = "timeout"
         result["elapsed"] = round(time.monotonic() - started, 6)
         return result

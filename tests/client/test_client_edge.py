@@ -20,7 +20,13 @@ from fakeserver import (
 )
 
 from katcpx import ConnectionLost, FailReplyError, InvalidReply, Message, RequestTimeout
-from katcpx.client import AsyncClient, BlockingClient, DeviceClient, KatcpVersionError
+from katcpx.client import (
+    AsyncClient,
+    BlockingClient,
+    DeviceClient,
+    KatcpVersionError,
+    is_timeout_reply,
+)
 
 
 def silent(conn: FakeConn, line: bytes) -> None:
@@ -248,6 +254,9 @@ async def test_compat_requests_fail_as_replies_on_timeout_and_drop() -> None:
             assert reply.mtype == Message.REPLY  # never a request-type message
             assert reply.arguments[0] == b"fail"
             assert b"timed out" in reply.arguments[1]
+            assert is_timeout_reply(reply)
+            assert not is_timeout_reply(Message.reply("slow", "fail", "Hardware timed out."))
+            assert not is_timeout_reply(Message.reply("slow", "ok"))
             fut = client.future_request(Message.request("slow"), timeout=30)
             await server.anext_line()
             await server.anext_line()
@@ -255,6 +264,7 @@ async def test_compat_requests_fail_as_replies_on_timeout_and_drop() -> None:
             reply, _ = await asyncio.wait_for(fut, 5)
             assert reply.mtype == Message.REPLY and reply.arguments[0] == b"fail"
             assert b"Connection closed" in reply.arguments[1]
+            assert not is_timeout_reply(reply)
         finally:
             await client.aclose()
 
