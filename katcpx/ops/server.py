@@ -476,7 +476,9 @@ class OperationsMixin:
 
     def _on_uninstall(self) -> None:
         # Server stopping: cancel running operations rather than leave their tasks pending
-        # on a loop that is about to stop.
+        # on a loop that is about to stop. This is the server's internal hook, not the public
+        # on_server_stop, so a device's override of that (even one without super()) cannot
+        # leave operations running.
         for state in self._op_states.values():
             for timer in state.timers:
                 timer.cancel()
