@@ -23,6 +23,7 @@ from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
 from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
+from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
 
 __all__ = ["DeviceServerBase"]
@@ -100,6 +101,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self.ioloop: IOLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread_id: int | None = None
+        self._handoff: LoopHandoff | None = None
         self._managed = True
         self._daemon = False
         self._thread: threading.Thread | None = None
@@ -375,6 +377,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     async def _install(self, socks: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._handoff = LoopHandoff(loop)
         self._loop_thread_id = threading.get_ident()
         if self._managed or self.ioloop is None:
             # Made inside the server's running loop: no other thread's current IOLoop changes.
@@ -770,10 +773,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if loop is None:
             return
         if not self._in_loop_thread():
-            try:
-                loop.call_soon_threadsafe(self.mass_inform, msg)
-            except RuntimeError:  # loop closed
-                pass
+            if self._handoff is not None:
+                self._handoff.call(self.mass_inform, msg)
             return
         data = bytes(msg)
         for conn in self._connections:

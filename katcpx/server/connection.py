@@ -71,7 +71,8 @@ class ClientConnection:
     """The connection between the server and one client.
 
     All sending methods may be called from any thread: off the server's loop they hand
-    the message to the loop with ``call_soon_threadsafe`` (order is kept per thread).
+    the message to the loop through the server's :class:`LoopHandoff` (order is kept per
+    thread, and a burst of replies costs one wake-up of the loop).
     Incoming requests are queued and handled in order, at most
     ``server.MAX_REQUESTS_PER_TURN`` per loop turn, so a client that pipelines many
     requests cannot starve the others; reading from a client pauses while more than
@@ -94,6 +95,9 @@ class ClientConnection:
         loop = server._loop
         assert loop is not None, "connections exist only while the server runs"
         self._loop = loop
+        handoff = server._handoff
+        assert handoff is not None, "the server makes its hand-off before accepting clients"
+        self._handoff = handoff
         self._loop_thread_id = server._loop_thread_id
         self._disconnect_called = False
         self._closed = False
@@ -160,14 +164,14 @@ class ClientConnection:
         if self._in_loop():
             func(*args)
         else:
-            self._loop.call_soon_threadsafe(func, *args)
+            self._handoff.call(func, *args)
 
     def _send(self, msg: Message) -> None:
         if self._in_loop():
             if not self._closed:
                 self._link.send_message(msg)
         else:
-            self._loop.call_soon_threadsafe(self._send_now, msg)
+            self._handoff.call(self._send_now, msg)
 
     def _send_now(self, msg: Message) -> None:
         if not self._closed:
@@ -178,7 +182,7 @@ class ClientConnection:
         if self._in_loop():
             self._send_bytes(data)
         else:
-            self._loop.call_soon_threadsafe(self._send_bytes, data)
+            self._handoff.call(self._send_bytes, data)
 
     def _send_bytes(self, data: bytes) -> None:
         """Send a pre-formatted line (loop thread only)."""

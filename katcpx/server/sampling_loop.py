@@ -17,12 +17,12 @@ import asyncio
 import heapq
 import itertools
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..message import Message
 from ..sampling import SampleStrategy
+from .handoff import LoopHandoff
 
 if TYPE_CHECKING:
     from ..sensor import Sensor
@@ -171,7 +171,7 @@ class _SensorObserver:
         if threading.get_ident() == manager.loop_thread_id:
             manager._dispatch(sensor, reading)
         else:
-            manager._queue_threadsafe(sensor, reading)
+            manager.handoff.call(manager._dispatch, sensor, reading)
 
 
 class SamplingManager:
@@ -185,6 +185,8 @@ class SamplingManager:
         KATCP major version, which selects the timestamp format.
     clock
         Time source for strategies and the timer scheduler (default ``loop.time``).
+    handoff
+        How sensor updates made on other threads reach the loop (default: its own).
     """
 
     def __init__(
@@ -192,8 +194,10 @@ class SamplingManager:
         loop: asyncio.AbstractEventLoop,
         major: int = 5,
         clock: Callable[[], float] | None = None,
+        handoff: LoopHandoff | None = None,
     ) -> None:
         self.loop = loop
+        self.handoff = handoff if handoff is not None else LoopHandoff(loop)
         self.loop_thread_id: int | None = None
         self.major = major
         self.scheduler = TimerScheduler(loop, clock)
@@ -204,9 +208,6 @@ class SamplingManager:
         self.by_sensor: dict[Sensor, dict[Any, Strategy]] = {}
         self._observers: dict[Sensor, _SensorObserver] = {}
         self._status_cache: dict[Sensor, tuple[Any, bytes]] = {}
-        self._pending: deque[tuple[Sensor, Any]] = deque()
-        self._pending_lock = threading.Lock()
-        self._wakeup_scheduled = False
 
     # -- formatting --------------------------------------------------------------------
 
@@ -304,21 +305,3 @@ class SamplingManager:
                 self.loop.call_exception_handler(
                     {"message": "sampling strategy update failed", "sensor": sensor.name}
                 )
-
-    def _queue_threadsafe(self, sensor: Sensor, reading: Any) -> None:
-        with self._pending_lock:
-            self._pending.append((sensor, reading))
-            if self._wakeup_scheduled:
-                return
-            self._wakeup_scheduled = True
-        try:
-            self.loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # loop closed: the server is gone, drop the update
-            pass
-
-    def _drain(self) -> None:
-        with self._pending_lock:
-            pending, self._pending = self._pending, deque()
-            self._wakeup_scheduled = False
-        for sensor, reading in pending:
-            self._dispatch(sensor, reading)

@@ -88,7 +88,9 @@ class SensorDeviceServer(DeviceServerBase):
     # -- loop hooks ---------------------------------------------------------------------
 
     def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._sampling = SamplingManager(loop, major=self.PROTOCOL_INFO.major)
+        self._sampling = SamplingManager(
+            loop, major=self.PROTOCOL_INFO.major, handoff=self._handoff
+        )
         self._sampling.loop_thread_id = threading.get_ident()
 
     def _on_uninstall(self) -> None:
