@@ -18,6 +18,7 @@ __all__ = [
     "KatcpSyntaxError",
     "MessageTooLong",
     "KatcpTypeError",
+    "KatcpValueTypeError",
     "FailReply",
     "AsyncReply",
     "KatcpDeviceError",
@@ -73,6 +74,14 @@ class MessageTooLong(KatcpSyntaxError):
 
 class KatcpTypeError(KatcpError, ValueError):
     """A value that a kattype could not pack, unpack or check."""
+
+
+class KatcpValueTypeError(KatcpTypeError, TypeError):
+    """A value whose Python type a kattype cannot pack (``Int().pack("a")``).
+
+    It is a ``TypeError``, as katcp-python 0.9.3 raises for such values, and still a
+    :class:`KatcpTypeError` (so a ``ValueError``) like every other kattype error.
+    """
 
 
 class FailReply(KatcpError):

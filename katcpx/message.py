@@ -8,6 +8,7 @@ join.
 
 from __future__ import annotations
 
+import logging
 import numbers
 import re
 from collections.abc import Iterable
@@ -44,6 +45,7 @@ _UNESCAPE_CODES: Final = {
     b"@": b"",
 }
 _UNESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
+_log = logging.getLogger("katcpx.message")
 
 # Names already known to be valid. Real devices use a few hundred names at most; the cap
 # stops a hostile peer from growing it without bound.
@@ -99,7 +101,7 @@ def format_argument(arg: Any) -> bytes:
     if kind is bytes:
         return arg
     if kind is str:
-        return arg.encode("utf-8")
+        return _encode_text(arg)
     if kind is bool:
         return b"1" if arg else b"0"
     if kind is int:
@@ -114,12 +116,27 @@ def format_argument(arg: Any) -> bytes:
     if isinstance(arg, (bytes, bytearray, memoryview)):
         return bytes(arg)
     if isinstance(arg, str):
-        return str.encode(arg, "utf-8")
+        return _encode_text(str.__str__(arg))
     if isinstance(arg, numbers.Integral):
         return b"%d" % int(arg)
     if isinstance(arg, numbers.Real):
         return repr(float(arg)).encode("ascii")
-    return str(arg).encode("utf-8")
+    return _encode_text(str(arg))
+
+
+def _encode_text(text: str) -> bytes:
+    """Encode `text` as UTF-8; characters UTF-8 cannot hold (lone surrogates) become ``?``.
+
+    This is what katcp-python 0.9.3 does, logging an error: a message is still sent, and
+    the log names the argument that was changed.
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        _log.error(
+            "message argument %.200r holds characters UTF-8 cannot encode; replaced with '?'", text
+        )
+        return text.encode("utf-8", "replace")
 
 
 def escape_argument(arg: bytes) -> bytes:
@@ -162,13 +179,6 @@ def unescape_argument(arg: bytes) -> bytes:
     return _UNESCAPE_RE.sub(_unescape_match, arg)
 
 
-def _readable(arg: bytes) -> str:
-    text = arg.decode("utf-8", "backslashreplace")
-    if not text or any(c.isspace() for c in text) or '"' in text:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return text
-
-
 _TYPE_PREFIX: Final = {1: b"?", 2: b"!", 3: b"#"}
 # Encoded ``?name`` heads by message type (indexed by ``mtype``), capped like the name cache.
 _HEADS: tuple[dict[str, bytes], ...] = ({}, {}, {}, {})
@@ -193,8 +203,9 @@ class Message:
     Notes
     -----
     ``bytes(msg)`` is the escaped wire form, *including* the terminating ``\\n``.
-    ``str(msg)`` is for people: arguments are shown unescaped and quoted when they are
-    empty or contain white space.
+    ``str(msg)`` is the escaped wire form without the ``\\n``, decoded as UTF-8, as in
+    katcp-python 0.9.3. Bytes that are not UTF-8 show as ``\\xNN``, where katcp-python
+    raises ``UnicodeDecodeError`` (a crash in its server's logging).
     """
 
     __slots__ = ("mtype", "name", "arguments", "mid")
@@ -316,12 +327,7 @@ class Message:
         return b"%s %s\n" % (head, joined)
 
     def __str__(self) -> str:
-        head = self.TYPE_SYMBOLS[self.mtype] + self.name
-        if self.mid is not None:
-            head += "[" + self.mid.decode("ascii") + "]"
-        if not self.arguments:
-            return head
-        return head + " " + " ".join(_readable(arg) for arg in self.arguments)
+        return bytes(self)[:-1].decode("utf-8", "backslashreplace")
 
     def __repr__(self) -> str:
         args = ", ".join(repr(arg.decode("utf-8", "backslashreplace")) for arg in self.arguments)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from katcpx.errors import FailReply, KatcpTypeError
+from katcpx.errors import FailReply, KatcpTypeError, KatcpValueTypeError
 from katcpx.kattypes import (
     Address,
     Bool,
@@ -656,11 +656,10 @@ class TestReturnReply:
         assert args_of(dev.request_many(*req_msg("many"))) == [b"ok", b"a", b"b", b"c"]
         assert args_of(dev.request_old(*req_msg("old"))) == [b"ok", b"1500"]
 
-    def test_other_failure_codes_follow_the_spec(self):
-        assert args_of(self.make_dev().request_status(*req_msg("status"))) == [
-            b"invalid",
-            b"bad request",
-        ]
+    def test_status_other_than_ok_or_fail_is_refused_like_katcp_python(self):
+        # katcp-python 0.9.3's make_reply raises ValueError for any other status.
+        with pytest.raises(ValueError, match="must be 'ok' or 'fail', not 'invalid'"):
+            self.make_dev().request_status(*req_msg("status"))
 
     def test_bad_returns(self):
         dev = self.make_dev()
@@ -1139,3 +1138,53 @@ class TestPrepareRequestHandler:
         assert args_of(run(dev.request_gain, *req_msg("gain", 2.5))) == [b"ok", b"2.5"]
         assert args_of(run(dev.request_gain, *req_msg("gain"))) == [b"ok", b"2.5"]
         assert args_of(run(dev.request_old, *req_msg("old", 4))) == [b"ok", b"4"]
+
+
+# What katcp-python 0.9.3 raises when packing a value of the wrong Python type ("T",
+# TypeError) or a bad value of the right type ("V", ValueError), measured with the real one.
+_WRONG_VALUES = [
+    (Int(), "a", "T"),
+    (Int(), object(), "T"),
+    (Int(), [1], "T"),
+    (Int(), b"x", "T"),
+    (Int(), 1j, "T"),
+    (Int(), None, "V"),
+    (Int(min=0, max=3), "a", "T"),
+    (Int(min=0, max=3), 7, "V"),
+    (Float(), "a", "V"),
+    (Float(), object(), "V"),
+    (Float(min=0, max=3), "a", "T"),
+    (Float(min=0, max=3), 7.0, "V"),
+    (Discrete(("x", "y")), "a", "V"),
+    (Discrete(("x", "y")), [1], "T"),
+    (Discrete(("x", "y")), {}, "T"),
+    (DiscreteMulti(("x", "y")), object(), "T"),
+    (DiscreteMulti(("x", "y")), 7, "T"),
+    (DiscreteMulti(("x", "y")), "a", "V"),
+    (Lru(), "a", "V"),
+    (Lru(), [1], "T"),
+    (Address(), "a", "V"),
+    (Address(), ("h", "p"), "T"),
+    (Timestamp(), "a", "V"),
+    (Timestamp(), object(), "T"),
+    (TimestampOrNow(), [1], "T"),
+    (StrictTimestamp(), "a", "V"),
+    (StrictTimestamp(), object(), "T"),
+    (StrictTimestamp(), -1, "V"),
+    (Struct(">i"), "a", "V"),
+    (Struct(">i"), 7, "T"),
+    (Struct(">i"), {}, "V"),
+    (Regex("a+"), "b", "V"),
+    (Regex("a+"), 7, "T"),
+]
+
+
+@pytest.mark.parametrize(("ktype", "value", "kind"), _WRONG_VALUES)
+def test_pack_error_class_matches_katcp_python(ktype, value, kind):
+    expected = TypeError if kind == "T" else ValueError
+    with pytest.raises(expected) as info:
+        ktype.pack(value)
+    # Every kattype error stays a KatcpTypeError (a ValueError) for katcpx's own callers.
+    assert isinstance(info.value, KatcpTypeError)
+    if kind == "T":
+        assert isinstance(info.value, KatcpValueTypeError)

@@ -25,7 +25,7 @@ Errors
   :class:`~katcpx.errors.KatcpTypeError` (a bug in the handler, not in the request).
 """
 
-from ..errors import FailReply, KatcpTypeError
+from ..errors import FailReply, KatcpTypeError, KatcpValueTypeError
 from ..flags import SEC_TS_KATCP_MAJOR
 from .annotated import prepare_request_handler
 from .decorators import (
@@ -92,6 +92,7 @@ __all__ = [
     "prepare_request_handler",
     "FailReply",
     "KatcpTypeError",
+    "KatcpValueTypeError",
     "SEC_TS_KATCP_MAJOR",
     "FLOAT_TS_KATCP_MAJOR",
 ]

@@ -185,9 +185,10 @@ def make_reply(
 
     Notes
     -----
-    katcp-python accepts only ``ok`` and ``fail``. The spec allows any failure code (``fail``
-    and ``invalid`` are recommended), so any status other than ``ok`` is packed as
-    ``status description``.
+    As in katcp-python, the status must be ``ok`` or ``fail``; any other raises
+    :class:`KatcpTypeError` (a ``ValueError``, as katcp-python raises), so the server replies
+    ``fail`` naming the bad status. Spec 5.1 section 2 (table 4) lets a device send other failure
+    codes; a handler that means to builds its reply with :meth:`Message.reply` itself.
     """
     if type(arguments) is not tuple and (
         isinstance(arguments, (str, bytes)) or not isinstance(arguments, Sequence)
@@ -200,8 +201,8 @@ def make_reply(
     status = arguments[0]
     if _is_status(status, "ok"):
         return Message(Message.REPLY, msgname, [b"ok", *pack_types(types, arguments[1:], major)])
-    if not isinstance(status, (str, bytes)) or not status:
-        raise KatcpTypeError(f"reply status of ?{msgname} must be 'ok' or a failure code")
+    if not _is_status(status, "fail"):
+        raise KatcpTypeError(f"reply status of ?{msgname} must be 'ok' or 'fail', not {status!r}")
     return Message.reply(msgname, *pack_types((Str(), Str()), arguments, major))
 
 

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
-from ..errors import KatcpTypeError
+from ..errors import KatcpTypeError, KatcpValueTypeError
 from ..flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
 
 #: First KATCP major version that allows a fractional part in (millisecond) timestamps.
@@ -197,6 +197,8 @@ class Int(_Bounded):
                 return b"%d" % int(float(value))
         except (TypeError, ValueError, OverflowError):
             pass
+        if not isinstance(value, numbers.Real):
+            raise KatcpValueTypeError(f"could not encode {value!r} as integer: not a number")
         raise KatcpTypeError(f"could not encode {value!r} as integer")
 
     def decode(self, value: bytes, major: int) -> int:
@@ -227,7 +229,7 @@ class Float(_Bounded):
     def encode(self, value: Any, major: int) -> bytes:
         if type(value) is float or isinstance(value, numbers.Real):
             return repr(float(value)).encode("ascii")
-        raise KatcpTypeError(f"could not encode {value!r} as float")
+        raise KatcpValueTypeError(f"could not encode {value!r} as float: not a number")
 
     def decode(self, value: bytes, major: int) -> float:
         if not _FLOAT_RE.match(value):
@@ -300,6 +302,10 @@ class Discrete(Str):
         self._valid_values_lower = {v.lower() for v in self._values}
 
     def _check_one(self, value: Any) -> None:
+        if not isinstance(value, (str, bytes)):
+            raise KatcpValueTypeError(
+                f"discrete value {value!r} is not a string (one of {self._values})"
+            )
         if isinstance(value, bytes):
             value = value.decode("utf-8", "backslashreplace")
         if self._case_insensitive:
@@ -362,7 +368,13 @@ class DiscreteMulti(Discrete):
     def check(self, value: Any, major: int) -> None:
         if isinstance(value, (str, bytes)):
             raise KatcpTypeError(f"discretemulti value must be a list of values, not {value!r}")
-        for v in value:
+        try:
+            values = list(value)
+        except TypeError:
+            raise KatcpValueTypeError(
+                f"discretemulti value must be a list of values, not {value!r}"
+            ) from None
+        for v in values:
             self._check_one(v)
 
 
@@ -381,8 +393,10 @@ class Lru(KatcpType):
     def encode(self, value: Any, major: int) -> bytes:
         try:
             return Lru.LRU_VALUES[value]
-        except (KeyError, TypeError):
+        except KeyError:
             raise KatcpTypeError("lru value must be LRU_NOMINAL or LRU_ERROR") from None
+        except TypeError:  # unhashable
+            raise KatcpValueTypeError("lru value must be LRU_NOMINAL or LRU_ERROR") from None
 
     def decode(self, value: bytes, major: int) -> int:
         try:
@@ -420,7 +434,7 @@ class Address(KatcpType):
         try:
             return b"%s:%d" % (bhost, port)
         except TypeError:
-            raise KatcpTypeError(f"could not encode port {port!r} of address") from None
+            raise KatcpValueTypeError(f"could not encode port {port!r} of address") from None
 
     def decode(self, value: bytes, major: int) -> tuple[str, int | None]:
         regex = self.IPV6_RE if value.startswith(b"[") else self.IPV4_RE
@@ -453,7 +467,9 @@ class Timestamp(KatcpType):
     def encode(self, value: Any, major: int) -> bytes:
         try:
             seconds = float(value)
-        except (TypeError, ValueError):
+        except TypeError:
+            raise KatcpValueTypeError(f"could not encode {value!r} as timestamp") from None
+        except ValueError:
             raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
         if major >= SEC_TS_KATCP_MAJOR:
             return b"%.6f" % seconds
@@ -514,7 +530,7 @@ class StrictTimestamp(KatcpType):
 
     def encode(self, value: Any, major: int) -> bytes:
         if not isinstance(value, numbers.Real):
-            raise KatcpTypeError(f"could not encode {value!r} as strict timestamp")
+            raise KatcpValueTypeError(f"could not encode {value!r} as strict timestamp")
         if major < SEC_TS_KATCP_MAJOR:
             if major < FLOAT_TS_KATCP_MAJOR:
                 return b"%d" % round(float(value) * 1000)
@@ -535,7 +551,9 @@ class StrictTimestamp(KatcpType):
     def check(self, value: Any, major: int) -> None:
         try:
             f = float(value)
-        except (TypeError, ValueError):
+        except TypeError:
+            raise KatcpValueTypeError(f"{value!r} is not a strict timestamp") from None
+        except ValueError:
             raise KatcpTypeError(f"{value!r} is not a strict timestamp") from None
         if f < 0:
             raise KatcpTypeError("strict timestamps may not be negative")
@@ -563,7 +581,11 @@ class Struct(KatcpType):
     def encode(self, value: Any, major: int) -> bytes:
         try:
             return struct.pack(self._fmt, *value)
-        except (struct.error, TypeError) as e:
+        except TypeError as e:  # not a sequence
+            raise KatcpValueTypeError(
+                f"could not pack {value!r} into struct with format {self._fmt}: {e}"
+            ) from None
+        except struct.error as e:
             raise KatcpTypeError(
                 f"could not pack {value!r} into struct with format {self._fmt}: {e}"
             ) from None
@@ -612,7 +634,9 @@ class Regex(Str):
     def check(self, value: Any, major: int) -> None:
         if isinstance(value, bytes):
             value = value.decode("utf-8", "backslashreplace")
-        if not isinstance(value, str) or not self._compiled.match(value):
+        if not isinstance(value, str):
+            raise KatcpValueTypeError(f"value {value!r} for regex '{self._pattern}' is not a str")
+        if not self._compiled.match(value):
             raise KatcpTypeError(
                 f"value '{_show(value)}' does not match regex '{self._pattern}' "
                 f"with flags '{self._flags}'"
@@ -629,7 +653,7 @@ class _Bytes(KatcpType):
             return bytes(value)
         if isinstance(value, str):
             return value.encode("utf-8")
-        raise KatcpTypeError(f"could not encode {value!r} as bytes")
+        raise KatcpValueTypeError(f"could not encode {value!r} as bytes")
 
     def decode(self, value: bytes, major: int) -> bytes:
         return value
@@ -655,7 +679,7 @@ class _EnumType(KatcpType):
 
     def encode(self, value: Any, major: int) -> bytes:
         if not isinstance(value, self._cls):
-            raise KatcpTypeError(f"could not encode {value!r} as {self._cls.__name__}")
+            raise KatcpValueTypeError(f"could not encode {value!r} as {self._cls.__name__}")
         return _enum_wire(value)
 
     def decode(self, value: bytes, major: int) -> enum.Enum:
