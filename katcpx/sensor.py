@@ -115,10 +115,10 @@ class Sensor:
     params : list, optional
         Type-dependent parameters:
 
-        * ``INTEGER``, ``FLOAT``: optional ``[min, max]``; values outside the range are refused
-          by :meth:`set_value`. The spec 5 form ``[nominal-min, nominal-max, warn-min,
-          warn-max]`` is accepted too; it describes status bands, so values outside it are
-          allowed (they should carry ``ERROR`` status).
+        * ``INTEGER``, ``FLOAT``: optional ``[nominal-min, nominal-max]`` or the spec 5 form
+          ``[nominal-min, nominal-max, warn-min, warn-max]``. They are the expected range, not
+          a limit: :meth:`set_value` accepts values outside it and reports them with a
+          ``WARN`` or ``ERROR`` status (spec 5.1 section 7.2).
         * ``DISCRETE``: required, every value the sensor may take (str or bytes), at least one.
         * all other types: must be empty.
     default : object, optional
@@ -265,6 +265,8 @@ class Sensor:
         self._parser = parser
         self._min: Any = None
         self._max: Any = None
+        self._warn_min: Any = None
+        self._warn_max: Any = None
         self._discrete_values: frozenset[str] | None = None
         self._check = checker
 
@@ -281,13 +283,15 @@ class Sensor:
                     raise ValueError(f"sensor range minimum exceeds maximum: {params!r}")
                 if not params[0] <= default_value <= params[1]:
                     default_value = params[0]
-            if len(params) == 2:
-                self._min, self._max = params
-            elif len(params) == 4 and not params[2] <= params[0] <= params[1] <= params[3]:
-                raise ValueError(
-                    f"warn range must contain the nominal range: "
-                    f"need warn-min <= nominal-min <= nominal-max <= warn-max, got {params!r}"
-                )
+            if len(params) >= 2:
+                self._min, self._max = params[0], params[1]
+            if len(params) == 4:
+                if not params[2] <= params[0] <= params[1] <= params[3]:
+                    raise ValueError(
+                        f"warn range must contain the nominal range: "
+                        f"need warn-min <= nominal-min <= nominal-max <= warn-max, got {params!r}"
+                    )
+                self._warn_min, self._warn_max = params[2], params[3]
         elif sensor_type == self.DISCRETE:
             params = [_text(p, "discrete value") for p in params]
             if not params:
@@ -476,13 +480,21 @@ class Sensor:
         for observer in self._observers:
             observer.update(self, reading)
 
+    def _range_status(self, value: Any, status: int) -> int:
+        """The status a ``NOMINAL`` reading of `value` should carry, by the sensor's ranges.
+
+        Spec 5.1 section 7.2: values in ``[nominal-min, nominal-max]`` are nominal; outside
+        it a reading is ``WARN`` (inside ``[warn-min, warn-max]`` when given) or ``ERROR``
+        (outside the warn range). NaN lies in no range. Other statuses are kept as given.
+        """
+        if status != self.NOMINAL or self._min is None or self._min <= value <= self._max:
+            return status
+        if self._warn_min is not None and not self._warn_min <= value <= self._warn_max:
+            return self.ERROR
+        return self.WARN
+
     def _check_value(self, value: Any) -> Any:
         value = self._check(value)
-        if self._min is not None and not self._min <= value <= self._max:
-            raise ValueError(
-                f"value {value!r} of sensor {self.name!r} is outside its range "
-                f"[{self._min!r}, {self._max!r}]"
-            )
         if self._discrete_values is not None:
             text = value.decode("utf-8") if isinstance(value, bytes) else value
             if text not in self._discrete_values:
@@ -505,11 +517,13 @@ class Sensor:
         Parameters
         ----------
         value
-            A value of the sensor's type. Integers and floats must lie in the sensor's
-            ``[min, max]`` when it has one (katcp-python does not check this); discrete values
-            must be one of the params.
+            A value of the sensor's type; discrete values must be one of the params. Numbers
+            outside the sensor's range are accepted (spec 5.1 section 7.2: the range is what
+            is expected, not a limit).
         status
-            A status constant; ``NOMINAL`` by default.
+            A status constant; ``NOMINAL`` by default. A ``NOMINAL`` number outside the
+            nominal range is stored as ``WARN``, or as ``ERROR`` when it is also outside the
+            warn range, so the status says what is wrong; other statuses are kept.
         timestamp
             Seconds since the Unix epoch; the current time if None.
         major
@@ -520,11 +534,18 @@ class Sensor:
         TypeError
             If `value` has the wrong Python type.
         ValueError
-            If `value` is out of range or not allowed, or `status` is unknown.
+            If `value` is not allowed (a discrete value not in the params, a non-finite
+            timestamp ...), or `status` is unknown.
+
+        Notes
+        -----
+        katcp-python 0.9.3 checks no type here (an integer sensor takes ``"x"``, which later
+        fails to format) and keeps ``NOMINAL`` for out-of-range values.
         """
         value = self._check_value(value)
         if status not in self.STATUSES:
             raise ValueError(f"unknown sensor status {status!r}")
+        status = self._range_status(value, status)
         if timestamp is None:
             timestamp = time.time()
         self.set(timestamp, status, value)

@@ -176,8 +176,8 @@ def test_params_refused_for_other_types():
 def test_bad_default_refused():
     with pytest.raises(TypeError):
         Sensor.integer("i", default="3")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="outside its range"):
-        Sensor.integer("i", params=[0, 10], default=11)
+    # A default outside the expected range is accepted, as any value is (spec 5.1 7.2).
+    assert Sensor.integer("i", params=[0, 10], default=11).value() == 11
 
 
 # --- set_value checks --------------------------------------------------------------------
@@ -209,10 +209,6 @@ def test_set_value_refuses_wrong_type(sensor, value):
 @pytest.mark.parametrize(
     ("sensor", "value", "match"),
     [
-        (Sensor.integer("i", params=[0, 10]), 11, "outside its range"),
-        (Sensor.integer("i", params=[0, 10]), -1, "outside its range"),
-        (Sensor.float("f", params=[0.0, 1.0]), 1.5, "outside its range"),
-        (Sensor.float("f", params=[0.0, 1.0]), math.nan, "outside its range"),
         (Sensor.discrete("d", params=["a", "b"]), "c", "not a value"),
         (Sensor.lru("l"), 2, "LRU_NOMINAL"),
         (Sensor.timestamp("t"), math.inf, "finite"),
@@ -718,3 +714,48 @@ def test_katcp_python_reads_our_formats(katcp_python):
             assert float(got) == pytest.approx(value, rel=1e-15, abs=0), wire
         else:
             assert got == repr(value), (stype, major, wire)
+
+
+# --- values outside the nominal range (spec 5.1 section 7.2) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sensor", "value", "status"),
+    [
+        (Sensor.integer("i", params=[0, 10]), 5, Sensor.NOMINAL),
+        (Sensor.integer("i", params=[0, 10]), 10, Sensor.NOMINAL),
+        (Sensor.integer("i", params=[0, 10]), 11, Sensor.WARN),
+        (Sensor.integer("i", params=[0, 10]), -1, Sensor.WARN),
+        (Sensor.float("f", params=[0.0, 1.0]), 1.5, Sensor.WARN),
+        (Sensor.float("f", params=[0.0, 1.0]), math.nan, Sensor.WARN),
+        (Sensor.float("f", params=[0.0, 1.0, -1.0, 2.0]), 0.5, Sensor.NOMINAL),
+        (Sensor.float("f", params=[0.0, 1.0, -1.0, 2.0]), 1.5, Sensor.WARN),
+        (Sensor.float("f", params=[0.0, 1.0, -1.0, 2.0]), -1.0, Sensor.WARN),
+        (Sensor.float("f", params=[0.0, 1.0, -1.0, 2.0]), 2.5, Sensor.ERROR),
+        (Sensor.integer("i", params=[0, 10, -5, 15]), -6, Sensor.ERROR),
+        (Sensor.integer("i"), 10**6, Sensor.NOMINAL),
+    ],
+)
+def test_set_value_accepts_values_outside_the_range_and_status_says_so(sensor, value, status):
+    sensor.set_value(value)
+    reading = sensor.read()
+    assert reading.status == status
+    assert reading.value == value or (math.isnan(value) and math.isnan(reading.value))
+    # The reading goes out as set, with its status (what a client sees).
+    assert sensor.format_reading(reading)[1] == Sensor.STATUSES[status].encode()
+
+
+def test_set_value_keeps_a_status_other_than_nominal():
+    sensor = Sensor.integer("i", params=[0, 10])
+    sensor.set_value(20, Sensor.FAILURE)
+    assert sensor.status() == Sensor.FAILURE
+    sensor.set_value(5, Sensor.ERROR)
+    assert sensor.status() == Sensor.ERROR
+
+
+def test_set_value_out_of_range_but_wrong_type_still_fails_at_once():
+    sensor = Sensor.integer("i", params=[0, 10])
+    before = sensor.read()
+    with pytest.raises(TypeError):
+        sensor.set_value("20")
+    assert sensor.read() is before
