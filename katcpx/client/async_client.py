@@ -135,6 +135,13 @@ class AsyncClient(DeviceClient):
         self._by_name: dict[str, deque[Pending]] = {}
         # Timeout value -> requests with that timeout, in deadline order.
         self._deadlines: dict[float, DeadlineQueue] = {}
+        cls = type(self)
+        #: Whether a subclass overrides send_request or send_message (then every request
+        #: goes through them, as in katcp-python; otherwise straight to the connection).
+        self._send_hooked = (
+            cls.send_request is not DeviceClient.send_request
+            or cls.send_message is not DeviceClient.send_message
+        )
 
     # -- request book-keeping --------------------------------------------------------------
 
@@ -176,6 +183,17 @@ class AsyncClient(DeviceClient):
             entry.fail("Message IDs not supported by server", RequestFailed)
             return
         entry.mid = mid
+        hooked = self._send_hooked
+        if hooked:
+            # katcp-python sends every request through send_request -> send_message, so a
+            # subclass overriding either sees it. Sent before registering: on this loop
+            # thread no reply can be read in between, and a hook that raises leaves nothing.
+            try:
+                self.send_request(msg)
+            except Exception as e:
+                entry.done = True
+                entry.fail(f"Could not send request {msg.name}: {e}", ConnectionLost)
+                return
         if mid is None:
             queue = self._by_name.get(msg.name)
             if queue is None:
@@ -185,7 +203,8 @@ class AsyncClient(DeviceClient):
             self._by_mid[mid] = entry
         if timeout is not None:
             self._arm_timeout(entry, timeout)
-        conn.send_message(msg)
+        if not hooked:
+            conn.send_message(msg)
 
     def _start_call(
         self,
@@ -659,7 +678,12 @@ class AsyncClient(DeviceClient):
             assert loop is not None
             fut: asyncio.Future[Reply] = loop.create_future()
             conn = self._conn
-            if use_mid is not False and self._server_supports_ids and conn is not None:
+            if (
+                use_mid is not False
+                and self._server_supports_ids
+                and conn is not None
+                and not self._send_hooked
+            ):
                 self._start_call(CallPending(name, fut), conn, name, args, resolved)
             else:
                 self._start(CallPending(name, fut), Message.request(name, *args), resolved, use_mid)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._version import VERSION_STR
@@ -34,6 +36,25 @@ def _requires(
     return decorate
 
 
+def _returns_future(
+    coro_fn: Callable[..., Coroutine[Any, Any, Any]],
+) -> Callable[..., asyncio.Future[Any] | concurrent.futures.Future[Any]]:
+    """Make an ``async def`` standard handler return a future when called, not a coroutine.
+
+    katcp-python's built-in handlers that finish later return a (tornado) Future, and code
+    calling them directly (tests, subclasses chaining to them) relies on that. The work runs
+    on the server's loop, where the sampling and connection state lives.
+    """
+
+    @functools.wraps(coro_fn)
+    def method(
+        self: DeviceServer, req: ClientRequestConnection, msg: Message
+    ) -> asyncio.Future[Any] | concurrent.futures.Future[Any]:
+        return self.run_on_loop(coro_fn(self, req, msg))
+
+    return method
+
+
 class DeviceServer(SensorDeviceServer):
     """Implements the standard requests and sensors on top of :class:`DeviceServerBase`.
 
@@ -53,9 +74,35 @@ class DeviceServer(SensorDeviceServer):
     :class:`AsyncDeviceServer` handles them on the loop.
     """
 
+    def run_on_loop(
+        self, coro: Coroutine[Any, Any, Any]
+    ) -> asyncio.Future[Any] | concurrent.futures.Future[Any]:
+        """Run `coro` on the server's loop and return a future of its result.
+
+        On the loop's thread the future is an asyncio Task; from any other thread it is a
+        :class:`concurrent.futures.Future`.
+
+        Raises
+        ------
+        RuntimeError
+            If the server has no loop yet (it was never started).
+        """
+        loop = self._loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and (loop is None or running is loop):
+            return running.create_task(coro)
+        if loop is None or loop.is_closed():
+            coro.close()
+            raise RuntimeError("the server has no running ioloop: start it first")
+        return asyncio.run_coroutine_threadsafe(coro, loop)
+
     # -- standard requests --------------------------------------------------------------
 
-    def request_halt(self, req: ClientRequestConnection, msg: Message) -> None:
+    @_returns_future
+    async def request_halt(self, req: ClientRequestConnection, msg: Message) -> None:
         """Halt the device server.
 
         Returns
@@ -214,7 +261,8 @@ class DeviceServer(SensorDeviceServer):
                 raise FailReply(str(exc)) from None
         return req.make_reply("ok", self.log.level_name())
 
-    def request_restart(self, req: ClientRequestConnection, msg: Message) -> Message:
+    @_returns_future
+    async def request_restart(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Restart the device server.
 
         Returns
@@ -234,6 +282,7 @@ class DeviceServer(SensorDeviceServer):
         self._restart_queue.put_nowait(self)
         return req.make_reply("ok")
 
+    @_returns_future
     async def request_client_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of connected clients.
 
@@ -409,6 +458,7 @@ class DeviceServer(SensorDeviceServer):
             req.inform_raw(b"\n".join(lines))
         return req.make_reply("ok", len(sensors))
 
+    @_returns_future
     async def request_sensor_sampling(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Configure or query the way a sensor is sampled.
 
@@ -517,6 +567,7 @@ class DeviceServer(SensorDeviceServer):
         formatted_name, formatted_params = new[-1][1].get_sampling_formatted()
         return req.make_reply("ok", names_arg, formatted_name, *formatted_params)
 
+    @_returns_future
     async def request_sensor_sampling_clear(
         self, req: ClientRequestConnection, msg: Message
     ) -> Message:
