@@ -23,6 +23,7 @@ from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
 from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
+from .handler_thread import HandlerThread, HandlerThreadStopped
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
 
@@ -113,7 +114,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._stopped_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._listeners: list[asyncio.base_events.Server] = []
         self._connections: dict[ClientConnection, None] = {}
-        self._handler_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._handler_executor: HandlerThread | None = None
         self._concurrency_options: dict[str, bool] = {}
         self.set_concurrency_options()
 
@@ -199,9 +200,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._running_cf = concurrent.futures.Future()
         self._stopped_cf = concurrent.futures.Future()
         if self._concurrency_options["handler_thread"]:
-            self._handler_executor = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix=f"{type(self).__name__}.message_handler"
-            )
+            self._handler_executor = HandlerThread(f"{type(self).__name__}.message_handler")
         if self._managed:
             self._thread = threading.Thread(
                 target=self._run_managed,
@@ -432,7 +431,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             self._on_uninstall()
         finally:
             if self._handler_executor is not None:
-                self._handler_executor.shutdown(wait=False)
+                self._handler_executor.shutdown()
                 self._handler_executor = None
             if self._managed:
                 assert self._loop is not None
@@ -573,8 +572,23 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             else:
                 outer.set_result(None)
 
-        executor.submit(self.handle_message, client_conn, msg).add_done_callback(ran)
+        try:
+            executor.submit(self.handle_message, client_conn, msg).add_done_callback(ran)
+        except HandlerThreadStopped as exc:  # stopping: still no request goes unanswered
+            self.refuse_message(client_conn, msg, str(exc))
+            return None
         return outer
+
+    def refuse_message(self, client_conn: ClientConnection, msg: Message, why: str) -> None:
+        """Answer a message that could not be handled: a request gets a ``fail`` reply.
+
+        Informs and replies from clients are logged and dropped.
+        """
+        self._logger.error("could not handle %s from %s: %s", msg, client_conn.address, why)
+        if msg.mtype == Message.REQUEST:
+            client_conn.reply(
+                Message.reply(msg.name, "fail", f"Request could not be handled: {why}"), msg
+            )
 
     def handle_message(self, client_conn: ClientConnection, msg: Message) -> Any:
         """Handle a message of any type from a client (dispatches by type)."""

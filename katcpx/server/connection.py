@@ -228,8 +228,10 @@ class ClientConnection:
                 continue
             try:
                 done = server.on_message(self, item)
-            except Exception:  # nothing a client sends may kill the server
+            except Exception as exc:  # nothing a client sends may kill the server
                 server._logger.exception("error handling %s from %s", item, self._address)
+                if item.mtype == Message.REQUEST:  # and no request goes unanswered
+                    self.reply(Message.reply(item.name, "fail", f"Request failed: {exc}"), item)
                 continue
             if done is not None and not done.done():
                 # Ordered request still running: wait for it before the next one.

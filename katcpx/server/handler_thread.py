@@ -1,0 +1,89 @@
+"""The request-handler thread of a server in ``handler_thread`` mode (no I/O).
+
+katcp-python runs handlers on one thread of its own, which lives as long as its server.
+``concurrent.futures.ThreadPoolExecutor`` cannot stand in for it: at interpreter shutdown
+(a script whose main thread ended after ``server.start()``, while the server's non-daemon
+loop thread keeps the process alive) every executor refuses new work with "cannot schedule
+new futures after interpreter shutdown", and the server would stop answering. This thread
+takes work until its server shuts it down, whatever the interpreter is doing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["HandlerThread", "HandlerThreadStopped"]
+
+
+class HandlerThreadStopped(RuntimeError):
+    """Work was submitted to a :class:`HandlerThread` after :meth:`HandlerThread.shutdown`."""
+
+
+_STOP = object()
+
+
+class HandlerThread:
+    """One worker thread running submitted calls in order.
+
+    Parameters
+    ----------
+    name
+        Thread name (shown in tracebacks and debuggers).
+
+    Notes
+    -----
+    The thread is a daemon: the server's loop thread decides how long the process lives,
+    as in katcp-python. It starts with the first :meth:`submit`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        """Run ``fn(*args)`` on the thread; returns a future of its result.
+
+        Raises
+        ------
+        HandlerThreadStopped
+            If :meth:`shutdown` was called.
+        """
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._stopped:
+                raise HandlerThreadStopped(f"{self._name} has stopped")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._queue.put((fut, fn, args))
+        return fut
+
+    def shutdown(self) -> None:
+        """Stop taking work; calls already submitted still run, then the thread ends."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._queue.put(_STOP)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            fut, fn, args = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the future carries it to whoever waits
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
