@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import random
 import threading
@@ -19,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from tornado.ioloop import IOLoop
 
+from .._anyloop import AnyFuture, future_of
 from ..errors import KatcpClientDisconnected, KatcpVersionError
 from ..flags import ProtocolFlags
 from ..transport import KatcpProtocol, format_address
@@ -181,8 +183,10 @@ class ClientBase:
     def disconnect(self) -> None:
         """Force client connection to close, reconnect if auto-connect set."""
         if not self._in_loop_thread():
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._disconnect)
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # loop closed: nothing to disconnect
+                    loop.call_soon_threadsafe(self._disconnect)
             return
         self._disconnect()
 
@@ -476,16 +480,22 @@ class ClientBase:
         ------
         TimeoutError
             If the client did not stop within `timeout`.
+
+        Notes
+        -----
+        Before :meth:`start` this does nothing (katcp-python raises ``RuntimeError``); called
+        while the client is still starting, it stops the client once started.
         """
         loop = self._loop
-        if loop is None:
-            raise RuntimeError("Call start() before stop()")
+        if loop is None or self._stopped.is_set():  # never started, or already stopped
+            return
         if self._in_loop_thread():
             self._stop_now()
             return
-        if loop.is_closed():
+        try:
+            loop.call_soon_threadsafe(self._stop_now)
+        except RuntimeError:  # loop closed: already stopped
             return
-        loop.call_soon_threadsafe(self._stop_now)
         if not self._stopped.wait(timeout):
             raise TimeoutError(f"Client for {self.bind_address_string} did not stop in time")
 
@@ -512,34 +522,32 @@ class ClientBase:
         """Check if the socket is currently connected."""
         return self._connected.is_set()
 
-    def until_stopped(self, timeout: float | None = None) -> asyncio.Future[bool]:
+    def until_stopped(self, timeout: float | None = None) -> AnyFuture[bool]:
         """Return future that resolves when the client has stopped.
 
         Stopped means the main coroutine has ended (or never started); the running flag is
         cleared some time before that.
         """
-        return asyncio.ensure_future(self._stopped.until_set(timeout))
+        return future_of(lambda: self._stopped.until_set(timeout))
 
-    def until_running(self, timeout: float | None = None) -> asyncio.Future[bool]:
+    def until_running(self, timeout: float | None = None) -> AnyFuture[bool]:
         """Return future that resolves when the client is running."""
-        return asyncio.ensure_future(self._running.until_set(timeout))
+        return future_of(lambda: self._running.until_set(timeout))
 
-    def until_connected(self, timeout: float | None = None) -> asyncio.Future[bool]:
+    def until_connected(self, timeout: float | None = None) -> AnyFuture[bool]:
         """Return future that resolves when the client is connected."""
-        return asyncio.ensure_future(self._until_after_running(self._connected, timeout))
+        return future_of(lambda: self._until_after_running(self._connected, timeout))
 
-    def until_protocol(self, timeout: float | None = None) -> asyncio.Future[bool]:
+    def until_protocol(self, timeout: float | None = None) -> AnyFuture[bool]:
         """Return future that resolves after receipt of katcp protocol info.
 
         When it resolves, the server's protocol information is in :attr:`protocol_flags`.
         """
-        return asyncio.ensure_future(
-            self._until_after_running(self._received_protocol_info, timeout)
-        )
+        return future_of(lambda: self._until_after_running(self._received_protocol_info, timeout))
 
-    def until_disconnected(self, timeout: float | None = None) -> asyncio.Future[bool]:
+    def until_disconnected(self, timeout: float | None = None) -> AnyFuture[bool]:
         """Return future that resolves when the client is disconnected."""
-        return asyncio.ensure_future(self._disconnected.until_set(timeout))
+        return future_of(lambda: self._disconnected.until_set(timeout))
 
     async def _until_after_running(self, event: StateEvent, timeout: float | None) -> bool:
         loop = asyncio.get_running_loop()

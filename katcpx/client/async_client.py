@@ -594,17 +594,20 @@ class AsyncClient(DeviceClient):
 
         A loop that stops (the client stopping) between the hand-over and running the
         request drops it; once the loop has stopped nothing else can resolve the request,
-        so this thread does. Otherwise the loop's own deadline resolves it; the extra
-        second guards a stuck loop.
+        so this thread does. Otherwise the loop's own deadline resolves it; a loop stuck
+        for a second past it gets the same timeout reply from this thread.
         """
         deadline = None if timeout is None else time.monotonic() + timeout + 1.0
         while True:
             remaining = 0.5 if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
-                raise RuntimeError(
-                    "Unexpected error: Async request handler did not call reply handler "
-                    "within timeout period"
-                )
+                # The loop is stuck (or still starting): report the timeout as the loop
+                # would have. katcp-python raises RuntimeError here.
+                entry.done = True
+                assert timeout is not None
+                entry.fail(_TIMEOUT_TEXT.format(name=entry.name, timeout=timeout), RequestTimeout)
+                assert entry.result is not None
+                return entry.result
             if entry.lock.acquire(timeout=min(remaining, 0.5)):
                 assert entry.result is not None
                 return entry.result

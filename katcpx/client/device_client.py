@@ -232,11 +232,36 @@ class DeviceClient(ClientBase):
         KatcpClientDisconnected
             If the client is not connected.
         """
-        if not self._in_loop_thread():
-            return self._run_in_loop(self.send_message, msg)
         conn = self._conn
         if conn is None:
             raise KatcpClientDisconnected(f"Not connected to device {self.bind_address_string}")
+        if not self._in_loop_thread():
+            # Handed over without waiting, as katcp-python's thread-safe wrapper does: a
+            # busy or stopping loop must not turn a send into a timeout here.
+            loop = self._loop
+            try:
+                if loop is None:
+                    raise RuntimeError("no loop")
+                loop.call_soon_threadsafe(self._send_on_loop, msg)
+            except RuntimeError:  # the loop closed: the client has stopped
+                raise KatcpClientDisconnected(
+                    f"Not connected to device {self.bind_address_string}"
+                ) from None
+            return None
+        if self._logger.isEnabledFor(logging.DEBUG):
+            self._logger.debug("Sending to %s: %r", self.bind_address_string, bytes(msg))
+        conn.send_message(msg)
+
+    def _send_on_loop(self, msg: Message) -> None:
+        """Send a message handed over from another thread; the connection may be gone."""
+        conn = self._conn
+        if conn is None:
+            self._logger.warning(
+                "Dropped %s: disconnected from %s before it could be sent",
+                msg,
+                self.bind_address_string,
+            )
+            return
         if self._logger.isEnabledFor(logging.DEBUG):
             self._logger.debug("Sending to %s: %r", self.bind_address_string, bytes(msg))
         conn.send_message(msg)

@@ -110,6 +110,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._stopped = threading.Event()
         self._stopped.set()
         self._starting = False
+        # stop() called while starting: honoured as soon as the start completes.
+        self._stop_requested = False
         self._running_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._stopped_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._listeners: list[asyncio.base_events.Server] = []
@@ -196,6 +198,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             raise RuntimeError("Server already started")
         socks = self._bind_sockets()
         self._starting = True
+        self._stop_requested = False
         self._stopped.clear()
         self._running_cf = concurrent.futures.Future()
         self._stopped_cf = concurrent.futures.Future()
@@ -232,6 +235,12 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         -------
         concurrent.futures.Future
             Resolves when the server is stopped (``asyncio.wrap_future`` it to await).
+
+        Notes
+        -----
+        Called before the server finished starting (say on a :meth:`set_ioloop` loop that
+        has not run yet), the stop takes effect as soon as the start completes. Called
+        before :meth:`start` or after the server stopped, it does nothing.
         """
         if timeout and not self._in_loop_thread():
             self._running.wait(timeout)
@@ -241,6 +250,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             if not stopped.done():
                 stopped.set_result(None)
             return stopped
+        self._stop_requested = True
         try:
             self._threadsafe(loop, self._spawn_uninstall)
         except RuntimeError:  # loop already closed
@@ -278,14 +288,17 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         `timeout`); on the loop's thread it returns a future to await instead.
         """
         loop = self._loop
-        if loop is None:
-            raise RuntimeError("server has no ioloop yet")
+        if loop is None or loop.is_closed() or not (self._running.is_set() or self._starting):
+            return None  # not started, or stopped: no loop iteration to wait for
         if self._in_loop_thread():
             fut = loop.create_future()
             loop.call_soon(fut.set_result, None)
             return fut
         cf: concurrent.futures.Future[None] = concurrent.futures.Future()
-        loop.call_soon_threadsafe(cf.set_result, None)
+        try:
+            loop.call_soon_threadsafe(cf.set_result, None)
+        except RuntimeError:  # closed meanwhile
+            return None
         cf.result(timeout)
         return None
 
@@ -404,6 +417,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._starting = False
         self._running.set()
         self._running_cf.set_result(None)
+        if self._stop_requested:  # stop() came while starting
+            loop.create_task(self._uninstall())
 
     def _spawn_uninstall(self) -> None:
         assert self._loop is not None
@@ -411,7 +426,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
     async def _uninstall(self) -> None:
         if not self._running.is_set():
-            return
+            return  # not started yet (_install sees _stop_requested), or already stopping
         self._running.clear()
         try:
             for listener in self._listeners:

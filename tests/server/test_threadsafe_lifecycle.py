@@ -1,0 +1,197 @@
+"""Thread-safe methods of servers and clients called before start completes or after stop.
+
+Each is a no-op or takes effect; none raises (katcp-python's contract for them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from katcpx.client import AsyncClient, BlockingClient, CallbackClient
+from katcpx.client.async_client import is_timeout_reply
+from katcpx.errors import KatcpClientDisconnected
+from katcpx.message import Message
+from katcpx.sensor import Sensor
+
+from .helpers import TIMEOUT, ExampleServer, connect, running
+
+
+@pytest.fixture
+def side_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in another thread, as a user's set_ioloop() loop would."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(TIMEOUT)
+    loop.close()
+
+
+def hold(loop: asyncio.AbstractEventLoop) -> threading.Event:
+    """Keep `loop` busy until the returned event is set (so a start cannot complete)."""
+    gate = threading.Event()
+    loop.call_soon_threadsafe(gate.wait, TIMEOUT)
+    return gate
+
+
+def server_calls(srv: ExampleServer) -> list:
+    return [
+        lambda: srv.mass_inform(Message.inform("hello")),
+        lambda: srv.add_sensor(Sensor.integer(f"late.{threading.get_ident()}.{id(srv)}")),
+        lambda: srv.sync_with_ioloop(TIMEOUT) if not srv.running() else None,
+        lambda: srv.until_running(),
+        lambda: srv.until_stopped(),
+        lambda: srv.wait_running(0),
+        lambda: srv.running(),
+        lambda: srv.join(0),
+        lambda: srv.stop(0),
+    ]
+
+
+def test_server_methods_before_start_and_after_stop_do_not_raise():
+    srv = ExampleServer("127.0.0.1", 0)
+    for call in server_calls(srv):
+        call()  # never started
+    with running(srv):
+        pass
+    for call in server_calls(srv):
+        call()  # stopped
+    assert srv.sync_with_ioloop(TIMEOUT) is None
+    # And it starts again afterwards.
+    with running(srv), connect(srv) as c:
+        assert c.request("watchdog")[0].reply_ok()
+
+
+def test_server_stop_while_set_ioloop_start_is_pending_takes_effect(side_loop):
+    srv = ExampleServer("127.0.0.1", 0)
+    srv.set_ioloop(side_loop)
+    gate = hold(side_loop)
+    srv.start()
+    for call in server_calls(srv)[:2]:
+        call()
+    stopped = srv.stop(0)
+    gate.set()
+    stopped.result(TIMEOUT)
+    assert not srv.running()
+    # Today's fault: the stop was dropped and the next start raised "Server already started".
+    assert srv.start(timeout=TIMEOUT)
+    with connect(srv) as c:
+        assert c.request("watchdog")[0].reply_ok()
+    srv.stop().result(TIMEOUT)
+
+
+def test_server_stop_on_its_own_loop_before_start_completes():
+    async def main() -> bool:
+        srv = ExampleServer("127.0.0.1", 0)
+        srv.set_ioloop(asyncio.get_running_loop())
+        srv.start()
+        stopped = srv.stop()  # same thread, before the loop ran the start
+        await asyncio.wait_for(asyncio.wrap_future(stopped), TIMEOUT)
+        return srv.running()
+
+    assert asyncio.run(main()) is False
+
+
+CLIENTS = [BlockingClient, CallbackClient, AsyncClient]
+
+
+def client_calls(c) -> list:
+    calls = [
+        lambda: c.callback_request(Message.request("watchdog"), timeout=0.5),
+        lambda: c.future_request(Message.request("watchdog"), timeout=0.5),
+        lambda: c.until_connected(0.01),
+        lambda: c.until_protocol(0.01),
+        lambda: c.until_running(0.01),
+        lambda: c.until_stopped(0.01),
+        lambda: c.wait_connected(0),
+        lambda: c.wait_protocol(0),
+        lambda: c.wait_disconnected(0),
+        lambda: c.is_connected(),
+        lambda: c.running(),
+        lambda: c.disconnect(),
+        lambda: c.join(0),
+    ]
+    if isinstance(c, CallbackClient):
+        calls.append(lambda: c.blocking_request(Message.request("watchdog"), timeout=0.5))
+    return calls
+
+
+def check_send_message(c) -> None:
+    # katcp-python's contract: KatcpClientDisconnected when not connected, nothing else.
+    with pytest.raises(KatcpClientDisconnected):
+        c.send_message(Message.request("watchdog"))
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_client_methods_before_start_and_after_stop_do_not_raise(cls):
+    with running(ExampleServer("127.0.0.1", 0)) as srv:
+        c = cls(*srv.bind_address, timeout=1)
+        for call in client_calls(c):
+            call()  # never started
+        check_send_message(c)
+        c.stop(TIMEOUT)  # katcp-python raises RuntimeError here; a no-op in katcpx
+        c.start(timeout=TIMEOUT)
+        assert c.wait_protocol(TIMEOUT)
+        c.stop(TIMEOUT)
+        c.join(TIMEOUT)
+        for call in client_calls(c):
+            call()  # stopped: the loop is closed now
+        check_send_message(c)
+        c.stop(TIMEOUT)
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_client_stop_while_set_ioloop_start_is_pending_takes_effect(cls, side_loop):
+    with running(ExampleServer("127.0.0.1", 0)) as srv:
+        c = cls(*srv.bind_address, timeout=1)
+        c.set_ioloop(side_loop)
+        gate = hold(side_loop)
+        c.start()
+        check_send_message(c)  # not connected yet: raises at once, does not time out
+        timer = threading.Timer(0.2, gate.set)
+        timer.start()
+        c.stop(TIMEOUT)
+        assert not c.running()
+        c.start(timeout=TIMEOUT)
+        assert c.wait_protocol(TIMEOUT)
+        reply, _ = c.future_request(Message.request("watchdog")).result(TIMEOUT)
+        assert reply.reply_ok()
+        c.stop(TIMEOUT)
+
+
+def test_blocking_request_on_a_stuck_loop_gets_a_timeout_reply(side_loop):
+    with running(ExampleServer("127.0.0.1", 0)) as srv:
+        c = BlockingClient(*srv.bind_address, timeout=1)
+        c.set_ioloop(side_loop)
+        c.start(timeout=TIMEOUT)
+        assert c.wait_protocol(TIMEOUT)
+        gate = hold(side_loop)
+        try:
+            # katcp-python raises RuntimeError("Unexpected error: ...") here.
+            reply, _ = c.blocking_request(Message.request("watchdog"), timeout=0.2)
+        finally:
+            gate.set()
+        assert is_timeout_reply(reply)
+        assert c.blocking_request(Message.request("watchdog"))[0].reply_ok()
+        c.stop(TIMEOUT)
+
+
+def test_send_message_from_another_thread_does_not_wait_for_the_loop(side_loop):
+    with running(ExampleServer("127.0.0.1", 0)) as srv:
+        c = CallbackClient(*srv.bind_address, timeout=1)
+        c.set_ioloop(side_loop)
+        c.start(timeout=TIMEOUT)
+        assert c.wait_protocol(TIMEOUT)
+        got = concurrent.futures.Future()
+        c.callback_request(Message.request("watchdog"), reply_cb=got.set_result)
+        assert got.result(TIMEOUT).reply_ok()
+        gate = hold(side_loop)
+        c.send_message(Message.request("watchdog", mid=77))  # returns while the loop is busy
+        gate.set()
+        c.stop(TIMEOUT)
