@@ -12,17 +12,13 @@ coroutine, or ``asyncio.wrap_future`` it). The waits wake their waiters through
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar, cast
 
-__all__ = ["future_of", "AnyFuture"]
+__all__ = ["future_of"]
 
 T = TypeVar("T")
-
-#: What :func:`future_of` returns.
-AnyFuture = Union[asyncio.Future[T], concurrent.futures.Future[T]]  # noqa: UP007 (generic alias)
 
 _lock = threading.Lock()
 _shared_loop: asyncio.AbstractEventLoop | None = None
@@ -40,7 +36,7 @@ def _waiting_loop() -> asyncio.AbstractEventLoop:
         return _shared_loop
 
 
-def future_of(make: Callable[[], Awaitable[T]]) -> AnyFuture[T]:
+def future_of(make: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
     """Return a future of ``await make()``, with or without a running loop in this thread.
 
     Parameters
@@ -53,7 +49,8 @@ def future_of(make: Callable[[], Awaitable[T]]) -> AnyFuture[T]:
     -------
     asyncio.Future or concurrent.futures.Future
         An asyncio Future of the caller's running loop (``make()`` itself when it returns
-        one), else a ``concurrent.futures.Future``.
+        one), else a ``concurrent.futures.Future``. Typed as the asyncio Future, which is
+        what code that awaits it gets.
     """
     try:
         asyncio.get_running_loop()
@@ -62,5 +59,6 @@ def future_of(make: Callable[[], Awaitable[T]]) -> AnyFuture[T]:
         async def run() -> Any:
             return await make()
 
-        return asyncio.run_coroutine_threadsafe(run(), _waiting_loop())
+        cf = asyncio.run_coroutine_threadsafe(run(), _waiting_loop())
+        return cast("asyncio.Future[T]", cf)
     return asyncio.ensure_future(make())

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from tornado.ioloop import IOLoop
 
-from .._anyloop import AnyFuture, future_of
+from .._anyloop import future_of
 from ..errors import KatcpClientDisconnected, KatcpVersionError
 from ..flags import ProtocolFlags
 from ..transport import KatcpProtocol, format_address
@@ -522,7 +522,7 @@ class ClientBase:
         """Check if the socket is currently connected."""
         return self._connected.is_set()
 
-    def until_stopped(self, timeout: float | None = None) -> AnyFuture[bool]:
+    def until_stopped(self, timeout: float | None = None) -> asyncio.Future[bool]:
         """Return future that resolves when the client has stopped.
 
         Stopped means the main coroutine has ended (or never started); the running flag is
@@ -530,22 +530,22 @@ class ClientBase:
         """
         return future_of(lambda: self._stopped.until_set(timeout))
 
-    def until_running(self, timeout: float | None = None) -> AnyFuture[bool]:
+    def until_running(self, timeout: float | None = None) -> asyncio.Future[bool]:
         """Return future that resolves when the client is running."""
         return future_of(lambda: self._running.until_set(timeout))
 
-    def until_connected(self, timeout: float | None = None) -> AnyFuture[bool]:
+    def until_connected(self, timeout: float | None = None) -> asyncio.Future[bool]:
         """Return future that resolves when the client is connected."""
         return future_of(lambda: self._until_after_running(self._connected, timeout))
 
-    def until_protocol(self, timeout: float | None = None) -> AnyFuture[bool]:
+    def until_protocol(self, timeout: float | None = None) -> asyncio.Future[bool]:
         """Return future that resolves after receipt of katcp protocol info.
 
         When it resolves, the server's protocol information is in :attr:`protocol_flags`.
         """
         return future_of(lambda: self._until_after_running(self._received_protocol_info, timeout))
 
-    def until_disconnected(self, timeout: float | None = None) -> AnyFuture[bool]:
+    def until_disconnected(self, timeout: float | None = None) -> asyncio.Future[bool]:
         """Return future that resolves when the client is disconnected."""
         return future_of(lambda: self._disconnected.until_set(timeout))
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterable
 from typing import Any
+
+from .._anyloop import future_of
 
 __all__ = ["StateMachine"]
 
@@ -17,8 +20,9 @@ def _resolve(fut: asyncio.Future[Any]) -> None:
 class StateMachine:
     """Holds one of a fixed set of states; futures resolve when a wanted state is reached.
 
-    :meth:`set_state` runs on the owner's loop; a waiter awaiting from another loop is woken
-    on its own loop.
+    :meth:`set_state` runs on the owner's loop; a waiter awaiting from another loop (or
+    from a thread without one, see :func:`~katcpx._anyloop.future_of`) is woken on its own
+    loop.
 
     Parameters
     ----------
@@ -34,14 +38,18 @@ class StateMachine:
             raise ValueError(f"unknown state {initial!r}")
         self.state = initial
         self._waiters: list[tuple[frozenset[str], asyncio.Future[bool]]] = []
+        # Waiters may be added from other loops' threads while set_state runs.
+        self._lock = threading.Lock()
 
     def set_state(self, state: str) -> None:
         """Change the state and wake the waiters wanting it."""
         if state not in self.states:
             raise ValueError(f"unknown state {state!r}")
-        self.state = state
+        with self._lock:
+            self.state = state
+            waiters, self._waiters = self._waiters, []
         keep = []
-        for wanted, fut in self._waiters:
+        for wanted, fut in waiters:
             if fut.done():
                 continue
             if state in wanted:
@@ -56,12 +64,14 @@ class StateMachine:
                     loop.call_soon_threadsafe(_resolve, fut)
             else:
                 keep.append((wanted, fut))
-        self._waiters = keep
+        with self._lock:
+            self._waiters = keep + self._waiters
 
     def until_state(self, state: str, timeout: float | None = None) -> asyncio.Future[bool]:
         """Future resolving with True when the state is `state` (now or later).
 
-        It fails with ``asyncio.TimeoutError`` after `timeout` seconds.
+        It fails with ``asyncio.TimeoutError`` after `timeout` seconds. Without a running
+        loop in the calling thread it is a ``concurrent.futures.Future``.
         """
         return self.until_state_in((state,), timeout)
 
@@ -73,12 +83,16 @@ class StateMachine:
         unknown = wanted - set(self.states)
         if unknown:
             raise ValueError(f"unknown state(s) {sorted(unknown)}")
+        return future_of(lambda: self._until_in(wanted, timeout))
+
+    def _until_in(self, wanted: frozenset[str], timeout: float | None) -> asyncio.Future[bool]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
-        if self.state in wanted:
-            fut.set_result(True)
-            return fut
-        self._waiters.append((wanted, fut))
+        with self._lock:
+            if self.state in wanted:
+                fut.set_result(True)
+                return fut
+            self._waiters.append((wanted, fut))
         if timeout is None:
             return fut
         return asyncio.ensure_future(asyncio.wait_for(fut, timeout))

@@ -11,6 +11,7 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 
+from .._anyloop import future_of
 from ..errors import FailReplyError, InvalidReply, RequestFailed
 from ..flags import ProtocolFlags
 from ..message import Message
@@ -303,9 +304,7 @@ class KATCPClientResource:
     def until_stopped(self, timeout: float | None = None) -> asyncio.Future[bool]:
         """Future that resolves when the inspecting client has stopped."""
         if self._client is None:
-            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            fut.set_result(True)
-            return fut
+            return future_of(lambda: _done_future(True))
         return self._client.until_stopped(timeout)
 
     # -- states ----------------------------------------------------------------------------

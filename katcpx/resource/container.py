@@ -11,6 +11,7 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 
+from .._anyloop import future_of
 from ._objects import KATCPSensor, Listener
 from ._types import (
     AttrDict,
@@ -449,15 +450,19 @@ class KATCPClientResourceContainer:
         self, state: str, timeout: float | None = None
     ) -> asyncio.Future[None]:
         """Future that resolves when all children are in `state` (fails on timeout)."""
-        futures = [c.until_state(state) for c in dict.values(self._children)]
-        return asyncio.ensure_future(_with_timeout(_all(futures), timeout))
+        children = list(dict.values(self._children))
+        return future_of(
+            lambda: _with_timeout(_all([c.until_state(state) for c in children]), timeout)
+        )
 
     def until_any_child_in_state(
         self, state: str, timeout: float | None = None
     ) -> asyncio.Future[None]:
         """Future that resolves when any child is in `state` (fails on timeout)."""
-        futures = [c.until_state(state) for c in dict.values(self._children)]
-        return asyncio.ensure_future(_with_timeout(_any(futures), timeout))
+        children = list(dict.values(self._children))
+        return future_of(
+            lambda: _with_timeout(_any([c.until_state(state) for c in children]), timeout)
+        )
 
     def until_synced(self, timeout: float | None = None) -> asyncio.Future[None]:
         """Future that resolves when all children are synced."""
@@ -465,8 +470,10 @@ class KATCPClientResourceContainer:
 
     def until_not_synced(self, timeout: float | None = None) -> asyncio.Future[None]:
         """Future that resolves when any child is not synced."""
-        futures = [c.until_not_synced() for c in dict.values(self._children)]
-        return asyncio.ensure_future(_with_timeout(_any(futures), timeout))
+        children = list(dict.values(self._children))
+        return future_of(
+            lambda: _with_timeout(_any([c.until_not_synced() for c in children]), timeout)
+        )
 
     # -- sensors ---------------------------------------------------------------------------
 

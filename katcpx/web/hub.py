@@ -19,6 +19,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._anyloop import future_of
 from ..client import is_timeout_reply
 from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
@@ -305,9 +306,10 @@ class DeviceHub:
 
     def until_synced(self, timeout: float | None = None) -> asyncio.Future[Any]:
         """Future resolving when every device is synced (fails with TimeoutError)."""
-        return asyncio.ensure_future(
-            asyncio.wait_for(
-                asyncio.gather(*(r.until_synced() for r in self._resources.values())), timeout
+        resources = list(self._resources.values())
+        return future_of(
+            lambda: asyncio.wait_for(
+                asyncio.gather(*(r.until_synced() for r in resources)), timeout
             )
         )
 
