@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
+from ..tls import peer_common_name
 from ..transport import KatcpProtocol
+from .access import Role
 
 if TYPE_CHECKING:
     from .base import DeviceServerBase
@@ -37,7 +39,11 @@ class ServerProtocol(KatcpProtocol):
 
 def _connection_made(proto: KatcpProtocol) -> None:
     assert isinstance(proto, ServerProtocol)
-    proto.conn = ClientConnection(proto.server, proto, proto.peer)
+    conn = proto.conn = ClientConnection(proto.server, proto, proto.peer)
+    conn.identity = peer_common_name(proto.transport)
+    peername = proto.transport.get_extra_info("peername") if proto.transport else None
+    host = peername[0] if isinstance(peername, tuple) else None
+    conn.role = proto.server.access_policy.role_for(host, conn.identity)
     proto.server._connection_made(proto.conn)
 
 
@@ -105,6 +111,10 @@ class ClientConnection:
         self._busy = True  # until on_client_connect is done
         self._pump_scheduled = False
         self._paused = False
+        #: Common name of the client's verified TLS certificate, or None.
+        self.identity: str | None = None
+        #: What the client may do (see :mod:`katcpx.server.access`).
+        self.role = Role.ADMIN
 
     # -- katcp-python API -------------------------------------------------------------
 
