@@ -36,6 +36,7 @@ __all__ = [
     "load_policy",
     "refusal",
     "requires_role",
+    "show_roles",
     "required_role",
 ]
 
@@ -273,6 +274,15 @@ def load_policy(path: str) -> AccessPolicy:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: {exc}") from None
     return AccessPolicy.from_mapping(data, where=path)
+
+
+def show_roles(policy: AccessPolicy, conn: Any) -> bool:
+    """Whether ``?client-list`` shows identities and roles to `conn`.
+
+    Only admins see them, and only under a policy other than the default, so that servers
+    without one answer as katcp-python's do.
+    """
+    return not policy.is_default and conn.role >= Role.ADMIN
 
 
 def refusal(

@@ -43,8 +43,13 @@ def _connection_made(proto: KatcpProtocol) -> None:
     conn.identity = peer_common_name(proto.transport)
     peername = proto.transport.get_extra_info("peername") if proto.transport else None
     host = peername[0] if isinstance(peername, tuple) else None
-    conn.role = proto.server.access_policy.role_for(host, conn.identity)
-    proto.server._connection_made(proto.conn)
+    policy = proto.server.access_policy
+    conn.role = policy.role_for(host, conn.identity)
+    proto.server._connection_made(conn)
+    if not policy.is_default:
+        # Tells the client what it may do (katcp-cmd shows it); servers without a policy
+        # send nothing new.
+        conn.inform(Message.inform("access-role", str(conn.role), conn.identity or "anonymous"))
 
 
 def _messages_received(proto: KatcpProtocol, items: list[Message | KatcpSyntaxError]) -> None:

@@ -13,6 +13,7 @@ from ..flags import ProtocolFlags
 from ..message import Message, wire_argument
 from ..sampling import SampleStrategy, SamplingError
 from ..sensor import Sensor
+from .access import show_roles
 from .connection import ClientRequestConnection
 from .sensor_server import SensorDeviceServer, _arg, construct_name_filter
 
@@ -243,6 +244,11 @@ class DeviceServer(SensorDeviceServer):
         -------
         addr : str
             The address of the client as host:port.
+        identity : str, optional
+            The common name of the client's TLS certificate, or ``anonymous``; only for
+            admins, and only when the server has an access policy (a katcpx extension).
+        role : {'read', 'control', 'admin'}, optional
+            The client's role; sent with `identity`.
 
         Returns
         -------
@@ -260,8 +266,12 @@ class DeviceServer(SensorDeviceServer):
             !client-list ok 1
         """
         clients = list(self._connections)
+        reveal = show_roles(self.access_policy, req.client_connection)
         for conn in clients:
-            req.inform(conn.address)
+            if reveal:
+                req.inform(conn.address, conn.identity or "anonymous", str(conn.role))
+            else:
+                req.inform(conn.address)
         return req.make_reply("ok", len(clients))
 
     @_requires(version=(5, 0))
