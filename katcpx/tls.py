@@ -305,7 +305,7 @@ class TlsAcceptor(asyncio.Protocol):
         if tls is None or self._lost:
             return
         inner = self.make_protocol()
-        tls.set_protocol(inner)  # type: ignore[arg-type]
+        tls.set_protocol(inner)
         inner.connection_made(tls)
         if self._early:
             _deliver(inner, b"".join(self._early))
@@ -326,7 +326,7 @@ def _deliver(proto: Any, data: bytes) -> None:
     if isinstance(proto, asyncio.BufferedProtocol):
         view = memoryview(data)
         while view:
-            buf = proto.get_buffer(len(view))
+            buf = memoryview(proto.get_buffer(len(view)))
             n = min(len(buf), len(view))
             buf[:n] = view[:n]
             proto.buffer_updated(n)

@@ -109,7 +109,7 @@ def requires_role(role: str | Role | Callable[[Message], Role]) -> Callable[[F],
     ... def request_temperature(self, req, msg):
     ...     '''Read the temperature.'''
     """
-    required = role if callable(role) and not isinstance(role, Role) else Role.parse(role)  # type: ignore[arg-type]
+    required = role if callable(role) and not isinstance(role, Role) else Role.parse(role)
 
     def decorate(func: F) -> F:
         setattr(func, _ROLE_ATTR, required)
@@ -159,7 +159,9 @@ class Grant:
                 raise ValueError(f"grant address {self.address!r}: {exc}") from None
             object.__setattr__(self, "network", net)
 
-    def matches(self, host: ipaddress.IPv4Address | ipaddress.IPv6Address | None, cn: str | None) -> bool:
+    def matches(
+        self, host: ipaddress.IPv4Address | ipaddress.IPv6Address | None, cn: str | None
+    ) -> bool:
         """Whether a client at `host` with certificate name `cn` is granted."""
         if self.cert_cn is not None:
             return cn == self.cert_cn
@@ -201,7 +203,9 @@ class AccessPolicy:
         by_cn = [g.role for g in self.grants if g.cert_cn is not None and g.matches(addr, cert_cn)]
         if by_cn:
             return max(by_cn)
-        by_addr = [g.role for g in self.grants if g.address is not None and g.matches(addr, cert_cn)]
+        by_addr = [
+            g.role for g in self.grants if g.address is not None and g.matches(addr, cert_cn)
+        ]
         return max(by_addr) if by_addr else self.default_role
 
     @classmethod
@@ -265,9 +269,9 @@ def load_policy(path: str) -> AccessPolicy:
         When it is not valid TOML or not of this shape (the message names the file).
     """
     try:
-        import tomllib
+        import tomllib  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
     with open(path, "rb") as f:
         try:
             data = tomllib.load(f)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import re
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._version import VERSION_STR
+from ..client_regex import ClientRegexError, compile_client_regex
 from ..errors import FailReply
 from ..message import Message
 from ..sensor import Sensor
@@ -25,14 +25,16 @@ def construct_name_filter(pattern: str | None) -> tuple[bool, Callable[[str], bo
     """Return ``(exact, filter)`` for a sensor name pattern.
 
     None matches everything; ``/regex/`` matches names containing the regex; anything else
-    must match exactly (and ``exact`` is True, so no match is an error).
+    must match exactly (and ``exact`` is True, so no match is an error). The regex runs on
+    RE2 (:mod:`katcpx.client_regex`), in time linear in the name; back-references and
+    look-around, which need backtracking, are refused with a fail reply.
     """
     if pattern is None:
         return False, lambda name: True
     if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
         try:
-            name_re = re.compile(pattern[1:-1])
-        except re.error as exc:
+            name_re = compile_client_regex(pattern[1:-1])
+        except ClientRegexError as exc:
             raise FailReply(f"Invalid regular expression {pattern}: {exc}.") from None
         return False, lambda name: name_re.search(name) is not None
     return True, lambda name: name == pattern

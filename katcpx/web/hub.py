@@ -13,13 +13,13 @@ import asyncio
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..client import is_timeout_reply
+from ..client_regex import ClientPattern, ClientRegexError, compile_client_regex
 from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
 
@@ -732,8 +732,9 @@ class DeviceHub:
         return result
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str) -> ClientPattern:
+    # Filters come from browsers: RE2 runs them in linear time.
     try:
-        return re.compile(pattern)
-    except (re.error, TypeError) as exc:
+        return compile_client_regex(pattern)
+    except ClientRegexError as exc:
         raise HubError(f"bad filter {pattern!r}: {exc}") from None

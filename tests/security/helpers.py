@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import trustme
+from server.helpers import TIMEOUT, Client, ExampleServer
 
 from katcpx.message import Message
 from katcpx.server.access import requires_role
 from katcpx.tls import client_context, server_context
-
-from server.helpers import TIMEOUT, Client, ExampleServer
 
 
 @dataclass

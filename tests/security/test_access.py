@@ -7,11 +7,11 @@ import logging
 
 import aiokatcp
 import pytest
+from peers import KatcpPythonClient
+from server.helpers import TIMEOUT, Client, running
 
 from katcpx.flags import ProtocolFlags
 from katcpx.server.access import AccessPolicy, Grant, Role, load_policy
-from peers import KatcpPythonClient
-from server.helpers import TIMEOUT, Client, running
 
 from .helpers import DeviceWithRequests
 
@@ -91,7 +91,9 @@ def test_read_client_is_refused_and_stays_connected(read_server, caplog, name, a
         assert c.request("watchdog")[0].arguments == [b"ok"]
     assert read_server.running()
     assert read_server.log.level_name() == level_before
-    logged = [r.getMessage() for r in caplog.records if r.name == LOG and "refused" in r.getMessage()]
+    logged = [
+        r.getMessage() for r in caplog.records if r.name == LOG and "refused" in r.getMessage()
+    ]
     assert any(f"?{name}" in t and "127.0.0.1" in t and "anonymous" in t for t in logged), logged
 
 

@@ -7,11 +7,11 @@ import ssl
 
 import pytest
 import trustme
+from server.helpers import TIMEOUT, running
 
 from katcpx import AsyncClient, BlockingClient
 from katcpx.server.access import AccessPolicy, Grant, Role
 from katcpx.tls import client_context
-from server.helpers import TIMEOUT, running
 
 from .helpers import DeviceWithRequests, Pki, TlsClient, plain_socket
 
