@@ -6,11 +6,11 @@ import threading
 import time
 
 import pytest
+from server.helpers import connect, running
 
 from katcpx.client_regex import ClientRegexError, compile_client_regex
 from katcpx.sensor import Sensor
 from katcpx.server import DeviceServer
-from server.helpers import connect, running
 
 CATASTROPHIC = "/(.*)*(.*)*!/"
 
@@ -65,5 +65,3 @@ def test_compile_client_regex() -> None:
         compile_client_regex("(")
     with pytest.raises(ClientRegexError):
         compile_client_regex("(?=x)")
-
-
