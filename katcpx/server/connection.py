@@ -120,6 +120,9 @@ class ClientConnection:
         self.identity: str | None = None
         #: What the client may do (see :mod:`katcpx.server.access`).
         self.role = Role.ADMIN
+        #: KATCP level from which this client gets ``#log`` (its ``?log-level``), or None
+        #: to follow the server's ``log.level``.
+        self.log_level: int | None = None
 
     # -- katcp-python API -------------------------------------------------------------
 

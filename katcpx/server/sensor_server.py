@@ -183,6 +183,23 @@ class SensorDeviceServer(DeviceServerBase):
         """
         raise NotImplementedError("Device server subclasses must implement setup_sensors.")
 
+    def send_log_inform(self, level: int, msg: Message) -> None:
+        """Send ``#log`` `msg` at KATCP `level` to each client whose log level lets it through.
+
+        A client's level is what its ``?log-level`` set, else ``self.log.level``.
+        Thread-safe: from other threads the message goes through the loop hand-off.
+        """
+        if not self._in_loop_thread():
+            if self._handoff is not None:
+                self._handoff.call(self.send_log_inform, level, msg)
+            return
+        data = bytes(msg)
+        default = self.log.level
+        for conn in self._connections:
+            wanted = conn.log_level
+            if level >= (default if wanted is None else wanted):
+                conn._send_bytes(data)
+
     def add_sensor(self, sensor: Sensor) -> None:
         """Add a sensor; a running server sends ``#interface-changed sensor <name> added``.
 

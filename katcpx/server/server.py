@@ -183,7 +183,11 @@ class DeviceServer(SensorDeviceServer):
         return req.make_reply("ok", len(hints))
 
     def request_log_level(self, req: ClientRequestConnection, msg: Message) -> Message:
-        """Query or set the current logging level.
+        """Query or set the logging level of this client's ``#log`` informs.
+
+        The level is per client (katcpx; katcp-python sets one level for all clients and
+        for the server's Python logger): it never changes what other clients receive or
+        what the server logs. Setting it needs the ``admin`` role under an access policy.
 
         Parameters
         ----------
@@ -208,12 +212,17 @@ class DeviceServer(SensorDeviceServer):
             ?log-level info
             !log-level ok info
         """
+        conn = req.client_connection
         if msg.arguments:
             try:
-                self.log.set_log_level_by_name(msg.arguments[0])
+                level = self.log.level_from_name(msg.arguments[0])
             except ValueError as exc:
                 raise FailReply(str(exc)) from None
-        return req.make_reply("ok", self.log.level_name())
+            # Per client: other clients and the server's own Python logging are unchanged.
+            conn.log_level = level
+            self.log.note_client_level(level)
+        level = self.log.level if conn.log_level is None else conn.log_level
+        return req.make_reply("ok", self.log.level_name(level))
 
     def request_restart(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Restart the device server.
