@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import math
+import ssl
 import time
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -238,6 +239,8 @@ class DeviceHub:
         device gives one.
     auto_reconnect_delay
         Seconds before the first reconnection attempt after a device drops.
+    ssl_context
+        TLS context for the links to the devices (see :mod:`katcpx.tls`); plain TCP when None.
     """
 
     def __init__(
@@ -246,6 +249,7 @@ class DeviceHub:
         strategy: Sequence[str | float] = DEFAULT_STRATEGY,
         request_timeout: float = 5.0,
         auto_reconnect_delay: float = 0.5,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.specs: dict[str, DeviceSpec] = {}
         for spec in devices:
@@ -267,6 +271,7 @@ class DeviceHub:
                     "auto_reconnect": True,
                     "auto_reconnect_delay": auto_reconnect_delay,
                     "timeout": self.request_timeout,
+                    "ssl_context": ssl_context,
                 },
                 logger=log,
             )
