@@ -118,12 +118,21 @@ def requires_role(role: str | Role | Callable[[Message], Role]) -> Callable[[F],
     return decorate
 
 
-def required_role(name: str, handler: Any, msg: Message) -> Role:
-    """The role needed for request `name` handled by `handler`, for this `msg`."""
+def _declared_role(name: str, handler: Any) -> Role | Callable[[Message], Role]:
     role = getattr(handler, _ROLE_ATTR, None)
     if role is None:
         role = STANDARD_REQUEST_ROLES.get(name, Role.CONTROL)
+    return role
+
+
+def required_role(name: str, handler: Any, msg: Message) -> Role:
+    """The role needed for request `name` handled by `handler`, for this `msg`."""
+    role = _declared_role(name, handler)
     return role if isinstance(role, Role) else role(msg)
+
+
+# Handler -> its declared role (a Role or a callable of the message), filled on first use.
+_needed: dict[Any, Role | Callable[[Message], Role]] = {}
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -298,7 +307,12 @@ def refusal(
     A refusal is logged with the client's address and identity.
     """
     have: Role = conn.role
-    need = required_role(name, handler, msg)
+    # Every request of a non-admin client comes here: the handler's role is looked up once.
+    need = _needed.get(handler)
+    if need is None:
+        need = _needed[handler] = _declared_role(name, handler)
+    if need.__class__ is not Role:
+        need = need(msg)  # type: ignore[operator]
     if have >= need:
         return None
     who = conn.identity or "anonymous"
