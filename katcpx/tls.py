@@ -34,6 +34,7 @@ __all__ = [
     "client_context_from_args",
     "describe_tls_error",
     "peer_common_name",
+    "refuse_tls_on_plain_port",
     "server_context",
     "server_context_from_args",
 ]
@@ -147,7 +148,7 @@ def client_context_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
         raise SystemExit(f"error: cannot load TLS files: {exc}") from None
 
 
-def describe_tls_error(exc: BaseException, peer: str) -> str:
+def describe_tls_error(exc: BaseException, peer: str, server_side: bool = False) -> str:
     """One line saying why a TLS link to or from `peer` failed, for people.
 
     Parameters
@@ -156,7 +157,16 @@ def describe_tls_error(exc: BaseException, peer: str) -> str:
         The exception the handshake or connection raised.
     peer
         ``host:port`` of the other side.
+    server_side
+        Whether we are the server (the message then speaks of the client's certificate).
     """
+    if server_side:
+        reason = getattr(exc, "reason", None) or ""
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in reason:
+            detail = getattr(exc, "verify_message", None) or reason or str(exc)
+            return f"TLS: refused the client certificate of {peer} ({detail})"
+        if "PEER_DID_NOT_RETURN_A_CERTIFICATE" in reason:
+            return f"TLS: {peer} sent no client certificate; this server requires one"
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = exc.verify_message or exc.reason or str(exc)
         return (
@@ -175,6 +185,22 @@ def describe_tls_error(exc: BaseException, peer: str) -> str:
     if isinstance(exc, ConnectionResetError | EOFError | BrokenPipeError):
         return f"TLS: {peer} closed the connection during the handshake"
     return f"TLS: link to {peer} failed ({type(exc).__name__}: {exc})"
+
+
+def refuse_tls_on_plain_port(proto: Any, data: bytes, context: ssl.SSLContext | None) -> bool:
+    """On a plain-TCP server, log and close a connection whose first bytes are a TLS hello.
+
+    `proto` is the connection's :class:`~katcpx.transport.KatcpProtocol`. Returns True when
+    the connection was closed (the data must then be ignored).
+    """
+    if context is not None or not data or data[0] != TLS_RECORD_HANDSHAKE:
+        return False
+    proto.logger.warning(
+        "TLS: %s sent a TLS handshake to this plain TCP port (a TLS client?); closing",
+        proto.peer,
+    )
+    proto.close()
+    return True
 
 
 def peer_common_name(transport: asyncio.BaseTransport | None) -> str | None:
@@ -299,7 +325,7 @@ class TlsAcceptor(asyncio.Protocol):
         try:
             tls = await task
         except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as exc:
-            self.logger.warning("%s", describe_tls_error(exc, self.peer))
+            self.logger.warning("%s", describe_tls_error(exc, self.peer, server_side=True))
             raw.abort()
             return
         if tls is None or self._lost:

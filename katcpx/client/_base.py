@@ -248,12 +248,23 @@ class ClientBase:
             return
         self._conn = None
         self._connected.clear()
+        greeted = self._received_protocol_info.is_set()
         if not self._static_protocol_configuration:
             # The next connection announces its own protocol: until it does, until_protocol()
             # and wait_protocol() must wait rather than report the old connection's.
             self._received_protocol_info.clear()
         self._disconnected.set()
-        if exc is not None:
+        if self.ssl_context is not None and not greeted and not self._stopping:
+            # Under TLS 1.3 a server refuses a client certificate (or its absence) only
+            # after the handshake, and asyncio drops its alert: the link just closes.
+            self.last_connect_error = (
+                describe_tls_error(exc, self.bind_address_string)
+                if exc is not None
+                else f"TLS: {self.bind_address_string} closed the link before greeting "
+                "(does it require a client certificate? --tls-cert/--tls-key)"
+            )
+            self._logger.warning("%s", self.last_connect_error)
+        elif exc is not None:
             self._logger.warning(
                 "Client stream for server %s closed with error %r", self.bind_address_string, exc
             )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
-from ..tls import peer_common_name
+from ..tls import peer_common_name, refuse_tls_on_plain_port
 from ..transport import KatcpProtocol
 from .access import Role
 
@@ -35,6 +35,14 @@ class ServerProtocol(KatcpProtocol):
         )
         self.server = server
         self.conn = None
+        self._first_data = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._first_data:
+            self._first_data = False
+            if refuse_tls_on_plain_port(self, data, self.server.ssl_context):
+                return
+        super().data_received(data)
 
 
 def _connection_made(proto: KatcpProtocol) -> None:

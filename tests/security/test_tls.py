@@ -117,8 +117,9 @@ def test_plain_tcp_client_on_tls_port_is_told_and_logged(pki: Pki, caplog) -> No
     assert any("sent plain text, not TLS" in t for t in texts), texts
 
 
-def test_tls_client_on_plain_port_gets_one_line(pki: Pki) -> None:
-    srv = DeviceWithRequests("127.0.0.1", 0)
+def test_tls_client_on_plain_port_gets_one_line(pki: Pki, caplog) -> None:
+    caplog.set_level(logging.WARNING, LOG)
+    srv = DeviceWithRequests("127.0.0.1", 0, logger=logging.getLogger(LOG))
     with running(srv):
         client = BlockingClient(
             *srv.bind_address, ssl_context=pki.client_ctx(), auto_reconnect=False
@@ -131,6 +132,8 @@ def test_tls_client_on_plain_port_gets_one_line(pki: Pki) -> None:
         finally:
             client.stop()
             client.join(TIMEOUT)
+    texts = [r.getMessage() for r in caplog.records if r.name == LOG]
+    assert any("sent a TLS handshake to this plain TCP port" in t for t in texts), texts
 
 
 def test_mutual_tls_requires_a_client_certificate(pki: Pki, caplog) -> None:
@@ -143,7 +146,7 @@ def test_mutual_tls_requires_a_client_certificate(pki: Pki, caplog) -> None:
             c.greet()
             assert c.request("watchdog")[0].arguments == [b"ok"]
     texts = [r.getMessage() for r in caplog.records if r.name == LOG]
-    assert any("TLS:" in t and "127.0.0.1" in t for t in texts), texts
+    assert any("sent no client certificate" in t and "127.0.0.1" in t for t in texts), texts
 
 
 def test_mutual_tls_cn_grant_gives_its_role(pki: Pki) -> None:
@@ -159,3 +162,18 @@ def test_mutual_tls_cn_grant_gives_its_role(pki: Pki) -> None:
                 assert b"control" in reply.arguments[1]
                 # The refusal leaves the connection usable.
                 assert visitor.request("peek")[0].arguments == [b"ok", b"seen"]
+
+
+def test_client_without_certificate_is_told_in_one_line(pki: Pki) -> None:
+    with running(tls_server(pki, mutual=True)) as srv:
+        client = BlockingClient(
+            *srv.bind_address, ssl_context=pki.client_ctx(), auto_reconnect=False
+        )
+        client.start()
+        try:
+            assert not client.wait_protocol(1.0)
+            assert client.last_connect_error is not None
+            assert "client certificate" in client.last_connect_error
+        finally:
+            client.stop()
+            client.join(TIMEOUT)
