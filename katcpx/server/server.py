@@ -185,9 +185,12 @@ class DeviceServer(SensorDeviceServer):
     def request_log_level(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Query or set the logging level of this client's ``#log`` informs.
 
-        The level is per client (katcpx; katcp-python sets one level for all clients and
-        for the server's Python logger): it never changes what other clients receive or
-        what the server logs. Setting it needs the ``admin`` role under an access policy.
+        The level is per client, for the life of its connection: it never changes what
+        other clients receive or what the server logs. This departs from spec section 6
+        (one device-wide level) and from katcp-python (which also sets the server's Python
+        logger level), so that one client cannot silence the others or the server's log;
+        ``self.log.set_log_level`` still sets the default of clients that set none.
+        Setting it needs the ``admin`` role under an access policy.
 
         Parameters
         ----------

@@ -207,3 +207,12 @@ def test_security_page_runs_as_written(tmp_path: Path) -> None:
         if web is not None:
             web.stop()
         sim.stop()
+
+
+def test_readme_security_commands_are_the_tested_ones() -> None:
+    readme = (DOC.parents[1] / "README.md").read_text()
+    section = readme.split("## Security: TLS and access control", 1)[1].split("\n## ", 1)[0]
+    (commands,) = re.findall(r"```text\n(.*?)```", section, re.DOTALL)
+    tested = "\n".join(text for lang, text in blocks() if lang == "sh")
+    for line in commands.splitlines():
+        assert line in tested, line
