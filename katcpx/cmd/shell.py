@@ -155,6 +155,9 @@ class Shell:
         self._refresh_task: asyncio.Task[None] | None = None
         client.on_inform = self._on_inform
         client.on_reply = self._on_reply
+        if client.role is not None:
+            # The server's #access-role arrived with its greeting, before this shell.
+            self.note("role {} ({})".format(*client.role))
 
     # -- output ------------------------------------------------------------------------------
 

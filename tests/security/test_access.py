@@ -22,9 +22,9 @@ class Device(DeviceWithRequests):
     PROTOCOL_INFO = ProtocolFlags(5, 1, list("MIBT"))
 
 
-def make_server(policy: AccessPolicy | None) -> Device:
+def make_server(policy: AccessPolicy | None, handler_thread: bool = False) -> Device:
     srv = Device("127.0.0.1", 0, logger=logging.getLogger(LOG), access_policy=policy)
-    srv.set_concurrency_options(thread_safe=False, handler_thread=False)
+    srv.set_concurrency_options(thread_safe=True, handler_thread=handler_thread)
     return srv
 
 
@@ -65,9 +65,9 @@ REFUSED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def read_server():
-    with running(make_server(READ_ONLY)) as srv:
+@pytest.fixture(scope="module", params=[False, True], ids=["on-loop", "handler-thread"])
+def read_server(request):
+    with running(make_server(READ_ONLY, handler_thread=request.param)) as srv:
         yield srv
 
 
@@ -220,3 +220,24 @@ def test_katcp_python_client_sees_refusals(katcp_python) -> None:
 def test_client_is_told_its_role_under_a_policy() -> None:
     with running(make_server(READ_ONLY)) as srv, greet(Client(srv.bind_address)) as c:
         assert c.wait_inform("access-role").arguments == [b"read", b"anonymous"]
+
+
+def test_katcp_cmd_shows_its_role(tmp_path) -> None:
+    """katcp-cmd (a real process) prints the role the server gave it."""
+    import subprocess
+    import sys
+
+    with running(make_server(READ_ONLY)) as srv:
+        host, port = srv.bind_address
+        out = subprocess.run(
+            [sys.executable, "-m", "katcpx.cmd", f"{host}:{port}"],
+            input="?watchdog\n?fire\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    # Shown as katcp-cmd's note, or as the inform when it came after the shell started.
+    shown = ("-- role read (anonymous)", "#access-role read anonymous")
+    assert any(text in out.stdout for text in shown), out.stdout + out.stderr
+    assert "!watchdog ok" in out.stdout
+    assert "needs role control" in out.stdout

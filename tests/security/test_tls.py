@@ -177,3 +177,28 @@ def test_client_without_certificate_is_told_in_one_line(pki: Pki) -> None:
         finally:
             client.stop()
             client.join(TIMEOUT)
+
+
+def test_sim_rejects_a_bad_policy_file(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "access.toml"
+    bad.write_text('default_role = "boss"\n')
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "katcpx_devices.sim",
+            "weather",
+            "--port",
+            "0",
+            "--access",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "bad --access file" in out.stderr and "unknown role 'boss'" in out.stderr
