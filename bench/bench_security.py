@@ -26,13 +26,13 @@ import asyncio
 import json
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _peers import REPO_ROOT, Row, check_target, print_table
+from _peers import Row, check_target, print_table
+from bench_server import ServerProcess
 
 HERE = Path(__file__).resolve()
 MODES = ("plain", "tls", "policy")
@@ -75,33 +75,6 @@ def make_certs(directory: str) -> None:
     with open(f"{directory}/server.pem", "wb") as f:
         for blob in cert.cert_chain_pems:
             f.write(blob.bytes())
-
-
-class ServerProcess:
-    def __init__(self, argv: list[str]) -> None:
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            cwd=REPO_ROOT,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.log.seek(0)
-            raise RuntimeError(f"server did not start: {argv}\n{self.log.read()}")
-        self.port = int(json.loads(line)["port"])
-
-    def stop(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 async def pipelined(port: int, ctx: ssl.SSLContext | None, count: int, window: int = 500) -> float:
@@ -148,11 +121,13 @@ def main() -> int:
         make_certs(certs)
         client_ctx = ssl.create_default_context(cafile=f"{certs}/ca.pem")
         servers = {
-            mode: ServerProcess([sys.executable, str(HERE), "--serve", mode, "--certs", certs])
+            mode: ServerProcess(
+                mode, [sys.executable, str(HERE), "--serve", mode, "--certs", certs]
+            )
             for mode in MODES
         }
         servers["aiokatcp"] = ServerProcess(
-            [sys.executable, str(HERE.parent / "servers" / "aiokatcp_server.py")]
+            "aiokatcp", [sys.executable, str(HERE.parent / "servers" / "aiokatcp_server.py")]
         )
         rates: dict[str, list[float]] = {name: [] for name in servers}
         # plain and policy are timed A-B-B-A in each round, so drift in the machine's load

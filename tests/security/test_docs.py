@@ -1,7 +1,8 @@
 """docs/security.md runs as written: every block, in order, each as its own process.
 
 The certificates are made with the page's OpenSSL commands in a temporary folder; the site's
-ports (7147.., and 8443 for the bridge) are moved to free ones, which is the only change.
+ports (7147.., and 8443 for the bridge) are replaced by free ones the programs pick (port 0)
+and print, which is the only change.
 Shell blocks of one command per line run line by line; the certificate block runs whole
 (it is one script). ``text`` blocks show output and are compared where they are exact.
 """
@@ -10,11 +11,9 @@ from __future__ import annotations
 
 import os
 import queue
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,25 +33,6 @@ pytestmark = pytest.mark.skipif(
 
 def blocks() -> list[tuple[str, str]]:
     return re.findall(r"```(\w+)\n(.*?)```", DOC.read_text(), re.DOTALL)
-
-
-def free_ports(count: int) -> int:
-    rng = random.Random()
-    for _ in range(50):
-        base = rng.randrange(20000, 32000)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 class Background:
@@ -110,12 +90,12 @@ def lines_of(block: str) -> list[str]:
 
 
 def test_security_page_runs_as_written(tmp_path: Path) -> None:
-    base = free_ports(5)
-    web_port = free_ports(1)
+    # Free ports: the site and the bridge pick their own (port 0) and print them.
+    psu_port = web_port = 0
 
     def ports(text: str) -> str:
-        text = text.replace("7147", str(base)).replace("7148", str(base + 1))
-        return text.replace("8443", str(web_port))
+        text = text.replace("--base-port 7147", "--base-port 0").replace("8443", str(web_port))
+        return text.replace("7148", str(psu_port))
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -157,6 +137,7 @@ def test_security_page_runs_as_written(tmp_path: Path) -> None:
     web = None
     try:
         banner = "".join(sim.output)
+        psu_port = int(re.search(r"^psu +127\.0\.0\.1:(\d+)", banner, re.M).group(1))
         assert "TLS, client certificates required; access policy access.toml" in banner
 
         commands = lines_of(cmd_sh)
@@ -176,6 +157,7 @@ def test_security_page_runs_as_written(tmp_path: Path) -> None:
         token_command, web_command = lines_of(web_sh)
         assert run(token_command, tmp_path, env).returncode == 0
         web = Background(ports(web_command), tmp_path, env, "serving psu on https://")
+        web_port = int(re.search(r"https://[^:]+:(\d+)/", "".join(web.output)).group(1))
         # The bridge connects to the device (as "bridge", a control grant) in the background.
         deadline = time.monotonic() + TIMEOUT
         read_cmd, refused_cmd, change_cmd = lines_of(curl_sh)

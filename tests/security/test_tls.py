@@ -62,6 +62,20 @@ def test_blocking_client_over_tls(pki: Pki) -> None:
             client.join(TIMEOUT)
 
 
+def connect_error(address: tuple[str, int], ctx: ssl.SSLContext) -> str:
+    """The one-line error of a katcpx client that fails to get going with `ctx`."""
+    client = BlockingClient(*address, ssl_context=ctx, auto_reconnect=False)
+    client.start()
+    try:
+        assert not client.wait_protocol(1.0)
+        assert client.last_connect_error is not None
+        assert "\n" not in client.last_connect_error
+        return client.last_connect_error
+    finally:
+        client.stop()
+        client.join(TIMEOUT)
+
+
 def katcpx_request(name: str):
     from katcpx import Message
 
@@ -74,18 +88,7 @@ def test_wrong_ca_fails_on_both_sides(pki: Pki, tmp_path, caplog) -> None:
     other_file = str(tmp_path / "other-ca.pem")
     other.cert_pem.write_to_path(other_file)
     with running(tls_server(pki)) as srv:
-        client = BlockingClient(
-            *srv.bind_address, ssl_context=client_context(other_file), auto_reconnect=False
-        )
-        client.start()
-        try:
-            assert not client.wait_protocol(1.0)
-            assert client.last_connect_error is not None
-            assert "certificate" in client.last_connect_error
-            assert "\n" not in client.last_connect_error
-        finally:
-            client.stop()
-            client.join(TIMEOUT)
+        assert "certificate" in connect_error(srv.bind_address, client_context(other_file))
         with pytest.raises(ssl.SSLCertVerificationError):
             TlsClient(srv.bind_address, client_context(other_file))
     # The server logged that the client refused its certificate, naming the client.
@@ -121,17 +124,7 @@ def test_tls_client_on_plain_port_gets_one_line(pki: Pki, caplog) -> None:
     caplog.set_level(logging.WARNING, LOG)
     srv = DeviceWithRequests("127.0.0.1", 0, logger=logging.getLogger(LOG))
     with running(srv):
-        client = BlockingClient(
-            *srv.bind_address, ssl_context=pki.client_ctx(), auto_reconnect=False
-        )
-        client.start()
-        try:
-            assert not client.wait_protocol(1.0)
-            assert client.last_connect_error is not None
-            assert "not speaking TLS" in client.last_connect_error, client.last_connect_error
-        finally:
-            client.stop()
-            client.join(TIMEOUT)
+        assert "not speaking TLS" in connect_error(srv.bind_address, pki.client_ctx())
     texts = [r.getMessage() for r in caplog.records if r.name == LOG]
     assert any("sent a TLS handshake to this plain TCP port" in t for t in texts), texts
 
@@ -166,17 +159,7 @@ def test_mutual_tls_cn_grant_gives_its_role(pki: Pki) -> None:
 
 def test_client_without_certificate_is_told_in_one_line(pki: Pki) -> None:
     with running(tls_server(pki, mutual=True)) as srv:
-        client = BlockingClient(
-            *srv.bind_address, ssl_context=pki.client_ctx(), auto_reconnect=False
-        )
-        client.start()
-        try:
-            assert not client.wait_protocol(1.0)
-            assert client.last_connect_error is not None
-            assert "client certificate" in client.last_connect_error
-        finally:
-            client.stop()
-            client.join(TIMEOUT)
+        assert "client certificate" in connect_error(srv.bind_address, pki.client_ctx())
 
 
 def test_sim_rejects_a_bad_policy_file(tmp_path) -> None:
