@@ -28,11 +28,10 @@ import ssl
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _peers import Row, check_target, print_table
-from bench_server import ServerProcess
+from bench_server import ServerProcess, pipelined
 
 HERE = Path(__file__).resolve()
 MODES = ("plain", "tls", "policy")
@@ -77,34 +76,6 @@ def make_certs(directory: str) -> None:
             f.write(blob.bytes())
 
 
-async def pipelined(port: int, ctx: ssl.SSLContext | None, count: int, window: int = 500) -> float:
-    """Requests per second: `count` pipelined ``?watchdog`` on one connection."""
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1" if ctx else None, limit=2**24
-    )
-    writer.write(b"?watchdog[1]\n")
-    while b"!watchdog[1]" not in await reader.readuntil(b"\n"):
-        pass
-    sent = done = 0
-    carry = b""
-    start = time.perf_counter()
-    while done < count:
-        burst = min(window - (sent - done), count - sent)
-        if burst > 0:
-            writer.write(b"".join(b"?watchdog[%d]\n" % (sent + k + 2) for k in range(burst)))
-            sent += burst
-        data = await reader.read(1 << 20)
-        if not data:
-            raise ConnectionError("server closed the connection")
-        data = carry + data
-        cut = data.rfind(b"\n") + 1
-        carry = data[cut:]
-        done += data[:cut].count(b"!watchdog[")
-    elapsed = time.perf_counter() - start
-    writer.close()
-    return count / elapsed
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
@@ -138,7 +109,7 @@ def main() -> int:
                 got: dict[str, list[float]] = {name: [] for name in servers}
                 for name in order:
                     ctx = client_ctx if name == "tls" else None
-                    got[name].append(asyncio.run(pipelined(servers[name].port, ctx, count)))
+                    got[name].append(asyncio.run(pipelined(servers[name].port, 1, count, tls=ctx)))
                 for name, values in got.items():
                     rates[name].append(statistics.fmean(values))
         finally:
