@@ -24,6 +24,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +49,12 @@ __all__ = [
 
 log = logging.getLogger("katcpx.web")
 
-#: Deepest nesting of arrays and objects accepted in a browser's JSON.
+#: Deepest nesting of arrays and objects accepted in a browser's JSON (up to twice this
+#: where arrays and objects alternate; far below what would exhaust the stack).
 MAX_JSON_DEPTH = 32
+#: Longest JSON message or body accepted from a browser, in bytes: twice the largest
+#: request a device takes.
+MAX_JSON_BYTES = 2 * DEFAULT_MAX_MSG_SIZE
 
 
 class Unauthorized(HubError):
@@ -99,41 +104,47 @@ def loads(text: str | bytes) -> Any:
     BadJSON
         For invalid JSON, ``NaN``/``Infinity``, or nesting deeper than
         :data:`MAX_JSON_DEPTH`; the message says which.
+    RequestTooLong
+        For text longer than :data:`MAX_JSON_BYTES`.
     """
+    if len(text) > MAX_JSON_BYTES:
+        raise RequestTooLong(
+            f"a message of {len(text)} bytes is longer than the {MAX_JSON_BYTES} the bridge takes"
+        )
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadJSON(f"invalid JSON: {exc}") from None
-    depth = _depth(text)
-    if depth > MAX_JSON_DEPTH:
-        raise BadJSON(f"invalid JSON: nested {depth} levels deep, more than {MAX_JSON_DEPTH}")
+    if _too_deep(text):
+        raise BadJSON(f"invalid JSON: nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise BadJSON(f"invalid JSON: {exc}") from None
 
 
-def _depth(text: str) -> int:
-    """Deepest bracket nesting outside strings (a linear scan, before the recursive parser)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+def _too_deep(text: str) -> bool:
+    """Whether arrays and objects nest deeper than :data:`MAX_JSON_DEPTH` (before parsing).
+
+    Runs in C-speed regex passes (at most :data:`MAX_JSON_DEPTH` of them), so a huge
+    message cannot stall the loop: strings are dropped, then everything but brackets, then
+    each pass removes the innermost empty pairs. Unbalanced text is left to the parser.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    skeleton = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    for _ in range(MAX_JSON_DEPTH):
+        # Each pass peels at least one level (two where [] and {} alternate).
+        peeled = skeleton.replace("[]", "").replace("{}", "")
+        if not peeled or len(peeled) == len(skeleton):
+            return False
+        skeleton = peeled
+    return True
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def check_request_size(name: str, args: list[Any], limit: int = DEFAULT_MAX_MSG_SIZE) -> None:
