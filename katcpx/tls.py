@@ -321,11 +321,15 @@ class TlsAcceptor(asyncio.Protocol):
         task = loop.create_task(start)
         # start_tls installs its TLS protocol on `raw` at its first step; the bytes already
         # read (the start of the ClientHello) go to that protocol before its handshake runs.
-        loop.call_soon(self._replay, raw, first)
+        loop.call_soon(self._replay, raw, first, task)
         try:
             tls = await task
         except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as exc:
             self.logger.warning("%s", describe_tls_error(exc, self.peer, server_side=True))
+            raw.abort()
+            return
+        except Exception:
+            self.logger.exception("TLS: handshake with %s failed", self.peer)
             raw.abort()
             return
         if tls is None or self._lost:
@@ -339,10 +343,12 @@ class TlsAcceptor(asyncio.Protocol):
         if self._early_eof and isinstance(inner, asyncio.Protocol | asyncio.BufferedProtocol):
             inner.eof_received()
 
-    def _replay(self, raw: asyncio.Transport, data: bytes) -> None:
+    def _replay(self, raw: asyncio.Transport, data: bytes, task: asyncio.Future[Any]) -> None:
+        if task.done() or raw.is_closing():
+            return
         proto = raw.get_protocol()
         if proto is self:  # start_tls has not taken over yet
-            asyncio.get_running_loop().call_soon(self._replay, raw, data)
+            asyncio.get_running_loop().call_soon(self._replay, raw, data, task)
             return
         _deliver(proto, data)
 

@@ -185,3 +185,19 @@ def test_sim_rejects_a_bad_policy_file(tmp_path) -> None:
     )
     assert out.returncode != 0
     assert "bad --access file" in out.stderr and "unknown role 'boss'" in out.stderr
+
+
+def test_client_certificate_from_another_ca_is_refused_and_logged(
+    pki: Pki, tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, LOG)
+    other = trustme.CA()
+    cert = other.issue_cert("intruder.example", common_name="operator")
+    cert_file, key_file = str(tmp_path / "intruder.pem"), str(tmp_path / "intruder.key")
+    cert.private_key_pem.write_to_path(key_file)
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    with running(tls_server(pki, mutual=True)) as srv:
+        ctx = client_context(pki.ca_file, cert_file, key_file)
+        assert "client certificate" in connect_error(srv.bind_address, ctx)
+    texts = [r.getMessage() for r in caplog.records if r.name == LOG]
+    assert any("refused the client certificate of 127.0.0.1" in t for t in texts), texts
