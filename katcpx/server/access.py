@@ -27,9 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..message import Message
+from ..tls import peer_common_name
 
 __all__ = [
     "AccessPolicy",
+    "admit",
+    "announce_role",
     "Grant",
     "Role",
     "STANDARD_REQUEST_ROLES",
@@ -287,6 +290,23 @@ def load_policy(path: str) -> AccessPolicy:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: {exc}") from None
     return AccessPolicy.from_mapping(data, where=path)
+
+
+def admit(conn: Any, transport: Any, policy: AccessPolicy) -> None:
+    """Set a new connection's ``identity`` (certificate CN) and ``role`` from `policy`."""
+    conn.identity = peer_common_name(transport)
+    peername = transport.get_extra_info("peername") if transport is not None else None
+    host = peername[0] if isinstance(peername, tuple) else None
+    conn.role = policy.role_for(host, conn.identity)
+
+
+def announce_role(conn: Any, policy: AccessPolicy) -> None:
+    """Tell a client its role with ``#access-role <role> <identity>`` (katcp-cmd shows it).
+
+    Servers without a policy send nothing new, as katcp-python's.
+    """
+    if not policy.is_default:
+        conn.inform(Message.inform("access-role", str(conn.role), conn.identity or "anonymous"))
 
 
 def show_roles(policy: AccessPolicy, conn: Any) -> bool:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
-from ..tls import peer_common_name, refuse_tls_on_plain_port
+from ..tls import refuse_tls_on_plain_port
 from ..transport import KatcpProtocol
-from .access import Role
+from .access import Role, admit, announce_role
 
 if TYPE_CHECKING:
     from .base import DeviceServerBase
@@ -48,16 +48,10 @@ class ServerProtocol(KatcpProtocol):
 def _connection_made(proto: KatcpProtocol) -> None:
     assert isinstance(proto, ServerProtocol)
     conn = proto.conn = ClientConnection(proto.server, proto, proto.peer)
-    conn.identity = peer_common_name(proto.transport)
-    peername = proto.transport.get_extra_info("peername") if proto.transport else None
-    host = peername[0] if isinstance(peername, tuple) else None
     policy = proto.server.access_policy
-    conn.role = policy.role_for(host, conn.identity)
+    admit(conn, proto.transport, policy)
     proto.server._connection_made(conn)
-    if not policy.is_default:
-        # Tells the client what it may do (katcp-cmd shows it); servers without a policy
-        # send nothing new.
-        conn.inform(Message.inform("access-role", str(conn.role), conn.identity or "anonymous"))
+    announce_role(conn, policy)
 
 
 def _messages_received(proto: KatcpProtocol, items: list[Message | KatcpSyntaxError]) -> None:

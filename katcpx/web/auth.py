@@ -249,6 +249,11 @@ class Guard:
             "(--allow-anonymous-control to allow changes)"
         )
 
+    def announce(self, host: str | None) -> None:
+        """Log at start how changes are guarded (a warning unless safe: token, or loopback)."""
+        safe = self.token is not None or (self.control and is_loopback(host))
+        log.log(logging.INFO if safe else logging.WARNING, "katcpx-web: %s", self.describe())
+
     def token_ok(self, presented: str | None) -> bool:
         """Whether `presented` is the token (constant-time compare)."""
         if self.token is None or presented is None:

@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = WebServer(
         hub, host, int(opt("port", 8080)), origins, guard=guard, ssl_context=browser_tls
     )
-    logging.getLogger("katcpx.web").warning("katcpx-web: %s", guard.describe())
+    guard.announce(host)
     try:
         asyncio.run(run(server))
     except OSError as exc:
