@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import statistics
 import subprocess
 import sys
@@ -68,9 +69,13 @@ class ServerProcess:
         self.log.close()
 
 
-async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect and wait until the server has finished its connect-time informs."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
+async def connect(
+    port: int, tls: ssl.SSLContext | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect (over TLS with `tls`) and wait until the server's connect-time informs are done."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, limit=2**24, ssl=tls, server_hostname="127.0.0.1" if tls else None
+    )
     writer.write(b"?watchdog[1]\n")
     await read_until_count(reader, b"!watchdog[1]", 1)
     return reader, writer
@@ -106,8 +111,14 @@ async def sequential_latency(port: int, count: int) -> tuple[float, float]:
     return statistics.median(times), times[int(len(times) * 0.99)]
 
 
-async def pipelined(port: int, connections: int, per_connection: int, window: int = 500) -> float:
-    conns = [await connect(port) for _ in range(connections)]
+async def pipelined(
+    port: int,
+    connections: int,
+    per_connection: int,
+    window: int = 500,
+    tls: ssl.SSLContext | None = None,
+) -> float:
+    conns = [await connect(port, tls) for _ in range(connections)]
 
     async def drive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sent = 0

@@ -24,6 +24,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from katcpx.server.access import load_policy
+from katcpx.tls import add_tls_arguments, server_context_from_args
+
 from .servers import DEVICES, SimDeviceServer
 from .servers.digitiser import DigitiserServer
 
@@ -72,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="Python logging level (default %(default)s)",
     )
+    common.add_argument(
+        "--access",
+        metavar="FILE",
+        help="TOML access policy: default role and grants by certificate name or address",
+    )
+    add_tls_arguments(common, server=True)
     parser = argparse.ArgumentParser(
         prog="katcpx-sim",
         description="Run simulated KATCP devices: one device, or a whole site.",
@@ -103,7 +112,18 @@ def _make_server(name: str, host: str, port: int, args: argparse.Namespace) -> S
     kwargs: dict[str, Any] = {"speed": args.speed, "seed": args.seed}
     if issubclass(cls, DigitiserServer):
         kwargs.update(n_channels=args.channels, update_rate=args.rate)
-    return cls(host, port, **kwargs)
+    return cls(host, port, ssl_context=args.ssl_context, access_policy=args.policy, **kwargs)
+
+
+def _load_security(args: argparse.Namespace) -> None:
+    """Read the TLS files and the access policy once, for every device (exits on errors)."""
+    args.ssl_context = server_context_from_args(args)
+    args.policy = None
+    if args.access:
+        try:
+            args.policy = load_policy(args.access)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"katcpx-sim: bad --access file: {exc}") from None
 
 
 async def run(args: argparse.Namespace, out: Any = None) -> int:
@@ -112,6 +132,7 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
     Returns the process exit status.
     """
     out = sys.stdout if out is None else out
+    _load_security(args)
     if args.device == "site":
         base = args.base_port
         wanted = [(name, base + i if base else 0) for i, name in enumerate(DEVICES)]
@@ -144,6 +165,7 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
             f"katcpx-sim: {len(servers)} simulated device(s), speed {args.speed:g}, seed {seed}",
             file=out,
         )
+        print(f"katcpx-sim: {describe_security(args)}", file=out)
         print(f"{'NAME':<10} {'ADDRESS':<22} VERSION", file=out)
         for name, server in servers:
             host, port = server.bind_address
@@ -168,6 +190,22 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
                 status = 1
     print("katcpx-sim: stopped.", file=out, flush=True)
     return status
+
+
+def describe_security(args: argparse.Namespace) -> str:
+    """One line on how the devices are protected, for the start-up banner."""
+    if args.ssl_context is None:
+        link = "plain TCP (no TLS)"
+    elif args.tls_ca:
+        link = "TLS, client certificates required"
+    else:
+        link = "TLS"
+    policy = args.policy
+    if policy is None:
+        access = "no access policy (every client is admin)"
+    else:
+        access = f"access policy {args.access} (default role {policy.default_role})"
+    return f"{link}; {access}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

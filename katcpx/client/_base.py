@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from tornado.ioloop import IOLoop
 from .._anyloop import future_of
 from ..errors import KatcpClientDisconnected, KatcpVersionError
 from ..flags import ProtocolFlags
+from ..tls import describe_tls_error
 from ..transport import KatcpProtocol, format_address
 from ._sync import LoopThread, StateEvent
 from ._transport import ClientProtocol
@@ -51,6 +53,8 @@ class ClientBase:
         tb_limit: int = 20,
         logger: logging.Logger = log,
         auto_reconnect: bool = True,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not host:
             host = "0.0.0.0"
@@ -58,6 +62,10 @@ class ClientBase:
         self._tb_limit = tb_limit
         self._logger = logger
         self._auto_reconnect = auto_reconnect
+        #: TLS context for the connection (see :mod:`katcpx.tls`), or None for plain TCP.
+        self.ssl_context = ssl_context
+        #: One line on why the last connection attempt failed, or None.
+        self.last_connect_error: str | None = None
         #: Seconds before the first reconnection attempt; doubles per consecutive failure.
         self.auto_reconnect_delay = 0.5
         #: Upper bound of the reconnection delay, in seconds.
@@ -244,12 +252,23 @@ class ClientBase:
             return
         self._conn = None
         self._connected.clear()
+        greeted = self._received_protocol_info.is_set()
         if not self._static_protocol_configuration:
             # The next connection announces its own protocol: until it does, until_protocol()
             # and wait_protocol() must wait rather than report the old connection's.
             self._received_protocol_info.clear()
         self._disconnected.set()
-        if exc is not None:
+        if self.ssl_context is not None and not greeted and not self._stopping:
+            # Under TLS 1.3 a server refuses a client certificate (or its absence) only
+            # after the handshake, and asyncio drops its alert: the link just closes.
+            self.last_connect_error = (
+                describe_tls_error(exc, self.bind_address_string)
+                if exc is not None
+                else f"TLS: {self.bind_address_string} closed the link before greeting "
+                "(does it require a client certificate? --tls-cert/--tls-key)"
+            )
+            self._logger.warning("%s", self.last_connect_error)
+        elif exc is not None:
             self._logger.warning(
                 "Client stream for server %s closed with error %r", self.bind_address_string, exc
             )
@@ -276,7 +295,8 @@ class ClientBase:
         host, port = self._bindaddr
         task = asyncio.ensure_future(
             asyncio.wait_for(
-                loop.create_connection(self._make_protocol, host, port), self.connect_timeout
+                loop.create_connection(self._make_protocol, host, port, **tls_options(self)),
+                self.connect_timeout,
             )
         )
         self._connect_task = task
@@ -288,6 +308,11 @@ class ClientBase:
             raise
         except (OSError, asyncio.TimeoutError) as exc:
             self._connect_failures += 1
+            if self.ssl_context is not None and isinstance(exc, ssl.SSLError | ConnectionError):
+                self.last_connect_error = describe_tls_error(exc, self.bind_address_string)
+                self._logger.warning("%s", self.last_connect_error)
+            else:
+                self.last_connect_error = f"{self.bind_address_string}: {exc or type(exc).__name__}"
             self._logger.info(
                 "Failed to connect to %s (attempt %d): %s",
                 self.bind_address_string,
@@ -602,3 +627,11 @@ class ClientBase:
 def _resolve_none(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def tls_options(client: ClientBase) -> dict[str, Any]:
+    """``create_connection`` keywords for `client`'s TLS context (none for plain TCP)."""
+    ctx = client.ssl_context
+    if ctx is None:
+        return {}
+    return {"ssl": ctx, "server_hostname": client.bind_address[0]}

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import re
+import ssl
 import threading
 import time
 from collections import deque
@@ -123,9 +124,16 @@ class AsyncClient(DeviceClient):
         timeout: float | None = 5.0,
         logger: logging.Logger = log,
         auto_reconnect: bool = True,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(
-            host, port, tb_limit=tb_limit, logger=logger, auto_reconnect=auto_reconnect
+            host,
+            port,
+            tb_limit=tb_limit,
+            logger=logger,
+            auto_reconnect=auto_reconnect,
+            ssl_context=ssl_context,
         )
         self._request_timeout = timeout
         #: Whether to fetch ``?request-timeout-hint`` from servers with the ``T`` flag.
@@ -769,6 +777,8 @@ class CallbackClient(AsyncClient):
         timeout: float | None = 5.0,
         logger: logging.Logger = log,
         auto_reconnect: bool = True,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(
             host,
@@ -777,6 +787,7 @@ class CallbackClient(AsyncClient):
             timeout=timeout,
             logger=logger,
             auto_reconnect=auto_reconnect,
+            ssl_context=ssl_context,
         )
         self.enable_thread_safety()
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from ..tls import add_tls_arguments, client_context_from_args
 from .connection import EXIT_ERROR, CmdError, looks_like_address, parse_address
 from .render import color_enabled
 from .tools import Output, get, list_, monitor, one_shot
@@ -73,6 +74,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log connection activity to stderr"
     )
+    add_tls_arguments(parser)
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -217,6 +219,7 @@ def _dispatch(argv: list[str]) -> int:
                 replies=not opts.toggle_replies,
                 output=output,
                 verbose=opts.verbose,
+                ssl_context=client_context_from_args(opts),
             )
         )
     from .shell import run_shell  # prompt_toolkit is only needed here
@@ -231,6 +234,7 @@ def _dispatch(argv: list[str]) -> int:
             informs=not opts.toggle_informs,
             replies=not opts.toggle_replies,
             verbose=opts.verbose,
+            ssl_context=client_context_from_args(opts),
         )
     )
 
@@ -241,7 +245,12 @@ def _dispatch_tool(tool: str, argv: list[str]) -> int:
     address, words = _split_server(list(opts.words), opts.server, need_words=False)
     assert address is not None
     output = Output(color=color_enabled(sys.stdout, opts.color))
-    common: dict[str, Any] = {"timeout": opts.timeout, "output": output, "verbose": opts.verbose}
+    common: dict[str, Any] = {
+        "timeout": opts.timeout,
+        "output": output,
+        "verbose": opts.verbose,
+        "ssl_context": client_context_from_args(opts),
+    }
     if tool == "request":
         if not words:
             raise CmdError("request: no request name given")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import re
+import ssl
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -106,6 +107,11 @@ class CmdClient(AsyncClient):
         # Names of requests in flight, to tell a request's informs from unsolicited ones
         # when the server uses no message ids.
         self.in_flight: Counter[str] = Counter()
+        #: ``(role, identity)`` the server gave this client (its ``#access-role``), or None
+        #: when the server has no access policy.
+        self.role: tuple[str, str] | None = None
+        #: Text of the server's last ``#disconnect``, or None.
+        self.disconnect_reason: str | None = None
 
     async def tracked_call(self, name: str, *args: Any) -> Reply:
         """:meth:`call`, keeping :attr:`in_flight` up to date (same returns and errors)."""
@@ -119,6 +125,11 @@ class CmdClient(AsyncClient):
 
     def handle_inform(self, msg: Message) -> Any:
         """Show the inform, then dispatch it as usual."""
+        if msg.name == "disconnect" and msg.arguments:
+            self.disconnect_reason = msg.arguments[0].decode("utf-8", "replace")
+        if msg.name == "access-role" and len(msg.arguments) >= 2:
+            role, identity = (a.decode("utf-8", "replace") for a in msg.arguments[:2])
+            self.role = (role, identity)
         if self.on_inform is not None:
             unsolicited = msg.mid is None and msg.name not in self.in_flight
             try:
@@ -140,6 +151,7 @@ async def connect(
     auto_reconnect: bool = False,
     verbose: bool = False,
     client_class: type[CmdClient] = CmdClient,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> CmdClient:
     """Connect and wait for the server's protocol information.
 
@@ -159,6 +171,8 @@ async def connect(
         Log the client's activity to stderr.
     client_class
         The client class to create.
+    ssl_context
+        TLS context (``--tls-ca``/``--tls-cert``/``--tls-key``); plain TCP when None.
 
     Raises
     ------
@@ -167,7 +181,12 @@ async def connect(
     """
     host, port = address
     client = client_class(
-        host, port, timeout=timeout, logger=quiet_logger(verbose), auto_reconnect=False
+        host,
+        port,
+        timeout=timeout,
+        logger=quiet_logger(verbose),
+        auto_reconnect=False,
+        ssl_context=ssl_context,
     )
     client.connect_timeout = timeout
     client.auto_reconnect_max_delay = 5.0  # an operator is waiting: retry often
@@ -184,6 +203,12 @@ async def connect(
         client.auto_reconnect = auto_reconnect
         return client
     await client.aclose()
+    if client.disconnect_reason:
+        raise CmdError(
+            f"cannot connect to {host}:{port}: the server said: {client.disconnect_reason}"
+        )
+    if ssl_context is not None and client.last_connect_error:
+        raise CmdError(f"cannot connect to {host}:{port}: {client.last_connect_error}")
     reason = await _diagnose(host, port, timeout)
     raise CmdError(f"cannot connect to {host}:{port}: {reason}")
 

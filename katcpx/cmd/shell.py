@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import ssl
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -154,6 +155,9 @@ class Shell:
         self._refresh_task: asyncio.Task[None] | None = None
         client.on_inform = self._on_inform
         client.on_reply = self._on_reply
+        if client.role is not None:
+            # The server's #access-role arrived with its greeting, before this shell.
+            self.note("role {} ({})".format(*client.role))
 
     # -- output ------------------------------------------------------------------------------
 
@@ -189,6 +193,8 @@ class Shell:
             return f" DISCONNECTED from {self.address}, reconnecting...  /help for help"
         flags = self.client.protocol_flags
         parts = [f" connected to {self.address}", f"katcp {flags}" if flags else ""]
+        if self.client.role is not None:
+            parts.append("role {} ({})".format(*self.client.role))
         parts.append(f"{len(self.requests)} requests, {len(self.sensors)} sensors")
         if self.watches:
             parts.append(f"watching {len(self.watches)}")
@@ -495,13 +501,20 @@ async def run_shell(
     informs: bool = True,
     replies: bool = True,
     verbose: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Connect and run the interactive session (or the scripted one if stdin is no terminal).
 
     Returns the exit status; raises :class:`CmdError` if the first connection fails.
     """
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    client = await connect(address, timeout=timeout, auto_reconnect=interactive, verbose=verbose)
+    client = await connect(
+        address,
+        timeout=timeout,
+        auto_reconnect=interactive,
+        verbose=verbose,
+        ssl_context=ssl_context,
+    )
     shell = Shell(
         client,
         address,

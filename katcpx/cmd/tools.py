@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -92,10 +93,11 @@ async def one_shot(
     replies: bool,
     output: Output,
     verbose: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Send one request, print its informs and reply, and return the exit status."""
     name = request_name(words[0])
-    client = await connect(address, timeout=timeout, verbose=verbose)
+    client = await connect(address, timeout=timeout, verbose=verbose, ssl_context=ssl_context)
 
     def on_inform(msg: Message, unsolicited: bool) -> None:
         if informs and not unsolicited:
@@ -152,9 +154,10 @@ async def get(
     as_json: bool,
     output: Output,
     verbose: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Print value, status and timestamp of sensors (like ``caproto-get``)."""
-    client = await connect(address, timeout=timeout, verbose=verbose)
+    client = await connect(address, timeout=timeout, verbose=verbose, ssl_context=ssl_context)
     try:
         infos, all_found = await _sensor_infos(client, names, output)
         updates: list[SensorUpdate] = []
@@ -202,13 +205,14 @@ async def list_(
     as_json: bool,
     output: Output,
     verbose: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """List sensors (name, type, units, description), or requests with ``--requests``."""
     try:
         regex = re.compile(pattern) if pattern else None
     except re.error as exc:
         raise CmdError(f"bad --filter regular expression {pattern!r}: {exc}") from None
-    client = await connect(address, timeout=timeout, verbose=verbose)
+    client = await connect(address, timeout=timeout, verbose=verbose, ssl_context=ssl_context)
     try:
         _, informs = await client.tracked_call("help" if requests else "sensor-list")
     except RequestFailed as exc:
@@ -257,13 +261,14 @@ async def monitor(
     as_json: bool,
     output: Output,
     verbose: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Set a sampling strategy on sensors and print their updates (like ``caproto-monitor``).
 
     Stops after `duration` seconds or `maximum` updates, or when interrupted; exits with 2
     if the connection drops.
     """
-    client = await connect(address, timeout=timeout, verbose=verbose)
+    client = await connect(address, timeout=timeout, verbose=verbose, ssl_context=ssl_context)
     done = asyncio.get_running_loop().create_future()
     count = 0
     try:

@@ -83,6 +83,9 @@ class KATCPClientResource:
             Assume these protocol flags instead of the server's ``#version-connect``.
         timeout : float, optional
             Default request timeout (5 s) when the server gives no hint.
+        ssl_context : ssl.SSLContext, optional
+            Connect with TLS (see :mod:`katcpx.tls`); plain TCP when absent. A katcpx
+            extension; containers pass it on from each resource's spec.
     parent
         The container this resource belongs to, if any.
     logger
@@ -115,6 +118,7 @@ class KATCPClientResource:
             "preset_protocol_flags"
         )
         self._default_timeout: float | None = resource_spec.get("timeout", 5.0)
+        self._ssl_context = resource_spec.get("ssl_context")
         self._logger = logger
         self._parent = parent
         self._ioloop: IOLoop | None = None
@@ -282,6 +286,7 @@ class KATCPClientResource:
         )
         client.auto_reconnect_delay = self.auto_reconnect_delay
         client.auto_reconnect_max_delay = self.auto_reconnect_max_delay
+        client.ssl_context = self._ssl_context
         if ioloop_set_to is not None:
             client.set_ioloop(ioloop_set_to)
         return client

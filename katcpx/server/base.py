@@ -8,6 +8,7 @@ import inspect
 import logging
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -22,6 +23,8 @@ from .._compat import Python2Next
 from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
+from ..tls import TlsAcceptor
+from .access import DEFAULT_POLICY, AccessPolicy, Role, refusal
 from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
 from .handler_thread import HandlerThread, HandlerThreadStopped
 from .handoff import LoopHandoff
@@ -59,6 +62,11 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         ``ExceptionType: message`` and the full traceback goes to `logger`).
     logger : logging.Logger, optional
         Logger to log messages to.
+    ssl_context : ssl.SSLContext, optional
+        Serve TLS with this context (see :mod:`katcpx.tls`); plain TCP when None.
+    access_policy : AccessPolicy, optional
+        Gives each client its role (see :mod:`katcpx.server.access`); everyone is
+        ``admin`` when None.
 
     Notes
     -----
@@ -94,9 +102,20 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     _reply_handlers: dict[str, Handler]
 
     def __init__(
-        self, host: str, port: int, tb_limit: int = 20, logger: logging.Logger = log
+        self,
+        host: str,
+        port: int,
+        tb_limit: int = 20,
+        logger: logging.Logger = log,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        access_policy: AccessPolicy | None = None,
     ) -> None:
         self._bindaddr: tuple[str, int] = (host, port)
+        #: TLS context of the listening sockets, or None for plain TCP.
+        self.ssl_context = ssl_context
+        #: Gives each client its role when it connects.
+        self.access_policy = access_policy or DEFAULT_POLICY
         self._tb_limit = tb_limit
         self._logger = logger
         self.ioloop: IOLoop | None = None
@@ -401,8 +420,12 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             def factory() -> ServerProtocol:
                 return ServerProtocol(self)
 
+            ctx = self.ssl_context
+            serve: Callable[[], asyncio.BaseProtocol] = (
+                factory if ctx is None else lambda: TlsAcceptor(ctx, factory, self._logger)
+            )
             for sock in socks:
-                self._listeners.append(await loop.create_server(factory, sock=sock))
+                self._listeners.append(await loop.create_server(serve, sock=sock))
         except BaseException as exc:
             self._logger.exception("server failed to start")
             for sock in socks:
@@ -635,6 +658,11 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             self._logger.info("%s INVALID: Unknown request.", msg.name)
             connection.reply(Message.reply(msg.name, "invalid", "Unknown request."), msg)
             return None
+        if connection.role is not Role.ADMIN:
+            refused = refusal(connection, msg.name, handler, msg, self._logger)
+            if refused is not None:
+                connection.reply(Message.reply(msg.name, "fail", refused), msg)
+                return None
         req = ClientRequestConnection(connection, msg)
         try:
             result = handler(self, req, msg)

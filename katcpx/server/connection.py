@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
+from ..tls import refuse_tls_on_plain_port
 from ..transport import KatcpProtocol
+from .access import Role, admit, announce_role
 
 if TYPE_CHECKING:
     from .base import DeviceServerBase
@@ -33,12 +35,23 @@ class ServerProtocol(KatcpProtocol):
         )
         self.server = server
         self.conn = None
+        self._first_data = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._first_data:
+            self._first_data = False
+            if refuse_tls_on_plain_port(self, data, self.server.ssl_context):
+                return
+        super().data_received(data)
 
 
 def _connection_made(proto: KatcpProtocol) -> None:
     assert isinstance(proto, ServerProtocol)
-    proto.conn = ClientConnection(proto.server, proto, proto.peer)
-    proto.server._connection_made(proto.conn)
+    conn = proto.conn = ClientConnection(proto.server, proto, proto.peer)
+    policy = proto.server.access_policy
+    admit(conn, proto.transport, policy)
+    proto.server._connection_made(conn)
+    announce_role(conn, policy)
 
 
 def _messages_received(proto: KatcpProtocol, items: list[Message | KatcpSyntaxError]) -> None:
@@ -105,6 +118,13 @@ class ClientConnection:
         self._busy = True  # until on_client_connect is done
         self._pump_scheduled = False
         self._paused = False
+        #: Common name of the client's verified TLS certificate, or None.
+        self.identity: str | None = None
+        #: What the client may do (see :mod:`katcpx.server.access`).
+        self.role = Role.ADMIN
+        #: KATCP level from which this client gets ``#log`` (its ``?log-level``), or None
+        #: to follow the server's ``log.level``.
+        self.log_level: int | None = None
 
     # -- katcp-python API -------------------------------------------------------------
 

@@ -59,11 +59,19 @@ class DeviceLogger(Python2Next):
         self._python_logger = python_logger
         self._log_level = self.WARN
         self._root_logger_name = root_logger
+        # Lowest level any client asked for: logging below it and below the server's level
+        # formats nothing.
+        self._lowest_client_level = self.OFF
 
     @property
     def level(self) -> int:
         """The current KATCP level constant."""
         return self._log_level
+
+    @property
+    def lowest_client_level(self) -> int:
+        """Lowest ``?log-level`` any client set (``OFF`` when none did)."""
+        return self._lowest_client_level
 
     def level_name(self, level: int | None = None) -> str:
         """Return the name of `level`, or of the current level when None."""
@@ -112,17 +120,36 @@ class DeviceLogger(Python2Next):
         if self._python_logger is not None:
             python_msg = msg if timestamp is None else f"katcp timestamp: {timestamp!r} {msg}"
             self._python_logger.log(self.PYTHON_LEVEL[level], python_msg, *args)
-        if level >= self._log_level:
+        if level >= min(self._log_level, self._lowest_client_level):
             name = kwargs.get("name") or self._root_logger_name
             try:
                 text = msg % args if args else msg
             except (TypeError, ValueError):
                 text = f"{msg} {args}".strip()
-            self._device_server.mass_inform(
+            self.send(
+                level,
                 self._device_server.create_log_inform(
                     self.level_name(level), text, name, timestamp=timestamp
-                )
+                ),
             )
+
+    def note_client_level(self, level: int) -> None:
+        """Record that some client asked for ``#log`` from `level` up (its ``?log-level``)."""
+        self._lowest_client_level = min(self._lowest_client_level, level)
+
+    def send(self, level: int, msg: Message) -> None:
+        """Send ``#log`` `msg` at `level` to the clients whose log level lets it through.
+
+        Each client's ``?log-level`` is its own (a katcpx difference: katcp-python's
+        ``?log-level`` sets one level for every client and for the server's Python logger).
+        Clients that never set one follow :attr:`level`. Thread-safe.
+        """
+        server = self._device_server
+        per_client = getattr(server, "send_log_inform", None)
+        if per_client is not None:
+            per_client(level, msg)
+        elif level >= self._log_level:
+            server.mass_inform(msg)
 
     def trace(self, msg: str, *args: Any, **kwargs: Any) -> None:
         """Log a trace message."""
@@ -219,14 +246,18 @@ class KatcpLogHandler(logging.Handler):
         try:
             level_name = self.katcp_level_name(record.levelno)
             device_log = getattr(self.server, "log", None)
+            level = DeviceLogger.LEVELS.index(level_name)
             if isinstance(device_log, DeviceLogger):
-                if DeviceLogger.LEVELS.index(level_name) < device_log.level:
+                if level < min(device_log.level, device_log.lowest_client_level):
                     return
             # Only the message: tracebacks (with server file paths) stay in the server's log.
             text = record.getMessage()
             msg = self.server.create_log_inform(
                 level_name, text, self.katcp_name or record.name, timestamp=record.created
             )
-            self.server.mass_inform(msg)
+            if isinstance(device_log, DeviceLogger):
+                device_log.send(level, msg)
+            else:
+                self.server.mass_inform(msg)
         except Exception:
             self.handleError(record)

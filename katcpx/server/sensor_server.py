@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import re
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._version import VERSION_STR
+from ..client_regex import ClientRegexError, compile_client_regex
 from ..errors import FailReply
 from ..message import Message
 from ..sensor import Sensor
@@ -25,14 +25,16 @@ def construct_name_filter(pattern: str | None) -> tuple[bool, Callable[[str], bo
     """Return ``(exact, filter)`` for a sensor name pattern.
 
     None matches everything; ``/regex/`` matches names containing the regex; anything else
-    must match exactly (and ``exact`` is True, so no match is an error).
+    must match exactly (and ``exact`` is True, so no match is an error). The regex runs on
+    RE2 (:mod:`katcpx.client_regex`), in time linear in the name; back-references and
+    look-around, which need backtracking, are refused with a fail reply.
     """
     if pattern is None:
         return False, lambda name: True
     if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
         try:
-            name_re = re.compile(pattern[1:-1])
-        except re.error as exc:
+            name_re = compile_client_regex(pattern[1:-1])
+        except ClientRegexError as exc:
             raise FailReply(f"Invalid regular expression {pattern}: {exc}.") from None
         return False, lambda name: name_re.search(name) is not None
     return True, lambda name: name == pattern
@@ -180,6 +182,23 @@ class SensorDeviceServer(DeviceServerBase):
         ...         self.add_sensor(Sensor(...))
         """
         raise NotImplementedError("Device server subclasses must implement setup_sensors.")
+
+    def send_log_inform(self, level: int, msg: Message) -> None:
+        """Send ``#log`` `msg` at KATCP `level` to each client whose log level lets it through.
+
+        A client's level is what its ``?log-level`` set, else ``self.log.level``.
+        Thread-safe: from other threads the message goes through the loop hand-off.
+        """
+        if not self._in_loop_thread():
+            if self._handoff is not None:
+                self._handoff.call(self.send_log_inform, level, msg)
+            return
+        data = bytes(msg)
+        default = self.log.level
+        for conn in self._connections:
+            wanted = conn.log_level
+            if level >= (default if wanted is None else wanted):
+                conn._send_bytes(data)
 
     def add_sensor(self, sensor: Sensor) -> None:
         """Add a sensor; a running server sends ``#interface-changed sensor <name> added``.

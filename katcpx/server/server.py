@@ -15,6 +15,7 @@ from ..flags import ProtocolFlags
 from ..message import Message, wire_argument
 from ..sampling import SampleStrategy, SamplingError
 from ..sensor import Sensor
+from .access import show_roles
 from .connection import ClientRequestConnection
 from .sensor_server import SensorDeviceServer, _arg, construct_name_filter
 
@@ -229,7 +230,14 @@ class DeviceServer(SensorDeviceServer):
         return req.make_reply("ok", len(hints))
 
     def request_log_level(self, req: ClientRequestConnection, msg: Message) -> Message:
-        """Query or set the current logging level.
+        """Query or set the logging level of this client's ``#log`` informs.
+
+        The level is per client, for the life of its connection: it never changes what
+        other clients receive or what the server logs. This departs from spec section 6
+        (one device-wide level) and from katcp-python (which also sets the server's Python
+        logger level), so that one client cannot silence the others or the server's log;
+        ``self.log.set_log_level`` still sets the default of clients that set none.
+        Setting it needs the ``admin`` role under an access policy.
 
         Parameters
         ----------
@@ -254,12 +262,17 @@ class DeviceServer(SensorDeviceServer):
             ?log-level info
             !log-level ok info
         """
+        conn = req.client_connection
         if msg.arguments:
             try:
-                self.log.set_log_level_by_name(msg.arguments[0])
+                level = self.log.level_from_name(msg.arguments[0])
             except ValueError as exc:
                 raise FailReply(str(exc)) from None
-        return req.make_reply("ok", self.log.level_name())
+            # Per client: other clients and the server's own Python logging are unchanged.
+            conn.log_level = level
+            self.log.note_client_level(level)
+        level = self.log.level if conn.log_level is None else conn.log_level
+        return req.make_reply("ok", self.log.level_name(level))
 
     @_returns_future
     async def request_restart(self, req: ClientRequestConnection, msg: Message) -> Message:
@@ -292,6 +305,11 @@ class DeviceServer(SensorDeviceServer):
         -------
         addr : str
             The address of the client as host:port.
+        identity : str, optional
+            The common name of the client's TLS certificate, or ``anonymous``; only for
+            admins, and only when the server has an access policy (a katcpx extension).
+        role : {'read', 'control', 'admin'}, optional
+            The client's role; sent with `identity`.
 
         Returns
         -------
@@ -309,8 +327,12 @@ class DeviceServer(SensorDeviceServer):
             !client-list ok 1
         """
         clients = list(self._connections)
+        reveal = show_roles(self.access_policy, req.client_connection)
         for conn in clients:
-            req.inform(conn.address)
+            if reveal:
+                req.inform(conn.address, conn.identity or "anonymous", str(conn.role))
+            else:
+                req.inform(conn.address)
         return req.make_reply("ok", len(clients))
 
     @_requires(version=(5, 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from .auth import OPEN, Guard
 from .hub import DeviceHub
 from .rest import (
     DeviceHandler,
@@ -43,7 +45,10 @@ class _IndexHandler(tornado.web.RequestHandler):
 
 
 def make_app(
-    hub: DeviceHub, allowed_origins: Sequence[str] = (), **settings: Any
+    hub: DeviceHub,
+    allowed_origins: Sequence[str] = (),
+    guard: Guard | None = None,
+    **settings: Any,
 ) -> tornado.web.Application:
     """Build the application serving `hub`.
 
@@ -54,6 +59,8 @@ def make_app(
     allowed_origins
         Extra browser origins (e.g. ``"http://ops.example:8000"``, or ``"*"``) allowed to
         open the websocket; same-origin pages always may.
+    guard
+        Who may change devices (see :mod:`katcpx.web.auth`); anyone when None.
     **settings
         Further tornado application settings.
 
@@ -74,6 +81,7 @@ def make_app(
         (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
         (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
     ]
+    settings["katcpx_guard"] = guard or OPEN
     settings.setdefault("static_path", STATIC_PATH)
     settings.setdefault("static_url_prefix", "/static/")
     settings.setdefault("default_handler_class", NotFoundHandler)
@@ -92,8 +100,10 @@ class WebServer:
         Address to listen on.
     port
         Port to listen on; 0 picks a free one (see :attr:`port` after :meth:`start`).
-    allowed_origins
+    allowed_origins, guard
         As for :func:`make_app`.
+    ssl_context
+        Serve HTTPS and WSS with this server context (see :mod:`katcpx.tls`).
     """
 
     def __init__(
@@ -102,11 +112,16 @@ class WebServer:
         host: str = "127.0.0.1",
         port: int = 8080,
         allowed_origins: Sequence[str] = (),
+        *,
+        guard: Guard | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.hub = hub
         self.host = host
         self.port = port
-        self.app = make_app(hub, allowed_origins)
+        #: HTTPS/WSS context towards browsers, or None for HTTP.
+        self.ssl_context = ssl_context
+        self.app = make_app(hub, allowed_origins, guard)
         self._server: tornado.httpserver.HTTPServer | None = None
 
     @property
@@ -115,7 +130,8 @@ class WebServer:
         host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}/"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{host}:{self.port}/"
 
     async def start(self) -> None:
         """Connect to the devices and start listening (on the running loop)."""
@@ -123,7 +139,7 @@ class WebServer:
             self.port, self.host or None, family=socket.AF_UNSPEC
         )
         self.port = sockets[0].getsockname()[1]
-        self._server = tornado.httpserver.HTTPServer(self.app)
+        self._server = tornado.httpserver.HTTPServer(self.app, ssl_options=self.ssl_context)
         self._server.add_sockets(sockets)
         await self.hub.start()
 

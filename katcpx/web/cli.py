@@ -26,6 +26,7 @@ from typing import Any
 
 from .._version import __version__
 from .app import WebServer
+from .auth import add_web_security_arguments, device_tls, web_security
 from .hub import DeviceHub, DeviceSpec, parse_device_spec
 
 __all__ = ["build_parser", "load_config", "main", "run", "strategy_from"]
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="another browser origin allowed to open the websocket ('*' for any)",
     )
+    add_web_security_arguments(p)
     p.add_argument("--log-level", default=None, help="logging level (default INFO)")
     p.add_argument("--version", action="version", version=f"katcpx-web {__version__}")
     return p
@@ -229,11 +231,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("no devices: give [name=]host:port arguments or --config")
     try:
         strategy = strategy_from(float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0)))
-        hub = DeviceHub(specs, strategy, request_timeout=float(opt("timeout", 5.0)))
+        hub = DeviceHub(
+            specs,
+            strategy,
+            request_timeout=float(opt("timeout", 5.0)),
+            ssl_context=device_tls(args),
+        )
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     origins = opt("allow_origin", None) or options.get("allowed_origins", [])
-    server = WebServer(hub, str(opt("host", "127.0.0.1")), int(opt("port", 8080)), origins)
+    host = str(opt("host", "127.0.0.1"))
+    guard, browser_tls = web_security(args, host, tuple(origins))
+    server = WebServer(
+        hub, host, int(opt("port", 8080)), origins, guard=guard, ssl_context=browser_tls
+    )
+    guard.announce(host)
     try:
         asyncio.run(run(server))
     except OSError as exc:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import math
-import re
+import ssl
 import time
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from .._anyloop import future_of
 from ..client import is_timeout_reply
+from ..client_regex import ClientPattern, ClientRegexError, compile_client_regex
 from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
 
@@ -239,6 +240,8 @@ class DeviceHub:
         device gives one.
     auto_reconnect_delay
         Seconds before the first reconnection attempt after a device drops.
+    ssl_context
+        TLS context for the links to the devices (see :mod:`katcpx.tls`); plain TCP when None.
     """
 
     def __init__(
@@ -247,6 +250,7 @@ class DeviceHub:
         strategy: Sequence[str | float] = DEFAULT_STRATEGY,
         request_timeout: float = 5.0,
         auto_reconnect_delay: float = 0.5,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.specs: dict[str, DeviceSpec] = {}
         for spec in devices:
@@ -268,6 +272,7 @@ class DeviceHub:
                     "auto_reconnect": True,
                     "auto_reconnect_delay": auto_reconnect_delay,
                     "timeout": self.request_timeout,
+                    "ssl_context": ssl_context,
                 },
                 logger=log,
             )
@@ -734,8 +739,9 @@ class DeviceHub:
         return result
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str) -> ClientPattern:
+    # Filters come from browsers: RE2 runs them in linear time.
     try:
-        return re.compile(pattern)
-    except (re.error, TypeError) as exc:
+        return compile_client_regex(pattern)
+    except ClientRegexError as exc:
         raise HubError(f"bad filter {pattern!r}: {exc}") from None

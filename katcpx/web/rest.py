@@ -8,6 +8,7 @@ from typing import Any
 import tornado.web
 
 from .._version import __version__
+from .auth import check_request_size, guard_of, loads
 from .hub import DeviceHub, HubError, dumps, jsonable
 
 __all__ = [
@@ -222,13 +223,10 @@ class RequestHandler(_JSONHandler):
         A reply, even ``fail``, is a 200 answer with ``ok`` telling which; a timeout is 504.
         """
         self.hub.request(device, request)
+        guard_of(self.settings).authorize_http(self)
         body: Any = {}
         if self.request.body.strip():
-            try:
-                body = json.loads(self.request.body)
-            except ValueError as exc:
-                self.fail(400, "invalid_json", f"invalid JSON: {exc}")
-                return
+            body = loads(self.request.body)
         if isinstance(body, list):
             body = {"args": body}
         if not isinstance(body, dict):
@@ -243,6 +241,7 @@ class RequestHandler(_JSONHandler):
         ):
             self.fail(400, "bad_message", "timeout must be a positive number of seconds")
             return
+        check_request_size(request, args)
         result = await self.hub.call(device, request, args, timeout)
         self.send(result, 504 if result["status"] == "timeout" else 200)
 

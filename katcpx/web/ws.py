@@ -11,6 +11,9 @@ that is echoed in the answer:
 ``set``
     ``device``, ``request``, ``args`` (a list, or one scalar; ``value`` is an alias for one
     argument) and an optional ``timeout`` in seconds: issues the KATCP request.
+``auth``
+    ``token``: the bridge's token (``--token-file``), needed before ``set`` on a guarded
+    bridge; answered with ``{"type": "auth", "ok": true}`` or an ``unauthorized`` error.
 ``refresh``
     Reads every subscribed sensor afresh (or those of ``device``, optionally only
     ``sensor``/``sensors``); the new readings arrive as ``update`` messages.
@@ -21,7 +24,6 @@ See ``docs/web.md`` for the messages the server sends.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -30,6 +32,7 @@ from typing import Any
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .._version import __version__
+from .auth import check_request_size, guard_of, loads
 from .hub import DeviceHub, HubError, dumps
 
 __all__ = ["ACTIONS", "DeviceSocketHandler"]
@@ -69,6 +72,7 @@ class DeviceSocketHandler(WebSocketHandler):
         self._flusher: asyncio.Future[None] | None = None
         self._closed = False
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._token: str | None = None
 
     def check_origin(self, origin: str) -> bool:
         """Same-origin browsers, non-browser clients and the configured origins may connect."""
@@ -88,6 +92,7 @@ class DeviceSocketHandler(WebSocketHandler):
                     "server": f"katcpx-web {__version__}",
                     "actions": list(ACTIONS),
                     "strategy": list(self.hub.strategy),
+                    "control": guard_of(self.settings).mode,
                     "devices": [self.hub.device_message(n) for n in self.hub.device_names],
                 }
             )
@@ -163,14 +168,17 @@ class DeviceSocketHandler(WebSocketHandler):
     def on_message(self, message: str | bytes) -> None:
         """Parse one JSON action and carry it out; bad input earns an ``error`` message."""
         try:
-            msg = json.loads(message)
-        except (ValueError, UnicodeDecodeError) as exc:
-            self._error(f"invalid JSON: {exc}", "invalid_json")
+            msg = loads(message)
+        except HubError as exc:
+            self._error(str(exc), exc.code)
             return
         if not isinstance(msg, dict):
             self._error("a message must be a JSON object", "bad_message")
             return
         action = msg.get("action")
+        if action == "auth":
+            self._auth(msg)
+            return
         handler = (
             {
                 "subscribe": self._subscribe,
@@ -251,6 +259,17 @@ class DeviceSocketHandler(WebSocketHandler):
         for text in snapshots:
             self.push(text)
 
+    def _auth(self, msg: dict[str, Any]) -> None:
+        """``{"action": "auth", "token": ...}``: the token for this socket's changes."""
+        token = msg.get("token")
+        guard = guard_of(self.settings)
+        if not isinstance(token, str) or not guard.token_ok(token):
+            log.warning("websocket from %s: wrong token", self.request.remote_ip)
+            self._error("wrong token", "unauthorized", msg)
+            return
+        self._token = token
+        self._send({"type": "auth", "action": "auth", "ok": True}, msg)
+
     def _unsubscribe(self, msg: dict[str, Any]) -> None:
         device = self._device(msg)
         names = self._names(msg)
@@ -285,6 +304,8 @@ class DeviceSocketHandler(WebSocketHandler):
         ):
             raise BadMessage("'timeout' must be a positive number of seconds")
         self.hub.request(device, request)  # unknown request: an error now, not later
+        guard_of(self.settings).authorize(self._token)
+        check_request_size(request, args)
         self._spawn(self._do_set(msg, device, request, args, timeout))
 
     async def _do_set(

@@ -219,6 +219,8 @@ async def http(
     kwargs: dict[str, Any] = {"method": method, "raise_error": False, "request_timeout": TIMEOUT}
     if body is not None:
         kwargs["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        # The bridge takes state changes only as JSON (a cross-origin form cannot send it).
+        kwargs["headers"] = {"Content-Type": "application/json"}
     elif method == "POST":
         kwargs["body"] = b""
     resp = await client.fetch(f"http://127.0.0.1:{server.port}{path}", **kwargs)

@@ -47,6 +47,23 @@
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
   }
 
+  // A guarded bridge (katcpx-web --token-file) needs its token before a request form is
+  // used: asked for once, kept for this tab, and sent as the socket's auth message.
+  let control = "open";
+  let token = sessionStorage.getItem("katcpx-web-token");
+
+  function authorize() {
+    if (control === "read-only") return "this bridge is read-only";
+    if (control !== "token") return null;
+    if (!token) {
+      token = window.prompt("This bridge needs a token to change devices:");
+      if (!token) return "no token given";
+      sessionStorage.setItem("katcpx-web-token", token);
+    }
+    send({ action: "auth", token });
+    return null;
+  }
+
   function setWsState(state, text) {
     const badge = $("#ws-state");
     badge.className = "badge state-" + state;
@@ -84,6 +101,7 @@
     switch (msg.type) {
       case "hello":
         $("#server-info").textContent = msg.server + " · strategy " + msg.strategy.join(" ");
+        control = msg.control || "open";
         devices.clear();
         for (const d of msg.devices) devices.set(d.device, d);
         renderDevices();
@@ -117,6 +135,10 @@
         break;
       }
       case "error": {
+        if (msg.code === "unauthorized") {
+          token = null; // asked again on the next use of a request form
+          sessionStorage.removeItem("katcpx-web-token");
+        }
         const pre = pendingCalls.get(msg.id);
         if (pre) {
           pendingCalls.delete(msg.id);
@@ -495,6 +517,11 @@
       const timeout = parseFloat(form.elements.namedItem("__timeout").value);
       const id = "req-" + nextId++;
       const pre = form.querySelector(".result");
+      const refused = authorize();
+      if (refused) {
+        showResult(pre, false, "error: " + refused);
+        return;
+      }
       pendingCalls.set(id, pre);
       showResult(pre, null, "?" + r.name + " " + args.join(" ") + " …");
       const msg = { action: "set", id, device, request: r.name, args };
