@@ -387,6 +387,8 @@ class BlockingTestClient(BlockingClient):
         from ..server import DeviceServer
 
         expected_list = list(expected_requests)
+        if any(isinstance(e, bytes) for e in expected_list):
+            raise ValueError("test_help() takes request names as str, not bytes")
         with_desc = bool(expected_list) and not isinstance(expected_list[0], str)
         reply, informs = self.blocking_request(Message.request("help"))
         self.test.assertTrue(reply.reply_ok(), f"Could not retrieve help list: {_error_of(reply)}")

@@ -91,7 +91,6 @@ class SensorComparisonMixin:
 class TestUtilMixin:
     """Assertions on lists of messages, compared by their ``str()`` form; mix into a TestCase."""
 
-    __test__ = False
 
     def _assert_msgs_length(self, actual_msgs: Sequence[Message], expected_number: int) -> None:
         count = len(actual_msgs)

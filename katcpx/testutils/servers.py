@@ -41,7 +41,6 @@ __all__ = [
 class ClientConnectionTest:
     """A stand-in client connection that records what a server sends it."""
 
-    __test__ = False
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
@@ -74,7 +73,6 @@ class DeviceTestSensor(Sensor):
     """A sensor created with a reading: ``(sensor_type, name, description, units, params,
     timestamp, status, value)``."""
 
-    __test__ = False
 
     def __init__(
         self,
@@ -104,7 +102,6 @@ class DeviceTestServer(DeviceServer):
     clients get no greeting.
     """
 
-    __test__ = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -56,6 +56,8 @@ class TimewarpAsyncTestCase(tornado.testing.AsyncTestCase):
         self.ioloop_time = 0.0
         loop = _WarpedLoop(lambda: self.ioloop_time)
         ioloop = IOLoop(asyncio_loop=loop, make_current=False)  # type: ignore[call-arg]
+        # tornado's IOLoop.time() is time.time(), not its asyncio loop's clock: warp both.
+        ioloop.time = lambda: self.ioloop_time  # type: ignore[method-assign]
 
         def remember_thread() -> None:
             self.ioloop_thread_id = get_ident()
