@@ -50,6 +50,10 @@ _LAZY = {
     "BlockingClient": ".client",
     "KATCPClientResource": ".resource",
     "KATCPClientResourceContainer": ".resource",
+    "AttrDict": ".core",
+    "GenericSensorTree": ".sensortree",
+    "BooleanSensorTree": ".sensortree",
+    "AggregateSensorTree": ".sensortree",
 }
 
 #: katcp-python's module layout (``katcp.core``, ``katcp.testutils``, ...): after
