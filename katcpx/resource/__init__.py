@@ -18,6 +18,7 @@ from ._types import (
     escape_name,
     normalize_strategy_parameters,
 )
+from .abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
 from .client_resource import KATCPClientResource
 from .container import (
     ClientGroup,
@@ -40,7 +41,13 @@ from .threadsafe import (
     threadsafe_resource,
 )
 
+KATCPResource.register(KATCPClientResource)
+KATCPResource.register(KATCPClientResourceContainer)
+
 __all__ = [
+    "KATCPDummyRequest",
+    "KATCPResource",
+    "KATCPSensorsManager",
     "AttrMappingProxy",
     "IOLoopManager",
     "IOLoopThreadWrapper",

@@ -170,6 +170,9 @@ def run_suite(
             str(workdir),
             "--timeout",
             "60",
+            # Native tracebacks: pytest's own rendering can crash the run after a deep
+            # recursion in a test ("AST constructor recursion depth mismatch").
+            "--tb=native",
             "-W",
             "ignore::DeprecationWarning",
             f"--junitxml={report}",
