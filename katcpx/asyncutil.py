@@ -50,7 +50,7 @@ def _with_timeout(
     if not timeout:
         return future
     # with_timeout does not cancel the wrapped future, so an event can still set it later.
-    return gen.with_timeout(ioloop.time() + timeout, future)  # type: ignore[return-value]
+    return gen.with_timeout(ioloop.time() + timeout, future)
 
 
 class AsyncEvent:
@@ -215,7 +215,9 @@ class AsyncState:
             return _resolved()
         return _with_timeout(self._waiters[state], timeout, self._ioloop)
 
-    def until_state_in(self, *states: Hashable, timeout: float | None = None) -> asyncio.Future[Any]:
+    def until_state_in(
+        self, *states: Hashable, timeout: float | None = None
+    ) -> asyncio.Future[Any]:
         """Return a future that resolves when any of ``states`` is set."""
         return until_any(*(self.until_state(s, timeout=timeout) for s in states))
 
@@ -263,7 +265,12 @@ def until_later(delay: float, ioloop: IOLoop | None = None) -> asyncio.Future[An
     """Return a future that resolves (None) after ``delay`` seconds."""
     loop = ioloop or IOLoop.current()
     future: asyncio.Future[Any] = asyncio.Future()
-    loop.call_later(delay, lambda: future.done() or future.set_result(None))
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    loop.call_later(delay, resolve)
     return future
 
 
@@ -295,9 +302,7 @@ def until_any(
     return _with_timeout(first, timeout, loop)
 
 
-def future_timeout_manager(
-    timeout: float | None = None, ioloop: IOLoop | None = None
-) -> Callable[[Any], Any]:
+def future_timeout_manager(timeout: float | None = None, ioloop: IOLoop | None = None) -> Any:
     """Return ``maybe_timeout(future)`` applying one timeout across several awaits.
 
     ``maybe_timeout.remaining()`` gives the seconds left (None without a timeout).
@@ -364,7 +369,9 @@ def transform_future(transformation: Callable[[Any], Any], future: Any) -> async
     return new
 
 
-def log_future_exceptions(logger: logging.Logger, future: Any, ignore: tuple[type, ...] = ()) -> None:
+def log_future_exceptions(
+    logger: logging.Logger, future: Any, ignore: tuple[type[BaseException], ...] = ()
+) -> None:
     """Log ``future``'s exception on ``logger`` when it fails, unless of a type in ``ignore``."""
 
     def log_it(resolved: Any) -> None:

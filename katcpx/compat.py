@@ -9,7 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["byte_chars", "encode_utf8_with_error_log", "ensure_native_str", "is_bytes", "is_text"]
+__all__ = [
+    "byte_chars",
+    "convert_method_name",
+    "encode_utf8_with_error_log",
+    "ensure_native_str",
+    "is_bytes",
+    "is_text",
+]
 
 
 def ensure_native_str(value: str | bytes) -> str:
@@ -56,3 +63,8 @@ def encode_utf8_with_error_log(arg: str) -> bytes:
             "Error encoding message argument to byte str! Replacing bad characters with '?'."
         )
         return arg.encode("utf-8", "replace")
+
+
+def convert_method_name(prefix: str, name: str) -> str:
+    """Turn a method name into a KATCP message name: ``request_foo_bar`` -> ``foo-bar``."""
+    return name[len(prefix) :].replace("_", "-")

@@ -9,8 +9,10 @@ Importing it imports tornado; ``import katcpx`` alone does not import this modul
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError  # noqa: A004 - katcp.core exports this name
+from concurrent.futures import (
+    Future,
+    TimeoutError,
+)
 
 from tornado.concurrent import Future as tornado_Future
 from tornado.gen import with_timeout
@@ -47,18 +49,26 @@ from .flags import (
     VERSION_CONNECT_KATCP_MAJOR,
     ProtocolFlags,
 )
-from .kattypes import Address, Bool, Discrete, Float, Int, Lru, Str, Timestamp
+from .kattypes import (
+    MS_TO_SEC_FAC,
+    SEC_TO_MS_FAC,
+    Address,
+    Bool,
+    Discrete,
+    Float,
+    Int,
+    Lru,
+    Str,
+    Timestamp,
+)
+from .kattypes.types import FLOAT_TS_KATCP_MAJOR
 from .message import Message
 from .parser import MessageParser
 from .resource._types import AttrDict, DefaultAttrDict
 from .sensor import Reading, Sensor
 from .server.metaclass import DeviceMetaclass, convert_method_name
 
-#: katcp-python's conversion factors between the v4 (ms) and v5 (s) time units.
-SEC_TO_MS_FAC = 1000
-MS_TO_SEC_FAC = 1.0 / 1000
-#: Protocol versions that introduced float timestamps (v4 uses ms) and #interface-changed.
-FLOAT_TS_KATCP_MAJOR = 4
+#: The protocol version that introduced ``#interface-changed``.
 INTERFACE_CHANGED_KATCP_MAJOR = 5
 
 #: katcp-python's other name for the device metaclass.

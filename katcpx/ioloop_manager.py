@@ -7,10 +7,12 @@ live in :mod:`katcpx.resource.threadsafe`; :class:`ObjectWrapper` in
 
 from __future__ import annotations
 
-import logging
 import datetime
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError  # noqa: A004 - katcp.ioloop_manager exports it
+import logging
+from concurrent.futures import (
+    Future,
+    TimeoutError,
+)
 from typing import Any
 
 from tornado import gen

@@ -26,11 +26,30 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
+from .compat import is_bytes, is_text
 from .errors import KatcpError
 from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+from .message import Message
 from .sensor import Reading, Sensor, parse_timestamp
+from .sensor_informs import (
+    AGE_OF_UNIVERSE,
+    format_inform_v4,
+    format_inform_v5,
+    update_in_ioloop,
+)
+
+#: katcp-python ran on Python 2 as well; katcpx does not.
+PY2 = False
 
 __all__ = [
+    "AGE_OF_UNIVERSE",
+    "is_bytes",
+    "is_text",
+    "Message",
+    "PY2",
+    "format_inform_v4",
+    "format_inform_v5",
+    "update_in_ioloop",
     "SamplingError",
     "TimerHandle",
     "Scheduler",
@@ -302,7 +321,7 @@ class SampleStrategy:
         self._observe = observe and self.OBSERVE_UPDATES
         if self._ioloop is not None:
             # The sensor calls observer.update from its setter's thread: hand it to the loop.
-            self.update = _on_loop(self, type(self).update)  # type: ignore[method-assign]
+            self.update = _on_loop(self, type(self).update)  # type: ignore[method-assign,assignment]
         self._started = False
         self._cancelled = False
 
@@ -463,7 +482,7 @@ class _IOLoopScheduler:
         self._ioloop = ioloop
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
-        return self._ioloop.call_at(when, callback)  # type: ignore[no-any-return]
+        return self._ioloop.call_at(when, callback)
 
 
 def _on_loop(
@@ -475,7 +494,9 @@ def _on_loop(
         if threading.get_ident() == strategy._loop_thread:
             update(strategy, sensor, reading)
         else:
-            strategy._ioloop.add_callback(update, strategy, sensor, reading)
+            ioloop = strategy._ioloop
+            assert ioloop is not None  # only loop-bound strategies get this wrapper
+            ioloop.add_callback(update, strategy, sensor, reading)
 
     return update_on_loop
 

@@ -162,12 +162,12 @@ class InspectingClientAsync:
     @property
     def bind_address(self) -> tuple[str, int]:
         """The device's ``(host, port)``."""
-        return self.katcp_client.bind_address  # type: ignore[no-any-return]
+        return self.katcp_client.bind_address
 
     @property
     def bind_address_string(self) -> str:
         """The device's address as ``host:port``."""
-        return self.katcp_client.bind_address_string  # type: ignore[no-any-return]
+        return self.katcp_client.bind_address_string
 
     def preset_protocol_flags(self, protocol_flags: Any) -> None:
         """Fix the protocol flags instead of detecting them (see the client's method)."""
@@ -199,7 +199,9 @@ class InspectingClientAsync:
         states = [s for s in self.valid_states if s.data_synced]
         return self._state.until_state_in(*states, timeout=timeout)
 
-    def until_state(self, desired_state: InspectingClientStateType, timeout: float | None = None) -> Any:
+    def until_state(
+        self, desired_state: InspectingClientStateType, timeout: float | None = None
+    ) -> Any:
         """Future resolving once in ``desired_state``."""
         return self._state.until_state(desired_state, timeout=timeout)
 
@@ -377,7 +379,7 @@ class InspectingClientAsync:
         return changes or None
 
     async def _request(self, msg: Message, timeout: float | None) -> tuple[Message, list[Message]]:
-        return await self.katcp_client.future_request(msg, timeout=timeout)  # type: ignore[no-any-return]
+        return await self.katcp_client.future_request(msg, timeout=timeout)
 
     @_returns_future
     async def inspect_requests(self, name: str | None = None, timeout: float | None = None) -> Any:
@@ -441,7 +443,9 @@ class InspectingClientAsync:
             If ``?sensor-list`` is not answered ``ok`` (an unknown single sensor is not an
             error: it is removed).
         """
-        msg = Message.request("sensor-list") if name is None else Message.request("sensor-list", name)
+        msg = (
+            Message.request("sensor-list") if name is None else Message.request("sensor-list", name)
+        )
         reply, informs = await self._request(msg, timeout)
         if not reply.reply_ok():
             unknown = len(reply.arguments) > 1 and b"Unknown sensor" in reply.arguments[1]
@@ -466,7 +470,10 @@ class InspectingClientAsync:
 
     @staticmethod
     def _difference(
-        original: Iterable[str], updated: Iterable[str], name: str | None, index: dict[str, dict[str, Any]]
+        original: Iterable[str],
+        updated: Iterable[str],
+        name: str | None,
+        index: dict[str, dict[str, Any]],
     ) -> tuple[set[str], set[str]]:
         """Added and removed names; a changed entry counts as both."""
         original, updated = set(original), set(updated)
@@ -552,7 +559,9 @@ class InspectingClientAsync:
         if sensor is None:
             sensor = await self.future_get_sensor(name)
         if sensor is None:
-            self._logger.error('Received update for "%s", but could not create sensor object.', name)
+            self._logger.error(
+                'Received update for "%s", but could not create sensor object.', name
+            )
             return
         sensor.set_formatted(timestamp, status, value, self.katcp_client.protocol_flags.major)
 

@@ -209,7 +209,7 @@ class AttrDict(dict[str, Any]):
         return [*super().__dir__(), *dict.keys(self)]
 
 
-class DefaultAttrDict(defaultdict):  # type: ignore[type-arg]
+class DefaultAttrDict(defaultdict):
     """A :class:`collections.defaultdict` whose keys are also attributes.
 
     Missing attributes get the default value, like missing keys (katcp-python's

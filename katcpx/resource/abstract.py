@@ -67,11 +67,11 @@ class KATCPResource(abc.ABC):
     @abc.abstractmethod
     def list_sensors(
         self,
-        filter: str = "",  # noqa: A002 - katcp-python's keyword
+        filter: str = "",
         strategy: bool = False,
         status: str = "",
         use_python_identifiers: bool = True,
-        tuple: bool = False,  # noqa: A002 - katcp-python's keyword
+        tuple: bool = False,
         refresh: bool = False,
     ) -> Any:
         """List the sensors matching the filters (a future of a list)."""

@@ -105,12 +105,19 @@ class KATCPClientResourceSensorsManager:
         Where to log.
     """
 
-    def __init__(self, inspecting_client: Any, resource_name: str, logger: logging.Logger = log) -> None:
+    def __init__(
+        self, inspecting_client: Any, resource_name: str, logger: logging.Logger = log
+    ) -> None:
         self._inspecting_client = inspecting_client
         self.time = inspecting_client.ioloop.time
         self._strategy_cache: dict[str, tuple[str, ...]] = {}
         self._resource_name = resource_name
         self._logger = logger
+
+    @property
+    def name(self) -> str:
+        """Name of the owning resource (what :class:`KATCPSensor` calls its parent)."""
+        return self._resource_name
 
     @property
     def resource_name(self) -> str:
@@ -141,7 +148,9 @@ class KATCPClientResourceSensorsManager:
         cached = self._strategy_cache.get(self._cache_key(sensor_name))
         return cached if cached else normalize_strategy_parameters("none")
 
-    def set_sampling_strategy(self, sensor_name: str, strategy_and_params: Any) -> asyncio.Future[Any]:
+    def set_sampling_strategy(
+        self, sensor_name: str, strategy_and_params: Any
+    ) -> asyncio.Future[Any]:
         """Remember and set a strategy; a future of ``(True, strategy)`` or
         ``(False, error text)``."""
 
@@ -174,7 +183,9 @@ class KATCPClientResourceSensorsManager:
             for name, strategy in list(self._strategy_cache.items()):
                 try:
                     if not await self._inspecting_client.future_check_sensor(name):
-                        self._logger.warning("Did not set strategy for non-existing sensor %s", name)
+                        self._logger.warning(
+                            "Did not set strategy for non-existing sensor %s", name
+                        )
                         continue
                     await self.set_sampling_strategy(name, strategy)
                 except KATCPSensorError as exc:
@@ -204,11 +215,11 @@ KATCPSensorsManager.register(KATCPClientResourceSensorsManager)
 def list_sensors(
     parent_class: Any,
     sensor_items: Iterable[tuple[str, Any]],
-    filter: str,  # noqa: A002 - katcp-python's keyword
+    filter: str,
     strategy: bool,
     status: Any,
     use_python_identifiers: bool,
-    tuple: bool,  # noqa: A002 - katcp-python's keyword
+    tuple: bool,
     refresh: bool,
 ) -> asyncio.Future[list[Any]]:
     """katcp-python's helper for ``list_sensors``: a future of the matching sensors.

@@ -8,8 +8,10 @@ timewarp test case. Each is katcpx's own implementation of katcp-python 0.9.3's 
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError  # noqa: A004 - katcp.testutils exports it
+from concurrent.futures import (
+    Future,
+    TimeoutError,
+)
 
 from tornado.concurrent import Future as tornado_Future
 

@@ -357,7 +357,9 @@ class BlockingTestClient(BlockingClient):
             return head + tuple(_text(p) for p in values)
 
         reply, informs = self.blocking_request(Message.request("sensor-list"))
-        self.test.assertTrue(reply.reply_ok(), f"Could not retrieve sensor list: {_error_of(reply)}")
+        self.test.assertTrue(
+            reply.reply_ok(), f"Could not retrieve sensor list: {_error_of(reply)}"
+        )
         expected = [normal(*t) for t in expected_sensors]
         got = [normal(*m.arguments) for m in informs]
         if ignore_descriptions:
@@ -432,8 +434,10 @@ class BlockingTestClient(BlockingClient):
         t.assertEqual(
             reply.name, requestname, f"Reply to request '{requestname}' has name '{reply.name}'."
         )
-        why = f"with error '{_error_of(reply)}'" if len(reply.arguments) >= 2 else (
-            "(with no error message)"
+        why = (
+            f"with error '{_error_of(reply)}'"
+            if len(reply.arguments) >= 2
+            else ("(with no error message)")
         )
         t.assertTrue(
             reply.reply_ok(),
@@ -450,7 +454,9 @@ class BlockingTestClient(BlockingClient):
             t.assertEqual(args, want, f"Expected {said} to have arguments {want}, got {args}.")
         elif kwargs.get("args_in") is not None:
             options = [list_to_native_strings(a) for a in kwargs["args_in"]]
-            t.assertTrue(args in options, f"Expected {said} to have arguments in {options}, got {args}.")
+            t.assertTrue(
+                args in options, f"Expected {said} to have arguments in {options}, got {args}."
+            )
         elif kwargs.get("args_length") is not None:
             t.assertEqual(
                 len(args),
@@ -499,10 +505,14 @@ class BlockingTestClient(BlockingClient):
         said = f"request '{requestname}' called with parameters {params!r}"
         if kwargs.get("status_equals") is not None:
             want = _text(kwargs["status_equals"])
-            t.assertTrue(status == want, f"Expected {said} to return status {want}, got {status!r}.")
+            t.assertTrue(
+                status == want, f"Expected {said} to return status {want}, got {status!r}."
+            )
         if kwargs.get("error_equals") is not None:
             want = _text(kwargs["error_equals"])
-            t.assertTrue(error == want, f"Expected {said} to fail with error {want}, got {error!r}.")
+            t.assertTrue(
+                error == want, f"Expected {said} to fail with error {want}, got {error!r}."
+            )
         return status, error
 
     def test_setter_request(

@@ -197,7 +197,7 @@ class WaitingMock(mock.Mock):
         self.__dict__["_called_cond"] = threading.Condition()
 
     def _increment_mock_call(self, *args: Any, **kwargs: Any) -> None:
-        super()._increment_mock_call(*args, **kwargs)  # type: ignore[misc]
+        super()._increment_mock_call(*args, **kwargs)
         cond = self.__dict__.get("_called_cond")
         if cond is not None:
             with cond:

@@ -41,7 +41,10 @@ class SensorComparisonMixin:
     )
 
     def _get_sensor_description(
-        self, sensor: Sensor, desired_keys: Iterable[str] | None = None, ignore_keys: Iterable[str] = ()
+        self,
+        sensor: Sensor,
+        desired_keys: Iterable[str] | None = None,
+        ignore_keys: Iterable[str] = (),
     ) -> dict[str, Any]:
         keys = set(self.key_fns if desired_keys is None else desired_keys) - set(ignore_keys)
         unknown = keys - set(self.key_fns)
@@ -74,7 +77,9 @@ class SensorComparisonMixin:
         actual = {s.name: s for s in actual_sensors}
         desired = {d["name"]: d for d in desired_description}
         self.assertEqual(sorted(actual), sorted(desired))  # type: ignore[attr-defined]
-        got = {name: self._get_sensor_description(actual[name], list(d)) for name, d in desired.items()}
+        got = {
+            name: self._get_sensor_description(actual[name], list(d)) for name, d in desired.items()
+        }
         self.maxDiff = None
         self.assertEqual(got, desired)  # type: ignore[attr-defined]
 
@@ -91,24 +96,25 @@ class SensorComparisonMixin:
 class TestUtilMixin:
     """Assertions on lists of messages, compared by their ``str()`` form; mix into a TestCase."""
 
-
     def _assert_msgs_length(self, actual_msgs: Sequence[Message], expected_number: int) -> None:
         count = len(actual_msgs)
         if count != expected_number:
-            why = "Too few messages received." if count < expected_number else (
-                "Too many messages received."
+            why = (
+                "Too few messages received."
+                if count < expected_number
+                else ("Too many messages received.")
             )
             self.assertEqual(count, expected_number, why)  # type: ignore[attr-defined]
 
     def _assert_msgs_equal(
         self, actual_msgs: Sequence[Message], expected_msgs: Sequence[str], mid: Any = None
     ) -> None:
-        for msg, text in zip(actual_msgs, expected_msgs):
+        for msg, text in zip(actual_msgs, expected_msgs, strict=False):
             self.assertEqual(str(msg), add_mid_to_msg_str(text, mid))  # type: ignore[attr-defined]
         self._assert_msgs_length(actual_msgs, len(expected_msgs))
 
     def _assert_msgs_match(self, actual_msgs: Sequence[Message], expected: Sequence[str]) -> None:
-        for msg, pattern in zip(actual_msgs, expected):
+        for msg, pattern in zip(actual_msgs, expected, strict=False):
             self.assertTrue(  # type: ignore[attr-defined]
                 re.match(pattern, str(msg)), f"Message did match pattern {pattern!r}: {msg}"
             )
@@ -117,7 +123,7 @@ class TestUtilMixin:
     def _assert_msgs_like(
         self, actual_msgs: Sequence[Message], expected: Sequence[tuple[str, str]], mid: Any = None
     ) -> None:
-        for msg, (prefix, suffix) in zip(actual_msgs, expected):
+        for msg, (prefix, suffix) in zip(actual_msgs, expected, strict=False):
             text = str(msg)
             prefix = add_mid_to_msg_str(prefix, mid)
             if prefix and not text.startswith(prefix):
@@ -195,7 +201,7 @@ class SensorTransitionWaiter:
         steps = list(self.desired_value_sequence or ())
         values = suppress_queue_repeats(self._value_queue, self.received_values[-1], timeout)
         try:
-            for current_test, next_test in zip(steps, steps[1:]):
+            for current_test, next_test in zip(steps, steps[1:], strict=False):
                 if self._test_value(self.received_values[-1], next_test):
                     continue
                 while True:

@@ -41,7 +41,6 @@ __all__ = [
 class ClientConnectionTest:
     """A stand-in client connection that records what a server sends it."""
 
-
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.mass_informs: list[Message] = []
@@ -73,7 +72,6 @@ class DeviceTestSensor(Sensor):
     """A sensor created with a reading: ``(sensor_type, name, description, units, params,
     timestamp, status, value)``."""
 
-
     def __init__(
         self,
         sensor_type: int,
@@ -102,7 +100,6 @@ class DeviceTestServer(DeviceServer):
     clients get no greeting.
     """
 
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._test_msgs: list[Message] = []
@@ -124,7 +121,7 @@ class DeviceTestServer(DeviceServer):
         """Names of this server's sensors."""
         return [s.name for s in self.get_sensors()]
 
-    async def on_client_connect(self, client_conn: Any) -> Any:  # type: ignore[override]
+    async def on_client_connect(self, client_conn: Any) -> Any:
         await self.proceed_on_client_connect.until_set()
         return super().on_client_connect(client_conn)
 
@@ -149,7 +146,14 @@ class DeviceTestServer(DeviceServer):
         )
         self.add_sensor(
             DeviceTestSensor(
-                Sensor.FLOAT, "a.float", "A Float.", "", [-123.4, 123.4], 12345, Sensor.NOMINAL, 12.0
+                Sensor.FLOAT,
+                "a.float",
+                "A Float.",
+                "",
+                [-123.4, 123.4],
+                12345,
+                Sensor.NOMINAL,
+                12.0,
             )
         )
         self.add_sensor(
@@ -276,7 +280,7 @@ class DeviceTestServer(DeviceServer):
 
     def _server_loop(self) -> asyncio.AbstractEventLoop:
         loop = self.ioloop.asyncio_loop  # type: ignore[union-attr]
-        return loop  # type: ignore[no-any-return]
+        return loop
 
     def stop(self, *args: Any, **kwargs: Any) -> Any:
         for fut in list(self._slow_futures.values()):

@@ -55,9 +55,9 @@ class TimewarpAsyncTestCase(tornado.testing.AsyncTestCase):
     def get_new_ioloop(self) -> IOLoop:
         self.ioloop_time = 0.0
         loop = _WarpedLoop(lambda: self.ioloop_time)
-        ioloop = IOLoop(asyncio_loop=loop, make_current=False)  # type: ignore[call-arg]
+        ioloop = IOLoop(asyncio_loop=loop, make_current=False)
         # tornado's IOLoop.time() is time.time(), not its asyncio loop's clock: warp both.
-        ioloop.time = lambda: self.ioloop_time  # type: ignore[method-assign]
+        ioloop.time = lambda: self.ioloop_time
 
         def remember_thread() -> None:
             self.ioloop_thread_id = get_ident()
@@ -142,7 +142,7 @@ class AsyncWaitingMock(mock.Mock):
         self.__dict__["_call_event"] = Event()
 
     def _increment_mock_call(self, *args: Any, **kwargs: Any) -> None:
-        super()._increment_mock_call(*args, **kwargs)  # type: ignore[misc]
+        super()._increment_mock_call(*args, **kwargs)
         event = self.__dict__.get("_call_event")
         if event is not None:
             event.set()

@@ -173,6 +173,8 @@ def run_suite(
             # Native tracebacks: pytest's own rendering can crash the run after a deep
             # recursion in a test ("AST constructor recursion depth mismatch").
             "--tb=native",
+            # A module that cannot even be imported fails alone, not the whole run.
+            "--continue-on-collection-errors",
             "-W",
             "ignore::DeprecationWarning",
             f"--junitxml={report}",
@@ -191,9 +193,13 @@ def run_suite(
     if report.exists():
         for case in ElementTree.parse(report).getroot().iter("testcase"):
             classname = case.get("classname", "")
-            module = classname.split(".")[0] + ".py"
+            if classname:
+                module = classname.split(".")[0] + ".py"
+                node = f"{module}::{classname.partition('.')[2]}::{case.get('name')}"
+            else:  # a collection error: the whole module
+                module = f"{case.get('name', '').rpartition('.')[2]}.py"
+                node = module
             result = results.setdefault(module, ModuleResult())
-            node = f"{module}::{classname.partition('.')[2]}::{case.get('name')}"
             if case.find("failure") is not None or case.find("error") is not None:
                 result.failed.append(node)
             elif case.find("skipped") is not None:
