@@ -365,7 +365,10 @@ def transform_future(transformation: Callable[[Any], Any], future: Any) -> async
         except Exception as exc:  # the future's own error, or the transformation's
             new.set_exception(exc)
 
-    future.add_done_callback(done)
+    if future.done():
+        done(future)  # already resolved: resolve at once, as tornado 4 futures did
+    else:
+        future.add_done_callback(done)
     return new
 
 

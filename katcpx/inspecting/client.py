@@ -596,6 +596,11 @@ class InspectingClientAsync:
     def _cb_inform_interface_change(self, msg: Message) -> None:
         self._logger.debug("interface changed: %s", msg)
         self._interface_changed.set()
+        if self.state.synced:
+            # Unsynced at once, not on the loop's next turn: a reply read in the same batch
+            # as this inform must not find the model still "synced" (katcp-python's futures
+            # ran callbacks synchronously, which gave the same order).
+            self._state.set_state(State(True, False, False, True))
 
     def _cb_inform_deprecated(self, msg: Message) -> None:
         self._logger.warning("Received a deprecated inform: %s.", msg.name)

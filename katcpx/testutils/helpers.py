@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import queue
@@ -227,8 +228,6 @@ def mock_req(req_name: str, *args: Any, **kwargs: Any) -> WaitingMock:
     ``req.inform(*args)`` appends to ``req.inform_msgs``; ``req.make_reply`` builds a reply.
     ``client_conn=`` sets ``req.client_connection`` (a :class:`WaitingMock` by default).
     """
-    from tornado.concurrent import Future
-
     client_conn = kwargs.get("client_conn")
     if kwargs.get("server") is not None and client_conn is not None:
         raise TypeError("Specify either server or client_conn, not both")
@@ -237,7 +236,9 @@ def mock_req(req_name: str, *args: Any, **kwargs: Any) -> WaitingMock:
     req.inform_msgs = []
     req.client_connection = client_conn if client_conn is not None else WaitingMock()
     req.msg = Message.request(req_name, *args)
-    req.reply_and_inform_msgs_future = Future()
+    # A concurrent future: made without an event loop, and still awaitable from tornado
+    # coroutines (``yield``) as katcp-python's tornado future was.
+    req.reply_and_inform_msgs_future = concurrent.futures.Future()
     req.make_reply.side_effect = lambda *a: Message.reply_to_request(req.msg, *a)
 
     def reply(*a: Any) -> None:

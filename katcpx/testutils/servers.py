@@ -7,6 +7,7 @@ device test suites written against those run unchanged.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import queue
 from typing import Any
 
@@ -367,7 +368,7 @@ class AsyncDeviceTestServer(DeviceTestServer):
             raise FailReply("A slow command is already running for this connection")
         fut = self._slow_futures[req.client_connection] = asyncio.get_running_loop().create_future()
         try:
-            yield gen.with_timeout(asyncio.get_running_loop().time() + wait_time, fut)
+            yield gen.with_timeout(datetime.timedelta(seconds=wait_time), fut)
         except gen.TimeoutError:
             pass
         finally:
