@@ -157,11 +157,19 @@ def run_suite(
     skipped_modules = set()
     for node in read_exceptions():
         if "::" in node:
-            deselect += ["--deselect", node]
+            deselect.append(node)
         else:  # a whole module (one that cannot even be imported yet)
             skipped_modules.add(node)
     modules = [m for m in modules if m not in skipped_modules]
-    env = dict(os.environ, PYTHONPATH=str(SHIM_DIR), PYTHONDONTWRITEBYTECODE="1")
+    deselect_file = workdir / "deselect.json"
+    deselect_file.write_text(json.dumps(deselect))
+    env = dict(
+        os.environ,
+        # The shim, and this folder for the exact-deselect plugin.
+        PYTHONPATH=os.pathsep.join([str(SHIM_DIR), str(Path(__file__).resolve().parent)]),
+        PYTHONDONTWRITEBYTECODE="1",
+        KATCPX_DESELECT=str(deselect_file),
+    )
     env.pop("PYTEST_ADDOPTS", None)
     proc = subprocess.run(
         [
@@ -183,7 +191,8 @@ def run_suite(
             "-W",
             "ignore::DeprecationWarning",
             f"--junitxml={report}",
-            *deselect,
+            "-p",
+            "deselect_plugin",
             *modules,
         ],
         cwd=workdir,
