@@ -14,6 +14,23 @@ import sys
 import pytest
 
 KATCP_NAMES = {
+    "fake_clients": (
+        "AttrDict",
+        "FakeAsyncClient",
+        "FakeClientRequestConnection",
+        "FakeInspectingClientManager",
+        "FakeKATCPClientResourceContainerManager",
+        "FakeKATCPClientResourceManager",
+        "FakeKATCPServer",
+        "FakeKATCPServerError",
+        "Message",
+        "ProtocolFlags",
+        "Sensor",
+        "convert_method_name",
+        "fake_KATCP_client_resource_container_factory",
+        "fake_KATCP_client_resource_factory",
+        "fake_inspecting_client_factory",
+    ),
     "core": (
         "Address",
         "AsyncCallbackEvent",

@@ -593,6 +593,10 @@ class InspectingClientAsync:
             name = ensure_native_str(args[2 + 3 * n])
             self.update_sensor(name, args[0], args[3 + 3 * n], args[4 + 3 * n])
 
+    def mark_interface_changed(self) -> None:
+        """Re-inspect the device, as when it sends ``#interface-changed``."""
+        self._cb_inform_interface_change(Message.inform("interface-changed"))
+
     def _cb_inform_interface_change(self, msg: Message) -> None:
         self._logger.debug("interface changed: %s", msg)
         self._interface_changed.set()
