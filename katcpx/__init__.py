@@ -50,7 +50,31 @@ _LAZY = {
     "BlockingClient": ".client",
     "KATCPClientResource": ".resource",
     "KATCPClientResourceContainer": ".resource",
+    "AttrDict": ".core",
+    "GenericSensorTree": ".sensortree",
+    "BooleanSensorTree": ".sensortree",
+    "AggregateSensorTree": ".sensortree",
 }
+
+#: katcp-python's module layout (``katcp.core``, ``katcp.testutils``, ...): after
+#: ``import katcpx as katcp``, ``katcp.core.Message`` works; each module loads on first access.
+KATCP_MODULES = frozenset(
+    {
+        "core",
+        "server",
+        "client",
+        "kattypes",
+        "sampling",
+        "resource",
+        "resource_client",
+        "inspecting_client",
+        "ioloop_manager",
+        "sensortree",
+        "fake_clients",
+        "testutils",
+        "compat",
+    }
+)
 
 __all__ = [
     "VERSION",
@@ -80,6 +104,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in KATCP_MODULES:
+        # import_module binds the submodule as this package's attribute itself.
+        return importlib.import_module("." + name, __name__)
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'katcpx' has no attribute {name!r}")
@@ -89,4 +116,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | KATCP_MODULES)

@@ -21,15 +21,35 @@ import heapq
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
+from .compat import is_bytes, is_text
 from .errors import KatcpError
 from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+from .message import Message
 from .sensor import Reading, Sensor, parse_timestamp
+from .sensor_informs import (
+    AGE_OF_UNIVERSE,
+    format_inform_v4,
+    format_inform_v5,
+    update_in_ioloop,
+)
+
+#: katcp-python ran on Python 2 as well; katcpx does not.
+PY2 = False
 
 __all__ = [
+    "AGE_OF_UNIVERSE",
+    "is_bytes",
+    "is_text",
+    "Message",
+    "PY2",
+    "format_inform_v4",
+    "format_inform_v5",
+    "update_in_ioloop",
     "SamplingError",
     "TimerHandle",
     "Scheduler",
@@ -208,6 +228,14 @@ class SampleStrategy:
         If True, :meth:`start` attaches the strategy to the sensor as an observer and
         :meth:`cancel` detaches it. If False the caller must forward sensor updates by
         calling :meth:`update` (on the scheduler's thread).
+    ioloop
+        katcp-python's binding: a tornado ``IOLoop`` whose clock and timers the strategy uses
+        when no `scheduler` is given. Bound strategies behave as katcp-python's: :meth:`start`
+        runs on the loop's next turn, and sensor updates from other threads are handed to the
+        loop, so `inform_callback` is only ever called on the loop's thread. Without
+        `scheduler` and `ioloop`, a strategy made while a loop runs in this thread binds to
+        that loop (``IOLoop.current()``); otherwise it is pure and calls back synchronously.
+        tornado is imported only for such a binding.
 
     Raises
     ------
@@ -240,6 +268,8 @@ class SampleStrategy:
 
     #: True if the strategy needs sensor updates.
     OBSERVE_UPDATES: ClassVar[bool] = False
+    #: True if the strategy needs timers (without a scheduler it binds to an IOLoop).
+    NEEDS_SCHEDULER: ClassVar[bool] = False
     #: This class's strategy constant.
     STRATEGY: ClassVar[int]
     #: Names of the parameters, for error messages.
@@ -258,8 +288,17 @@ class SampleStrategy:
         scheduler: Scheduler | None = None,
         major: int = DEFAULT_KATCP_MAJOR,
         observe: bool = True,
+        ioloop: Any = None,
     ) -> None:
         name = self.SAMPLING_LOOKUP[self.STRATEGY].decode()
+        self._ioloop = None
+        self._loop_thread: int | None = None
+        if scheduler is None and (
+            ioloop is not None or self.NEEDS_SCHEDULER or _loop_running_here()
+        ):
+            self._ioloop = ioloop if ioloop is not None else _current_ioloop()
+            clock = self._ioloop.time
+            scheduler = _IOLoopScheduler(self._ioloop)
         if major < self.MIN_MAJOR:
             raise SamplingError(
                 f"the {name!r} strategy needs KATCP version {self.MIN_MAJOR} or later"
@@ -280,6 +319,9 @@ class SampleStrategy:
         self._scheduler = scheduler
         self._major = major
         self._observe = observe and self.OBSERVE_UPDATES
+        if self._ioloop is not None:
+            # The sensor calls observer.update from its setter's thread: hand it to the loop.
+            self.update = _on_loop(self, type(self).update)  # type: ignore[method-assign,assignment]
         self._started = False
         self._cancelled = False
 
@@ -294,6 +336,7 @@ class SampleStrategy:
         scheduler: Scheduler | None = None,
         major: int = DEFAULT_KATCP_MAJOR,
         observe: bool = True,
+        ioloop: Any = None,
     ) -> SampleStrategy:
         """Build the strategy called `strategy_name`; see the class for the parameters.
 
@@ -323,6 +366,7 @@ class SampleStrategy:
             scheduler=scheduler,
             major=major,
             observe=observe,
+            ioloop=ioloop,
         )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -375,6 +419,18 @@ class SampleStrategy:
         if self._started or self._cancelled:
             raise RuntimeError("a sampling strategy can only be started once")
         self._started = True
+        if self._ioloop is not None:
+            self._ioloop.add_callback(self._first_run)
+            return
+        if self._observe:
+            self._sensor.attach(self)
+        self._start()
+
+    def _first_run(self) -> None:
+        """Start a loop-bound strategy, on its loop's thread."""
+        self._loop_thread = threading.get_ident()
+        if self._cancelled:
+            return
         if self._observe:
             self._sensor.attach(self)
         self._start()
@@ -389,7 +445,10 @@ class SampleStrategy:
         self._cancelled = True
         if self._observe and self._started:
             self._sensor.detach(self)
-        self._cancel_timers()
+        if self._ioloop is not None:
+            self._ioloop.add_callback(self._cancel_timers)
+        else:
+            self._cancel_timers()
 
     def _cancel_timers(self) -> None:
         pass
@@ -398,6 +457,48 @@ class SampleStrategy:
         name, params = self.get_sampling_formatted()
         shown = b" ".join([name, *params]).decode("ascii", "replace")
         return f"<{type(self).__name__} {shown!r} on {self._sensor.name!r}>"
+
+
+def _loop_running_here() -> bool:
+    import asyncio  # only to ask; the pure strategies never use it
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _current_ioloop() -> Any:
+    from tornado.ioloop import IOLoop
+
+    return IOLoop.current()
+
+
+class _IOLoopScheduler:
+    """The scheduler interface over a tornado IOLoop (its ``call_at`` handles cancel)."""
+
+    def __init__(self, ioloop: Any) -> None:
+        self._ioloop = ioloop
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        return self._ioloop.call_at(when, callback)
+
+
+def _on_loop(
+    strategy: SampleStrategy, update: Callable[[Any, Sensor, Reading], None]
+) -> Callable[[Sensor, Reading], None]:
+    """``update`` bound to `strategy`, run on its loop's thread whoever calls it."""
+
+    def update_on_loop(sensor: Sensor, reading: Reading) -> None:
+        if threading.get_ident() == strategy._loop_thread:
+            update(strategy, sensor, reading)
+        else:
+            ioloop = strategy._ioloop
+            assert ioloop is not None  # only loop-bound strategies get this wrapper
+            ioloop.add_callback(update, strategy, sensor, reading)
+
+    return update_on_loop
 
 
 class SampleNone(SampleStrategy):
@@ -430,6 +531,7 @@ class SamplePeriod(SampleStrategy):
 
     STRATEGY = SampleStrategy.PERIOD
     PARAM_NAMES = ("period",)
+    NEEDS_SCHEDULER = True
 
     def __init__(
         self, inform_callback: InformCallback, sensor: Sensor, *params: Any, **kwargs: Any
@@ -570,6 +672,7 @@ class SampleEventRate(SampleStrategy):
     STRATEGY = SampleStrategy.EVENT_RATE
     OBSERVE_UPDATES = True
     PARAM_NAMES: ClassVar[tuple[str, ...]] = ("shortest-period", "longest-period")
+    NEEDS_SCHEDULER = True
     MIN_MAJOR = 5
 
     def __init__(

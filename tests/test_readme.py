@@ -49,3 +49,18 @@ def test_every_python_block_compiles():
     assert len(blocks) >= 4
     for block in blocks:
         compile(block, "README.md", "exec")
+
+
+def test_testutils_example_runs_as_its_own_process(tmp_path):
+    """The "Moving from katcp-python" unittest module passes, run as a script."""
+    import subprocess
+    import sys
+
+    (block,) = [b for b in _python_blocks() if "BlockingTestClient" in b]
+    script = tmp_path / "test_my_device.py"
+    script.write_text(block)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Ran 1 test" in proc.stderr and "OK" in proc.stderr

@@ -5,6 +5,7 @@ Time is simulated with ManualScheduler: nothing here sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -219,11 +220,27 @@ def test_v5_strategies_refused_for_v4(name, params, sched, informs):
         make(name, int_sensor(), *params, sched=sched, informs=informs, major=4)
 
 
-def test_timer_strategies_need_a_scheduler(informs):
-    with pytest.raises(TypeError, match="needs a scheduler"):
-        SampleStrategy.get_strategy("period", informs, int_sensor(), b"1")
-    # event needs no timer
-    SampleStrategy.get_strategy("event", informs, int_sensor()).start()
+def test_timer_strategies_without_a_scheduler_use_the_current_ioloop(informs):
+    # katcp-python's binding: the current tornado IOLoop's clock and timers.
+    from tornado.ioloop import IOLoop
+
+    async def main():
+        loop = IOLoop.current()
+        strategy = SampleStrategy.get_strategy("period", informs, int_sensor(), b"0.01")
+        strategy.start()
+        assert informs.sent == []  # started on the loop's next turn, as katcp-python does
+        deadline = loop.time() + 5
+        while len(informs.sent) < 3 and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        strategy.cancel()
+        assert len(informs.sent) >= 3
+
+    asyncio.run(main())
+    # event needs no timer: outside a loop it stays pure and reports at once
+    strategy = SampleStrategy.get_strategy("event", informs, int_sensor())
+    before = len(informs.sent)
+    strategy.start()
+    assert len(informs.sent) == before + 1
 
 
 def test_formatted_params_echo_what_was_sent(sched, informs):

@@ -13,10 +13,44 @@ Async code uses :meth:`AsyncClient.call`, which raises on anything but an ``ok``
         reply, informs = await client.call("sensor-value", "cpu.temp", timeout=5)
 """
 
+from typing import Any
+
+from ..asyncutil import AsyncEvent, LatencyTimer, until_later
+from ..compat import ensure_native_str
+from ..errors import KatcpClientError
+from ..flags import SEC_TS_KATCP_MAJOR, ProtocolFlags
+from ..kattypes import SEC_TO_MS_FAC
+from ..kattypes.types import FLOAT_TS_KATCP_MAJOR
+from ..message import Message
+from ..parser import MessageParser
+from ..server.metaclass import DeviceMetaclass
 from .async_client import DEFAULT, AsyncClient, BlockingClient, CallbackClient, is_timeout_reply
 from .device_client import DeviceClient, KatcpClientDisconnected, KatcpVersionError
+from .katcp_names import (
+    address_to_string,
+    make_threadsafe,
+    make_threadsafe_blocking,
+    request_check,
+)
 
 __all__ = [
+    "AsyncEvent",
+    "DeviceMetaclass",
+    "FLOAT_TS_KATCP_MAJOR",
+    "IOLoopManager",
+    "KatcpClientError",
+    "LatencyTimer",
+    "Message",
+    "MessageParser",
+    "ProtocolFlags",
+    "SEC_TO_MS_FAC",
+    "SEC_TS_KATCP_MAJOR",
+    "address_to_string",
+    "ensure_native_str",
+    "make_threadsafe",
+    "make_threadsafe_blocking",
+    "request_check",
+    "until_later",
     "DEFAULT",
     "AsyncClient",
     "BlockingClient",
@@ -26,3 +60,12 @@ __all__ = [
     "KatcpVersionError",
     "is_timeout_reply",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # katcp-python's katcp.client exports the loop manager, which lives with the resources.
+    if name == "IOLoopManager":
+        from ..ioloop_manager import IOLoopManager
+
+        return IOLoopManager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import random
 import ssl
@@ -437,6 +438,37 @@ class ClientBase:
         if self._running.is_set():
             raise RuntimeError("Cannot enable thread safety after start")
         self._threadsafe = True
+        self._wrap_marked_methods()
+
+    def _wrap_marked_methods(self) -> None:
+        """Run methods marked with katcp-python's ``make_threadsafe`` (or ``_blocking``)
+        decorators on the client's loop when called from other threads."""
+        for name in dir(type(self)):
+            meth = getattr(self, name, None)
+            if not callable(meth):
+                continue
+            # `is True`: mocks answer any attribute
+            blocking = getattr(meth, "make_threadsafe_blocking", False) is True
+            if blocking or getattr(meth, "make_threadsafe", False) is True:
+                setattr(self, name, self._loop_bound(meth, blocking))
+
+    def _loop_bound(self, meth: Callable[..., Any], blocking: bool) -> Callable[..., Any]:
+        @functools.wraps(meth)
+        def on_loop(*args: Any, **kwargs: Any) -> Any:
+            if self._in_loop_thread():
+                return meth(*args, **kwargs)
+            call = functools.partial(meth, *args, **kwargs)
+            if blocking:
+                return self._run_in_loop(call, timeout=None)
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                raise KatcpClientDisconnected(
+                    f"Client for {self.bind_address_string} is not running"
+                )
+            loop.call_soon_threadsafe(call)
+            return None
+
+        return on_loop
 
     def start(self, timeout: float | None = None) -> None:
         """Start the client (in a new thread when its loop is managed).

@@ -266,6 +266,21 @@ class DeviceClient(ClientBase):
             self._logger.debug("Sending to %s: %r", self.bind_address_string, bytes(msg))
         conn.send_message(msg)
 
+    def send_raw(self, data: bytes) -> None:
+        """Write ``data`` to the connection as it is (for tests of a server's parser).
+
+        Raises
+        ------
+        KatcpClientDisconnected
+            If the client is not connected.
+        """
+        if not self._in_loop_thread():
+            return self._run_in_loop(self.send_raw, data)
+        conn = self._conn
+        if conn is None:
+            raise KatcpClientDisconnected(f"Not connected to device {self.bind_address_string}")
+        conn.write(data)
+
     # -- receiving -------------------------------------------------------------------------
 
     def _on_items(self, conn: KatcpProtocol, items: list[Any]) -> None:

@@ -25,8 +25,10 @@ Errors
   :class:`~katcpx.errors.KatcpTypeError` (a bug in the handler, not in the request).
 """
 
+from ..compat import convert_method_name, ensure_native_str, is_bytes, is_text
 from ..errors import FailReply, KatcpTypeError, KatcpValueTypeError
-from ..flags import SEC_TS_KATCP_MAJOR
+from ..flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+from ..message import Message
 from .annotated import prepare_request_handler
 from .decorators import (
     async_make_reply,
@@ -60,7 +62,19 @@ from .types import (
     TimestampOrNow,
 )
 
+#: katcp-python's conversion factors between v4 (ms) and v5 (s) times.
+SEC_TO_MS_FAC = 1000
+MS_TO_SEC_FAC = 1.0 / 1000
+
 __all__ = [
+    "DEFAULT_KATCP_MAJOR",
+    "MS_TO_SEC_FAC",
+    "Message",
+    "SEC_TO_MS_FAC",
+    "convert_method_name",
+    "ensure_native_str",
+    "is_bytes",
+    "is_text",
     "KatcpType",
     "Int",
     "Float",

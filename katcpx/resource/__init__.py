@@ -5,6 +5,10 @@
 code.
 """
 
+from ..asyncutil import hashable_identity
+from ..compat import ensure_native_str
+from ..message import Message
+from ..sensor import Sensor
 from ._objects import KATCPRequest, KATCPSensor
 from ._types import (
     AttrDict,
@@ -18,6 +22,7 @@ from ._types import (
     escape_name,
     normalize_strategy_parameters,
 )
+from .abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
 from .client_resource import KATCPClientResource
 from .container import (
     ClientGroup,
@@ -40,7 +45,21 @@ from .threadsafe import (
     threadsafe_resource,
 )
 
+#: katcp-python ran on Python 2 as well; katcpx does not.
+PY2 = False
+
+KATCPResource.register(KATCPClientResource)
+KATCPResource.register(KATCPClientResourceContainer)
+
 __all__ = [
+    "Message",
+    "PY2",
+    "Sensor",
+    "ensure_native_str",
+    "hashable_identity",
+    "KATCPDummyRequest",
+    "KATCPResource",
+    "KATCPSensorsManager",
     "AttrMappingProxy",
     "IOLoopManager",
     "IOLoopThreadWrapper",

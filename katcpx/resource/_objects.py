@@ -76,12 +76,14 @@ class KATCPRequest:
     def __init__(
         self,
         request_description: dict[str, Any],
-        send: Callable[..., Awaitable[KATCPReply]],
+        send: Callable[..., Awaitable[KATCPReply]] | None = None,
         is_active: Callable[[], bool] = lambda: True,
     ) -> None:
         for key in ("name", "description", "timeout_hint"):
             if key not in request_description:
                 raise ValueError(f"Required request_description key {key!r} not present")
+        if send is not None and not callable(send):
+            raise TypeError(f"send must be callable, not {send!r}")
         self._request_description = dict(request_description)
         self._send = send
         self._is_active = is_active
@@ -107,14 +109,10 @@ class KATCPRequest:
         """True if the resource of this request is active."""
         return self._is_active()
 
-    def __call__(
-        self,
-        *args: Any,
-        timeout: float | None = None,
-        mid: int | None = None,
-        use_mid: bool | None = None,
-    ) -> asyncio.Future[KATCPReply]:
+    def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[KATCPReply]:
         """Issue the request; return a future of its :class:`KATCPReply`.
+
+        The keywords go to :meth:`issue_request` as given (katcp-python passes them on).
 
         Parameters
         ----------
@@ -135,7 +133,7 @@ class KATCPRequest:
         """
         if not self.is_active():
             raise KATCPResourceInactive(f"Can't make ?{self.name} request; resource is inactive")
-        return self.issue_request(*args, timeout=timeout, mid=mid, use_mid=use_mid)
+        return self.issue_request(*args, **kwargs)
 
     def issue_request(
         self,
@@ -144,7 +142,15 @@ class KATCPRequest:
         mid: int | None = None,
         use_mid: bool | None = None,
     ) -> asyncio.Future[KATCPReply]:
-        """As :meth:`__call__`, without checking whether the resource is active."""
+        """As :meth:`__call__`, without checking whether the resource is active.
+
+        Raises
+        ------
+        NotImplementedError
+            If this request was made without ``send`` and the subclass does not override it.
+        """
+        if self._send is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement issue_request()")
         if timeout is None:
             timeout = self.timeout_hint
         return asyncio.ensure_future(self._send(self.name, args, timeout, mid, use_mid))

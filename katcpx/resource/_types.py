@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -206,3 +207,19 @@ class AttrDict(dict[str, Any]):
 
     def __dir__(self) -> list[str]:
         return [*super().__dir__(), *dict.keys(self)]
+
+
+class DefaultAttrDict(defaultdict):
+    """A :class:`collections.defaultdict` whose keys are also attributes.
+
+    Missing attributes get the default value, like missing keys (katcp-python's
+    ``katcp.core.DefaultAttrDict``).
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value

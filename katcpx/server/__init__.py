@@ -6,15 +6,65 @@ loop; ``DeviceServerBase`` only dispatches. See the class docstrings for threadi
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import AsyncReply, FailReply, KatcpDeviceError
 from .base import DeviceServerBase
 from .connection import ClientConnection, ClientRequestConnection
+from .katcp_names import (
+    BASE_REQUESTS,
+    DEFAULT_KATCP_MAJOR,
+    MS_TO_SEC_FAC,
+    SEC_TO_MS_FAC,
+    SEC_TS_KATCP_MAJOR,
+    VERSION_CONNECT_KATCP_MAJOR,
+    DeviceServerMetaclass,
+    Int,
+    Message,
+    MessageParser,
+    ProtocolFlags,
+    SampleNone,
+    SampleStrategy,
+    Str,
+    ensure_native_str,
+    format_inform_v4,
+    format_inform_v5,
+    has_katcp_protocol_flags,
+    minimum_katcp_version,
+    request,
+    return_future,
+    return_reply,
+)
 from .logger import DeviceLogger, KatcpLogHandler
 from .metaclass import DeviceMetaclass
 from .sampling_loop import SamplingManager, TimerScheduler
 from .server import AsyncDeviceServer, DeviceServer, construct_name_filter
 
 __all__ = [
+    "BASE_REQUESTS",
+    "DEFAULT_KATCP_MAJOR",
+    "MS_TO_SEC_FAC",
+    "SEC_TO_MS_FAC",
+    "SEC_TS_KATCP_MAJOR",
+    "VERSION_CONNECT_KATCP_MAJOR",
+    "DeviceServerMetaclass",
+    "IOLoopManager",
+    "Int",
+    "Message",
+    "MessageParser",
+    "ProtocolFlags",
+    "SampleNone",
+    "SampleStrategy",
+    "Str",
+    "ensure_native_str",
+    "format_inform_v4",
+    "format_inform_v5",
+    "has_katcp_protocol_flags",
+    "minimum_katcp_version",
+    "request",
+    "return_future",
+    "return_reply",
+    "with_relative_timeout",
     "AsyncDeviceServer",
     "AsyncReply",
     "ClientConnection",
@@ -30,3 +80,13 @@ __all__ = [
     "TimerScheduler",
     "construct_name_filter",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # katcp-python's katcp.server also exports these; they live with the resources' loop
+    # manager, which the server package does not import unless asked.
+    if name in ("IOLoopManager", "with_relative_timeout"):
+        from .. import ioloop_manager
+
+        return getattr(ioloop_manager, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
+from ..parser import MessageParser
 from ..tls import refuse_tls_on_plain_port
 from ..transport import KatcpProtocol
 from .access import Role, admit, announce_role
@@ -305,13 +306,22 @@ class ClientRequestConnection:
         """Send a reply inform (same name and id as the request)."""
         if self._replied:
             raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
-        self.client_connection._send(Message.reply_inform(self.msg, *args))
+        # Through the connection's public inform(), as katcp-python does, so stand-in
+        # connections (katcpx.testutils.ClientConnectionTest, mocks) see it.
+        self.client_connection.inform(Message.reply_inform(self.msg, *args))
 
     def inform_raw(self, data: bytes) -> None:
         """Send reply informs already formatted as complete wire lines (bulk replies)."""
         if self._replied:
             raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
-        self.client_connection._send_raw(data)
+        conn = self.client_connection
+        if isinstance(conn, ClientConnection):
+            conn._send_raw(data)
+        else:  # a stand-in connection: one inform() per line
+            parser = MessageParser()
+            for line in data.splitlines():
+                if line:
+                    conn.inform(parser.parse(line))
 
     def reply(self, *args: Any) -> None:
         """Send the reply (same name and id as the request); only once."""

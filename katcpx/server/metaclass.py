@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..compat import convert_method_name
+
 __all__ = ["DeviceMetaclass", "convert_method_name", "prepare_handler"]
 
 Handler = Callable[..., Any]
 
 #: Marks a function that already went through ``kattypes.prepare_request_handler``.
 _PREPARED = "_katcpx_prepared"
-
-
-def convert_method_name(prefix: str, name: str) -> str:
-    """Turn a method name into a KATCP message name: ``request_foo_bar`` → ``foo-bar``."""
-    return name[len(prefix) :].replace("_", "-")
 
 
 def prepare_handler(func: Handler, major: int = 5) -> Handler:

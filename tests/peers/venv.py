@@ -23,6 +23,8 @@ __all__ = [
     "KATCP_PYTHON_REQUIREMENTS",
     "PeerVenvError",
     "ensure_katcp_python_venv",
+    "exclusive_lock",
+    "run_checked",
     "katcp_python_venv_dir",
     "katcp_python_venv_ready",
 ]
@@ -225,6 +227,11 @@ def ensure_katcp_python_venv() -> Path:
         if not _marker_ok(venv):
             _build(venv)
     return _venv_python(venv)
+
+
+#: Public names for the other venv builders of the test suite (tests/katcp_suite).
+exclusive_lock = _exclusive_lock
+run_checked = _run
 
 
 if __name__ == "__main__":

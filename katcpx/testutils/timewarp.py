@@ -1,0 +1,226 @@
+"""Timewarp test cases and loop helpers of katcp-python's ``katcp.testutils``.
+
+A :class:`TimewarpAsyncTestCase`'s loop reads time from the test (``ioloop_time``, seconds),
+which only moves when the test calls :meth:`~TimewarpAsyncTestCase.set_ioloop_time`, so
+timeouts and periodic work are tested without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from threading import get_ident
+from typing import Any
+from unittest import mock
+
+import tornado.testing
+from tornado import gen
+from tornado.concurrent import Future as tornado_Future
+from tornado.concurrent import chain_future
+from tornado.ioloop import IOLoop
+from tornado.locks import Event
+
+__all__ = [
+    "AsyncWaitingMock",
+    "TimewarpAsyncTestCase",
+    "TimewarpAsyncTestCaseTimeAdvancer",
+    "call_in_ioloop",
+    "handle_mock_req",
+]
+
+logger = logging.getLogger("katcpx.testutils")
+
+
+class _WarpedLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop whose clock is the test's ``ioloop_time``."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._warp_clock = clock
+
+    def time(self) -> float:
+        return self._warp_clock()
+
+
+class TimewarpAsyncTestCase(tornado.testing.AsyncTestCase):
+    """An ``AsyncTestCase`` whose loop time only advances by :meth:`set_ioloop_time`.
+
+    Time starts at 0. Subclasses that override ``setUp`` must call the base ``setUp``.
+    """
+
+    def get_new_ioloop(self) -> IOLoop:
+        self.ioloop_time = 0.0
+        loop = _WarpedLoop(lambda: self.ioloop_time)
+        ioloop = IOLoop(asyncio_loop=loop, make_current=False)
+        # tornado's IOLoop.time() is time.time(), not its asyncio loop's clock: warp both.
+        ioloop.time = lambda: self.ioloop_time
+
+        def remember_thread() -> None:
+            self.ioloop_thread_id = get_ident()
+
+        ioloop.add_callback(remember_thread)
+        return ioloop
+
+    def wake_ioloop(self) -> Any:
+        """Return a future that resolves on the loop's next turn (so due timers run)."""
+        future: Any = tornado_Future()
+        self.io_loop.add_callback(lambda: future.done() or future.set_result(None))
+        return future
+
+    def set_ioloop_time(self, new_time: float, wake_ioloop: bool = True) -> Any:
+        """Move the loop's clock forward to ``new_time`` seconds (never backwards).
+
+        Returns
+        -------
+        Future or None
+            With ``wake_ioloop``, a future resolving once the loop has turned.
+        """
+        logger.debug("setting ioloop time: %s", new_time)
+        assert new_time > self.ioloop_time, "time must move forward"
+        self.ioloop_time = new_time
+        return self.wake_ioloop() if wake_ioloop else None
+
+
+class TimewarpAsyncTestCaseTimeAdvancer(threading.Thread):
+    """A thread that keeps advancing a :class:`TimewarpAsyncTestCase`'s time.
+
+    Every ``1/rate`` seconds of real time it moves the test's time by ``quantum`` seconds,
+    waiting each time for the loop to have turned. It stops at test cleanup.
+    """
+
+    def __init__(self, test_instance: Any, quantum: float = 0.05, rate: float = 1000.0) -> None:
+        super().__init__(daemon=True)
+        self.test_instance = test_instance
+        self.quantum = quantum
+        self.rate = rate
+        self._running = threading.Event()
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self.test_instance.addCleanup(self.stop)
+        super().start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop advancing (``timeout``: first wait that long for it to have started)."""
+        if timeout:
+            self._running.wait(timeout)
+        self._stopped.set()
+
+    def run(self) -> None:
+        self._running.set()
+        while not self._stopped.is_set():
+            step: concurrent.futures.Future[None] = concurrent.futures.Future()
+            try:
+                self.test_instance.io_loop.add_callback(self._advance, step)
+            except RuntimeError:  # the loop is closed
+                break
+            while not self._stopped.is_set():
+                try:
+                    step.result(timeout=0.1)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
+            time.sleep(1.0 / self.rate)
+
+    async def _advance(self, step: concurrent.futures.Future[None]) -> None:
+        test = self.test_instance
+        try:
+            await test.set_ioloop_time(test.ioloop_time + self.quantum)
+        finally:
+            step.set_result(None)
+
+
+class AsyncWaitingMock(mock.Mock):
+    """A ``Mock`` whose ``assert_wait_call_count(count, timeout=1)`` is a coroutine."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.__dict__["_call_event"] = Event()
+
+    def _increment_mock_call(self, *args: Any, **kwargs: Any) -> None:
+        super()._increment_mock_call(*args, **kwargs)
+        event = self.__dict__.get("_call_event")
+        if event is not None:
+            event.set()
+
+    @gen.coroutine
+    def assert_wait_call_count(self, count: int, timeout: float = 1.0) -> Any:
+        """Resolve True once called ``count`` times; AssertionError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        event = self.__dict__["_call_event"]
+        while self.call_count < count:
+            remaining = deadline - time.monotonic()
+            if remaining < 0:
+                break
+            try:
+                yield event.wait(remaining)
+            except gen.TimeoutError:
+                break
+            event.clear()
+        assert self.call_count >= count, f"called {self.call_count} times, expected {count}"
+        return True
+
+
+def handle_mock_req(dev: Any, req: Any) -> Any:
+    """Handle a :func:`~katcpx.testutils.mock_req` request with ``dev``'s handler.
+
+    Returns
+    -------
+    Future
+        Resolves with ``(reply_msg, inform_msgs)`` once the handler replied.
+    """
+    future = req.reply_and_inform_msgs_future
+    handler = dev._request_handlers[req.msg.name]
+    try:
+        result = handler(dev, req, req.msg)
+    except Exception as exc:
+        reply = dev.create_exception_reply_and_log(req.msg, (type(exc), exc, exc.__traceback__))
+        req.reply(*reply.arguments)
+        return future
+
+    def send(reply: Any) -> None:
+        if reply is not None and not future.done():
+            req.reply(*reply.arguments)
+
+    if asyncio.iscoroutine(result):
+        result = asyncio.ensure_future(result)
+    if asyncio.isfuture(result):
+        result.add_done_callback(lambda f: send(f.result()) if not f.exception() else None)
+    else:
+        send(result)
+    return future
+
+
+def call_in_ioloop(ioloop: IOLoop, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn(*args, **kwargs)`` on ``ioloop`` from another thread and return its result.
+
+    A coroutine or future result is waited for. ``ioloop_timeout`` (default 5 s) bounds
+    the wait and is not passed to ``fn``.
+
+    Raises
+    ------
+    concurrent.futures.TimeoutError
+        If no result comes within ``ioloop_timeout``.
+    Exception
+        Whatever ``fn`` raised.
+    """
+    timeout = kwargs.pop("ioloop_timeout", 5)
+    result: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            value = fn(*args, **kwargs)
+        except Exception as exc:
+            result.set_exception(exc)
+            return
+        if asyncio.iscoroutine(value) or asyncio.isfuture(value):
+            chain_future(asyncio.ensure_future(value), result)
+        else:
+            result.set_result(value)
+
+    ioloop.add_callback(run)
+    return result.result(timeout=timeout)
