@@ -22,6 +22,7 @@ from .._compat import Python2Next
 from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
+from ..peer_units import seconds_to_wire
 from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
@@ -565,9 +566,12 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         outer: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def ran(f: concurrent.futures.Future[Any]) -> None:
-            inner = None if f.cancelled() or f.exception() else f.result()
-            if f.exception() is not None:
-                self._logger.error("error handling %s", msg, exc_info=f.exception())
+            # A cancelled future (the executor shut down) has no exception() to ask: it
+            # raises CancelledError, which would leave the connection busy for good.
+            exc = None if f.cancelled() else f.exception()
+            inner = None if f.cancelled() or exc is not None else f.result()
+            if exc is not None:
+                self._logger.error("error handling %s", msg, exc_info=exc)
             if _is_pending(inner):
                 self._watch(inner).add_done_callback(lambda _: outer.set_result(None))
             else:
@@ -720,9 +724,20 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             self._logger.exception("Inform %s FAIL", msg.name)
 
     def handle_reply(self, connection: ClientConnection, msg: Message) -> None:
-        """Dispatch a reply from a client to its ``reply_*`` handler, if any."""
+        """Dispatch a reply from a client to its ``reply_*`` handler.
+
+        A server sends no requests unless a subclass does, so a reply without a
+        ``reply_*`` handler is unexpected: the client gets ``#log error`` naming it (as
+        aiokatcp does) rather than having it silently ignored.
+        """
         handler = self._reply_handlers.get(msg.name)
         if handler is None:
+            self._logger.warning("unexpected reply %s from %s", msg.name, connection.address)
+            connection.inform(
+                self.create_log_inform(
+                    "error", f"Unexpected reply {msg.name} received by server.", "root"
+                )
+            )
             return
         try:
             handler(self, connection, msg)
@@ -796,8 +811,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         """Create a ``#log`` inform (seconds since v5, milliseconds before)."""
         if timestamp is None:
             timestamp = time.time()
-        if self.PROTOCOL_INFO.major >= 5:
-            ts = b"%.6f" % timestamp
-        else:
-            ts = b"%d" % int(timestamp * 1000)
+        major = self.PROTOCOL_INFO.major
+        # v5: katcp-python's six decimals; v4: exact milliseconds (katcpx.peer_units).
+        ts = b"%.6f" % timestamp if major >= 5 else seconds_to_wire(timestamp, major)
         return Message.inform("log", level_name, ts, name, msg)
