@@ -64,7 +64,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     -----
     Limits are class attributes, to be changed before :meth:`start`:
     :attr:`MAX_MSG_SIZE`, :attr:`MAX_WRITE_BUFFER_SIZE`, :attr:`MAX_REQUESTS_PER_TURN`,
-    :attr:`MAX_QUEUED_REQUESTS`, :attr:`DISCONNECT_TIMEOUT`.
+    :attr:`MAX_QUEUED_REQUESTS`, :attr:`ORDERED_WAIT_LIMIT`, :attr:`DISCONNECT_TIMEOUT`.
     """
 
     #: Protocol version and flags (katcp-python's default: v5.0 with M and I).
@@ -82,6 +82,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     MAX_REQUESTS_PER_TURN: ClassVar[int] = 128
     #: Queued messages per connection beyond which reading from it pauses.
     MAX_QUEUED_REQUESTS: ClassVar[int] = 1024
+    #: Seconds a connection waits for an unfinished request (an ``async def`` handler or a
+    #: returned future) before handling its next messages anyway; the late reply is still
+    #: sent. None waits for ever (katcp-python's behaviour).
+    ORDERED_WAIT_LIMIT: ClassVar[float | None] = 10.0
     #: Seconds ``on_client_disconnect`` may take.
     DISCONNECT_TIMEOUT: ClassVar[float] = 1.0
     #: Send tracebacks (at most `tb_limit` frames) in fail replies instead of a short message.
@@ -524,7 +528,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         text = f"Message too long: {err}"
         self._logger.warning("%s from %s; disconnecting", text, conn.address)
         conn._send(self.create_log_inform("error", text, "root"))
-        conn._busy = True  # handle nothing more from this client
+        conn.stop_handling()
         self._disconnect_client(conn, text)
 
     def _syntax_error(self, conn: ClientConnection, err: KatcpSyntaxError) -> None:
@@ -563,6 +567,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if executor is None:
             result = self.handle_message(client_conn, msg)
             return result if _is_pending(result) else None
+        if self.is_loop_safe(msg):
+            self.handle_loop_safe(client_conn, msg)
+            return None
         outer: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def ran(f: concurrent.futures.Future[Any]) -> None:
@@ -579,6 +586,25 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
         executor.submit(self.handle_message, client_conn, msg).add_done_callback(ran)
         return outer
+
+    def is_loop_safe(self, msg: Message) -> bool:
+        """Whether `msg` is a read-only standard request answered on the loop at once.
+
+        These (``?watchdog``, ``?help``, ``?sensor-list``, ``?sensor-value``,
+        ``?version-list``, ``?client-list``, unless a subclass overrides them) never wait
+        for the handler thread nor for an unfinished request on their connection, so a
+        slow or stuck device handler cannot make a server look dead. Their replies may
+        therefore overtake the reply of an earlier, still running request (spec rev 5.1
+        section 2.2 matches replies by message id, not order).
+        """
+        if msg.mtype != Message.REQUEST:
+            return False
+        handler = self._request_handlers.get(msg.name)
+        return handler is not None and getattr(handler, "_loop_safe", False)
+
+    def handle_loop_safe(self, client_conn: ClientConnection, msg: Message) -> None:
+        """Handle a request for which :meth:`is_loop_safe` is true, on the loop, now."""
+        self.handle_message(client_conn, msg)
 
     def handle_message(self, client_conn: ClientConnection, msg: Message) -> Any:
         """Handle a message of any type from a client (dispatches by type)."""

@@ -34,6 +34,16 @@ def _requires(
     return decorate
 
 
+def _loop_safe(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a read-only standard handler as answered on the loop at once.
+
+    See :meth:`DeviceServerBase.is_loop_safe`. The mark is on these functions only: a
+    subclass overriding one of these requests gets katcp-python's ordering back.
+    """
+    func._loop_safe = True  # type: ignore[attr-defined]
+    return func
+
+
 class DeviceServer(SensorDeviceServer):
     """Implements the standard requests and sensors on top of :class:`DeviceServerBase`.
 
@@ -74,6 +84,7 @@ class DeviceServer(SensorDeviceServer):
         # Queued behind the reply, so the client sees !halt ok before #disconnect.
         self.stop(timeout=None)
 
+    @_loop_safe
     def request_help(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Return help on the available requests.
 
@@ -234,6 +245,7 @@ class DeviceServer(SensorDeviceServer):
         self._restart_queue.put_nowait(self)
         return req.make_reply("ok")
 
+    @_loop_safe
     async def request_client_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of connected clients.
 
@@ -265,6 +277,7 @@ class DeviceServer(SensorDeviceServer):
         return req.make_reply("ok", len(clients))
 
     @_requires(version=(5, 0))
+    @_loop_safe
     def request_version_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of versions of roles and subcomponents.
 
@@ -307,6 +320,7 @@ class DeviceServer(SensorDeviceServer):
                 req.inform(name, version, build_state)
         return req.make_reply("ok", len(versions))
 
+    @_loop_safe
     def request_sensor_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of sensors.
 
@@ -354,6 +368,7 @@ class DeviceServer(SensorDeviceServer):
             )
         return req.make_reply("ok", len(sensors))
 
+    @_loop_safe
     def request_sensor_value(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the value of a sensor or sensors.
 
@@ -538,6 +553,7 @@ class DeviceServer(SensorDeviceServer):
             self._sampling.clear_client(req.client_connection, remove=False)
         return req.make_reply("ok")
 
+    @_loop_safe
     def request_watchdog(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Check that the server is still alive.
 
