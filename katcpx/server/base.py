@@ -64,7 +64,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     -----
     Limits are class attributes, to be changed before :meth:`start`:
     :attr:`MAX_MSG_SIZE`, :attr:`MAX_WRITE_BUFFER_SIZE`, :attr:`MAX_REQUESTS_PER_TURN`,
-    :attr:`MAX_QUEUED_REQUESTS`, :attr:`ORDERED_WAIT_LIMIT`, :attr:`DISCONNECT_TIMEOUT`.
+    :attr:`MAX_QUEUED_REQUESTS`, :attr:`MAX_QUEUED_BYTES`, :attr:`ORDERED_WAIT_LIMIT`, :attr:`DISCONNECT_TIMEOUT`.
     """
 
     #: Protocol version and flags (katcp-python's default: v5.0 with M and I).
@@ -82,6 +82,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     MAX_REQUESTS_PER_TURN: ClassVar[int] = 128
     #: Queued messages per connection beyond which reading from it pauses.
     MAX_QUEUED_REQUESTS: ClassVar[int] = 1024
+    #: Received bytes queued per connection beyond which reading from it pauses (with
+    #: :attr:`MAX_MSG_SIZE`, what bounds a connection's input memory).
+    MAX_QUEUED_BYTES: ClassVar[int] = 4 * 1024 * 1024
     #: Seconds a connection waits for an unfinished request (an ``async def`` handler or a
     #: returned future) before handling its next messages anyway; the late reply is still
     #: sent. None waits for ever (katcp-python's behaviour).

@@ -45,7 +45,7 @@ def _connection_made(proto: KatcpProtocol) -> None:
 def _messages_received(proto: KatcpProtocol, items: list[Message | KatcpSyntaxError]) -> None:
     assert isinstance(proto, ServerProtocol)
     if proto.conn is not None:
-        proto.conn._received(items)
+        proto.conn._received(items, proto.batch_bytes)
 
 
 def _connection_lost(proto: KatcpProtocol, exc: Exception | None) -> None:
@@ -77,7 +77,8 @@ class ClientConnection:
     Incoming requests are queued and handled in order, at most
     ``server.MAX_REQUESTS_PER_TURN`` per loop turn, so a client that pipelines many
     requests cannot starve the others; reading from a client pauses while more than
-    ``server.MAX_QUEUED_REQUESTS`` of its requests wait.
+    ``server.MAX_QUEUED_REQUESTS`` of its requests, or more than ``server.MAX_QUEUED_BYTES``
+    received bytes, wait.
 
     Parameters
     ----------
@@ -112,6 +113,8 @@ class ClientConnection:
         self._wait_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._paused = False
+        # Bytes received since the queues were last empty: an upper bound on what they hold.
+        self._queued_bytes = 0
 
     # -- katcp-python API -------------------------------------------------------------
 
@@ -198,11 +201,12 @@ class ClientConnection:
 
     # -- receiving (loop thread only) -------------------------------------------------
 
-    def _received(self, items: list[Message | KatcpSyntaxError]) -> None:
-        """Queue a batch of parsed items from the transport and start handling them."""
+    def _received(self, items: list[Message | KatcpSyntaxError], nbytes: int = 0) -> None:
+        """Queue a batch of parsed items (from `nbytes` received) and start handling them."""
         if self._closed:
             return
         server = self._server
+        self._queued_bytes += nbytes
         if self._busy and self._handling:
             # An ordered request is still running: read-only standard requests go round it.
             for item in items:
@@ -213,7 +217,10 @@ class ClientConnection:
         else:
             self._pending.extend(items)
         queued = len(self._pending) + len(self._express)
-        if queued > server.MAX_QUEUED_REQUESTS and not self._paused:
+        too_much = (
+            queued > server.MAX_QUEUED_REQUESTS or self._queued_bytes > server.MAX_QUEUED_BYTES
+        )
+        if too_much and not self._paused:
             # Back-pressure: stop reading this client until its queue drains.
             self._paused = True
             self._link.pause_reading()
@@ -273,7 +280,14 @@ class ClientConnection:
                     self._wait_timer = self._loop.call_later(limit, self._wait_expired, done)
                 done.add_done_callback(self._done_callback)
         queued = len(pending) + len(express)
-        if self._paused and queued <= server.MAX_QUEUED_REQUESTS // 2 and not self._closed:
+        if not queued:
+            self._queued_bytes = 0
+        if (
+            self._paused
+            and queued <= server.MAX_QUEUED_REQUESTS // 2
+            and self._queued_bytes <= server.MAX_QUEUED_BYTES
+            and not self._closed
+        ):
             self._paused = False
             self._link.resume_reading()
         # Whatever is left waits for the next loop turn, so other clients get a go.
