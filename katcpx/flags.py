@@ -59,6 +59,9 @@ class ProtocolFlags:
     major: int
     minor: int
     flags: frozenset[str]
+    #: Flags announced by a peer that this version does not know (ignored; see
+    #: :meth:`parse_version`). Not part of equality or :func:`str`.
+    unknown_flags: frozenset[str] = frozenset()
 
     def __init__(
         self, major: int, minor: int, flags: Iterable[str | int] | str | bytes = ""
@@ -85,10 +88,15 @@ class ProtocolFlags:
     def parse_version(cls, version_str: str | bytes) -> ProtocolFlags:
         """Parse a ``#version-connect katcp-protocol`` value such as ``5.1-BIMT``.
 
+        Flags this version of katcpx does not know are ignored (kept in
+        :attr:`unknown_flags`): spec rev 5.1 section 4.2 lets later protocol versions add
+        flags, and a client must still talk to such a server.
+
         Raises
         ------
         ValueError
-            If the string is not ``<major>.<minor>[-<flags>]`` or the flags are invalid.
+            If the string is not ``<major>.<minor>[-<flags>]``, repeats a flag, or holds a
+            known flag its version does not allow.
         """
         text = (
             version_str.decode("ascii", "replace")
@@ -98,7 +106,13 @@ class ProtocolFlags:
         match = _VERSION_RE.match(text)
         if match is None:
             raise ValueError(f"invalid KATCP protocol version {text!r}: expected e.g. '5.1-BIMT'")
-        return cls(int(match.group(1)), int(match.group(2)), match.group(3) or "")
+        chars = match.group(3) or ""
+        known = "".join(c for c in chars if c in cls.KNOWN_FLAGS)
+        if len(set(chars)) != len(chars):
+            raise ValueError(f"repeated protocol flag in {chars!r}")
+        flags = cls(int(match.group(1)), int(match.group(2)), known)
+        flags.unknown_flags = frozenset(chars) - cls.KNOWN_FLAGS
+        return flags
 
     def supports(self, flag: str | bytes) -> bool:
         """Return True if the server announced `flag`."""

@@ -47,10 +47,14 @@ _UNESCAPE_CODES: Final = {
 _UNESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
 _log = logging.getLogger("katcpx.message")
 
-# Names already known to be valid. Real devices use a few hundred names at most; the cap
-# stops a hostile peer from growing it without bound.
+# Names already known to be valid. Real devices use a few hundred names at most; the caps
+# stop a hostile peer from growing it without bound: in entries, and in bytes, since a name
+# may be as long as a message (MiB) and only short names are kept.
 _valid_names: set[str] = set()
 _VALID_NAMES_CAP: Final = 4096
+#: Longest name (characters) that the name caches of this module and the parser keep;
+#: with their entry caps each cache holds at most about 4096 * 64 bytes of names.
+CACHED_NAME_MAX: Final = 64
 
 
 def check_name(name: str) -> str:
@@ -64,7 +68,7 @@ def check_name(name: str) -> str:
         raise ValueError(f"message name must be str, not {type(name).__name__}")
     if not name.isascii() or _NAME_RE.match(name.encode("ascii")) is None:
         raise ValueError(f"invalid message name {name!r}: must match [A-Za-z][A-Za-z0-9-]*")
-    if len(_valid_names) < _VALID_NAMES_CAP:
+    if len(_valid_names) < _VALID_NAMES_CAP and len(name) <= CACHED_NAME_MAX:
         _valid_names.add(name)
     return name
 
@@ -307,7 +311,7 @@ class Message:
         head = heads.get(self.name)
         if head is None:
             head = _TYPE_PREFIX[self.mtype] + self.name.encode("ascii")
-            if len(heads) < _HEADS_CAP:
+            if len(heads) < _HEADS_CAP and len(self.name) <= CACHED_NAME_MAX:
                 heads[self.name] = head
         mid = self.mid
         if mid is not None:

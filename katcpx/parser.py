@@ -15,7 +15,7 @@ import re
 from typing import Final
 
 from .errors import KatcpSyntaxError, MessageTooLong
-from .message import MAX_MID, Message, check_name
+from .message import CACHED_NAME_MAX, MAX_MID, Message, check_name
 
 __all__ = ["MessageParser", "StreamParser", "parse_line", "DEFAULT_MAX_MSG_SIZE"]
 
@@ -44,7 +44,8 @@ _UNESCAPES: Final = {
 _RAW_NAMES: Final = {0: "NUL", 27: "ESC", 13: "carriage return", 10: "newline"}
 
 # Parsed heads without a message id, e.g. b"#sensor-status" -> (INFORM, "sensor-status").
-# Capped so that a peer sending endless new names cannot grow it without bound.
+# Capped in entries and in key length (bytes), so that a peer sending endless new or huge
+# names cannot grow it without bound.
 _head_cache: dict[bytes, tuple[int, str]] = {}
 _HEAD_CACHE_CAP: Final = 4096
 
@@ -77,7 +78,7 @@ def _parse_head(head: bytes, line: bytes) -> tuple[int, str, bytes | None]:
         raise KatcpSyntaxError(
             f"bad message name {raw_name!r}: must match [A-Za-z][A-Za-z0-9-]*", line, 1
         ) from None
-    if len(_head_cache) < _HEAD_CACHE_CAP:
+    if len(_head_cache) < _HEAD_CACHE_CAP and end <= CACHED_NAME_MAX + 1:  # + type char
         # Keyed without the id, so that StreamParser.feed's fast path also serves ids.
         _head_cache[head if mid is None else head[:end]] = (mtype, name)
     return mtype, name, mid

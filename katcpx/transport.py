@@ -95,6 +95,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         #: ``host:port`` of the peer, set when the connection is made.
         self.peer = "<unconnected>"
         self.closed = False
+        self.batch_bytes = 0
         self._out: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None
         self._recv_view = memoryview(bytearray(RECV_BUFFER_SIZE))
@@ -128,9 +129,14 @@ class KatcpProtocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._idle = True
+        #: Bytes received since the previous batch, for the batch now given to
+        #: ``on_messages`` (lets a receiver bound what it queues in bytes, not only in
+        #: messages; a long line arrives over many reads).
+        self.batch_bytes += len(data)
         items = self.parser.feed(data)
         if items:
             self._on_messages(self, items)
+            self.batch_bytes = self.parser.buffered
 
     def eof_received(self) -> bool:
         return False  # close our side too

@@ -587,25 +587,27 @@ class AsyncClient(DeviceClient):
         except RuntimeError:  # closed, now or just before the hand-over
             entry.done = True
             entry.fail(f"Not connected to device {self.bind_address_string}", ConnectionLost)
+        # The deadline counts from the hand-over, not from the end of this first wait.
+        deadline = None if timeout is None else time.monotonic() + timeout + 1.0
         if entry.lock.acquire(timeout=0.5 if timeout is None else min(timeout + 1.0, 0.5)):
             assert entry.result is not None
             return entry.result
-        return self._wait_handed_over(entry, loop, timeout)
+        return self._wait_handed_over(entry, loop, deadline)
 
     def _wait_handed_over(
         self,
         entry: BlockingPending,
         loop: asyncio.AbstractEventLoop | None,
-        timeout: float | None,
+        deadline: float | None,
     ) -> Reply:
         """Wait for a request handed to the loop, failing it if the loop stops first.
 
         A loop that stops (the client stopping) between the hand-over and running the
         request drops it; once the loop has stopped nothing else can resolve the request,
-        so this thread does. Otherwise the loop's own deadline resolves it; a loop stuck
-        for a second past it gets the same timeout reply from this thread.
+        so this thread does. Otherwise the loop's own deadline resolves it; `deadline`
+        (``time.monotonic()`` seconds: the request timeout plus one second from the
+        hand-over) guards a stuck loop.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout + 1.0
         while True:
             remaining = 0.5 if deadline is None else deadline - time.monotonic()
             if remaining <= 0:

@@ -16,7 +16,7 @@ from ..client import AsyncClient
 from ..client.async_client import Reply
 from ..message import Message
 
-__all__ = ["CmdClient", "CmdError", "connect", "parse_address", "quiet_logger"]
+__all__ = ["CmdClient", "CmdError", "connect", "parse_address", "quiet_logger", "server_major"]
 
 #: Exit status for a ``fail`` or ``invalid`` reply (or an unknown sensor).
 EXIT_FAIL = 1
@@ -142,6 +142,12 @@ class CmdClient(AsyncClient):
         """Show a reply that no :meth:`call` was waiting for."""
         if self.on_reply is not None:
             self.on_reply(msg)
+
+
+def server_major(client: AsyncClient) -> int:
+    """The KATCP major version the server announced (5 until it is known)."""
+    flags = client.protocol_flags
+    return 5 if flags is None else flags.major
 
 
 async def connect(

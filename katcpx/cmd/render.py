@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..message import Message
+from ..peer_units import seconds_from_wire
 
 __all__ = [
     "SensorInfo",
@@ -219,20 +220,18 @@ class SensorUpdate:
 
     @classmethod
     def from_inform(
-        cls, msg: Message, infos: dict[str, SensorInfo] | None = None
+        cls, msg: Message, infos: dict[str, SensorInfo] | None = None, major: int = 5
     ) -> list[SensorUpdate]:
         """Parse ``#sensor-value`` / ``#sensor-status``: ``timestamp count (name status value)*``.
 
-        katcp v4 and older servers give timestamps in milliseconds; anything after the year
-        5000 in seconds is taken for milliseconds.
+        `major` is the server's KATCP major version: v4 and older servers give timestamps
+        in milliseconds (spec rev 5.1 section 1.1); :attr:`timestamp` is always seconds.
         """
         args = [decode(a) for a in msg.arguments]
         try:
-            timestamp = float(args[0])
+            timestamp = seconds_from_wire(msg.arguments[0], major)
         except (IndexError, ValueError):
             return []
-        if timestamp > 1e11:
-            timestamp /= 1000.0
         updates = []
         for i in range(2, len(args) - 2, 3):
             name = args[i]

@@ -29,7 +29,8 @@ from ..client import KatcpClientDisconnected
 from ..errors import FailReplyError, InvalidReply, KatcpSyntaxError, RequestFailed
 from ..message import Message
 from ..parser import MessageParser
-from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect
+from ..peer_units import strategy_params_to_wire
+from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from .render import color_enabled, decode, paint, render_message
 from .tools import describe_failure, request_name
 
@@ -406,7 +407,13 @@ class Shell:
     async def set_strategy(self, sensor: str, strategy: list[str], announce: bool = True) -> bool:
         """Set a sensor's sampling strategy and remember it for reconnections."""
         try:
-            await self.client.tracked_call("sensor-sampling", sensor, *strategy)
+            # Parameters are seconds here; a v4 server reads milliseconds.
+            wire = strategy_params_to_wire(strategy[0], strategy[1:], server_major(self.client))
+        except ValueError as exc:
+            self.note(f"cannot set {' '.join(strategy)} on {sensor}: {exc}", "error")
+            return False
+        try:
+            await self.client.tracked_call("sensor-sampling", sensor, strategy[0], *wire)
         except RequestFailed as exc:
             self.note(f"cannot set {' '.join(strategy)} on {sensor}: {exc}", "error")
             return False

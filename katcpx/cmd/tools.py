@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
 from ..message import Message
-from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect
+from ..peer_units import strategy_params_to_wire
+from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from .render import (
     SEVERITY,
     SensorInfo,
@@ -169,7 +170,7 @@ async def get(
                 all_found = False
                 continue
             for inform in informs:
-                updates.extend(SensorUpdate.from_inform(inform, infos))
+                updates.extend(SensorUpdate.from_inform(inform, infos, server_major(client)))
     except RequestFailed as exc:
         raise CmdError(describe_failure("sensor-value", exc), failure_status(exc)) from None
     finally:
@@ -276,12 +277,13 @@ async def monitor(
         if not all_found:
             return EXIT_FAIL
         width = max(len(n) for n in infos)
+        major = server_major(client)
 
         def on_inform(msg: Message, unsolicited: bool) -> None:
             nonlocal count
             if msg.name != "sensor-status" or done.done():
                 return
-            for update in SensorUpdate.from_inform(msg, infos):
+            for update in SensorUpdate.from_inform(msg, infos, major):
                 if update.name not in infos:
                     continue
                 try:
@@ -297,7 +299,12 @@ async def monitor(
         client.on_inform = on_inform
         for name in infos:
             try:
-                await client.tracked_call("sensor-sampling", name, *strategy)
+                # --period and strategy parameters are seconds; a v4 server reads ms.
+                wire = strategy_params_to_wire(strategy[0], strategy[1:], major, infos[name].type)
+            except ValueError as exc:
+                raise CmdError(f"bad strategy {' '.join(strategy)!r}: {exc}") from None
+            try:
+                await client.tracked_call("sensor-sampling", name, strategy[0], *wire)
             except (FailReplyError, InvalidReply) as exc:
                 raise CmdError(
                     f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}", EXIT_FAIL

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar, overload
 
 from ..errors import FailReply
 from ..message import Message
+from ..peer_units import seconds_to_wire
 from ..sensor import Sensor
 from ..server.base import DeviceServerBase
 from ..server.connection import ClientRequestConnection
@@ -463,10 +464,11 @@ class OperationsMixin:
         state.session_sensor.set(now, sstatus, _json(session.encoded()))
 
     def _op_message(self, session: OpSession, timestamp: float, text: str) -> None:
+        # Like every inform timestamp: seconds from v5, milliseconds on a v4 server.
+        major = self.PROTOCOL_INFO.major  # type: ignore[attr-defined]
+        stamp = b"%.6f" % timestamp if major >= 5 else seconds_to_wire(timestamp, major)
         self.mass_inform(  # type: ignore[attr-defined]
-            Message.inform(
-                "op-message", session.op_name, session.session_id, b"%.6f" % timestamp, text
-            )
+            Message.inform("op-message", session.op_name, session.session_id, stamp, text)
         )
 
     def _op_encoded(self, state: _OpState) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from .._anyloop import future_of
 from ..errors import FailReplyError, InvalidReply, RequestFailed
 from ..flags import ProtocolFlags
 from ..message import Message
+from ..peer_units import strategy_params_to_wire
 from ._objects import KATCPRequest, KATCPSensor, Listener
 from ._state import StateMachine
 from ._types import (
@@ -584,31 +585,45 @@ class KATCPClientResource:
         results: dict[str, Any] = {}
         if client is None or not idents or not client.is_connected():
             return results  # memorised strategies are applied on (re)connection
-        groups: dict[StrategyParams, list[str]] = {}
+        # Keyed by (memorised strategy, its wire form): times are seconds in the cache and
+        # milliseconds on the wire to a v4 server (see katcpx.peer_units).
+        groups: dict[tuple[StrategyParams, tuple[str, ...]], list[str]] = {}
+        major = self._major()
         for ident in idents:
             sensor = dict.get(self._sensor, ident)
             if sensor is not None:
-                groups.setdefault(self._strategy_cache.get(ident, _NONE), []).append(ident)
+                strategy = self._strategy_cache.get(ident, _NONE)
+                try:
+                    params = strategy_params_to_wire(strategy[0], strategy[1:], major, sensor.type)
+                except ValueError as exc:
+                    results[ident] = str(exc)
+                    continue
+                groups.setdefault((strategy, (str(strategy[0]), *params)), []).append(ident)
         flags = client.protocol_flags
         bulk = flags is not None and flags.supports(ProtocolFlags.BULK_SET_SENSOR_SAMPLING)
         jobs: list[Awaitable[None]] = []
-        for strategy, members in groups.items():
+        for (strategy, wire), members in groups.items():
             if bulk and len(members) > 1:
                 for chunk in _chunks([self._sensor[i].name for i in members]):
-                    jobs.append(self._bulk_strategy(chunk, strategy, results))
+                    jobs.append(self._bulk_strategy(chunk, strategy, wire, results))
             else:
                 for ident in members:
-                    jobs.append(self._one_strategy(self._sensor[ident].name, strategy, results))
+                    name = self._sensor[ident].name
+                    jobs.append(self._one_strategy(name, strategy, wire, results))
         await asyncio.gather(*jobs)
         return results
 
     async def _one_strategy(
-        self, name: str, strategy: StrategyParams, results: dict[str, Any]
+        self,
+        name: str,
+        strategy: StrategyParams,
+        wire: tuple[str, ...],
+        results: dict[str, Any],
     ) -> None:
         client = self._client
         assert client is not None
         try:
-            await client.call("sensor-sampling", name, *strategy, timeout=self._default_timeout)
+            await client.call("sensor-sampling", name, *wire, timeout=self._default_timeout)
         except RequestFailed as exc:
             self._logger.error(
                 "%s: setting strategy %s of %s failed: %s", self._name, strategy, name, exc
@@ -618,7 +633,11 @@ class KATCPClientResource:
             results[escape_name(name)] = strategy
 
     async def _bulk_strategy(
-        self, names: list[str], strategy: StrategyParams, results: dict[str, Any]
+        self,
+        names: list[str],
+        strategy: StrategyParams,
+        wire: tuple[str, ...],
+        results: dict[str, Any],
     ) -> None:
         client = self._client
         assert client is not None
@@ -627,13 +646,13 @@ class KATCPClientResource:
         if self._default_timeout is not None:
             timeout = self._default_timeout + _BULK_SECONDS_PER_SENSOR * len(names)
         try:
-            await client.call("sensor-sampling", ",".join(names), *strategy, timeout=timeout)
+            await client.call("sensor-sampling", ",".join(names), *wire, timeout=timeout)
         except (FailReplyError, InvalidReply) as exc:
             # One bad name fails the whole bulk request: find out which, one by one.
             self._logger.debug(
                 "%s: bulk sensor-sampling failed (%s); retrying singly", self._name, exc
             )
-            await asyncio.gather(*(self._one_strategy(n, strategy, results) for n in names))
+            await asyncio.gather(*(self._one_strategy(n, strategy, wire, results) for n in names))
         except RequestFailed as exc:
             # Timed out or disconnected: retrying would only pile up; a reconnection
             # re-applies every memorised strategy anyway.

@@ -23,6 +23,7 @@ from .._compat import Python2Next
 from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
+from ..peer_units import seconds_to_wire
 from ..tls import TlsAcceptor
 from .access import DEFAULT_POLICY, AccessPolicy, Role, refusal
 from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
@@ -72,7 +73,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     -----
     Limits are class attributes, to be changed before :meth:`start`:
     :attr:`MAX_MSG_SIZE`, :attr:`MAX_WRITE_BUFFER_SIZE`, :attr:`MAX_REQUESTS_PER_TURN`,
-    :attr:`MAX_QUEUED_REQUESTS`, :attr:`DISCONNECT_TIMEOUT`.
+    :attr:`MAX_QUEUED_REQUESTS`, :attr:`MAX_QUEUED_BYTES`, :attr:`ORDERED_WAIT_LIMIT`, :attr:`DISCONNECT_TIMEOUT`.
     """
 
     #: Protocol version and flags (katcp-python's default: v5.0 with M and I).
@@ -90,6 +91,13 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     MAX_REQUESTS_PER_TURN: ClassVar[int] = 128
     #: Queued messages per connection beyond which reading from it pauses.
     MAX_QUEUED_REQUESTS: ClassVar[int] = 1024
+    #: Received bytes queued per connection beyond which reading from it pauses (with
+    #: :attr:`MAX_MSG_SIZE`, what bounds a connection's input memory).
+    MAX_QUEUED_BYTES: ClassVar[int] = 4 * 1024 * 1024
+    #: Seconds a connection waits for an unfinished request (an ``async def`` handler or a
+    #: returned future) before handling its next messages anyway; the late reply is still
+    #: sent. None waits for ever (katcp-python's behaviour).
+    ORDERED_WAIT_LIMIT: ClassVar[float | None] = 10.0
     #: Seconds ``on_client_disconnect`` may take.
     DISCONNECT_TIMEOUT: ClassVar[float] = 1.0
     #: Send tracebacks (at most `tb_limit` frames) in fail replies instead of a short message.
@@ -560,7 +568,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         text = f"Message too long: {err}"
         self._logger.warning("%s from %s; disconnecting", text, conn.address)
         conn._send(self.create_log_inform("error", text, "root"))
-        conn._busy = True  # handle nothing more from this client
+        conn.stop_handling()
         self._disconnect_client(conn, text)
 
     def _syntax_error(self, conn: ClientConnection, err: KatcpSyntaxError) -> None:
@@ -599,12 +607,18 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if executor is None:
             result = self.handle_message(client_conn, msg)
             return result if _is_pending(result) else None
+        if self.is_loop_safe(msg):
+            self.handle_loop_safe(client_conn, msg)
+            return None
         outer: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def ran(f: concurrent.futures.Future[Any]) -> None:
-            inner = None if f.cancelled() or f.exception() else f.result()
-            if f.exception() is not None:
-                self._logger.error("error handling %s", msg, exc_info=f.exception())
+            # A cancelled future (the executor shut down) has no exception() to ask: it
+            # raises CancelledError, which would leave the connection busy for good.
+            exc = None if f.cancelled() else f.exception()
+            inner = None if f.cancelled() or exc is not None else f.result()
+            if exc is not None:
+                self._logger.error("error handling %s", msg, exc_info=exc)
             if _is_pending(inner):
                 self._watch(inner).add_done_callback(lambda _: outer.set_result(None))
             else:
@@ -627,6 +641,25 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             client_conn.reply(
                 Message.reply(msg.name, "fail", f"Request could not be handled: {why}"), msg
             )
+
+    def is_loop_safe(self, msg: Message) -> bool:
+        """Whether `msg` is a read-only standard request answered on the loop at once.
+
+        These (``?watchdog``, ``?help``, ``?sensor-list``, ``?sensor-value``,
+        ``?version-list``, ``?client-list``, unless a subclass overrides them) never wait
+        for the handler thread nor for an unfinished request on their connection, so a
+        slow or stuck device handler cannot make a server look dead. Their replies may
+        therefore overtake the reply of an earlier, still running request (spec rev 5.1
+        section 2.2 matches replies by message id, not order).
+        """
+        if msg.mtype != Message.REQUEST:
+            return False
+        handler = self._request_handlers.get(msg.name)
+        return handler is not None and getattr(handler, "_loop_safe", False)
+
+    def handle_loop_safe(self, client_conn: ClientConnection, msg: Message) -> None:
+        """Handle a request for which :meth:`is_loop_safe` is true, on the loop, now."""
+        self.handle_message(client_conn, msg)
 
     def handle_message(self, client_conn: ClientConnection, msg: Message) -> Any:
         """Handle a message of any type from a client (dispatches by type)."""
@@ -777,9 +810,20 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             self._logger.exception("Inform %s FAIL", msg.name)
 
     def handle_reply(self, connection: ClientConnection, msg: Message) -> None:
-        """Dispatch a reply from a client to its ``reply_*`` handler, if any."""
+        """Dispatch a reply from a client to its ``reply_*`` handler.
+
+        A server sends no requests unless a subclass does, so a reply without a
+        ``reply_*`` handler is unexpected: the client gets ``#log error`` naming it (as
+        aiokatcp does) rather than having it silently ignored.
+        """
         handler = self._reply_handlers.get(msg.name)
         if handler is None:
+            self._logger.warning("unexpected reply %s from %s", msg.name, connection.address)
+            connection.inform(
+                self.create_log_inform(
+                    "error", f"Unexpected reply {msg.name} received by server.", "root"
+                )
+            )
             return
         try:
             handler(self, connection, msg)
@@ -853,8 +897,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         """Create a ``#log`` inform (seconds since v5, milliseconds before)."""
         if timestamp is None:
             timestamp = time.time()
-        if self.PROTOCOL_INFO.major >= 5:
-            ts = b"%.6f" % timestamp
-        else:
-            ts = b"%d" % int(timestamp * 1000)
+        major = self.PROTOCOL_INFO.major
+        # v5: katcp-python's six decimals; v4: exact milliseconds (katcpx.peer_units).
+        ts = b"%.6f" % timestamp if major >= 5 else seconds_to_wire(timestamp, major)
         return Message.inform("log", level_name, ts, name, msg)

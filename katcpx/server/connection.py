@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import threading
 from collections import deque
@@ -58,7 +59,7 @@ def _connection_made(proto: KatcpProtocol) -> None:
 def _messages_received(proto: KatcpProtocol, items: list[Message | KatcpSyntaxError]) -> None:
     assert isinstance(proto, ServerProtocol)
     if proto.conn is not None:
-        proto.conn._received(items)
+        proto.conn._received(items, proto.batch_bytes)
 
 
 def _connection_lost(proto: KatcpProtocol, exc: Exception | None) -> None:
@@ -90,7 +91,8 @@ class ClientConnection:
     Incoming requests are queued and handled in order, at most
     ``server.MAX_REQUESTS_PER_TURN`` per loop turn, so a client that pipelines many
     requests cannot starve the others; reading from a client pauses while more than
-    ``server.MAX_QUEUED_REQUESTS`` of its requests wait.
+    ``server.MAX_QUEUED_REQUESTS`` of its requests, or more than ``server.MAX_QUEUED_BYTES``
+    received bytes, wait.
 
     Parameters
     ----------
@@ -116,7 +118,13 @@ class ClientConnection:
         self._disconnect_called = False
         self._closed = False
         self._pending: deque[Message | KatcpSyntaxError] = deque()
+        # Read-only standard requests that arrived while an ordered request was running:
+        # answered at once rather than behind it (see DeviceServerBase.is_loop_safe).
+        self._express: deque[Message] = deque()
         self._busy = True  # until on_client_connect is done
+        self._handling = False  # True from on_client_connect done until stop_handling()
+        self._waiting_on: Any = None  # the unfinished ordered request's future
+        self._wait_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._paused = False
         #: Common name of the client's verified TLS certificate, or None.
@@ -126,6 +134,8 @@ class ClientConnection:
         #: KATCP level from which this client gets ``#log`` (its ``?log-level``), or None
         #: to follow the server's ``log.level``.
         self.log_level: int | None = None
+        # Bytes received since the queues were last empty: an upper bound on what they hold.
+        self._queued_bytes = 0
 
     # -- katcp-python API -------------------------------------------------------------
 
@@ -212,12 +222,26 @@ class ClientConnection:
 
     # -- receiving (loop thread only) -------------------------------------------------
 
-    def _received(self, items: list[Message | KatcpSyntaxError]) -> None:
-        """Queue a batch of parsed items from the transport and start handling them."""
+    def _received(self, items: list[Message | KatcpSyntaxError], nbytes: int = 0) -> None:
+        """Queue a batch of parsed items (from `nbytes` received) and start handling them."""
         if self._closed:
             return
-        self._pending.extend(items)
-        if len(self._pending) > self._server.MAX_QUEUED_REQUESTS and not self._paused:
+        server = self._server
+        self._queued_bytes += nbytes
+        if self._busy and self._handling:
+            # An ordered request is still running: read-only standard requests go round it.
+            for item in items:
+                if isinstance(item, Message) and server.is_loop_safe(item):
+                    self._express.append(item)
+                else:
+                    self._pending.append(item)
+        else:
+            self._pending.extend(items)
+        queued = len(self._pending) + len(self._express)
+        too_much = (
+            queued > server.MAX_QUEUED_REQUESTS or self._queued_bytes > server.MAX_QUEUED_BYTES
+        )
+        if too_much and not self._paused:
             # Back-pressure: stop reading this client until its queue drains.
             self._paused = True
             self._link.pause_reading()
@@ -226,10 +250,17 @@ class ClientConnection:
     def _ready(self) -> None:
         """Allow message handling (after connect, or when an ordered request is done)."""
         self._busy = False
+        self._handling = not self._closed
         self._schedule_pump()
 
+    def stop_handling(self) -> None:
+        """Handle no more messages from this client (it is being disconnected)."""
+        self._busy = True
+        self._handling = False
+        self._express.clear()
+
     def _schedule_pump(self) -> None:
-        if not self._pump_scheduled and not self._busy and self._pending:
+        if not self._pump_scheduled and ((not self._busy and self._pending) or self._express):
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
 
@@ -238,6 +269,14 @@ class ClientConnection:
         server = self._server
         pending = self._pending
         budget = server.MAX_REQUESTS_PER_TURN
+        express = self._express
+        while express and not self._closed and budget > 0:
+            budget -= 1
+            request = express.popleft()
+            try:
+                server.handle_loop_safe(self, request)
+            except Exception:  # nothing a client sends may kill the server
+                server._logger.exception("error handling %s from %s", request, self._address)
         while pending and not self._busy and not self._closed and budget > 0:
             budget -= 1
             item = pending.popleft()
@@ -255,24 +294,62 @@ class ClientConnection:
                     self.reply(Message.reply(item.name, "fail", f"Request failed: {exc}"), item)
                 continue
             if done is not None and not done.done():
-                # Ordered request still running: wait for it before the next one.
+                # Ordered request still running: wait for it before the next one, but
+                # not for ever (a future that never completes must not wedge the client).
                 self._busy = True
+                self._waiting_on = done
+                limit = server.ORDERED_WAIT_LIMIT
+                if limit is not None:
+                    self._wait_timer = self._loop.call_later(limit, self._wait_expired, done)
                 done.add_done_callback(self._done_callback)
-        if self._paused and len(pending) <= server.MAX_QUEUED_REQUESTS // 2 and not self._closed:
+        queued = len(pending) + len(express)
+        if not queued:
+            self._queued_bytes = 0
+        if (
+            self._paused
+            and queued <= server.MAX_QUEUED_REQUESTS // 2
+            and self._queued_bytes <= server.MAX_QUEUED_BYTES
+            and not self._closed
+        ):
             self._paused = False
             self._link.resume_reading()
         # Whatever is left waits for the next loop turn, so other clients get a go.
         self._schedule_pump()
 
-    def _done_callback(self, _: concurrent.futures.Future[Any]) -> None:
+    def _done_callback(self, fut: concurrent.futures.Future[Any]) -> None:
         try:
-            self._call_in_loop(self._ready)
+            self._call_in_loop(self._request_done, fut)
         except RuntimeError:  # loop closed during shutdown
             pass
 
+    def _request_done(self, fut: Any) -> None:
+        if self._waiting_on is fut:  # not released already by ORDERED_WAIT_LIMIT
+            self._release_wait()
+
+    def _wait_expired(self, fut: Any) -> None:
+        if self._waiting_on is fut and not self._closed:
+            self._server._logger.warning(
+                "%s: request still running after %s s; handling the next messages anyway",
+                self._address,
+                self._server.ORDERED_WAIT_LIMIT,
+            )
+            self._release_wait()
+
+    def _release_wait(self) -> None:
+        self._waiting_on = None
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        self._ready()
+
     def _lost(self) -> None:
         self._closed = True
+        self._handling = False
         self._pending.clear()
+        self._express.clear()
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
 
 
 class ClientRequestConnection:

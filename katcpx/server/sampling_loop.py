@@ -138,9 +138,13 @@ class TimerScheduler:
             handle.cancelled = True  # ran: a later cancel() must not count it
             try:
                 handle.callback()
-            except Exception:  # a broken strategy must not stop the others
+            except Exception as exc:  # a broken strategy must not stop the others
                 self._loop.call_exception_handler(
-                    {"message": "sampling timer callback failed", "handle": handle}
+                    {
+                        "message": "sampling timer callback failed",
+                        "handle": handle,
+                        "exception": exc,
+                    }
                 )
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
@@ -301,7 +305,10 @@ class SamplingManager:
                 continue
             try:
                 strategy.update(sensor, reading)
-            except Exception:
+            except Exception as exc:
                 self.loop.call_exception_handler(
-                    {"message": "sampling strategy update failed", "sensor": sensor.name}
+                    {
+                        "message": f"sampling strategy update failed for sensor {sensor.name}",
+                        "exception": exc,
+                    }
                 )

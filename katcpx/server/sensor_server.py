@@ -100,16 +100,22 @@ class SensorDeviceServer(DeviceServerBase):
             self._sampling.close()
 
     def _call_in_loop(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run `func` on the server's loop; with no running loop, right here.
+
+        A server that is not running has no loop thread to race with, so the call runs
+        in the caller's thread instead of being dropped.
+        """
         loop = self._loop
-        if loop is None or not self._running.is_set():
-            return
         if self._in_loop_thread():
             func(*args)
-        else:
+            return
+        if loop is not None and loop.is_running() and (self._running.is_set() or self._starting):
             try:
                 loop.call_soon_threadsafe(func, *args)
-            except RuntimeError:  # loop closed
+                return
+            except RuntimeError:  # closed just now: no loop left, so run it here
                 pass
+        func(*args)
 
     # -- connections --------------------------------------------------------------------
 
@@ -119,7 +125,12 @@ class SensorDeviceServer(DeviceServerBase):
             conn.inform(
                 Message.inform("version-connect", "katcp-protocol", str(self.PROTOCOL_INFO))
             )
-            conn.inform(Message.inform("version-connect", "katcp-library", f"katcpx-{VERSION_STR}"))
+            # Spec rev 5.1 section 4.2: library version, then its build state.
+            conn.inform(
+                Message.inform(
+                    "version-connect", "katcp-library", f"katcpx-{VERSION_STR}", VERSION_STR
+                )
+            )
             conn.inform(
                 Message.inform(
                     "version-connect", "katcp-device", self.version(), self.build_state()

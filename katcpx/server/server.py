@@ -56,6 +56,16 @@ def _returns_future(
     return method
 
 
+def _loop_safe(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a read-only standard handler as answered on the loop at once.
+
+    See :meth:`DeviceServerBase.is_loop_safe`. The mark is on these functions only: a
+    subclass overriding one of these requests gets katcp-python's ordering back.
+    """
+    func._loop_safe = True  # type: ignore[attr-defined]
+    return func
+
+
 class DeviceServer(SensorDeviceServer):
     """Implements the standard requests and sensors on top of :class:`DeviceServerBase`.
 
@@ -122,6 +132,7 @@ class DeviceServer(SensorDeviceServer):
         # Queued behind the reply, so the client sees !halt ok before #disconnect.
         self.stop(timeout=None)
 
+    @_loop_safe
     def request_help(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Return help on the available requests.
 
@@ -296,6 +307,7 @@ class DeviceServer(SensorDeviceServer):
         return req.make_reply("ok")
 
     @_returns_future
+    @_loop_safe
     async def request_client_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of connected clients.
 
@@ -336,6 +348,7 @@ class DeviceServer(SensorDeviceServer):
         return req.make_reply("ok", len(clients))
 
     @_requires(version=(5, 0))
+    @_loop_safe
     def request_version_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of versions of roles and subcomponents.
 
@@ -378,6 +391,7 @@ class DeviceServer(SensorDeviceServer):
                 req.inform(name, version, build_state)
         return req.make_reply("ok", len(versions))
 
+    @_loop_safe
     def request_sensor_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of sensors.
 
@@ -425,6 +439,7 @@ class DeviceServer(SensorDeviceServer):
             )
         return req.make_reply("ok", len(sensors))
 
+    @_loop_safe
     def request_sensor_value(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the value of a sensor or sensors.
 
@@ -611,6 +626,7 @@ class DeviceServer(SensorDeviceServer):
             self._sampling.clear_client(req.client_connection, remove=False)
         return req.make_reply("ok")
 
+    @_loop_safe
     def request_watchdog(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Check that the server is still alive.
 

@@ -67,7 +67,7 @@ def test_render_message_plain_and_raw() -> None:
 def test_sensor_update_json_types_and_v4_milliseconds() -> None:
     info = SensorInfo.from_inform(Message.inform("sensor-list", "b", "desc", "", "boolean"))
     msg = Message.inform("sensor-status", "1700000000123", "1", "b", "nominal", "0")
-    (update,) = SensorUpdate.from_inform(msg, {"b": info})
+    (update,) = SensorUpdate.from_inform(msg, {"b": info}, major=4)
     assert update.timestamp == pytest.approx(1700000000.123)
     record = json.loads(render_update(update, as_json=True))
     assert record["value"] is False

@@ -180,27 +180,27 @@ def test_async_reply_later(server):
 def test_future_handler_blocks_following_requests(server):
     with connect(server) as c:
         c.send(Message.request("future", mid=1))
-        c.send(Message.request("watchdog", mid=2))
+        c.send(Message.request("msg", "x", mid=2))
         with pytest.raises(TimeoutError):
-            c.read(timeout=0.1)  # watchdog waits for the future: requests are ordered
+            c.read(timeout=0.1)  # ?msg waits for the future: device requests are ordered
         server.gate.set()
         assert bytes(c.read()) == b"!future[1] ok future\n"
-        assert bytes(c.read()) == b"!watchdog[2] ok\n"
+        assert bytes(c.read()) == b"!msg[2] ok x\n"
 
 
 def test_ordered_and_concurrent_handlers(server):
     with connect(server) as c:
         c.send(Message.request("gated", mid=1))
-        c.send(Message.request("watchdog", mid=2))
+        c.send(Message.request("msg", "x", mid=2))
         # The concurrent handler does not hold up the next request.
-        assert bytes(c.read()) == b"!watchdog[2] ok\n"
+        assert bytes(c.read()) == b"!msg[2] ok x\n"
         c.send(Message.request("ordered", mid=3))
-        c.send(Message.request("watchdog", mid=4))
+        c.send(Message.request("msg", "y", mid=4))
         with pytest.raises(TimeoutError):
             c.read(timeout=0.1)
         server.gate.set()
         got = {bytes(c.read()) for _ in range(3)}
-        assert got == {b"!gated[1] ok gated\n", b"!ordered[3] ok ordered\n", b"!watchdog[4] ok\n"}
+        assert got == {b"!gated[1] ok gated\n", b"!ordered[3] ok ordered\n", b"!msg[4] ok y\n"}
 
 
 def test_unparseable_line_logs_to_that_client_only(server):

@@ -152,16 +152,17 @@ def test_handler_thread_mode_runs_sync_handlers_off_the_loop():
         assert "message_handler" in name
         b.request("sensor-sampling", "an.int", "period", "0.01")
         b.backlog.clear()
-        # A blocking handler holds up other clients' requests (single handler thread) ...
+        # A blocking handler holds up other clients' device requests (single handler
+        # thread; read-only standard requests go round it, see test_liveness) ...
         a.send(Message.request("block"))
-        b.send(Message.request("watchdog"))
+        b.send(Message.request("where"))
         # ... but not sampling, which runs on the loop.
         for _ in range(3):
             assert b.read().name == "sensor-status"
         srv.gate.set()
         while (msg := b.read()).name == "sensor-status":
             pass
-        assert msg.name == "watchdog" and msg.mtype == Message.REPLY
+        assert msg.name == "where" and msg.mtype == Message.REPLY
 
 
 def test_concurrency_option_validation():
