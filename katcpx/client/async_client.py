@@ -592,13 +592,14 @@ class AsyncClient(DeviceClient):
         if entry.lock.acquire(timeout=0.5 if timeout is None else min(timeout + 1.0, 0.5)):
             assert entry.result is not None
             return entry.result
-        return self._wait_handed_over(entry, loop, deadline)
+        return self._wait_handed_over(entry, loop, deadline, timeout)
 
     def _wait_handed_over(
         self,
         entry: BlockingPending,
         loop: asyncio.AbstractEventLoop | None,
         deadline: float | None,
+        timeout: float | None,
     ) -> Reply:
         """Wait for a request handed to the loop, failing it if the loop stops first.
 
@@ -606,7 +607,7 @@ class AsyncClient(DeviceClient):
         request drops it; once the loop has stopped nothing else can resolve the request,
         so this thread does. Otherwise the loop's own deadline resolves it; `deadline`
         (``time.monotonic()`` seconds: the request timeout plus one second from the
-        hand-over) guards a stuck loop.
+        hand-over) guards a stuck loop; `timeout` (seconds) is the request's, for the reply.
         """
         while True:
             remaining = 0.5 if deadline is None else deadline - time.monotonic()
