@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from tornado.ioloop import IOLoop
 
@@ -24,6 +24,9 @@ from ..flags import ProtocolFlags
 from ..transport import KatcpProtocol, format_address
 from ._sync import LoopThread, StateEvent
 from ._transport import ClientProtocol
+
+if TYPE_CHECKING:
+    from ..metrics.stats import ClientStats
 
 __all__ = ["ClientBase", "KatcpClientDisconnected", "KatcpVersionError", "format_address"]
 
@@ -98,6 +101,8 @@ class ClientBase:
         self._protocol_seen = False
         #: Version information from the server, ``{name: (version, ...)}``.
         self.versions: dict[str, tuple[str, ...]] = {}
+        #: Counters kept while metrics are on (``katcpx.metrics.instrument_client``).
+        self.metrics: ClientStats | None = None
 
     # -- properties ------------------------------------------------------------------------
 
@@ -229,6 +234,8 @@ class ClientBase:
         self._disconnected.clear()
         self._connected.set()
         self._logger.info("Connected to %s", self.bind_address_string)
+        if self.metrics is not None:
+            self.metrics.connection_made()
         try:
             self.notify_connected(True)
         except Exception:
@@ -240,6 +247,8 @@ class ClientBase:
             return
         self._conn = None
         self._connected.clear()
+        if self.metrics is not None:
+            self.metrics.connection_lost()
         if not self._static_protocol_configuration:
             # The next connection announces its own protocol: until it does, until_protocol()
             # and wait_protocol() must wait rather than report the old connection's.

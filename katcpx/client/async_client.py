@@ -501,9 +501,13 @@ class AsyncClient(DeviceClient):
         if self._in_loop_thread():
             assert self._loop is not None
             fut: asyncio.Future[Reply] = self._loop.create_future()
+            if self.metrics is not None:
+                self.metrics.track(msg.name, fut)
             self._start(FuturePending(msg.name, fut), msg, timeout, use_mid)
             return fut
         cfut: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        if self.metrics is not None:
+            self.metrics.track(msg.name, cfut)
         self._dispatch_start(FuturePending(msg.name, cfut), msg, timeout, use_mid)
         try:
             caller_loop = asyncio.get_running_loop()
@@ -658,6 +662,8 @@ class AsyncClient(DeviceClient):
             loop = self._loop
             assert loop is not None
             fut: asyncio.Future[Reply] = loop.create_future()
+            if self.metrics is not None:
+                self.metrics.track(name, fut)
             conn = self._conn
             if use_mid is not False and self._server_supports_ids and conn is not None:
                 self._start_call(CallPending(name, fut), conn, name, args, resolved)
@@ -666,6 +672,8 @@ class AsyncClient(DeviceClient):
             return await fut
         msg = Message.request(name, *args)
         cfut: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        if self.metrics is not None:
+            self.metrics.track(name, cfut)
         self._dispatch_start(CallPending(name, cfut), msg, resolved, use_mid)
         return await asyncio.wrap_future(cfut)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from .base import DeviceServerBase
 
 __all__ = ["ClientConnection", "ClientRequestConnection", "Link", "ServerProtocol"]
+
+_clock = time.perf_counter
 
 
 class ServerProtocol(KatcpProtocol):
@@ -33,6 +36,12 @@ class ServerProtocol(KatcpProtocol):
         )
         self.server = server
         self.conn = None
+
+    def abort(self) -> None:
+        # The transport aborts only when a peer lets MAX_WRITE_BUFFER_SIZE of output pile up.
+        if not self.closed and self.server.metrics is not None:
+            self.server.metrics.slow_client()
+        super().abort()
 
 
 def _connection_made(proto: KatcpProtocol) -> None:
@@ -114,6 +123,11 @@ class ClientConnection:
         return self._address
 
     @property
+    def server(self) -> DeviceServerBase:
+        """The server this client is connected to."""
+        return self._server
+
+    @property
     def client_disconnect_called(self) -> bool:
         """Whether ``on_client_disconnect`` has been called for this connection."""
         return self._disconnect_called
@@ -169,13 +183,13 @@ class ClientConnection:
     def _send(self, msg: Message) -> None:
         if self._in_loop():
             if not self._closed:
-                self._link.send_message(msg)
+                self._send_bytes(bytes(msg))
         else:
             self._handoff.call(self._send_now, msg)
 
     def _send_now(self, msg: Message) -> None:
         if not self._closed:
-            self._link.send_message(msg)
+            self._send_bytes(bytes(msg))
 
     def _send_raw(self, data: bytes) -> None:
         """Send pre-formatted lines from any thread, in order with other sends."""
@@ -188,6 +202,13 @@ class ClientConnection:
         """Send a pre-formatted line (loop thread only)."""
         if not self._closed:
             self._link.write(data)
+            metrics = self._server.metrics
+            if metrics is not None:
+                metrics.wrote(data)
+
+    def queued_bytes(self) -> int:
+        """Bytes of output queued for this client and not yet sent (any thread; a snapshot)."""
+        return int(getattr(self._link, "write_buffer_size", 0))
 
     # -- receiving (loop thread only) -------------------------------------------------
 
@@ -263,12 +284,13 @@ class ClientRequestConnection:
         The request message.
     """
 
-    __slots__ = ("client_connection", "msg", "_replied")
+    __slots__ = ("client_connection", "msg", "_replied", "_started")
 
     def __init__(self, client_connection: ClientConnection, req_msg: Message) -> None:
         self.client_connection = client_connection
         self.msg = req_msg
         self._replied = False
+        self._started = _clock()  # for the server's request latency metrics
 
     @property
     def replied(self) -> bool:
@@ -301,6 +323,10 @@ class ClientRequestConnection:
             raise RuntimeError(f"Reply to request {self.msg!r} already sent.")
         self._replied = True
         self.client_connection.reply(rep_msg, self.msg)
+        metrics = self.client_connection.server.metrics
+        if metrics is not None:
+            args = rep_msg.arguments
+            metrics.request_done(self.msg.name, args[0] if args else b"", self._started)
 
     def make_reply(self, *args: Any) -> Message:
         """Build (without sending) the reply to this request."""

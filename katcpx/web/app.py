@@ -11,6 +11,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from ..metrics.web import metrics_route
 from .hub import DeviceHub
 from .rest import (
     DeviceHandler,
@@ -73,6 +74,7 @@ def make_app(
         (rf"/api/devices/{_NAME}/sensors/{_NAME}", SensorHandler, kw),
         (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
         (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
+        metrics_route(hub),  # Prometheus: the devices' sensors and katcpx's health
     ]
     settings.setdefault("static_path", STATIC_PATH)
     settings.setdefault("static_url_prefix", "/static/")
