@@ -142,7 +142,8 @@ class _ServerCollector(_Collector):
         }
         requests = []
         for server, stats in list(self.objects.items()):
-            n = stats.name
+            # The port is known only once the server started (it may have asked for port 0).
+            n = stats.name or f"{type(server).__name__}:{server.bind_address[1]}"
             conns = server.client_connections() if hasattr(server, "client_connections") else []
             f["conn"].add_metric([n], len(conns))
             f["acc"].add_metric([n], stats.accepted)
@@ -232,7 +233,8 @@ def instrument_server(
     registry : prometheus_client.CollectorRegistry, optional
         Where to report (default: prometheus_client's global ``REGISTRY``).
     name : str, optional
-        Value of the ``server`` label (default ``<class name>:<port>``).
+        Value of the ``server`` label (default ``<class name>:<port>``, the port it listens
+        on once started).
 
     Returns
     -------
@@ -241,7 +243,7 @@ def instrument_server(
     """
 
     def make() -> ServerStats:
-        return ServerStats(name or f"{type(server).__name__}:{server.bind_address[1]}")
+        return ServerStats(name or "")  # no name: the label is made when scraped
 
     return _instrument(server, registry, "server", _ServerCollector, make)
 

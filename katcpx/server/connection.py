@@ -322,8 +322,9 @@ class ClientRequestConnection:
         if self._replied:
             raise RuntimeError(f"Reply to request {self.msg!r} already sent.")
         self._replied = True
-        self.client_connection.reply(rep_msg, self.msg)
-        metrics = self.client_connection.server.metrics
+        conn = self.client_connection
+        conn.reply(rep_msg, self.msg)
+        metrics = conn.server.metrics
         if metrics is not None:
             args = rep_msg.arguments
             metrics.request_done(self.msg.name, args[0] if args else b"", self._started)

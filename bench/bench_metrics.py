@@ -1,0 +1,95 @@
+"""What metrics cost a katcpx server: the same server with metrics off and on, in one run.
+
+Two processes run ``servers/katcp_style_server.py katcpx``, one with ``--metrics`` (the
+server's ``start_metrics_server``: every request, connection and sent line is counted). The
+load generator of ``bench_server.py`` drives both in turn, round after round:
+
+- pipelined ``?watchdog`` with message ids on 1 and on 8 connections (the issue's measure);
+- fan-out: 10 clients with ``event`` sampling on 1000 sensors (every ``#sensor-status`` line
+  is counted as an inform and as bytes written).
+
+Target: with metrics on, pipelined throughput drops by less than 10 % (ratio on/off >= 0.90),
+judged on the median of per-round ratios. After the rounds the metrics page of the server is
+scraped once and checked to hold the requests it served.
+
+Run from the repository root: ``python bench/bench_metrics.py [--quick] [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import urllib.request
+
+from _peers import Row, check_target, print_table
+from bench_server import SERVERS, ServerProcess, run_scenario
+
+SCENARIOS = {
+    "pipelined_1": ("pipelined ?watchdog, 1 connection", "req/s", 0.90),
+    "pipelined_8": ("pipelined ?watchdog, 8 connections", "req/s", 0.90),
+    "fan_out": ("fan-out: 10 clients x 1000 event sensors", "informs/s", 0.0),
+}
+
+
+def metrics_port(server: ServerProcess) -> int:
+    """The metrics port the server printed with its KATCP port."""
+    return int(server.metrics_port)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="less load per round (smoke test)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    args = parser.parse_args()
+    scale = 0.25 if args.quick else 1.0
+    script = str(SERVERS / "katcp_style_server.py")
+    servers = {
+        "metrics off": ServerProcess("metrics off", [sys.executable, script, "katcpx"]),
+        "metrics on": ServerProcess("metrics on", [sys.executable, script, "katcpx", "--metrics"]),
+    }
+    rates: dict[str, dict[str, list[float]]] = {sc: {n: [] for n in servers} for sc in SCENARIOS}
+    try:
+        for round_no in range(args.rounds):
+            print(f"round {round_no + 1}/{args.rounds} ...", flush=True)
+            for scenario in SCENARIOS:
+                # Alternate which goes first, so neither always gets the warmer machine.
+                order = list(servers.items())
+                if round_no % 2:
+                    order.reverse()
+                for name, server in order:
+                    rate = asyncio.run(run_scenario(scenario, server.port, scale))
+                    rates[scenario][name].append(rate)
+        on = servers["metrics on"]
+        url = f"http://127.0.0.1:{metrics_port(on)}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            page = response.read().decode()
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    ok = True
+    for scenario, (title, unit, target) in SCENARIOS.items():
+        per = rates[scenario]
+        rows = [Row(name, max(values)) for name, values in per.items()]
+        print_table(title + " (best round)", rows, baseline="metrics off", unit=unit)
+        paired = statistics.median(
+            a / b for a, b in zip(per["metrics on"], per["metrics off"], strict=True)
+        )
+        if target:
+            ok &= check_target(f"{title}: on/off, median of per-round ratios", paired, target)
+        else:
+            print(f"  info  {title}: on/off, median of per-round ratios {paired:.3f}x")
+    counted = [
+        line
+        for line in page.splitlines()
+        if line.startswith("katcpx_server_requests_total") and 'request="watchdog"' in line
+    ]
+    print("  scraped afterwards:", *counted)
+    ok &= bool(counted) and float(counted[0].split()[-1]) > 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
