@@ -51,6 +51,11 @@ UNKNOWN_REQUEST: Final = "(unknown)"
 _clock = time.perf_counter
 
 
+def _new_slots() -> list[float]:
+    """A count per latency bucket (the last for latencies above every bound), then the sum."""
+    return [0] * _NBUCKETS + [0.0]
+
+
 def reply_result(status: bytes) -> str:
     """The ``result`` label of a reply whose first argument is `status`.
 
@@ -76,7 +81,7 @@ class RequestStats:
         """Count one request of `name` that ended with `result` after `seconds`."""
         slots = self.by_key.get((name, result))
         if slots is None:
-            slots = self.by_key[(name, result)] = [0] * _NBUCKETS + [0.0]
+            slots = self.by_key[(name, result)] = _new_slots()
         slots[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         slots[_NBUCKETS] += seconds
 
@@ -98,7 +103,8 @@ class ServerStats:
     requests
         Requests by name and result, with latencies (dispatch to reply, seconds).
     informs, bytes_written
-        Informs sent and bytes handed to the transports, over all clients.
+        Informs sent and bytes handed to the transports, over all clients (the connection
+        increments them in place: that runs for every line sent).
     slow_clients
         Clients disconnected because their queued output passed ``MAX_WRITE_BUFFER_SIZE``.
     syntax_errors
@@ -109,7 +115,8 @@ class ServerStats:
         self.name = name
         self.accepted = 0
         self.dropped = 0
-        self._by_status: dict[tuple[str, bytes], list[float]] = {}
+        # request name -> reply status word -> latency bucket counts and sum
+        self._by_name: dict[str, dict[bytes, list[float]]] = {}
         self.informs = 0
         self.bytes_written = 0
         self.slow_clients = 0
@@ -133,9 +140,10 @@ class ServerStats:
         # RequestStats.observe inlined, keyed by the raw status (mapped to a result label
         # when scraped): this runs for every request, so each step counts.
         seconds = _clock() - started
-        slots = self._by_status.get((name, status))
-        if slots is None:
-            slots = self._by_status[(name, status)] = [0] * _NBUCKETS + [0.0]
+        try:
+            slots = self._by_name[name][status]
+        except KeyError:
+            slots = self._by_name.setdefault(name, {}).setdefault(status, _new_slots())
         slots[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         slots[_NBUCKETS] += seconds
 
@@ -143,24 +151,16 @@ class ServerStats:
     def requests(self) -> RequestStats:
         """Requests by name and result (``ok``, ``fail``, ``invalid``), with latencies."""
         merged = RequestStats()
-        for (name, status), slots in list(self._by_status.items()):
-            key = (name, reply_result(status))
-            into = merged.by_key.setdefault(key, [0] * _NBUCKETS + [0.0])
-            for i, v in enumerate(list(slots)):
-                into[i] += v
+        for name, by_status in list(self._by_name.items()):
+            for status, slots in list(by_status.items()):
+                into = merged.by_key.setdefault((name, reply_result(status)), _new_slots())
+                for i, v in enumerate(list(slots)):
+                    into[i] += v
         return merged
 
     def unknown_request(self) -> None:
         """An unknown request was answered ``invalid`` at once."""
         self.request_done(UNKNOWN_REQUEST, b"invalid", _clock())
-
-    def wrote(self, data: bytes) -> None:
-        """Complete wire lines `data` were queued for a client."""
-        self.bytes_written += len(data)
-        # Lines start at 0 and after each newline; informs are the ones starting with '#'.
-        # Replies (most lines) start with '!' and cost one comparison.
-        if data and data[0] == 35:
-            self.informs += data.count(b"\n#") + 1
 
     def slow_client(self) -> None:
         """A client was cut off for not reading its output."""

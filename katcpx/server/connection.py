@@ -204,7 +204,10 @@ class ClientConnection:
             self._link.write(data)
             metrics = self._server.metrics
             if metrics is not None:
-                metrics.wrote(data)
+                # Inline, not a call: this runs for every line to every client (fan-out).
+                metrics.bytes_written += len(data)
+                if data[0] == 35:  # '#': an inform (inform_raw counts a bulk reply's others)
+                    metrics.informs += 1
 
     def queued_bytes(self) -> int:
         """Bytes of output queued for this client and not yet sent (any thread; a snapshot)."""
@@ -312,6 +315,9 @@ class ClientRequestConnection:
         if self._replied:
             raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
         self.client_connection._send_raw(data)
+        metrics = self.client_connection.server.metrics
+        if metrics is not None:
+            metrics.informs += data.count(b"\n") - 1  # the first line is counted when sent
 
     def reply(self, *args: Any) -> None:
         """Send the reply (same name and id as the request); only once."""
