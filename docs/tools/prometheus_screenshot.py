@@ -127,7 +127,7 @@ def main() -> int:
                     [
                         *CHROMIUM,
                         f"--user-data-dir={profile}",
-                        "--window-size=1280,760",
+                        "--window-size=1280,860",
                         "--virtual-time-budget=15000",
                         f"--screenshot={args.out}",
                         page,

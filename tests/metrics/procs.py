@@ -184,3 +184,24 @@ class Prometheus:
                 continue  # quiet for a while: keep listening
             except AssertionError:
                 return  # it exited
+
+
+def free_port_run(count: int) -> int:
+    """A base port with `count` consecutive ports free now (another process may still race)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count >= 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no run of free ports")
