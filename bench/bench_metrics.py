@@ -14,7 +14,12 @@ the machine. Target: with metrics on, pipelined throughput per CPU second drops 
 10 % (ratio on/off >= 0.90), judged on the median of per-round ratios. After the rounds the metrics page of the server is
 scraped once and checked to hold the requests it served.
 
-Run from the repository root: ``python bench/bench_metrics.py [--quick] [--rounds N]``.
+Last, ``metrics_inprocess.py`` times the server's request path alone (no sockets, no load
+generator) in one process, per CPU second, with the same target.
+
+``--control`` runs both servers with metrics off (an A/A run): the ratios it prints are this
+machine's noise floor. Run from the repository root:
+``python bench/bench_metrics.py [--quick] [--rounds N] [--control]``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import metrics_inprocess
 from _peers import Row, check_target, print_table
 from bench_server import SERVERS, ServerProcess, run_scenario
 
@@ -60,12 +66,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="less load per round (smoke test)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="A/A run: both servers with metrics off, to show this machine's noise floor",
+    )
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
     script = str(SERVERS / "katcp_style_server.py")
     servers = {
         "metrics off": ServerProcess("metrics off", [sys.executable, script, "katcpx"]),
-        "metrics on": ServerProcess("metrics on", [sys.executable, script, "katcpx", "--metrics"]),
+        "metrics on": ServerProcess(
+            "metrics on",
+            [sys.executable, script, "katcpx", *([] if args.control else ["--metrics"])],
+        ),
     }
     rates: dict[str, dict[str, list[float]]] = {sc: {n: [] for n in servers} for sc in SCENARIOS}
     cpu_rates: dict[str, dict[str, list[float]]] = {
@@ -89,10 +103,11 @@ def main() -> int:
                     # processes share the machine, unlike the wall-clock rate.
                     used = max(cpu_seconds(server) - cpu, 1e-3)
                     cpu_rates[scenario][name].append(rate * wall / used)
-        on = servers["metrics on"]
-        url = f"http://127.0.0.1:{metrics_port(on)}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            page = response.read().decode()
+        page = ""
+        if not args.control:
+            url = f"http://127.0.0.1:{metrics_port(servers['metrics on'])}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                page = response.read().decode()
     finally:
         for server in servers.values():
             server.stop()
@@ -115,8 +130,19 @@ def main() -> int:
         for line in page.splitlines()
         if line.startswith("katcpx_server_requests_total") and 'request="watchdog"' in line
     ]
-    print("  scraped afterwards:", *counted)
-    ok &= bool(counted) and float(counted[0].split()[-1]) > 0
+    # The server path alone, in one process (see metrics_inprocess.py): the steadiest figure.
+    print("\nserver request path in one process, per CPU second (31 rounds) ...", flush=True)
+    inproc, ratio = metrics_inprocess.run(control=args.control)
+    print_table(
+        "pipelined ?watchdog, server path only (best round)",
+        [Row(name, max(values)) for name, values in inproc.items()],
+        baseline="metrics off",
+        unit="req/s",
+    )
+    ok &= check_target("server path only: on/off, median of per-round ratios", ratio, 0.90)
+    if not args.control:
+        print("  scraped afterwards:", *counted)
+        ok &= bool(counted) and float(counted[0].split()[-1]) > 0
     return 0 if ok else 1
 
 

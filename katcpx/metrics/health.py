@@ -97,49 +97,35 @@ def _bound(value: float) -> str:
     return "+Inf" if value == float("inf") else repr(value)
 
 
+#: Per-server families: (key, kind, name after ``katcpx_server_``, help).
+_SERVER_FAMILIES: list[tuple[str, type[Any], str, str]] = [
+    ("conn", GaugeMetricFamily, "connections", "Clients connected now"),
+    ("acc", CounterMetricFamily, "connections_accepted", "Client connections accepted"),
+    ("drop", CounterMetricFamily, "connections_dropped", "Client connections closed (either side)"),
+    ("inf", CounterMetricFamily, "informs_sent", "Informs sent to clients"),
+    ("bytes", CounterMetricFamily, "written_bytes", "Bytes written to clients"),
+    ("queued", GaugeMetricFamily, "queued_bytes", "Bytes queued for clients and not yet sent"),
+    (
+        "slow",
+        CounterMetricFamily,
+        "slow_clients_disconnected",
+        "Clients cut off for letting too much output queue up",
+    ),
+    ("syntax", CounterMetricFamily, "syntax_errors", "Malformed or over-long lines received"),
+]
+
+
 class _ServerCollector(_Collector):
     def collect(self) -> Iterator[Metric]:
         f: dict[str, Any] = {
-            "conn": GaugeMetricFamily(
-                "katcpx_server_connections", "Clients connected now", labels=["server"]
-            ),
-            "acc": CounterMetricFamily(
-                "katcpx_server_connections_accepted",
-                "Client connections accepted",
-                labels=["server"],
-            ),
-            "drop": CounterMetricFamily(
-                "katcpx_server_connections_dropped",
-                "Client connections closed (by either side)",
-                labels=["server"],
-            ),
-            "inf": CounterMetricFamily(
-                "katcpx_server_informs_sent", "Informs sent to clients", labels=["server"]
-            ),
-            "bytes": CounterMetricFamily(
-                "katcpx_server_written_bytes", "Bytes written to clients", labels=["server"]
-            ),
-            "queued": GaugeMetricFamily(
-                "katcpx_server_queued_bytes",
-                "Bytes queued for clients and not yet sent",
-                labels=["server"],
-            ),
-            "slow": CounterMetricFamily(
-                "katcpx_server_slow_clients_disconnected",
-                "Clients cut off for letting too much output queue up",
-                labels=["server"],
-            ),
-            "syntax": CounterMetricFamily(
-                "katcpx_server_syntax_errors",
-                "Malformed or over-long lines received",
-                labels=["server"],
-            ),
-            "strat": GaugeMetricFamily(
-                "katcpx_server_sampling_strategies",
-                "Active sampling strategies, by strategy",
-                labels=["server", "strategy"],
-            ),
+            key: cls(f"katcpx_server_{name}", doc, labels=["server"])
+            for key, cls, name, doc in _SERVER_FAMILIES
         }
+        f["strat"] = GaugeMetricFamily(
+            "katcpx_server_sampling_strategies",
+            "Active sampling strategies, by strategy",
+            labels=["server", "strategy"],
+        )
         requests = []
         for server, stats in list(self.objects.items()):
             # The port is known only once the server started (it may have asked for port 0).

@@ -111,6 +111,17 @@ class ServerStats:
         Malformed (including over-long) lines received.
     """
 
+    __slots__ = (
+        "name",
+        "accepted",
+        "dropped",
+        "_by_name",
+        "informs",
+        "bytes_written",
+        "slow_clients",
+        "syntax_errors",
+    )
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.accepted = 0
@@ -135,11 +146,13 @@ class ServerStats:
     def request_done(self, name: str, status: bytes, started: float) -> None:
         """A reply with first argument `status` went out for request `name`.
 
-        `started` is the :func:`time.perf_counter` reading taken when it was dispatched.
+        `started` is the :func:`time.perf_counter` reading taken when the batch of requests
+        that dispatched it began (0.0: dispatched before metrics were on; latency unknown,
+        counted as 0).
         """
         # RequestStats.observe inlined, keyed by the raw status (mapped to a result label
         # when scraped): this runs for every request, so each step counts.
-        seconds = _clock() - started
+        seconds = _clock() - started if started else 0.0
         try:
             slots = self._by_name[name][status]
         except KeyError:

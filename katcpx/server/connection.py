@@ -99,6 +99,8 @@ class ClientConnection:
 
     def __init__(self, server: DeviceServerBase, link: Link, address: str) -> None:
         self._server = server
+        #: The server this client is connected to.
+        self.server = server
         self._link = link
         self._address = address
         loop = server._loop
@@ -114,6 +116,8 @@ class ClientConnection:
         self._busy = True  # until on_client_connect is done
         self._pump_scheduled = False
         self._paused = False
+        #: perf_counter() when the current batch of requests began (metrics on), else 0.0.
+        self.batch_started = 0.0
 
     # -- katcp-python API -------------------------------------------------------------
 
@@ -121,11 +125,6 @@ class ClientConnection:
     def address(self) -> str:
         """``host:port`` of the client."""
         return self._address
-
-    @property
-    def server(self) -> DeviceServerBase:
-        """The server this client is connected to."""
-        return self._server
 
     @property
     def client_disconnect_called(self) -> bool:
@@ -239,6 +238,8 @@ class ClientConnection:
     def _pump(self) -> None:
         self._pump_scheduled = False
         server = self._server
+        if server.metrics is not None:  # one clock reading per batch, for request latency
+            self.batch_started = _clock()
         pending = self._pending
         budget = server.MAX_REQUESTS_PER_TURN
         while pending and not self._busy and not self._closed and budget > 0:
@@ -293,7 +294,8 @@ class ClientRequestConnection:
         self.client_connection = client_connection
         self.msg = req_msg
         self._replied = False
-        self._started = _clock()  # for the server's request latency metrics
+        # Request latency counts from the start of the batch that dispatched the request.
+        self._started = client_connection.batch_started
 
     @property
     def replied(self) -> bool:

@@ -70,6 +70,11 @@ async def test_server_counts_requests_connections_and_errors(served) -> None:
             await client.call("boom", -1)
         with pytest.raises(InvalidReply):
             await client.call("no-such-request")
+        informs = "katcpx_server_informs_sent_total"
+        before = (await scrape(endpoint)).value(informs, **srv)
+        await client.call("sensor-value")  # one bulk write of every sensor's inform
+        after = (await scrape(endpoint)).value(informs, **srv)
+        assert after - before == len(server.sensors)
         await client.call("sensor-sampling", "temp", "event")
         await client.call("sensor-sampling", "count", "period", 10)
         await client.call("sensor-sampling", "mode", "period", 10)
@@ -97,6 +102,7 @@ async def test_server_counts_requests_connections_and_errors(served) -> None:
     assert s.value("katcpx_server_syntax_errors_total", **srv) == 3
     total = "katcpx_server_requests_total"
     assert s.value(total, request="watchdog", result="ok", **srv) == 4
+    assert s.value(total, request="sensor-value", result="ok", **srv) == 1
     assert s.value(total, request="boom", result="ok", **srv) == 1
     assert s.value(total, request="boom", result="fail", **srv) == 1
     assert s.value(total, request="(unknown)", result="invalid", **srv) == 1
