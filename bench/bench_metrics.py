@@ -15,7 +15,8 @@ the machine. Target: with metrics on, pipelined throughput per CPU second drops 
 scraped once and checked to hold the requests it served.
 
 Last, ``metrics_inprocess.py`` times the server's request path alone (no sockets, no load
-generator) in one process, per CPU second, with the same target.
+generator) in one process, per CPU second: the upper bound of the relative cost, printed for
+information (a real request also pays for its socket reads and writes).
 
 ``--control`` runs both servers with metrics off (an A/A run): the ratios it prints are this
 machine's noise floor. Run from the repository root:
@@ -139,7 +140,9 @@ def main() -> int:
         baseline="metrics off",
         unit="req/s",
     )
-    ok &= check_target("server path only: on/off, median of per-round ratios", ratio, 0.90)
+    # Informational: this leaves out the socket and kernel work every real request pays,
+    # so it is the upper bound of the relative cost, not the target.
+    print(f"  info  server path only: on/off, median of per-round ratios {ratio:.3f}x")
     if not args.control:
         print("  scraped afterwards:", *counted)
         ok &= bool(counted) and float(counted[0].split()[-1]) > 0
