@@ -554,6 +554,7 @@ class AsyncClient(DeviceClient):
             If called from the client's own loop thread, where it would deadlock.
         """
         self._check_blocking_allowed("blocking_request")
+        started = time.perf_counter()  # for the client's request latency metrics
         timeout = self._timeout_for(msg.name, timeout)
         entry = BlockingPending(msg.name)
         loop = self._loop
@@ -566,8 +567,12 @@ class AsyncClient(DeviceClient):
             entry.fail(f"Not connected to device {self.bind_address_string}", ConnectionLost)
         if entry.lock.acquire(timeout=0.5 if timeout is None else min(timeout + 1.0, 0.5)):
             assert entry.result is not None
-            return entry.result
-        return self._wait_handed_over(entry, loop, timeout)
+            result = entry.result
+        else:
+            result = self._wait_handed_over(entry, loop, timeout)
+        if self.metrics is not None:
+            self.metrics.reply_received(msg.name, result[0], started)
+        return result
 
     def _wait_handed_over(
         self,

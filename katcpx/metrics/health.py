@@ -239,8 +239,8 @@ def instrument_client(
 ) -> ClientStats:
     """Count a client's requests, timeouts and reconnects and report them through `registry`.
 
-    Requests made with ``call()`` and ``future_request()`` (and what is built on them) are
-    counted, by name and result, with their latency.
+    Requests made with ``call()``, ``future_request()`` and ``blocking_request()`` are
+    counted, by name and result, with their latency (``callback_request()`` is not).
 
     Parameters
     ----------

@@ -234,6 +234,13 @@ class ClientStats:
         started = _clock()
         future.add_done_callback(lambda f: self._done(name, f, started))
 
+    def reply_received(self, name: str, reply: Any, started: float) -> None:
+        """Count request `name`, whose reply (a Message) came after `started` (perf_counter).
+
+        A ``fail`` reply the client made up for a timeout counts as ``timeout``.
+        """
+        self.requests.observe(name, _reply_result(reply), _clock() - started)
+
     def _done(self, name: str, future: Any, started: float) -> None:
         self.requests.observe(name, _future_result(future), _clock() - started)
 
@@ -271,10 +278,17 @@ class ResourceStats(ClientStats):
             self.connection_lost()
 
 
+def _reply_result(reply: Any) -> str:
+    """The ``result`` label of a reply message a client received (or made up)."""
+    from ..client import is_timeout_reply  # here, so this module needs only the stdlib
+
+    if is_timeout_reply(reply):
+        return "timeout"
+    return reply_result(reply.arguments[0] if reply.arguments else b"")
+
+
 def _future_result(future: Any) -> str:
     """The ``result`` label of a finished request future."""
-    # Imported here: katcpx.client imports this module for its hooks.
-    from ..client import is_timeout_reply
     from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestTimeout
 
     if future.cancelled():
@@ -283,10 +297,7 @@ def _future_result(future: Any) -> str:
     if exc is None:
         reply = future.result()
         # A KATCPReply (resources) or a (reply, informs) tuple (clients).
-        reply = reply.reply if hasattr(reply, "reply") else reply[0]
-        if is_timeout_reply(reply):
-            return "timeout"
-        return reply_result(reply.arguments[0] if reply.arguments else b"")
+        return _reply_result(reply.reply if hasattr(reply, "reply") else reply[0])
     if isinstance(exc, RequestTimeout):
         return "timeout"
     if isinstance(exc, FailReplyError):

@@ -7,15 +7,15 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
-from katcpx.client import AsyncClient
+from katcpx.client import AsyncClient, BlockingClient, is_timeout_reply
 from katcpx.errors import FailReplyError, InvalidReply, RequestTimeout
 from katcpx.kattypes import Float, request, return_reply
 from katcpx.message import Message
 from katcpx.metrics import MetricsEndpoint, instrument_client
 
-from .conftest import TIMEOUT, Gadget, Scrape, eventually, fetch_blocking
+from .conftest import TIMEOUT, Gadget, Scrape, eventually, fetch_blocking, parse
 
 
 class Busy(Gadget):
@@ -152,10 +152,6 @@ async def test_client_metrics(served) -> None:
             await client.call("slow", timeout=0.05)
         reply, _ = await client.future_request(Message.request("watchdog"))
         assert reply.reply_ok()
-        from prometheus_client import generate_latest
-
-        from .conftest import parse
-
         s = parse(generate_latest(registry).decode())
     finally:
         client.stop()
@@ -168,3 +164,28 @@ async def test_client_metrics(served) -> None:
     assert s.value("katcpx_client_reconnects_total", **cli) == 0
     assert s.value("katcpx_client_request_duration_seconds_count", request="watchdog", **cli) == 2
     assert stats.connects == 1
+
+
+async def test_blocking_client_metrics(served) -> None:
+    server, _, _ = served
+    registry = CollectorRegistry(auto_describe=False)
+    client = BlockingClient("127.0.0.1", server.bind_address[1])
+    instrument_client(client, registry, name="blocking")
+    client.start()
+
+    def requests() -> None:
+        assert client.wait_protocol(TIMEOUT)
+        reply, _ = client.blocking_request(Message.request("watchdog"), timeout=TIMEOUT)
+        assert reply.reply_ok()
+        reply, _ = client.blocking_request(Message.request("slow"), timeout=0.05)
+        assert is_timeout_reply(reply)
+
+    try:
+        await asyncio.to_thread(requests)
+        s = parse(generate_latest(registry).decode())
+    finally:
+        client.stop()
+    total = "katcpx_client_requests_total"
+    assert s.value(total, client="blocking", request="watchdog", result="ok") == 1
+    assert s.value(total, client="blocking", request="slow", result="timeout") == 1
+    assert s.value("katcpx_client_timeouts_total", client="blocking") == 1
