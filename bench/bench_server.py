@@ -57,7 +57,10 @@ class ServerProcess:
         if not line:
             self.log.seek(0)
             raise RuntimeError(f"{name} server did not start:\n{self.log.read()}")
-        self.port = int(json.loads(line)["port"])
+        announced = json.loads(line)
+        self.port = int(announced["port"])
+        #: Port of the server's metrics page (bench_metrics.py), or None.
+        self.metrics_port = announced.get("metrics_port")
 
     def stop(self) -> None:
         assert self.proc.stdin is not None

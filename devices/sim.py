@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from katcpx.metrics import MetricsEndpoint, serve_metrics
 from katcpx.server.access import load_policy
 from katcpx.tls import add_tls_arguments, server_context_from_args
 
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=1.0,
         help="digitiser: spectra per simulated second (default %(default)s)",
+    )
+    common.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve the servers' own Prometheus metrics on this port (0 picks one)",
     )
     common.add_argument(
         "--log-level",
@@ -147,11 +154,14 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
             pass
 
     servers: list[tuple[str, SimDeviceServer]] = []
+    endpoint: MetricsEndpoint | None = None
     status = 0
     try:
         for name, port in wanted:
             try:
                 server = _make_server(name, args.host, port, args)
+                if args.metrics_port is not None:
+                    server.enable_metrics(name=name)
                 server.start()
                 await server.until_running(10.0)
             except OSError as exc:
@@ -160,6 +170,13 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
                 )
                 return 1
             servers.append((name, server))
+        if args.metrics_port is not None:
+            try:
+                endpoint = serve_metrics(args.metrics_port, args.host)
+            except OSError as exc:
+                print(f"katcpx-sim: cannot serve metrics: {exc}", file=sys.stderr)
+                return 1
+            print(f"katcpx-sim: metrics at {endpoint.url}", file=out)
         seed = "none" if args.seed is None else args.seed
         print(
             f"katcpx-sim: {len(servers)} simulated device(s), speed {args.speed:g}, seed {seed}",
@@ -179,6 +196,8 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
                 loop.remove_signal_handler(sig)
             except (NotImplementedError, RuntimeError):  # pragma: no cover
                 pass
+        if endpoint is not None:
+            endpoint.close()
         # Stop them all at once; each sends #disconnect to its clients first.
         for _, server in servers:
             server.stop()

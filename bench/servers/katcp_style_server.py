@@ -1,6 +1,6 @@
 """Benchmark device server written once against katcp-python's API.
 
-Run as ``python katcp_style_server.py katcpx`` (katcpx on tornado 6) or, inside the
+Run as ``python katcp_style_server.py katcpx [--metrics]`` (katcpx on tornado 6) or, inside the
 katcp-python 0.9.3 venv, ``python katcp_style_server.py katcp``: the only difference is the
 import, which is the point of katcpx. It prints ``{"port": N}`` once listening and runs until
 its stdin closes.
@@ -14,7 +14,9 @@ import importlib
 import json
 import sys
 
-katcp = importlib.import_module("katcpx" if sys.argv[1:] == ["katcpx"] else "katcp")
+katcp = importlib.import_module("katcpx" if sys.argv[1:2] == ["katcpx"] else "katcp")
+# katcpx only: "--metrics" turns on the server's Prometheus metrics (bench_metrics.py).
+METRICS = "--metrics" in sys.argv[2:]
 N_SENSORS = 1000
 
 
@@ -44,9 +46,10 @@ class BenchServer(katcp.DeviceServer):
 def main():
     server = BenchServer("127.0.0.1", 0)
     server.set_concurrency_options(thread_safe=False, handler_thread=False)
+    metrics_port = server.start_metrics_server(0).port if METRICS else None
     server.start(timeout=10)
     gc.freeze()  # the 1000 sensors are permanent: keep them out of every GC pass
-    print(json.dumps({"port": server.bind_address[1]}), flush=True)
+    print(json.dumps({"port": server.bind_address[1], "metrics_port": metrics_port}), flush=True)
     sys.stdin.read()
     server.stop()
     server.join(timeout=10)

@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from tornado.ioloop import IOLoop
 
@@ -29,6 +29,9 @@ from ..tls import describe_tls_error
 from ..transport import KatcpProtocol, format_address
 from ._sync import LoopThread, StateEvent
 from ._transport import ClientProtocol
+
+if TYPE_CHECKING:
+    from ..metrics.stats import ClientStats
 
 __all__ = ["ClientBase", "KatcpClientDisconnected", "KatcpVersionError", "format_address"]
 
@@ -109,6 +112,8 @@ class ClientBase:
         self._protocol_seen = False
         #: Version information from the server, ``{name: (version, ...)}``.
         self.versions: dict[str, tuple[str, ...]] = {}
+        #: Counters kept while metrics are on (``katcpx.metrics.instrument_client``).
+        self.metrics: ClientStats | None = None
 
     # -- properties ------------------------------------------------------------------------
 
@@ -242,6 +247,8 @@ class ClientBase:
         self._disconnected.clear()
         self._connected.set()
         self._logger.info("Connected to %s", self.bind_address_string)
+        if self.metrics is not None:
+            self.metrics.connection_made()
         try:
             self.notify_connected(True)
         except Exception:
@@ -254,6 +261,8 @@ class ClientBase:
         self._conn = None
         self._connected.clear()
         greeted = self._received_protocol_info.is_set()
+        if self.metrics is not None:
+            self.metrics.connection_lost()
         if not self._static_protocol_configuration:
             # The next connection announces its own protocol: until it does, until_protocol()
             # and wait_protocol() must wait rather than report the old connection's.

@@ -528,9 +528,13 @@ class AsyncClient(DeviceClient):
         if self._in_loop_thread():
             assert self._loop is not None
             fut: asyncio.Future[Reply] = self._loop.create_future()
+            if self.metrics is not None:
+                self.metrics.track(msg.name, fut)
             self._start(FuturePending(msg.name, fut), msg, timeout, use_mid)
             return fut
         cfut: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        if self.metrics is not None:
+            self.metrics.track(msg.name, cfut)
         self._dispatch_start(FuturePending(msg.name, cfut), msg, timeout, use_mid)
         try:
             caller_loop = asyncio.get_running_loop()
@@ -577,6 +581,7 @@ class AsyncClient(DeviceClient):
             If called from the client's own loop thread, where it would deadlock.
         """
         self._check_blocking_allowed("blocking_request")
+        started = time.perf_counter()  # for the client's request latency metrics
         timeout = self._timeout_for(msg.name, timeout)
         entry = BlockingPending(msg.name)
         loop = self._loop
@@ -591,8 +596,12 @@ class AsyncClient(DeviceClient):
         deadline = None if timeout is None else time.monotonic() + timeout + 1.0
         if entry.lock.acquire(timeout=0.5 if timeout is None else min(timeout + 1.0, 0.5)):
             assert entry.result is not None
-            return entry.result
-        return self._wait_handed_over(entry, loop, deadline, timeout)
+            result = entry.result
+        else:
+            result = self._wait_handed_over(entry, loop, deadline, timeout)
+        if self.metrics is not None:
+            self.metrics.reply_received(msg.name, result[0], started)
+        return result
 
     def _wait_handed_over(
         self,
@@ -691,6 +700,8 @@ class AsyncClient(DeviceClient):
             loop = self._loop
             assert loop is not None
             fut: asyncio.Future[Reply] = loop.create_future()
+            if self.metrics is not None:
+                self.metrics.track(name, fut)
             conn = self._conn
             if (
                 use_mid is not False
@@ -704,6 +715,8 @@ class AsyncClient(DeviceClient):
             return await fut
         msg = Message.request(name, *args)
         cfut: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        if self.metrics is not None:
+            self.metrics.track(name, cfut)
         self._dispatch_start(CallPending(name, cfut), msg, resolved, use_mid)
         return await asyncio.wrap_future(cfut)
 

@@ -7,7 +7,7 @@ import concurrent.futures
 import logging
 import re
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import IOLoop
 
@@ -29,6 +29,9 @@ from ._types import (
     normalize_strategy_parameters,
 )
 from .inspecting import InspectingClient, ModelChanges
+
+if TYPE_CHECKING:
+    from ..metrics.stats import ResourceStats
 
 __all__ = ["KATCPClientResource", "list_sensors"]
 
@@ -139,6 +142,8 @@ class KATCPClientResource:
         self._state = StateMachine(_STATES, "disconnected")
         # KATCP major version of the connection, fixed per sync (timestamps are ms in v4).
         self._major_version = 5
+        #: Counters kept while metrics are on (``katcpx.metrics.instrument_resource``).
+        self.metrics: ResourceStats | None = None
 
     # -- properties ------------------------------------------------------------------------
 
@@ -342,6 +347,8 @@ class KATCPClientResource:
     def _client_state(self, state: str) -> None:
         self._logger.debug("%s: state %s", self._name, state)
         self._state.set_state(state)
+        if self.metrics is not None:
+            self.metrics.state_changed(state)
 
     # -- model updates (called by the inspecting client) -----------------------------------
 
@@ -439,6 +446,8 @@ class KATCPClientResource:
         fut = client.future_request(msg, timeout, use_mid)
         if isinstance(fut, concurrent.futures.Future):
             fut = asyncio.wrap_future(fut)
+        if self.metrics is not None:
+            self.metrics.track(name, fut)
         reply, informs = await fut
         return KATCPReply(reply, informs)
 

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tornado.ioloop import IOLoop
 
@@ -30,6 +30,10 @@ from .connection import ClientConnection, ClientRequestConnection, ServerProtoco
 from .handler_thread import HandlerThread, HandlerThreadStopped
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
+
+if TYPE_CHECKING:
+    from ..metrics.endpoint import MetricsEndpoint
+    from ..metrics.stats import ServerStats
 
 __all__ = ["DeviceServerBase"]
 
@@ -146,6 +150,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._handler_executor: HandlerThread | None = None
         self._concurrency_options: dict[str, bool] = {}
         self.set_concurrency_options()
+        #: Counters kept while metrics are on (see :meth:`enable_metrics`), else None.
+        self.metrics: ServerStats | None = None
 
     # -- configuration ------------------------------------------------------------------
 
@@ -516,6 +522,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
     def _connection_made(self, conn: ClientConnection) -> None:
         self._connections[conn] = None
+        if self.metrics is not None:
+            self.metrics.connection_accepted()
         try:
             ready = self.on_client_connect(conn)
         except Exception:
@@ -539,6 +547,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
     def _connection_lost(self, conn: ClientConnection, exc: BaseException | None) -> None:
         conn._lost()
+        if self.metrics is not None:
+            self.metrics.connection_dropped()
         if conn in self._connections:
             del self._connections[conn]
             reason = f"Connection lost: {exc}" if exc else "Connection closed by client."
@@ -566,6 +576,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
     def _message_too_long(self, conn: ClientConnection, err: MessageTooLong) -> None:
         text = f"Message too long: {err}"
+        if self.metrics is not None:
+            self.metrics.syntax_error()
         self._logger.warning("%s from %s; disconnecting", text, conn.address)
         conn._send(self.create_log_inform("error", text, "root"))
         conn.stop_handling()
@@ -573,6 +585,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
     def _syntax_error(self, conn: ClientConnection, err: KatcpSyntaxError) -> None:
         self._logger.warning("bad message from %s: %s", conn.address, err)
+        if self.metrics is not None:
+            self.metrics.syntax_error()
         conn._send(self.create_log_inform("error", f"Bad message: {err}", "root"))
 
     def on_client_connect(self, conn: ClientConnection) -> Any:
@@ -689,6 +703,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         handler = self._request_handlers.get(msg.name)
         if handler is None:
             self._logger.info("%s INVALID: Unknown request.", msg.name)
+            if self.metrics is not None:
+                self.metrics.unknown_request()
             connection.reply(Message.reply(msg.name, "invalid", "Unknown request."), msg)
             return None
         if connection.role is not Role.ADMIN:
@@ -829,6 +845,47 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             handler(self, connection, msg)
         except Exception:
             self._logger.exception("Reply %s FAIL", msg.name)
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def enable_metrics(self, registry: Any = None, name: str | None = None) -> ServerStats:
+        """Start counting this server's health and register it with a Prometheus registry.
+
+        See :func:`katcpx.metrics.instrument_server` (this calls it) and
+        ``docs/monitoring.md`` for the metrics. Calling it again returns the same counters.
+        """
+        from ..metrics.health import instrument_server
+
+        return instrument_server(self, registry, name)
+
+    def start_metrics_server(
+        self, port: int, host: str = "127.0.0.1", registry: Any = None
+    ) -> MetricsEndpoint:
+        """Enable metrics and serve them over HTTP at ``http://host:port/metrics``.
+
+        Parameters
+        ----------
+        port : int
+            Port of the metrics HTTP server; 0 picks a free one (``endpoint.port``).
+        host : str, optional
+            Address to listen on.
+        registry : prometheus_client.CollectorRegistry, optional
+            Registry to serve (default: prometheus_client's global ``REGISTRY``).
+
+        Returns
+        -------
+        katcpx.metrics.MetricsEndpoint
+            The HTTP server; its ``close()`` stops it (stopping the KATCP server does not).
+
+        Raises
+        ------
+        OSError
+            If the port cannot be bound.
+        """
+        from ..metrics.endpoint import serve_metrics
+
+        self.enable_metrics(registry)
+        return serve_metrics(port, host, registry)
 
     # -- dynamic requests -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from .base import DeviceServerBase
 
 __all__ = ["ClientConnection", "ClientRequestConnection", "Link", "ServerProtocol"]
+
+_clock = time.perf_counter
 
 
 class ServerProtocol(KatcpProtocol):
@@ -45,6 +48,12 @@ class ServerProtocol(KatcpProtocol):
             if refuse_tls_on_plain_port(self, data, self.server.ssl_context):
                 return
         super().data_received(data)
+
+    def abort(self) -> None:
+        # The transport aborts only when a peer lets MAX_WRITE_BUFFER_SIZE of output pile up.
+        if not self.closed and self.server.metrics is not None:
+            self.server.metrics.slow_client()
+        super().abort()
 
 
 def _connection_made(proto: KatcpProtocol) -> None:
@@ -106,6 +115,8 @@ class ClientConnection:
 
     def __init__(self, server: DeviceServerBase, link: Link, address: str) -> None:
         self._server = server
+        #: The server this client is connected to.
+        self.server = server
         self._link = link
         self._address = address
         loop = server._loop
@@ -136,6 +147,8 @@ class ClientConnection:
         self.log_level: int | None = None
         # Bytes received since the queues were last empty: an upper bound on what they hold.
         self._queued_bytes = 0
+        #: perf_counter() when the current batch of requests began (metrics on), else 0.0.
+        self.batch_started = 0.0
 
     # -- katcp-python API -------------------------------------------------------------
 
@@ -200,13 +213,13 @@ class ClientConnection:
     def _send(self, msg: Message) -> None:
         if self._in_loop():
             if not self._closed:
-                self._link.send_message(msg)
+                self._send_bytes(bytes(msg))
         else:
             self._handoff.call(self._send_now, msg)
 
     def _send_now(self, msg: Message) -> None:
         if not self._closed:
-            self._link.send_message(msg)
+            self._send_bytes(bytes(msg))
 
     def _send_raw(self, data: bytes) -> None:
         """Send pre-formatted lines from any thread, in order with other sends."""
@@ -219,6 +232,16 @@ class ClientConnection:
         """Send a pre-formatted line (loop thread only)."""
         if not self._closed:
             self._link.write(data)
+            metrics = self._server.metrics
+            if metrics is not None:
+                # Inline, not a call: this runs for every line to every client (fan-out).
+                metrics.bytes_written += len(data)
+                if data[0] == 35:  # '#': an inform (inform_raw counts a bulk reply's others)
+                    metrics.informs += 1
+
+    def queued_bytes(self) -> int:
+        """Bytes of output queued for this client and not yet sent (any thread; a snapshot)."""
+        return int(getattr(self._link, "write_buffer_size", 0))
 
     # -- receiving (loop thread only) -------------------------------------------------
 
@@ -267,6 +290,8 @@ class ClientConnection:
     def _pump(self) -> None:
         self._pump_scheduled = False
         server = self._server
+        if server.metrics is not None:  # one clock reading per batch, for request latency
+            self.batch_started = _clock()
         pending = self._pending
         budget = server.MAX_REQUESTS_PER_TURN
         express = self._express
@@ -363,12 +388,14 @@ class ClientRequestConnection:
         The request message.
     """
 
-    __slots__ = ("client_connection", "msg", "_replied")
+    __slots__ = ("client_connection", "msg", "_replied", "_started")
 
     def __init__(self, client_connection: ClientConnection, req_msg: Message) -> None:
         self.client_connection = client_connection
         self.msg = req_msg
         self._replied = False
+        # Request latency counts from the start of the batch that dispatched the request.
+        self._started = client_connection.batch_started
 
     @property
     def replied(self) -> bool:
@@ -394,6 +421,9 @@ class ClientRequestConnection:
         conn = self.client_connection
         if isinstance(conn, ClientConnection):
             conn._send_raw(data)
+            metrics = conn.server.metrics
+            if metrics is not None:
+                metrics.informs += data.count(b"\n") - 1  # the first line is counted when sent
         else:  # a stand-in connection: one inform() per line
             parser = MessageParser()
             for line in data.splitlines():
@@ -409,7 +439,12 @@ class ClientRequestConnection:
         if self._replied:
             raise RuntimeError(f"Reply to request {self.msg!r} already sent.")
         self._replied = True
-        self.client_connection.reply(rep_msg, self.msg)
+        conn = self.client_connection
+        conn.reply(rep_msg, self.msg)
+        metrics = conn.server.metrics
+        if metrics is not None:
+            args = rep_msg.arguments
+            metrics.request_done(self.msg.name, args[0] if args else b"", self._started)
 
     def make_reply(self, *args: Any) -> Message:
         """Build (without sending) the reply to this request."""

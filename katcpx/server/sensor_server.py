@@ -87,6 +87,22 @@ class SensorDeviceServer(DeviceServerBase):
     def _client_conns(self) -> set[ClientConnection]:
         return set(self._connections)
 
+    def client_connections(self) -> list[ClientConnection]:
+        """The connected clients now (a snapshot; safe from any thread)."""
+        return list(self._connections)
+
+    def sampling_strategy_counts(self) -> dict[str, int]:
+        """Active sampling strategies by name (``event``, ``period``, ...); any thread.
+
+        A snapshot for metrics: taken without locking, it may miss a strategy set meanwhile.
+        """
+        counts: dict[str, int] = {}
+        for strategies in list(self._strategies.values()):
+            for strategy in list(strategies.values()):
+                name = strategy.get_sampling_formatted()[0].decode()
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
     # -- loop hooks ---------------------------------------------------------------------
 
     def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:

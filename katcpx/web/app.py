@@ -12,6 +12,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from ..metrics.web import metrics_route
 from .auth import OPEN, Guard
 from .hub import DeviceHub
 from .rest import (
@@ -80,6 +81,7 @@ def make_app(
         (rf"/api/devices/{_NAME}/sensors/{_NAME}", SensorHandler, kw),
         (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
         (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
+        metrics_route(hub),  # Prometheus: the devices' sensors and katcpx's health
     ]
     settings["katcpx_guard"] = guard or OPEN
     settings.setdefault("static_path", STATIC_PATH)
