@@ -350,7 +350,16 @@ class TlsAcceptor(asyncio.Protocol):
         if proto is self:  # start_tls has not taken over yet
             asyncio.get_running_loop().call_soon(self._replay, raw, data, task)
             return
-        _deliver(proto, data)
+        # start_tls queued the TLS protocol's connection_made when it took over: deliver
+        # after it (Python 3.10's TLS protocol drops data that arrives before it).
+        asyncio.get_running_loop().call_soon(self._feed, raw, proto, data, task)
+
+    @staticmethod
+    def _feed(
+        raw: asyncio.Transport, proto: asyncio.BaseProtocol, data: bytes, task: asyncio.Future[Any]
+    ) -> None:
+        if not task.done() and not raw.is_closing():
+            _deliver(proto, data)
 
 
 def _deliver(proto: Any, data: bytes) -> None:
