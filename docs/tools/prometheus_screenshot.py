@@ -27,18 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "prometheus-graph.png"
 QUERY = 'katcp_sensor_value{device="weather",sensor="wind-speed"}'
-CHROMIUM = [
-    "/usr/bin/chromium",
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
+sys.path.insert(0, str(ROOT))  # the browser flags are the dashboard screenshot's own
+from tests.web.browser import CHROMIUM, FLAGS  # noqa: E402
 
 
 def free_port() -> int:
@@ -125,7 +115,9 @@ def main() -> int:
             with tempfile.TemporaryDirectory(prefix="katcpx-chromium-") as profile:
                 subprocess.run(
                     [
-                        *CHROMIUM,
+                        CHROMIUM,
+                        *FLAGS,
+                        "--hide-scrollbars",
                         f"--user-data-dir={profile}",
                         "--window-size=1280,860",
                         "--virtual-time-budget=15000",

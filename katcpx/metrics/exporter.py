@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from .._signals import stop_on_signals
 from .._version import __version__
 from ..web.hub import DeviceHub, parse_device_spec
 from .web import METRICS_PATH, metrics_route
@@ -97,23 +97,14 @@ async def run(
     bound = sockets[0].getsockname()[1]
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets(sockets)
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread, or Windows
     try:
-        await hub.start()
-        shown = f"[{host}]" if ":" in host else host
-        names = ", ".join(hub.device_names)
-        print(f"katcpx-exporter: {names} at http://{shown}:{bound}{METRICS_PATH}", flush=True)
-        await stop.wait()
+        with stop_on_signals(stop):
+            await hub.start()
+            shown = f"[{host}]" if ":" in host else host
+            names = ", ".join(hub.device_names)
+            print(f"katcpx-exporter: {names} at http://{shown}:{bound}{METRICS_PATH}", flush=True)
+            await stop.wait()
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
         server.stop()
         await server.close_all_connections()
         await hub.stop()

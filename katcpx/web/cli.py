@@ -18,12 +18,12 @@ import asyncio
 import json
 import logging
 import math
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._signals import stop_on_signals
 from .._version import __version__
 from .app import WebServer
 from .auth import add_web_security_arguments, device_tls, web_security
@@ -187,23 +187,14 @@ def strategy_from(min_interval: float, max_interval: float = 60.0) -> tuple[str,
 async def run(server: WebServer, stop: asyncio.Event | None = None) -> None:
     """Start `server`, print its URL, serve until `stop` is set (or SIGINT/SIGTERM)."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    with stop_on_signals(stop):
         try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread, or Windows
-    try:
-        await server.start()
-        names = ", ".join(server.hub.device_names) or "no devices"
-        print(f"katcpx-web: serving {names} on {server.url}", flush=True)
-        await stop.wait()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await server.stop()
+            await server.start()
+            names = ", ".join(server.hub.device_names) or "no devices"
+            print(f"katcpx-web: serving {names} on {server.url}", flush=True)
+            await stop.wait()
+        finally:
+            await server.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

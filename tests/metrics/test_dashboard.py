@@ -57,6 +57,12 @@ async def test_dashboard_queries_name_real_metrics(web: Web) -> None:
     for scrape in (served, health):
         for _, samples in scrape.families.values():
             names.update(s.name for s in samples)
+    # docs/monitoring.md names every family served, too.
+    doc = (DASHBOARD.parent / "monitoring.md").read_text()
+    for scrape in (served, health):
+        for family in scrape.families:
+            if family.startswith("katcp"):
+                assert re.search(rf"`{family}(_total|_info)?[`{{]", doc), family
     used = {m for expr in queries(json.loads(DASHBOARD.read_text())) for m in METRIC.findall(expr)}
     assert used, "no metrics found in the dashboard's queries"
     assert used - names == set(), (
