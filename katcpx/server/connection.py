@@ -395,7 +395,8 @@ class ClientRequestConnection:
         self.msg = req_msg
         self._replied = False
         # Request latency counts from the start of the batch that dispatched the request.
-        self._started = client_connection.batch_started
+        # Stand-in connections (katcp-python-style tests, testutils) have no batch clock.
+        self._started = getattr(client_connection, "batch_started", 0.0)
 
     @property
     def replied(self) -> bool:
