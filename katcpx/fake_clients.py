@@ -33,7 +33,7 @@ from .kattypes import Int, return_reply
 from .message import Message
 from .resource import escape_name
 from .resource._types import AttrDict
-from .resource.inspecting import InspectingOwner, ModelChanges
+from .resource.inspecting import InspectingOwner, ModelChanges, apply_model_diff
 from .sensor import Sensor
 from .server import ClientRequestConnection
 from .testutils.servers import ClientConnectionTest
@@ -396,8 +396,8 @@ class FakeResourceInspectingClient(FakeAsyncClient):
             }
             for a in sensors
         }
-        _diff(self.requests, wanted, changes.requests_added, changes.requests_removed)
-        _diff(self.sensors, described, changes.sensors_added, changes.sensors_removed)
+        apply_model_diff(self.requests, wanted, changes.requests_added, changes.requests_removed)
+        apply_model_diff(self.sensors, described, changes.sensors_added, changes.sensors_removed)
         if changes:
             await self._owner._apply_changes(changes)
         self.synced = True
@@ -406,19 +406,6 @@ class FakeResourceInspectingClient(FakeAsyncClient):
     async def _listing(self, request: str) -> list[list[str]]:
         _reply, informs = await self.future_request(Message.request(request))
         return [[a.decode() for a in inform.arguments] for inform in informs]
-
-
-def _diff(
-    old: dict[str, Any], new: dict[str, Any], added: dict[str, Any], removed: set[str]
-) -> None:
-    for name in list(old):
-        if name not in new:
-            removed.add(name)
-            del old[name]
-    for name, desc in new.items():
-        if old.get(name) != desc:
-            added[name] = desc
-            old[name] = desc
 
 
 class _ResourceManagerTarget:

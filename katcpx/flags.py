@@ -39,8 +39,13 @@ class ProtocolFlags:
     Raises
     ------
     ValueError
-        For an unknown flag, a repeated flag, or a flag the version does not allow: ``I``
-        needs v5, ``T`` and ``B`` need v5.1 (spec section 4, ``#version-connect``).
+        For a repeated flag, or a flag the version does not allow: ``I`` needs v5, ``T`` and
+        ``B`` need v5.1 (spec section 4, ``#version-connect``).
+
+    Notes
+    -----
+    Flags katcpx does not know are kept (``supports()`` reports them): spec 5.1 §4 says later
+    versions may define more, and katcp-python keeps them too.
     """
 
     MULTI_CLIENT: ClassVar[str] = "M"
@@ -72,9 +77,6 @@ class ProtocolFlags:
         chars = [c.decode("ascii") if isinstance(c, bytes) else c for c in chars]
         if len(set(chars)) != len(chars):
             raise ValueError(f"repeated protocol flag in {''.join(chars)!r}")
-        unknown = set(chars) - self.KNOWN_FLAGS
-        if unknown:
-            raise ValueError(f"unknown protocol flag(s) {''.join(sorted(unknown))!r}")
         self.flags = frozenset(chars)
         version = (self.major, self.minor)
         if self.MESSAGE_IDS in self.flags and self.major < MID_KATCP_MAJOR:

@@ -32,13 +32,19 @@ def test_parse_bytes_and_properties():
         (4, 0, "I", "needs KATCP v5"),
         (5, 0, "T", "needs KATCP v5.1"),
         (5, 0, "B", "needs KATCP v5.1"),
-        (5, 1, "X", "unknown protocol flag"),
         (5, 1, "MM", "repeated"),
     ],
 )
 def test_invalid_combinations(major, minor, flags, problem):
     with pytest.raises(ValueError, match=problem):
         ProtocolFlags(major, minor, flags)
+
+
+def test_unknown_flags_are_kept():
+    # Spec 5.1 section 4: later versions may define more flags; a client must not choke.
+    flags = ProtocolFlags.parse_version(b"5.1-MIUX")
+    assert flags.supports("U") and flags.supports(b"X") and flags.message_ids
+    assert str(flags) == "5.1-IMUX"
 
 
 @pytest.mark.parametrize("text", ["", "5", "5.", "five", "5.1-", "5.1-m1", "5.1 BIMT"])

@@ -33,7 +33,6 @@ MODULES = [
 ]
 
 pytestmark = [
-    pytest.mark.peers,
     pytest.mark.slow,
     pytest.mark.skipif(
         sys.version_info[:2] != SUITE_PYTHON,

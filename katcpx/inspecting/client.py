@@ -495,17 +495,26 @@ class InspectingClientAsync:
 
     # -- lookups ---------------------------------------------------------------------
 
-    @_returns_future
-    async def future_check_sensor(self, name: str, update: bool | None = None) -> bool:
-        """Whether sensor ``name`` exists; asks the device if unknown (unless ``update`` is
-        False)."""
+    async def _check(
+        self,
+        index: Callable[[], dict[str, Any]],
+        inspect: Callable[[str], Any],
+        name: str,
+        update: bool | None,
+    ) -> bool:
         await self.until_data_synced()
-        if name in self._sensors_index:
+        if name in index():
             return True
         if update or (update is None and self._update_on_lookup):
-            await self.inspect_sensors(name)
-            return name in self._sensors_index
+            await inspect(name)
+            return name in index()
         return False
+
+    def future_check_sensor(self, name: str, update: bool | None = None) -> Any:
+        """Whether sensor ``name`` exists (a future); asks the device if unknown (unless
+        ``update`` is False)."""
+        check = self._check(lambda: self._sensors_index, self.inspect_sensors, name, update)
+        return asyncio.ensure_future(check)
 
     @_returns_future
     async def future_get_sensor(self, name: str, update: bool | None = None) -> Any:
@@ -528,17 +537,11 @@ class InspectingClientAsync:
             self._sensor_object_cache[name] = obj
         return obj
 
-    @_returns_future
-    async def future_check_request(self, name: str, update: bool | None = None) -> bool:
-        """Whether request ``name`` exists; asks the device if unknown (unless ``update`` is
-        False)."""
-        await self.until_data_synced()
-        if name in self._requests_index:
-            return True
-        if update or (update is None and self._update_on_lookup):
-            await self.inspect_requests(name)
-            return name in self._requests_index
-        return False
+    def future_check_request(self, name: str, update: bool | None = None) -> Any:
+        """Whether request ``name`` exists (a future); asks the device if unknown (unless
+        ``update`` is False)."""
+        check = self._check(lambda: self._requests_index, self.inspect_requests, name, update)
+        return asyncio.ensure_future(check)
 
     @_returns_future
     async def future_get_request(self, name: str, update: bool | None = None) -> Any:

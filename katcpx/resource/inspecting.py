@@ -28,6 +28,24 @@ RequestDescription = dict[str, Any]
 SensorDescription = dict[str, Any]
 
 
+def apply_model_diff(
+    old: dict[str, dict[str, Any]],
+    new: dict[str, dict[str, Any]],
+    added: dict[str, dict[str, Any]],
+    removed: set[str],
+) -> None:
+    """Make `old` equal `new`, noting new or changed descriptions in `added` and the names
+    that went in `removed`."""
+    for name in list(old):
+        if name not in new:
+            removed.add(name)
+            del old[name]
+    for name, desc in new.items():
+        if old.get(name) != desc:
+            added[name] = desc
+            old[name] = desc
+
+
 @dataclass
 class ModelChanges:
     """What a sync found: descriptions of added or modified items, names of removed ones."""
@@ -249,21 +267,7 @@ class InspectingClient(AsyncClient):
                 )
         return changes
 
-    @staticmethod
-    def _diff(
-        old: dict[str, dict[str, Any]],
-        new: dict[str, dict[str, Any]],
-        added: dict[str, dict[str, Any]],
-        removed: set[str],
-    ) -> None:
-        for name in list(old):
-            if name not in new:
-                removed.add(name)
-                del old[name]
-        for name, desc in new.items():
-            if old.get(name) != desc:
-                added[name] = desc
-                old[name] = desc
+    _diff = staticmethod(apply_model_diff)
 
     @classmethod
     def _diff_one(

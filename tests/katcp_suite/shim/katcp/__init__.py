@@ -10,23 +10,7 @@ import sys
 
 import katcpx
 
-MODULES = (
-    "core",
-    "server",
-    "client",
-    "kattypes",
-    "sampling",
-    "resource",
-    "resource_client",
-    "inspecting_client",
-    "ioloop_manager",
-    "sensortree",
-    "fake_clients",
-    "testutils",
-    "compat",
-)
-
-for _name in MODULES:
+for _name in sorted(katcpx.KATCP_MODULES):
     try:
         sys.modules["katcp." + _name] = importlib.import_module("katcpx." + _name)
     except ModuleNotFoundError as exc:
