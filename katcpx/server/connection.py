@@ -377,6 +377,15 @@ class ClientConnection:
             self._wait_timer = None
 
 
+def _metrics_of(conn: Any) -> Any:
+    """The server's counters behind `conn`, or None (metrics off, or a stand-in connection).
+
+    katcp-python-style tests hand requests stand-in connections that have no server.
+    """
+    server = getattr(conn, "server", None)
+    return None if server is None else server.metrics
+
+
 class ClientRequestConnection:
     """A request together with the connection it came from (``req`` in handlers).
 
@@ -422,7 +431,7 @@ class ClientRequestConnection:
         conn = self.client_connection
         if isinstance(conn, ClientConnection):
             conn._send_raw(data)
-            metrics = conn.server.metrics
+            metrics = _metrics_of(conn)
             if metrics is not None:
                 metrics.informs += data.count(b"\n") - 1  # the first line is counted when sent
         else:  # a stand-in connection: one inform() per line
@@ -442,7 +451,7 @@ class ClientRequestConnection:
         self._replied = True
         conn = self.client_connection
         conn.reply(rep_msg, self.msg)
-        metrics = conn.server.metrics
+        metrics = _metrics_of(conn)
         if metrics is not None:
             args = rep_msg.arguments
             metrics.request_done(self.msg.name, args[0] if args else b"", self._started)

@@ -62,6 +62,9 @@ class DeviceLogger(Python2Next):
         # Lowest level any client asked for: logging below it and below the server's level
         # formats nothing.
         self._lowest_client_level = self.OFF
+        # Until some client sets its own ?log-level, every client follows `level`, and #log
+        # goes out through mass_inform exactly as in katcp-python.
+        self._clients_have_levels = False
 
     @property
     def level(self) -> int:
@@ -136,6 +139,7 @@ class DeviceLogger(Python2Next):
     def note_client_level(self, level: int) -> None:
         """Record that some client asked for ``#log`` from `level` up (its ``?log-level``)."""
         self._lowest_client_level = min(self._lowest_client_level, level)
+        self._clients_have_levels = True
 
     def send(self, level: int, msg: Message) -> None:
         """Send ``#log`` `msg` at `level` to the clients whose log level lets it through.
@@ -146,7 +150,7 @@ class DeviceLogger(Python2Next):
         """
         server = self._device_server
         per_client = getattr(server, "send_log_inform", None)
-        if per_client is not None:
+        if per_client is not None and self._clients_have_levels:
             per_client(level, msg)
         elif level >= self._log_level:
             server.mass_inform(msg)
