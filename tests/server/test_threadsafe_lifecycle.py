@@ -18,7 +18,7 @@ from katcpx.errors import KatcpClientDisconnected
 from katcpx.message import Message
 from katcpx.sensor import Sensor
 
-from .helpers import TIMEOUT, ExampleServer, connect, running
+from .helpers import TIMEOUT, Client, ExampleServer, connect, running
 
 
 @pytest.fixture
@@ -195,3 +195,39 @@ def test_send_message_from_another_thread_does_not_wait_for_the_loop(side_loop):
         c.send_message(Message.request("watchdog", mid=77))  # returns while the loop is busy
         gate.set()
         c.stop(TIMEOUT)
+
+
+@pytest.mark.parametrize("handler_thread", [True, False])
+def test_stop_tells_a_connection_accepted_just_before_it(handler_thread):
+    # The race is tight: a connect immediately followed by stop(). Before the fix, asyncio
+    # had accepted the socket but the listener closed before its transport was made, so
+    # the client got neither #disconnect nor EOF (nearly every round here).
+    for _ in range(15):
+        srv = ExampleServer("127.0.0.1", 0)
+        srv.set_concurrency_options(handler_thread=handler_thread)
+        srv.start(timeout=TIMEOUT)
+        c = Client(srv.bind_address)
+        srv.stop(0)
+        try:
+            messages = c.read_until_closed()
+        finally:
+            c.close()
+            srv.join(TIMEOUT)
+        assert c.closed, "no EOF"
+        assert [m.name for m in messages if m.mtype == Message.INFORM][-1] == "disconnect"
+
+
+def test_stop_tells_every_one_of_many_connections():
+    srv = ExampleServer("127.0.0.1", 0)
+    srv.start(timeout=TIMEOUT)
+    clients = [Client(srv.bind_address) for _ in range(10)]
+    srv.stop(0)
+    try:
+        for c in clients:
+            messages = c.read_until_closed()
+            assert c.closed
+            assert messages[-1].name == "disconnect"
+    finally:
+        for c in clients:
+            c.close()
+        srv.join(TIMEOUT)
