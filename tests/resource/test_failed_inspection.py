@@ -6,6 +6,7 @@ The resource stays unsynced, retries with backoff and keeps its last good model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -61,10 +62,18 @@ def quick_retries(monkeypatch):
     monkeypatch.setattr(InspectingClient, "SYNC_RETRY_MAX_DELAY", 0.2, raising=False)
 
 
-def resource_for(server: DeviceServer) -> KATCPClientResource:
-    return KATCPClientResource(
-        {"name": "flaky", "address": server.bind_address, "controlled": True}
-    )
+@contextlib.asynccontextmanager
+async def started(server: DeviceServer, synced: bool = True):
+    """A resource for `server`, started (and synced unless told not to wait), then stopped."""
+    res = KATCPClientResource({"name": "flaky", "address": server.bind_address, "controlled": True})
+    res.start()
+    try:
+        if synced:
+            await res.until_synced(timeout=T)
+        yield res
+    finally:
+        res.stop()
+        await res.until_stopped(timeout=T)
 
 
 async def stays_unsynced(res: KATCPClientResource, seconds: float = 0.5) -> None:
@@ -76,24 +85,16 @@ async def stays_unsynced(res: KATCPClientResource, seconds: float = 0.5) -> None
 @pytest.mark.parametrize("which", ["fail_sensor_list", "fail_help"])
 async def test_failed_initial_list_is_not_an_empty_model(flaky, which):
     setattr(flaky, which, True)
-    res = resource_for(flaky)
-    res.start()
-    try:
+    async with started(flaky, synced=False) as res:
         await stays_unsynced(res)  # before: "synced" with no sensors (or no requests)
         setattr(flaky, which, False)
         await res.until_synced(timeout=T)  # the retry succeeds
         assert set(res.sensor) == {"counter", "temp"}
         assert "ping" in res.req
-    finally:
-        res.stop()
-        await res.until_stopped(timeout=T)
 
 
 async def test_failed_relist_after_interface_changed_keeps_the_sensors(flaky):
-    res = resource_for(flaky)
-    res.start()
-    try:
-        await res.until_synced(timeout=T)
+    async with started(flaky) as res:
         assert set(res.sensor) == {"counter", "temp"}
         flaky.fail_sensor_list = True
         not_synced = res.until_not_synced(timeout=T)
@@ -107,16 +108,10 @@ async def test_failed_relist_after_interface_changed_keeps_the_sensors(flaky):
         flaky.fail_sensor_list = False
         await res.until_synced(timeout=T)
         assert set(res.sensor) == {"counter", "temp", "added"}
-    finally:
-        res.stop()
-        await res.until_stopped(timeout=T)
 
 
 async def test_single_unknown_sensor_is_removed_but_other_failures_retry(flaky):
-    res = resource_for(flaky)
-    res.start()
-    try:
-        await res.until_synced(timeout=T)
+    async with started(flaky) as res:
         # "?sensor-list temp" failing with "Unknown sensor" means it is gone ...
         flaky.remove_sensor("temp")
         await res.until_not_synced(timeout=T)
@@ -131,9 +126,6 @@ async def test_single_unknown_sensor_is_removed_but_other_failures_retry(flaky):
         flaky.fail_sensor_list = False
         await res.until_synced(timeout=T)
         assert set(res.sensor) == {"counter"}
-    finally:
-        res.stop()
-        await res.until_stopped(timeout=T)
 
 
 async def test_container_stays_unsynced_and_keeps_the_child_model(flaky):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Iterator
 
@@ -165,12 +166,22 @@ def test_client_stop_while_set_ioloop_start_is_pending_takes_effect(cls, side_lo
         c.stop(TIMEOUT)
 
 
-def test_blocking_request_on_a_stuck_loop_gets_a_timeout_reply(side_loop):
+@contextlib.contextmanager
+def client_on(loop: asyncio.AbstractEventLoop, cls=BlockingClient):
+    """A client of a fresh server, running on `loop`, stopped afterwards."""
     with running(ExampleServer("127.0.0.1", 0)) as srv:
-        c = BlockingClient(*srv.bind_address, timeout=1)
-        c.set_ioloop(side_loop)
+        c = cls(*srv.bind_address, timeout=1)
+        c.set_ioloop(loop)
         c.start(timeout=TIMEOUT)
         assert c.wait_protocol(TIMEOUT)
+        try:
+            yield c
+        finally:
+            c.stop(TIMEOUT)
+
+
+def test_blocking_request_on_a_stuck_loop_gets_a_timeout_reply(side_loop):
+    with client_on(side_loop) as c:
         gate = hold(side_loop)
         try:
             # katcp-python raises RuntimeError("Unexpected error: ...") here.
@@ -179,22 +190,16 @@ def test_blocking_request_on_a_stuck_loop_gets_a_timeout_reply(side_loop):
             gate.set()
         assert is_timeout_reply(reply)
         assert c.blocking_request(Message.request("watchdog"))[0].reply_ok()
-        c.stop(TIMEOUT)
 
 
 def test_send_message_from_another_thread_does_not_wait_for_the_loop(side_loop):
-    with running(ExampleServer("127.0.0.1", 0)) as srv:
-        c = CallbackClient(*srv.bind_address, timeout=1)
-        c.set_ioloop(side_loop)
-        c.start(timeout=TIMEOUT)
-        assert c.wait_protocol(TIMEOUT)
+    with client_on(side_loop, CallbackClient) as c:
         got = concurrent.futures.Future()
         c.callback_request(Message.request("watchdog"), reply_cb=got.set_result)
         assert got.result(TIMEOUT).reply_ok()
         gate = hold(side_loop)
         c.send_message(Message.request("watchdog", mid=77))  # returns while the loop is busy
         gate.set()
-        c.stop(TIMEOUT)
 
 
 @pytest.mark.parametrize("handler_thread", [True, False])
