@@ -9,13 +9,12 @@ called from other threads hand their work over to it.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import itertools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from tornado.ioloop import IOLoop
@@ -71,7 +70,8 @@ class ClientBase:
         self._connect_failures = 0
         self._static_protocol_configuration = False
         self._static_protocol_flags: ProtocolFlags | None = None
-        self._last_msg_id = 0
+        # next() on a count is atomic, so ids can be taken from any thread.
+        self._msg_ids = itertools.count(1)
         self._ioloop: IOLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._managed = True
@@ -163,22 +163,6 @@ class ClientBase:
 
     def _in_loop_thread(self) -> bool:
         return threading.get_ident() == self.ioloop_thread_id
-
-    def _run_in_loop(self, func: Callable[..., T], *args: Any, timeout: float | None = 5.0) -> T:
-        """Run `func(*args)` on the client's loop from another thread and return its result."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            raise KatcpClientDisconnected(f"Client for {self.bind_address_string} is not running")
-        cfut: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                cfut.set_result(func(*args))
-            except BaseException as exc:
-                cfut.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return cfut.result(timeout)
 
     def disconnect(self) -> None:
         """Force client connection to close, reconnect if auto-connect set."""

@@ -9,13 +9,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from katcpx.client import AsyncClient, BlockingClient, CallbackClient
 from katcpx.client.async_client import is_timeout_reply
-from katcpx.errors import KatcpClientDisconnected
 from katcpx.message import Message
 from katcpx.sensor import Sensor
 
@@ -123,19 +123,31 @@ def client_calls(c) -> list:
     return calls
 
 
-def check_send_message(c) -> None:
-    # katcp-python's contract: KatcpClientDisconnected when not connected, nothing else.
-    with pytest.raises(KatcpClientDisconnected):
+def check_send_message(c, caplog) -> None:
+    # From another thread, as katcp-python's thread-safe clients: no raise, and not
+    # silently either: with no running loop the dropped message is logged at once.
+    caplog.clear()
+    with caplog.at_level("WARNING"):
         c.send_message(Message.request("watchdog"))
+        assert c.request(Message.request("watchdog")) is not None
+    assert caplog.text.count("Dropped ?watchdog") == 2
+
+
+def check_send_message_pending(c) -> None:
+    # The loop is busy starting the client: the hand-over returns at once.
+    started = time.monotonic()
+    c.send_message(Message.request("watchdog"))
+    assert c.request(Message.request("watchdog")) is not None
+    assert time.monotonic() - started < 1.0
 
 
 @pytest.mark.parametrize("cls", CLIENTS)
-def test_client_methods_before_start_and_after_stop_do_not_raise(cls):
+def test_client_methods_before_start_and_after_stop_do_not_raise(cls, caplog):
     with running(ExampleServer("127.0.0.1", 0)) as srv:
         c = cls(*srv.bind_address, timeout=1)
         for call in client_calls(c):
             call()  # never started
-        check_send_message(c)
+        check_send_message(c, caplog)
         c.stop(TIMEOUT)  # katcp-python raises RuntimeError here; a no-op in katcpx
         c.start(timeout=TIMEOUT)
         assert c.wait_protocol(TIMEOUT)
@@ -143,18 +155,18 @@ def test_client_methods_before_start_and_after_stop_do_not_raise(cls):
         c.join(TIMEOUT)
         for call in client_calls(c):
             call()  # stopped: the loop is closed now
-        check_send_message(c)
+        check_send_message(c, caplog)
         c.stop(TIMEOUT)
 
 
 @pytest.mark.parametrize("cls", CLIENTS)
-def test_client_stop_while_set_ioloop_start_is_pending_takes_effect(cls, side_loop):
+def test_client_stop_while_set_ioloop_start_is_pending_takes_effect(cls, side_loop, caplog):
     with running(ExampleServer("127.0.0.1", 0)) as srv:
         c = cls(*srv.bind_address, timeout=1)
         c.set_ioloop(side_loop)
         gate = hold(side_loop)
         c.start()
-        check_send_message(c)  # not connected yet: raises at once, does not time out
+        check_send_message_pending(c)  # not connected yet: returns at once, no timeout
         timer = threading.Timer(0.2, gate.set)
         timer.start()
         c.stop(TIMEOUT)
