@@ -1188,3 +1188,72 @@ def test_pack_error_class_matches_katcp_python(ktype, value, kind):
     assert isinstance(info.value, KatcpTypeError)
     if kind == "T":
         assert isinstance(info.value, KatcpValueTypeError)
+
+
+# Each (type, value) is evaluated by katcp-python 0.9.3 and by katcpx: katcpx's error must be
+# an instance of the class katcp-python raised.
+_PEER_CASES = [
+    ("Int()", "'a'"),
+    ("Int()", "object()"),
+    ("Int()", "None"),
+    ("Int(min=0, max=3)", "'a'"),
+    ("Int(min=0, max=3)", "7"),
+    ("Float()", "'a'"),
+    ("Float(min=0, max=3)", "'a'"),
+    ("Discrete(('x', 'y'))", "[1]"),
+    ("Discrete(('x', 'y'))", "'a'"),
+    ("DiscreteMulti(('x', 'y'))", "7"),
+    ("Lru()", "[1]"),
+    ("Lru()", "'a'"),
+    ("Address()", "('h', 'p')"),
+    ("Address()", "'a'"),
+    ("Timestamp()", "object()"),
+    ("Timestamp()", "'a'"),
+    ("StrictTimestamp()", "object()"),
+    ("Struct('>i')", "7"),
+    ("Struct('>i')", "'a'"),
+    ("Regex('a+')", "7"),
+    ("Regex('a+')", "'b'"),
+]
+
+
+def test_pack_error_classes_match_the_real_katcp_python(katcp_python):
+    import json
+    import subprocess
+
+    code = (
+        "import json, sys\n"
+        "from katcp.kattypes import *\n"
+        "out = []\n"
+        "for t, v in json.load(sys.stdin):\n"
+        "    try:\n"
+        "        eval(t).pack(eval(v)); out.append('ok')\n"
+        "    except TypeError: out.append('TypeError')\n"
+        "    except ValueError: out.append('ValueError')\n"
+        "print(json.dumps(out))\n"
+    )
+    run = subprocess.run(
+        [str(katcp_python), "-c", code],
+        input=json.dumps(_PEER_CASES),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    expected = json.loads(run.stdout.splitlines()[-1])
+    names = {
+        "Int": Int,
+        "Float": Float,
+        "Discrete": Discrete,
+        "DiscreteMulti": DiscreteMulti,
+        "Lru": Lru,
+        "Address": Address,
+        "Timestamp": Timestamp,
+        "StrictTimestamp": StrictTimestamp,
+        "Struct": Struct,
+        "Regex": Regex,
+    }
+    for (ktype, value), kind in zip(_PEER_CASES, expected, strict=True):
+        assert kind != "ok", (ktype, value)
+        with pytest.raises({"TypeError": TypeError, "ValueError": ValueError}[kind]):
+            eval(ktype, names).pack(eval(value))  # a fixed table of test cases

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -179,3 +181,24 @@ def test_equality():
 def test_format_then_parse_is_identity(mtype, name, args, mid):
     msg = Message(mtype, name, args, mid)
     assert MessageParser().parse(bytes(msg)) == msg
+
+
+def test_str_matches_katcp_python_for_the_same_messages(katcp_python):
+    # The real katcp-python 0.9.3 prints these; katcpx must print the same.
+    code = (
+        "from katcp import Message\n"
+        "msgs = [Message.request('foo', 'a b', '', 'x\\ny', '\\\\', 1, 2.5, True, '\\u00e9', mid=5),\n"
+        "        Message.reply('sensor-value', 'ok', 'tab\\there', '\\x1b\\r\\0'),\n"
+        "        Message.inform('x'), Message.request('lone', 'a\\udc80b')]\n"
+        "for m in msgs: print(ascii(str(m)))\n"
+    )
+    out = subprocess.run(
+        [str(katcp_python), "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    ours = [
+        Message.request("foo", "a b", "", "x\ny", "\\", 1, 2.5, True, "\u00e9", mid=5),
+        Message.reply("sensor-value", "ok", "tab\there", "\x1b\r\0"),
+        Message.inform("x"),
+        Message.request("lone", "a\udc80b"),
+    ]
+    assert out == [ascii(str(m)) for m in ours]

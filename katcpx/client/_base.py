@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import logging
 import random
 import ssl
@@ -83,7 +84,8 @@ class ClientBase:
         self._connect_failures = 0
         self._static_protocol_configuration = False
         self._static_protocol_flags: ProtocolFlags | None = None
-        self._last_msg_id = 0
+        # next() on a count is atomic, so ids can be taken from any thread.
+        self._msg_ids = itertools.count(1)
         self._ioloop: IOLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._managed = True
@@ -179,7 +181,11 @@ class ClientBase:
         return threading.get_ident() == self.ioloop_thread_id
 
     def _run_in_loop(self, func: Callable[..., T], *args: Any, timeout: float | None = 5.0) -> T:
-        """Run `func(*args)` on the client's loop from another thread and return its result."""
+        """Run `func(*args)` on the client's loop from another thread and return its result.
+
+        For calls whose caller needs the result (blocking thread-safe methods, ``send_raw``);
+        sending messages hands over without waiting instead.
+        """
         loop = self._loop
         if loop is None or loop.is_closed():
             raise KatcpClientDisconnected(f"Client for {self.bind_address_string} is not running")

@@ -91,11 +91,7 @@ class DeviceClient(ClientBase):
 
     def _next_id(self) -> bytes:
         """Return the next message id as bytes."""
-        mid = self._last_msg_id + 1
-        if mid > _MAX_MID:
-            mid = 1
-        self._last_msg_id = mid
-        return b"%d" % mid
+        return b"%d" % ((next(self._msg_ids) - 1) % _MAX_MID + 1)
 
     def preset_protocol_flags(self, protocol_flags: ProtocolFlags) -> None:
         """Preset server protocol flags.
@@ -189,8 +185,8 @@ class DeviceClient(ClientBase):
         KatcpVersionError
             If `msg` carries an id and the server does not support message ids.
         """
-        if not self._in_loop_thread():
-            return self._run_in_loop(self.request, msg, use_mid)
+        # From any thread: the id comes from an atomic counter and send_message hands the
+        # message to the loop without waiting (katcp-python's request is thread-safe too).
         mid = self._get_mid_and_update_msg(msg, use_mid)
         self.send_request(msg)
         return mid
@@ -230,37 +226,38 @@ class DeviceClient(ClientBase):
         Raises
         ------
         KatcpClientDisconnected
-            If the client is not connected.
+            If the client is not connected (on the client's loop thread only).
+
+        Notes
+        -----
+        From any other thread the message is handed to the loop without waiting, as
+        katcp-python's thread-safe clients do, and never raises: a message the client cannot
+        send (not connected, not running, stopped) is dropped with a warning.
         """
-        conn = self._conn
-        if conn is None:
-            raise KatcpClientDisconnected(f"Not connected to device {self.bind_address_string}")
         if not self._in_loop_thread():
-            # Handed over without waiting, as katcp-python's thread-safe wrapper does: a
-            # busy or stopping loop must not turn a send into a timeout here.
             loop = self._loop
             try:
                 if loop is None:
                     raise RuntimeError("no loop")
                 loop.call_soon_threadsafe(self._send_on_loop, msg)
-            except RuntimeError:  # the loop closed: the client has stopped
-                raise KatcpClientDisconnected(
-                    f"Not connected to device {self.bind_address_string}"
-                ) from None
+            except RuntimeError:  # never started, or stopped (loop closed)
+                self._drop(msg)
             return None
+        conn = self._conn
+        if conn is None:
+            raise KatcpClientDisconnected(f"Not connected to device {self.bind_address_string}")
         if self._logger.isEnabledFor(logging.DEBUG):
             self._logger.debug("Sending to %s: %r", self.bind_address_string, bytes(msg))
         conn.send_message(msg)
+
+    def _drop(self, msg: Message) -> None:
+        self._logger.warning("Dropped %s: not connected to %s", msg, self.bind_address_string)
 
     def _send_on_loop(self, msg: Message) -> None:
         """Send a message handed over from another thread; the connection may be gone."""
         conn = self._conn
         if conn is None:
-            self._logger.warning(
-                "Dropped %s: disconnected from %s before it could be sent",
-                msg,
-                self.bind_address_string,
-            )
+            self._drop(msg)
             return
         if self._logger.isEnabledFor(logging.DEBUG):
             self._logger.debug("Sending to %s: %r", self.bind_address_string, bytes(msg))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +19,7 @@ from ..errors import RequestFailed
 from ..flags import ProtocolFlags
 from ..message import Message
 
-__all__ = ["InspectingClient", "ModelChanges", "InspectingOwner"]
+__all__ = ["InspectingClient", "ModelChanges", "InspectingOwner", "SyncError"]
 
 log = logging.getLogger("katcpx.resource")
 
@@ -44,6 +45,29 @@ def apply_model_diff(
         if old.get(name) != desc:
             added[name] = desc
             old[name] = desc
+
+
+class SyncError(Exception):
+    """An inspection request (``?help``, ``?sensor-list`` ...) got a reply other than ``ok``.
+
+    Spec 5.1 section 2: only ``ok`` is success, so a failed list is never an empty one. The
+    sync is retried with backoff and the last good model kept (katcp-python's
+    ``SyncError``).
+    """
+
+
+def _says_unknown(reply: Message) -> bool:
+    """Whether a fail reply to ``?help name`` / ``?sensor-list name`` means "no such item".
+
+    katcp-python looks for "Unknown request" / "Unknown sensor"; aiokatcp says "request x
+    is not known" for ``?help``.
+    """
+    text = reply.arguments[1].decode("utf-8", "replace").lower() if len(reply.arguments) > 1 else ""
+    return "unknown" in text or "not known" in text
+
+
+def _asked(request: str, name: str | None) -> str:
+    return f"?{request}" if name is None else f"?{request} {name}"
 
 
 @dataclass
@@ -92,6 +116,13 @@ class _Pending:
     def __bool__(self) -> bool:
         return bool(self.all_requests or self.all_sensors or self.requests or self.sensors)
 
+    def merge(self, other: _Pending) -> None:
+        """Add what `other` still has to fetch."""
+        self.all_requests |= other.all_requests
+        self.all_sensors |= other.all_sensors
+        self.requests |= other.requests
+        self.sensors |= other.sensors
+
 
 class InspectingClient(AsyncClient):
     """Client that syncs a server's requests and sensors and keeps them up to date.
@@ -115,6 +146,12 @@ class InspectingClient(AsyncClient):
     PROTOCOL_TIMEOUT = 5.0
     #: Seconds allowed for each sync request (``?help``, ``?sensor-list`` ...).
     SYNC_TIMEOUT = 30.0
+    #: Seconds before the first retry of a sync whose requests failed; each further failure
+    #: multiplies it by :attr:`SYNC_RETRY_FACTOR`, up to :attr:`SYNC_RETRY_MAX_DELAY`
+    #: (katcp-python's resync backoff: 1 s, times 3, at most 90 s, randomised).
+    SYNC_RETRY_DELAY = 1.0
+    SYNC_RETRY_FACTOR = 3.0
+    SYNC_RETRY_MAX_DELAY = 90.0
 
     def __init__(
         self,
@@ -136,6 +173,7 @@ class InspectingClient(AsyncClient):
         self._pending = _Pending()
         self._worker: asyncio.Task[None] | None = None
         self._synced = False
+        self._retry_delay = self.SYNC_RETRY_DELAY
 
     # -- connection events -----------------------------------------------------------------
 
@@ -220,7 +258,24 @@ class InspectingClient(AsyncClient):
                 self._owner._client_state("syncing")
             while self._pending or new_connection:
                 pending, self._pending = self._pending, _Pending()
-                changes = await self._fetch(pending)
+                try:
+                    changes = await self._fetch(pending)
+                except SyncError as exc:
+                    # Keep the last good model (nothing was applied) and try again later.
+                    self._pending.merge(pending)
+                    delay = self._retry_delay * (0.5 + 0.5 * random.random())
+                    self._retry_delay = min(
+                        self._retry_delay * self.SYNC_RETRY_FACTOR, self.SYNC_RETRY_MAX_DELAY
+                    )
+                    self._logger.warning(
+                        "Error syncing with %s: %s; keeping the last model, retrying in %.2f s",
+                        self.bind_address_string,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                self._retry_delay = self.SYNC_RETRY_DELAY
                 changes.new_connection = new_connection
                 new_connection = False
                 if changes:
@@ -240,30 +295,27 @@ class InspectingClient(AsyncClient):
             self.disconnect()
 
     async def _fetch(self, pending: _Pending) -> ModelChanges:
+        """Fetch what `pending` names, then update the model; a failure changes nothing."""
+        # Everything is fetched before the model changes, so a SyncError part-way leaves
+        # the last good model whole.
+        requests = await self._fetch_requests(None) if pending.all_requests else None
+        one_request = {name: await self._fetch_requests(name) for name in sorted(pending.requests)}
+        sensors = await self._fetch_sensors(None) if pending.all_sensors else None
+        one_sensor = {name: await self._fetch_sensors(name) for name in sorted(pending.sensors)}
         changes = ModelChanges()
-        if pending.all_requests:
-            new = await self._fetch_requests(None)
-            self._diff(self.requests, new, changes.requests_added, changes.requests_removed)
+        if requests is not None:
+            self._diff(self.requests, requests, changes.requests_added, changes.requests_removed)
         else:
-            for name in sorted(pending.requests):
+            for name, new in one_request.items():
                 self._diff_one(
-                    self.requests,
-                    name,
-                    await self._fetch_requests(name),
-                    changes.requests_added,
-                    changes.requests_removed,
+                    self.requests, name, new, changes.requests_added, changes.requests_removed
                 )
-        if pending.all_sensors:
-            new = await self._fetch_sensors(None)
-            self._diff(self.sensors, new, changes.sensors_added, changes.sensors_removed)
+        if sensors is not None:
+            self._diff(self.sensors, sensors, changes.sensors_added, changes.sensors_removed)
         else:
-            for name in sorted(pending.sensors):
+            for name, new in one_sensor.items():
                 self._diff_one(
-                    self.sensors,
-                    name,
-                    await self._fetch_sensors(name),
-                    changes.sensors_added,
-                    changes.sensors_removed,
+                    self.sensors, name, new, changes.sensors_added, changes.sensors_removed
                 )
         return changes
 
@@ -296,9 +348,9 @@ class InspectingClient(AsyncClient):
         except RequestFailed as exc:
             if exc.reply is None:
                 raise
-            if name is None:
-                self._logger.warning("%s: %s", self.bind_address_string, exc)
-            return {}  # the request is gone (or the server can't list them)
+            if name is None or not _says_unknown(exc.reply):
+                raise SyncError(f"{_asked('help', name)} failed: {exc}") from None
+            return {}  # the request is gone
         result: dict[str, RequestDescription] = {}
         for inform in informs:
             if not inform.arguments:
@@ -315,6 +367,8 @@ class InspectingClient(AsyncClient):
             except RequestFailed as exc:
                 if exc.reply is None:
                     raise
+                if name is None or not _says_unknown(exc.reply):
+                    raise SyncError(f"?request-timeout-hint failed: {exc}") from None
                 informs = []  # no hint for this request
             for inform in informs:
                 if len(inform.arguments) < 2:
@@ -336,9 +390,9 @@ class InspectingClient(AsyncClient):
         except RequestFailed as exc:
             if exc.reply is None:
                 raise
-            if name is None:
-                self._logger.warning("%s: %s", self.bind_address_string, exc)
-            return {}  # the sensor is gone (or the server can't list them)
+            if name is None or not _says_unknown(exc.reply):
+                raise SyncError(f"{_asked('sensor-list', name)} failed: {exc}") from None
+            return {}  # the sensor is gone
         result: dict[str, SensorDescription] = {}
         for inform in informs:
             a = inform.arguments

@@ -143,6 +143,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._starting = False
         # stop() called while starting: honoured as soon as the start completes.
         self._stop_requested = False
+        # Set from the start of stopping until the next start().
+        self._closing = False
         self._running_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._stopped_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._listeners: list[asyncio.base_events.Server] = []
@@ -232,6 +234,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         socks = self._bind_sockets()
         self._starting = True
         self._stop_requested = False
+        self._closing = False
         self._stopped.clear()
         self._running_cf = concurrent.futures.Future()
         self._stopped_cf = concurrent.futures.Future()
@@ -465,17 +468,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if not self._running.is_set():
             return  # not started yet (_install sees _stop_requested), or already stopping
         self._running.clear()
+        self._closing = True
         try:
-            for listener in self._listeners:
-                listener.close()
-            self._listeners = []
-            await asyncio.gather(
-                *(
-                    self._disconnect_async(conn, "Device server shutting down.", True)
-                    for conn in list(self._connections)
-                ),
-                return_exceptions=True,
-            )
+            await self._close_listeners()
+            await self._disconnect_all("Device server shutting down.")
             try:
                 self.on_server_stop()
             except Exception:
@@ -490,6 +486,49 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
                 self._loop.stop()
             else:
                 self._finish_stopped()
+
+    async def _close_listeners(self) -> None:
+        """Stop accepting, let accepts already made become connections, then close.
+
+        asyncio turns an accepted socket into a transport in a task of its own; closing the
+        listener before that task runs leaves the socket open but unserved (no protocol,
+        no EOF). So accepting stops first (the kernel keeps later connections queued, and
+        closing the listener resets those), and the in-flight ones get two loop turns.
+        """
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            for sock in listener.sockets:
+                try:
+                    loop.remove_reader(sock.fileno())
+                except (NotImplementedError, ValueError):  # not a selector loop
+                    pass
+        for _ in range(2):
+            await asyncio.sleep(0)
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
+
+    async def _disconnect_all(self, reason: str) -> None:
+        """Disconnect every client, including ones whose accept was still in flight.
+
+        A socket accepted just before the listeners closed becomes a connection a couple of
+        loop iterations later (asyncio makes its transport in a task); those are waited for
+        too, so every client gets ``#disconnect`` (spec 5.1 section 4.2) and EOF.
+        """
+        done: set[ClientConnection] = set()
+        quiet_turns = 0
+        while quiet_turns < 3:
+            conns = [conn for conn in self._connections if conn not in done]
+            if not conns:
+                quiet_turns += 1
+                await asyncio.sleep(0)
+                continue
+            quiet_turns = 0
+            done.update(conns)
+            await asyncio.gather(
+                *(self._disconnect_async(conn, reason, True) for conn in conns),
+                return_exceptions=True,
+            )
 
     def _finish_stopped(self) -> None:
         self._running.clear()
@@ -524,6 +563,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._connections[conn] = None
         if self.metrics is not None:
             self.metrics.connection_accepted()
+        if self._closing:  # made after stop() disconnected everyone: tell it too
+            self._disconnect_client(conn, "Device server shutting down.")
+            return
         try:
             ready = self.on_client_connect(conn)
         except Exception:

@@ -73,6 +73,13 @@ def ok_everything(conn: FakeConn, line: bytes) -> None:
         conn.send(reply_for(line))
 
 
+def echo(conn: FakeConn, line: bytes) -> None:
+    """Reply ``ok`` to every request, followed by its arguments."""
+    if line.startswith(b"?"):
+        _name, _mid, args = request_parts(line)
+        conn.send(reply_for(line, *args))
+
+
 class FakeServer:
     """Context manager: a raw KATCP-ish server on 127.0.0.1 with an OS-chosen port.
 

@@ -9,18 +9,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fakeserver import V4_BANNER, V5_BANNER, FakeConn, FakeServer, reply_for, request_parts
+from fakeserver import V4_BANNER, V5_BANNER, FakeServer, echo
 from tornado import gen
 from tornado.ioloop import IOLoop
 
 from katcpx import Message, ProtocolFlags
 from katcpx.client import AsyncClient, BlockingClient, CallbackClient
-
-
-def echo(conn: FakeConn, line: bytes) -> None:
-    if line.startswith(b"?"):
-        _name, _mid, args = request_parts(line)
-        conn.send(reply_for(line, *args))
 
 
 @pytest.fixture

@@ -7,16 +7,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from fakeserver import V5_BANNER, FakeConn, FakeServer, reply_for, request_parts
+from fakeserver import V5_BANNER, FakeServer, echo
 
 from katcpx import Message
 from katcpx.client import AsyncClient, BlockingClient, CallbackClient
-
-
-def echo(conn: FakeConn, line: bytes) -> None:
-    if line.startswith(b"?"):
-        _name, _mid, args = request_parts(line)
-        conn.send(reply_for(line, *args))
 
 
 class Recording(BlockingClient):

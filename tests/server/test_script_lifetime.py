@@ -14,7 +14,7 @@ from .helpers import TIMEOUT, Client, ExampleServer, connect, running
 
 SCRIPT = textwrap.dedent(
     """
-    from katcpx import DeviceServer
+    from {library} import DeviceServer
 
     class Server(DeviceServer):
         VERSION_INFO = ("script", 1, 0)
@@ -31,12 +31,21 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.fixture(params=["katcpx", "katcp"])
+def library(request) -> tuple[str, str]:
+    """The library the script imports and the python that runs it (katcp-python 0.9.3 too)."""
+    if request.param == "katcp":
+        return "katcp", str(request.getfixturevalue("katcp_python"))
+    return "katcpx", sys.executable
+
+
 @pytest.mark.parametrize("handler_thread", [True, False])
-def test_script_that_ends_after_start_keeps_serving_until_halted(tmp_path, handler_thread):
+def test_script_that_ends_after_start_keeps_serving_until_halted(tmp_path, handler_thread, library):
+    name, python = library
     script = tmp_path / "server_script.py"
-    script.write_text(SCRIPT.format(handler_thread=handler_thread))
+    script.write_text(SCRIPT.format(library=name, handler_thread=handler_thread))
     proc = subprocess.Popen(
-        [sys.executable, str(script)],
+        [python, str(script)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from katcpx.client import AsyncClient, BlockingClient, CallbackClient
 from katcpx.client.async_client import is_timeout_reply
-from katcpx.errors import KatcpClientDisconnected
 from katcpx.message import Message
 from katcpx.sensor import Sensor
 
-from .helpers import TIMEOUT, ExampleServer, connect, running
+from .helpers import TIMEOUT, Client, ExampleServer, connect, running
 
 
 @pytest.fixture
@@ -122,19 +123,31 @@ def client_calls(c) -> list:
     return calls
 
 
-def check_send_message(c) -> None:
-    # katcp-python's contract: KatcpClientDisconnected when not connected, nothing else.
-    with pytest.raises(KatcpClientDisconnected):
+def check_send_message(c, caplog) -> None:
+    # From another thread, as katcp-python's thread-safe clients: no raise, and not
+    # silently either: with no running loop the dropped message is logged at once.
+    caplog.clear()
+    with caplog.at_level("WARNING"):
         c.send_message(Message.request("watchdog"))
+        assert c.request(Message.request("watchdog")) is not None
+    assert caplog.text.count("Dropped ?watchdog") == 2
+
+
+def check_send_message_pending(c) -> None:
+    # The loop is busy starting the client: the hand-over returns at once.
+    started = time.monotonic()
+    c.send_message(Message.request("watchdog"))
+    assert c.request(Message.request("watchdog")) is not None
+    assert time.monotonic() - started < 1.0
 
 
 @pytest.mark.parametrize("cls", CLIENTS)
-def test_client_methods_before_start_and_after_stop_do_not_raise(cls):
+def test_client_methods_before_start_and_after_stop_do_not_raise(cls, caplog):
     with running(ExampleServer("127.0.0.1", 0)) as srv:
         c = cls(*srv.bind_address, timeout=1)
         for call in client_calls(c):
             call()  # never started
-        check_send_message(c)
+        check_send_message(c, caplog)
         c.stop(TIMEOUT)  # katcp-python raises RuntimeError here; a no-op in katcpx
         c.start(timeout=TIMEOUT)
         assert c.wait_protocol(TIMEOUT)
@@ -142,18 +155,18 @@ def test_client_methods_before_start_and_after_stop_do_not_raise(cls):
         c.join(TIMEOUT)
         for call in client_calls(c):
             call()  # stopped: the loop is closed now
-        check_send_message(c)
+        check_send_message(c, caplog)
         c.stop(TIMEOUT)
 
 
 @pytest.mark.parametrize("cls", CLIENTS)
-def test_client_stop_while_set_ioloop_start_is_pending_takes_effect(cls, side_loop):
+def test_client_stop_while_set_ioloop_start_is_pending_takes_effect(cls, side_loop, caplog):
     with running(ExampleServer("127.0.0.1", 0)) as srv:
         c = cls(*srv.bind_address, timeout=1)
         c.set_ioloop(side_loop)
         gate = hold(side_loop)
         c.start()
-        check_send_message(c)  # not connected yet: raises at once, does not time out
+        check_send_message_pending(c)  # not connected yet: returns at once, no timeout
         timer = threading.Timer(0.2, gate.set)
         timer.start()
         c.stop(TIMEOUT)
@@ -165,12 +178,22 @@ def test_client_stop_while_set_ioloop_start_is_pending_takes_effect(cls, side_lo
         c.stop(TIMEOUT)
 
 
-def test_blocking_request_on_a_stuck_loop_gets_a_timeout_reply(side_loop):
+@contextlib.contextmanager
+def client_on(loop: asyncio.AbstractEventLoop, cls=BlockingClient):
+    """A client of a fresh server, running on `loop`, stopped afterwards."""
     with running(ExampleServer("127.0.0.1", 0)) as srv:
-        c = BlockingClient(*srv.bind_address, timeout=1)
-        c.set_ioloop(side_loop)
+        c = cls(*srv.bind_address, timeout=1)
+        c.set_ioloop(loop)
         c.start(timeout=TIMEOUT)
         assert c.wait_protocol(TIMEOUT)
+        try:
+            yield c
+        finally:
+            c.stop(TIMEOUT)
+
+
+def test_blocking_request_on_a_stuck_loop_gets_a_timeout_reply(side_loop):
+    with client_on(side_loop) as c:
         gate = hold(side_loop)
         try:
             # katcp-python raises RuntimeError("Unexpected error: ...") here.
@@ -179,19 +202,49 @@ def test_blocking_request_on_a_stuck_loop_gets_a_timeout_reply(side_loop):
             gate.set()
         assert is_timeout_reply(reply)
         assert c.blocking_request(Message.request("watchdog"))[0].reply_ok()
-        c.stop(TIMEOUT)
 
 
 def test_send_message_from_another_thread_does_not_wait_for_the_loop(side_loop):
-    with running(ExampleServer("127.0.0.1", 0)) as srv:
-        c = CallbackClient(*srv.bind_address, timeout=1)
-        c.set_ioloop(side_loop)
-        c.start(timeout=TIMEOUT)
-        assert c.wait_protocol(TIMEOUT)
+    with client_on(side_loop, CallbackClient) as c:
         got = concurrent.futures.Future()
         c.callback_request(Message.request("watchdog"), reply_cb=got.set_result)
         assert got.result(TIMEOUT).reply_ok()
         gate = hold(side_loop)
         c.send_message(Message.request("watchdog", mid=77))  # returns while the loop is busy
         gate.set()
-        c.stop(TIMEOUT)
+
+
+@pytest.mark.parametrize("handler_thread", [True, False])
+def test_stop_tells_a_connection_accepted_just_before_it(handler_thread):
+    # The race is tight: a connect immediately followed by stop(). Before the fix, asyncio
+    # had accepted the socket but the listener closed before its transport was made, so
+    # the client got neither #disconnect nor EOF (nearly every round here).
+    for _ in range(15):
+        srv = ExampleServer("127.0.0.1", 0)
+        srv.set_concurrency_options(handler_thread=handler_thread)
+        srv.start(timeout=TIMEOUT)
+        c = Client(srv.bind_address)
+        srv.stop(0)
+        try:
+            messages = c.read_until_closed()
+        finally:
+            c.close()
+            srv.join(TIMEOUT)
+        assert c.closed, "no EOF"
+        assert [m.name for m in messages if m.mtype == Message.INFORM][-1] == "disconnect"
+
+
+def test_stop_tells_every_one_of_many_connections():
+    srv = ExampleServer("127.0.0.1", 0)
+    srv.start(timeout=TIMEOUT)
+    clients = [Client(srv.bind_address) for _ in range(10)]
+    srv.stop(0)
+    try:
+        for c in clients:
+            messages = c.read_until_closed()
+            assert c.closed
+            assert messages[-1].name == "disconnect"
+    finally:
+        for c in clients:
+            c.close()
+        srv.join(TIMEOUT)
