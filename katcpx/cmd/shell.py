@@ -40,7 +40,8 @@ STRATEGIES = ("auto", "event", "period", "differential", "event-rate", "differen
 
 LOCAL_COMMANDS = {
     "/help": "show this help",
-    "/watch": "SENSOR... [PERIOD]: print updates (event strategy, or period PERIOD)",
+    "/watch": "SENSOR... [PERIOD]: print updates (event strategy, or period PERIOD); "
+    "a /regex/ names every sensor it matches",
     "/unwatch": "[SENSOR...]: stop watching (all when no sensor is named)",
     "/strategy": "SENSOR STRATEGY [PARAM...]: set a sampling strategy",
     "/raw": "toggle raw mode: type and see the escaped wire format",
@@ -101,9 +102,12 @@ class KatcpCompleter(Completer):
 
 
 def _matches(word: str, names: dict[str, str]) -> Iterable[Completion]:
+    # The space ends the word, as a shell's completion does: the next word can follow.
     for name in sorted(names):
         if name.startswith(word):
-            yield Completion(name, start_position=-len(word), display_meta=names[name])
+            yield Completion(
+                name + " ", start_position=-len(word), display=name, display_meta=names[name]
+            )
 
 
 class Shell:
@@ -199,6 +203,39 @@ class Shell:
 
     # -- messages from the client -------------------------------------------------------------
 
+    def show_versions(self) -> None:
+        """Print the ``#version-connect`` informs of the connection, as a reconnection does.
+
+        They arrive while connecting, before the shell prints anything.
+        """
+        for name, values in self.client.versions.items():
+            if name in ("version", "build-state"):  # KATCP v4
+                self.show(Message.inform(name, *values), unsolicited=True)
+            else:
+                self.show(Message.inform("version-connect", name, *values), unsolicited=True)
+
+    def interrupted(self) -> None:
+        """Ctrl-C at the prompt: say what happens to the requests still running."""
+        running = [
+            n for n, count in self.client.in_flight.items() if count > self._quiet[n] and count
+        ]
+        if not running:
+            self.note("Ctrl-C: nothing running; /quit or Ctrl-D leaves")
+            return
+        for name in running:
+            stops = _stop_requests(name, self.requests)
+            how = (
+                "to stop it, send " + " or ".join(f"?{s}" for s in stops)
+                if stops
+                else "KATCP cannot cancel a request and the device lists no stop request "
+                "for it; /quit leaves without waiting"
+            )
+            self.note(
+                f"Ctrl-C: ?{name} continues on the device (its informs and reply still print "
+                f"here); {how}",
+                "error",
+            )
+
     def _on_inform(self, msg: Message, unsolicited: bool) -> None:
         if msg.name == "interface-changed":
             self.schedule_refresh()
@@ -268,7 +305,7 @@ class Shell:
             self.note(f"connection to {self.address} lost; reconnecting...", "fail")
             self._invalidate()
             await client.until_connected()
-            await client.until_protocol()
+            await client.until_ready()
             self.connected = True
             self.note(f"reconnected to {self.address}", "ok")
             self._invalidate()
@@ -383,8 +420,11 @@ class Shell:
             strategy = ["event"]
             if len(args) > 1 and _is_number(args[-1]):
                 strategy = ["period", args.pop()]
-            for sensor in args:
+            for sensor in await self.expand_sensors(args):
                 await self.set_strategy(sensor, strategy)
+        elif command == "/unwatch" and args:
+            for sensor in await self.expand_sensors(args):
+                await self.set_strategy(sensor, ["none"])
         elif command == "/unwatch":
             for sensor in args or list(self.watches):
                 await self.set_strategy(sensor, ["none"])
@@ -396,6 +436,21 @@ class Shell:
         else:
             self.note(f"unknown command {command}; /help lists them", "error")
         return True
+
+    async def expand_sensors(self, names: list[str]) -> list[str]:
+        """Sensor names, with each ``/regex/`` replaced by the sensors it matches (as for
+        ``?sensor-list`` and ``katcp-cmd get``)."""
+        sensors: list[str] = []
+        for name in names:
+            if not (len(name) > 1 and name.startswith("/") and name.endswith("/")):
+                sensors.append(name)
+                continue
+            informs = await self._quiet_call("sensor-list", name)
+            matched = [decode(m.arguments[0]) for m in informs or [] if m.arguments]
+            if not matched:
+                self.note(f"no sensor matches {name}", "error")
+            sensors.extend(matched)
+        return sensors
 
     async def set_strategy(self, sensor: str, strategy: list[str], announce: bool = True) -> bool:
         """Set a sensor's sampling strategy and remember it for reconnections."""
@@ -429,12 +484,14 @@ class Shell:
         watcher = self._spawn(self.watch_connection())
         self._spawn(self.refresh())
         self.note(f"connected to {self.address} (katcp {self.client.protocol_flags}); /help")
+        self.show_versions()
         try:
             with patch_stdout(raw=True):
                 while True:
                     try:
                         line = await self.session.prompt_async()
                     except KeyboardInterrupt:
+                        self.interrupted()
                         continue
                     except EOFError:
                         break
@@ -467,6 +524,16 @@ def _summary(args: list[bytes]) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def _stop_requests(name: str, requests: dict[str, str]) -> list[str]:
+    """The device's requests that could stop request `name` (``X-stop``, ``stop``...)."""
+    base = name
+    for suffix in ("-start", "-wait", "-status"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    candidates = [f"{base}-stop", f"{base}-abort", "stop", "abort"]
+    return [c for c in candidates if c in requests and c != name]
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -489,6 +556,8 @@ async def run_shell(
     address: tuple[str, int],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     history: str | None = None,
     color: bool | None = None,
     raw: bool = False,
@@ -501,7 +570,19 @@ async def run_shell(
     Returns the exit status; raises :class:`CmdError` if the first connection fails.
     """
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    client = await connect(address, timeout=timeout, auto_reconnect=interactive, verbose=verbose)
+    options: dict[str, Any] = {
+        "timeout": timeout,
+        "auto_reconnect": interactive,
+        "verbose": verbose,
+        "user_timeout": user_timeout,
+        "on_wait": lambda reason: _waiting(address, reason),
+    }
+    try:
+        client = await connect(address, wait=wait, **options)
+    except CmdError as exc:
+        if not interactive or not await _offer_to_wait(str(exc)):
+            raise
+        client = await connect(address, wait=True, **options)
     shell = Shell(
         client,
         address,
@@ -516,3 +597,22 @@ async def run_shell(
         return await shell.script()
     finally:
         await shell.close()
+
+
+def _waiting(address: tuple[str, int], reason: str) -> None:
+    print(
+        f"katcp-cmd: {address[0]}:{address[1]}: {reason}; waiting for it (Ctrl-C to give up)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def _offer_to_wait(problem: str) -> bool:
+    """Ask whether to wait for the server (interactive shell only); True for yes."""
+    question = f"katcp-cmd: {problem}\nWait for it and connect when it is up? [Y/n] "
+    loop = asyncio.get_running_loop()
+    try:
+        answer = await loop.run_in_executor(None, input, question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("", "y", "yes")

@@ -10,12 +10,14 @@ import asyncio
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
 from ..message import Message
 from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect
+from .grammar import TOOLS
 from .render import (
     SEVERITY,
     SensorInfo,
@@ -54,6 +56,14 @@ class Output:
         """Print one error line on stderr."""
         print(f"katcp-cmd: {text}", file=self.err, flush=True)
 
+    def waiting(self, address: tuple[str, int]) -> Callable[[str], None]:
+        """What ``--wait`` says (on stderr) when the server is not there yet."""
+
+        def say(reason: str) -> None:
+            self.error(f"{address[0]}:{address[1]}: {reason}; waiting for it (Ctrl-C to give up)")
+
+        return say
+
 
 def request_name(word: str) -> str:
     """The request name from a typed word: the ``?`` is optional.
@@ -88,6 +98,8 @@ async def one_shot(
     words: list[str],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     informs: bool,
     replies: bool,
     output: Output,
@@ -95,7 +107,14 @@ async def one_shot(
 ) -> int:
     """Send one request, print its informs and reply, and return the exit status."""
     name = request_name(words[0])
-    client = await connect(address, timeout=timeout, verbose=verbose)
+    client = await connect(
+        address,
+        timeout=timeout,
+        verbose=verbose,
+        user_timeout=user_timeout,
+        wait=wait,
+        on_wait=output.waiting(address),
+    )
 
     def on_inform(msg: Message, unsolicited: bool) -> None:
         if informs and not unsolicited:
@@ -107,6 +126,12 @@ async def one_shot(
     except (FailReplyError, InvalidReply) as exc:
         if replies and exc.reply is not None:
             output.line(render_message(exc.reply, color=output.color))
+        if isinstance(exc, InvalidReply) and name in TOOLS:
+            host, port = address
+            output.error(
+                f"the device has no ?{name} request; for katcp-cmd's {name} tool put "
+                f"the tool name first: katcp-cmd {name} {host}:{port} ..."
+            )
         return EXIT_FAIL
     except RequestFailed as exc:
         output.error(describe_failure(name, exc))
@@ -148,13 +173,22 @@ async def get(
     names: list[str],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     fmt: str | None,
     as_json: bool,
     output: Output,
     verbose: bool = False,
 ) -> int:
     """Print value, status and timestamp of sensors (like ``caproto-get``)."""
-    client = await connect(address, timeout=timeout, verbose=verbose)
+    client = await connect(
+        address,
+        timeout=timeout,
+        verbose=verbose,
+        user_timeout=user_timeout,
+        wait=wait,
+        on_wait=output.waiting(address),
+    )
     try:
         infos, all_found = await _sensor_infos(client, names, output)
         updates: list[SensorUpdate] = []
@@ -197,6 +231,8 @@ async def list_(
     address: tuple[str, int],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     pattern: str | None,
     requests: bool,
     as_json: bool,
@@ -208,7 +244,14 @@ async def list_(
         regex = re.compile(pattern) if pattern else None
     except re.error as exc:
         raise CmdError(f"bad --filter regular expression {pattern!r}: {exc}") from None
-    client = await connect(address, timeout=timeout, verbose=verbose)
+    client = await connect(
+        address,
+        timeout=timeout,
+        verbose=verbose,
+        user_timeout=user_timeout,
+        wait=wait,
+        on_wait=output.waiting(address),
+    )
     try:
         _, informs = await client.tracked_call("help" if requests else "sensor-list")
     except RequestFailed as exc:
@@ -250,6 +293,8 @@ async def monitor(
     names: list[str],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     strategy: list[str],
     duration: float | None,
     maximum: int | None,
@@ -263,7 +308,14 @@ async def monitor(
     Stops after `duration` seconds or `maximum` updates, or when interrupted; exits with 2
     if the connection drops.
     """
-    client = await connect(address, timeout=timeout, verbose=verbose)
+    client = await connect(
+        address,
+        timeout=timeout,
+        verbose=verbose,
+        user_timeout=user_timeout,
+        wait=wait,
+        on_wait=output.waiting(address),
+    )
     done = asyncio.get_running_loop().create_future()
     count = 0
     try:
