@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from ..client import is_timeout_reply
 from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
+from .freshness import freshness
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -218,6 +219,8 @@ class _Subscription:
     listener: Any = None
     #: Subscribers still waiting for the sensor's meta (subscribed while not synced).
     waiting: dict[Sink, None] = field(default_factory=dict)
+    #: When the sampling strategy was requested: later readings are current (freshness.py).
+    sampled_since: float | None = None
 
 
 class DeviceHub:
@@ -461,6 +464,7 @@ class DeviceHub:
         """The ``update`` message of the sensor's latest reading."""
         reading = sensor.reading
         res = self._resources.get(device)
+        connected = res is not None and res.state != "disconnected"
         return {
             "type": "update",
             "device": device,
@@ -469,8 +473,20 @@ class DeviceHub:
             "status": reading.status,
             "timestamp": reading.timestamp,
             "received": reading.received_timestamp,
-            "connected": res is not None and res.state != "disconnected",
+            "connected": connected,
+            **self.freshness(device, sensor.name, reading.received_timestamp, connected),
         }
+
+    def freshness(
+        self, device: str, sensor: str, received: float, connected: bool
+    ) -> dict[str, Any]:
+        """``age`` and ``stale`` of a sensor's cached reading (see :mod:`.freshness`)."""
+        return freshness(received, self.sampled_since(device, sensor), connected)
+
+    def sampled_since(self, device: str, sensor: str) -> float | None:
+        """When the hub's sampling of a sensor was requested (None: it is not sampled)."""
+        sub = self._subs.get((device, sensor))
+        return None if sub is None or sub.error else sub.sampled_since
 
     # -- sinks and subscriptions ----------------------------------------------------------------
 
@@ -609,6 +625,7 @@ class DeviceHub:
         return sub.listener
 
     async def _set_strategy(self, sub: _Subscription, res: KATCPClientResource) -> None:
+        sub.sampled_since = time.time()
         result = await res.set_sampling_strategy(sub.sensor, self.strategy)
         outcome = result.get(escape_name(sub.sensor))
         if isinstance(outcome, str) and self._subs.get((sub.device, sub.sensor)) is sub:
