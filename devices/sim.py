@@ -134,8 +134,16 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
                 server.start()
                 await server.until_running(10.0)
             except OSError as exc:
+                option = (
+                    "--base-port N (the devices take N, N+1...)"
+                    if args.device == "site"
+                    else "--port N"
+                )
                 print(
-                    f"katcpx-sim: cannot start {name} on {args.host}:{port}: {exc}", file=sys.stderr
+                    f"katcpx-sim: cannot start {name} on {args.host}:{port}: "
+                    f"{exc.strerror or exc}; if another program uses the port, choose "
+                    f"another with {option}, or 0 for free ports",
+                    file=sys.stderr,
                 )
                 return 1
             servers.append((name, server))

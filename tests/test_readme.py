@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "docs"))
 
-from docs_runner import ROOT, parse_page  # noqa: E402
+from docs_runner import ROOT, parse_page
 
 
 def test_readme_python_examples_all_run() -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from .._version import __version__
 from .app import WebServer
 from .hub import DeviceHub, DeviceSpec, parse_device_spec
+from .messages import listen_error
 
 __all__ = ["build_parser", "load_config", "main", "run", "strategy_from"]
 
@@ -237,6 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(run(server))
     except OSError as exc:
-        print(f"katcpx-web: {exc}", file=sys.stderr)
+        print(f"katcpx-web: {listen_error(exc, server.host, server.port)}", file=sys.stderr)
         return 1
     return 0

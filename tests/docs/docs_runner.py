@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +109,9 @@ def parse_page(path: Path) -> list[Block]:
             body_lines.append(lines[i])
             i += 1
         i += 1
-        blocks.append(_classify(Block(page, start + 1, f["info"], "\n".join(body_lines) + "\n", marker)))
+        blocks.append(
+            _classify(Block(page, start + 1, f["info"], "\n".join(body_lines) + "\n", marker))
+        )
         marker = ""
     return blocks
 
@@ -173,7 +175,9 @@ def _literal(text: str) -> str:
 
 def output_matches(expected: str, actual: str) -> bool:
     """Whether `actual` output is what `expected` (from the page) documents."""
-    want = [line.rstrip() for line in expected.rstrip("\n").splitlines()] if expected.strip() else []
+    want = (
+        [line.rstrip() for line in expected.rstrip("\n").splitlines()] if expected.strip() else []
+    )
     got = [line.rstrip() for line in actual.rstrip("\n").splitlines()] if actual.strip() else []
     return _match(want, got)
 
@@ -183,8 +187,10 @@ def _match(want: list[str], got: list[str]) -> bool:
         return not got
     if want[0].strip() == "...":
         return any(_match(want[1:], got[k:]) for k in range(len(got) + 1))
-    return bool(got) and _line_pattern(want[0]).fullmatch(got[0]) is not None and _match(
-        want[1:], got[1:]
+    return (
+        bool(got)
+        and _line_pattern(want[0]).fullmatch(got[0]) is not None
+        and _match(want[1:], got[1:])
     )
 
 
@@ -258,7 +264,12 @@ def run_page(path: Path) -> list[dict[str, object]]:
         workdir = Path(tmp)
         try:
             for index, block in enumerate(blocks):
-                result = {"block": block.ident, "kind": block.kind, "status": "passed", "detail": ""}
+                result = {
+                    "block": block.ident,
+                    "kind": block.kind,
+                    "status": "passed",
+                    "detail": "",
+                }
                 if block.kind in ("skip", "unmarked", "output"):
                     result["status"] = "skipped" if block.kind != "unmarked" else "failed"
                     result["detail"] = block.reason
