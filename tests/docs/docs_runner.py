@@ -250,7 +250,8 @@ def _transcript_script(text: str) -> tuple[str, list[str]]:
     script = ["exec 2>&1"]
     for command in commands:
         script.append(command)
-        script.append(f"__status=$?; echo {SEPARATOR}; (exit $__status)")
+        # On a line of its own even after output without a final newline (curl's).
+        script.append(f"__status=$?; printf '\\n%s\\n' {SEPARATOR}; (exit $__status)")
     return "\n".join(script) + "\n", expected
 
 
@@ -330,7 +331,7 @@ def _run_block(
         text = out.decode() if isinstance(out, bytes) else out
         return {"status": "failed", "detail": f"timed out after {BLOCK_TIMEOUT:g} s:\n{text}"}
     if block.kind == "transcript":
-        outputs = proc.stdout.split(SEPARATOR + "\n")
+        outputs = proc.stdout.split("\n" + SEPARATOR + "\n")
         for want, got in zip(expected_each, outputs, strict=False):
             if not output_matches(want, got):
                 return {
