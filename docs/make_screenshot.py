@@ -34,7 +34,11 @@ def _start(args: list[str], ready: str) -> tuple[subprocess.Popen[str], list[str
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     lines: list[str] = []
     assert proc.stdout is not None
@@ -83,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         specs = [f"{name}=127.0.0.1:{ports[name]}" for name in DEVICES]
         web, lines = _start(["-m", "katcpx.web", *specs, "--port", "0"], "katcpx-web: serving")
         url = lines[-1].rsplit(" on ", 1)[1].strip()
-        browser.screenshot(url, args.out, "^(psu|weather)", "weather/temperature", "target", args.settle)
+        browser.screenshot(
+            url, args.out, "^(psu|weather)", "weather/temperature", "target", args.settle
+        )
         print(f"make_screenshot.py: wrote {args.out} from {url}")
     finally:
         if web is not None:

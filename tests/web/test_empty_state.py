@@ -50,8 +50,9 @@ async def test_empty_state_every_device_down() -> None:
         states = await asyncio.wait_for(asyncio.to_thread(read_empty_states, url), 60)
     finally:
         await server.stop()
-    assert f"No device is connected (antenna at 127.0.0.1:{port} (disconnected))" in (
-        states["devices"]
+    assert (
+        f"No device is connected (antenna at 127.0.0.1:{port} (disconnected))"
+        in (states["devices"])
     )
     assert "start the devices (for the simulated site: katcpx-sim site)" in states["devices"]
     assert states["sensors"] == "No sensors to show: no device is connected (see Devices above)."
