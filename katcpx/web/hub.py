@@ -259,6 +259,9 @@ class DeviceHub:
         if not self.strategy:
             raise ValueError("empty sampling strategy")
         self.request_timeout = float(request_timeout)
+        #: Whether :attr:`request_timeout` was chosen by the user: it then wins over the
+        #: devices' request timeout hints, which otherwise take precedence.
+        self.timeout_wins = False
         self._resources: dict[str, KATCPClientResource] = {}
         for spec in self.specs.values():
             self._resources[spec.name] = KATCPClientResource(
@@ -689,7 +692,7 @@ class DeviceHub:
             Request arguments (str, int, float, bool or None).
         timeout
             Seconds to wait; None uses the device's hint for the request, else the hub's
-            default.
+            default (the hub's always, when :attr:`timeout_wins`).
 
         Returns
         -------
@@ -712,7 +715,8 @@ class DeviceHub:
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
             raise HubError("timeout must be a positive number")
         if timeout is None:
-            timeout = obj.timeout_hint or self.request_timeout
+            hint = None if self.timeout_wins else obj.timeout_hint
+            timeout = hint or self.request_timeout
         started = time.monotonic()
         result: dict[str, Any] = {"device": device, "request": obj.name}
         try:
