@@ -178,9 +178,31 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
     return status
 
 
+#: Options that take a value (so the word after them is no device name).
+_VALUE_OPTIONS = frozenset(
+    {"--host", "--speed", "--seed", "--channels", "--rate", "--log-level", "--port", "--base-port"}
+)
+
+
+def device_first(argv: Sequence[str]) -> list[str]:
+    """Move the device name to the front, so options work before it as after it.
+
+    ``katcpx-sim --speed 50 site`` is then ``katcpx-sim site --speed 50``.
+    """
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word in DEVICES or word == "site":
+            if i > 0 and words[i - 1] in _VALUE_OPTIONS:
+                continue
+            return [word, *words[:i], *words[i + 1 :]]
+        if not word.startswith("-") and (i == 0 or words[i - 1] not in _VALUE_OPTIONS):
+            break  # an unknown device name: argparse says which ones exist
+    return words
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-sim``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(device_first(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

@@ -67,3 +67,24 @@ def test_error_tells_fix_sim_port_busy() -> None:
 def test_error_tells_fix_op_status_prints_name() -> None:
     assert (str(OK), str(ERROR), str(TIMEOUT)) == ("OK", "ERROR", "TIMEOUT")
     assert f"{OK}" == "OK" and f"{ERROR:d}" == "-1" and OK == 0
+
+
+def test_grammar_sim_options_before_device_name() -> None:
+    from katcpx_devices.sim import device_first
+
+    assert device_first(["--speed", "50", "site", "--seed", "1"]) == [
+        "site",
+        "--speed",
+        "50",
+        "--seed",
+        "1",
+    ]
+    assert device_first(["antenna", "--port", "0"]) == ["antenna", "--port", "0"]
+    assert device_first(["--host", "site", "weather"]) == ["weather", "--host", "site"]
+    with socket.socket() as busy:  # as a user types it: the options come first
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("-m", "katcpx_devices.sim", "--speed", "50", "weather", "--port", str(port))
+    assert result.returncode == 1  # got as far as binding: the options were understood
+    assert f"cannot start weather on 127.0.0.1:{port}" in result.stderr
