@@ -13,10 +13,8 @@ antenna's ``?target`` form, waits `--settle` seconds for the plot to fill, and s
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.docs.docs_runner import child_env, port_free  # noqa: E402
 from tests.web import browser  # noqa: E402
 
 DEVICES = ("antenna", "psu", "weather", "cryo", "digitiser")
@@ -31,14 +30,12 @@ DEVICES = ("antenna", "psu", "weather", "cryo", "digitiser")
 
 def _start(args: list[str], ready: str) -> tuple[subprocess.Popen[str], list[str]]:
     """Start a child process and read its output up to a line starting with `ready`."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
         [sys.executable, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=child_env(),
     )
     lines: list[str] = []
     assert proc.stdout is not None
@@ -47,15 +44,6 @@ def _start(args: list[str], ready: str) -> tuple[subprocess.Popen[str], list[str
         if line.startswith(ready):
             return proc, lines
     raise SystemExit(f"{' '.join(args)} exited:\n{''.join(lines)}")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -76,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make_screenshot.py: {problem}", file=sys.stderr)
         return 2
     # The documented ports when they are free (the picture then shows them), else any.
-    base = "7147" if all(_free(p) for p in range(7147, 7152)) else "0"
+    base = "7147" if all(port_free(p) for p in range(7147, 7152)) else "0"
     sim, table = _start(
         ["-m", "katcpx_devices.sim", "site", "--base-port", base, "--seed", "1", "--speed", "5"],
         "Ctrl-C to stop",

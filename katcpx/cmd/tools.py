@@ -65,6 +65,25 @@ class Output:
         return say
 
 
+async def _connect(
+    address: tuple[str, int],
+    output: Output,
+    timeout: float,
+    user_timeout: float | None,
+    wait: bool,
+    verbose: bool,
+) -> CmdClient:
+    """Connect for a tool (see :func:`~katcpx.cmd.connection.connect`)."""
+    return await connect(
+        address,
+        timeout=timeout,
+        verbose=verbose,
+        user_timeout=user_timeout,
+        wait=wait,
+        on_wait=output.waiting(address),
+    )
+
+
 def request_name(word: str) -> str:
     """The request name from a typed word: the ``?`` is optional.
 
@@ -107,14 +126,7 @@ async def one_shot(
 ) -> int:
     """Send one request, print its informs and reply, and return the exit status."""
     name = request_name(words[0])
-    client = await connect(
-        address,
-        timeout=timeout,
-        verbose=verbose,
-        user_timeout=user_timeout,
-        wait=wait,
-        on_wait=output.waiting(address),
-    )
+    client = await _connect(address, output, timeout, user_timeout, wait, verbose)
 
     def on_inform(msg: Message, unsolicited: bool) -> None:
         if informs and not unsolicited:
@@ -181,14 +193,7 @@ async def get(
     verbose: bool = False,
 ) -> int:
     """Print value, status and timestamp of sensors (like ``caproto-get``)."""
-    client = await connect(
-        address,
-        timeout=timeout,
-        verbose=verbose,
-        user_timeout=user_timeout,
-        wait=wait,
-        on_wait=output.waiting(address),
-    )
+    client = await _connect(address, output, timeout, user_timeout, wait, verbose)
     try:
         infos, all_found = await _sensor_infos(client, names, output)
         updates: list[SensorUpdate] = []
@@ -244,14 +249,7 @@ async def list_(
         regex = re.compile(pattern) if pattern else None
     except re.error as exc:
         raise CmdError(f"bad --filter regular expression {pattern!r}: {exc}") from None
-    client = await connect(
-        address,
-        timeout=timeout,
-        verbose=verbose,
-        user_timeout=user_timeout,
-        wait=wait,
-        on_wait=output.waiting(address),
-    )
+    client = await _connect(address, output, timeout, user_timeout, wait, verbose)
     try:
         _, informs = await client.tracked_call("help" if requests else "sensor-list")
     except RequestFailed as exc:
@@ -308,14 +306,7 @@ async def monitor(
     Stops after `duration` seconds or `maximum` updates, or when interrupted; exits with 2
     if the connection drops.
     """
-    client = await connect(
-        address,
-        timeout=timeout,
-        verbose=verbose,
-        user_timeout=user_timeout,
-        wait=wait,
-        on_wait=output.waiting(address),
-    )
+    client = await _connect(address, output, timeout, user_timeout, wait, verbose)
     done = asyncio.get_running_loop().create_future()
     count = 0
     try:

@@ -197,7 +197,18 @@ def _match(want: list[str], got: list[str]) -> bool:
 # -- running ----------------------------------------------------------------------------------
 
 
-def child_env() -> dict[str, str]:
+def port_free(port: int) -> bool:
+    """Whether ``127.0.0.1:port`` can be bound right now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment of child processes: this source tree importable, unbuffered, no colour."""
     env = dict(os.environ)
     env.pop("KATCP_SERVER", None)
     paths = [str(ROOT), env.get("PYTHONPATH", "")]
@@ -209,6 +220,7 @@ def child_env() -> dict[str, str]:
     )
     # The console scripts of this interpreter's environment, as after pip install.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(extra)
     return env
 
 

@@ -8,12 +8,11 @@ its own process, run exactly as written. The marker convention is in docs/design
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from docs_runner import ROOT, isolated_command, output_matches, parse_page
+from docs_runner import ROOT, isolated_command, output_matches, parse_page, port_free
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Ports the pages use; without a private namespace they must be free on this host.
@@ -69,7 +68,7 @@ def test_docs_page_runs_as_written(page: Path) -> None:
         pytest.skip("no runnable blocks")
     command, isolation = isolated_command(page)
     if isolation == "host":
-        busy = [p for p in DOC_PORTS if not _port_free(p)]
+        busy = [p for p in DOC_PORTS if not port_free(p)]
         if busy:
             pytest.skip(f"no private network namespace (unshare) and ports {busy} are in use")
     proc = subprocess.run(command, capture_output=True, text=True, timeout=PAGE_TIMEOUT)
@@ -79,12 +78,3 @@ def test_docs_page_runs_as_written(page: Path) -> None:
     report = "\n\n".join(f"{r['block']} ({r['kind']}): {r['detail']}" for r in failed)
     assert not failed, report
     assert len(results) == len(blocks)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
@@ -12,23 +11,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "docs"))
+
+from docs_runner import child_env as docs_child_env  # noqa: E402
+
 START_TIMEOUT = 30.0
 
 
 def child_env(**extra: str) -> dict[str, str]:
     """Environment of child processes: the source tree importable, no colour, unbuffered."""
-    env = dict(os.environ)
-    env.pop("KATCP_SERVER", None)
-    paths = [str(ROOT), env.get("PYTHONPATH", "")]
-    env.update(
-        PYTHONPATH=os.pathsep.join(p for p in paths if p),
-        PYTHONUNBUFFERED="1",
-        NO_COLOR="1",
-        PROMPT_TOOLKIT_NO_CPR="1",
-        TERM="xterm",
-    )
-    env.update(extra)
-    return env
+    return docs_child_env(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", **extra)
+
+
+class SimExited(AssertionError):
+    """katcpx-sim exited instead of serving (status 1: a port was taken)."""
+
+    def __init__(self, status: int, output: str) -> None:
+        super().__init__(f"katcpx-sim exited with {status}: {output}")
+        self.status = status
+        self.output = output
 
 
 class Sim:
@@ -42,6 +43,8 @@ class Sim:
 
     def __init__(self, device: str = "site", *args: str) -> None:
         port_option = ["--base-port", "0"] if device == "site" else ["--port", "0"]
+        if "--port" in args or "--base-port" in args:
+            port_option = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "katcpx_devices.sim", device, *port_option, *args],
             stdout=subprocess.PIPE,
@@ -62,9 +65,13 @@ class Sim:
         deadline = time.monotonic() + START_TIMEOUT
         output: list[str] = []
         while True:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.proc.kill()
+                raise AssertionError(f"katcpx-sim did not start: {''.join(output)}") from None
             if line is None:
-                raise AssertionError(f"katcpx-sim exited: {''.join(output)}")
+                raise SimExited(self.proc.wait(10), "".join(output))
             output.append(line)
             words = line.split()
             if len(words) == 3 and ":" in words[1] and words[1].rsplit(":", 1)[1].isdigit():
