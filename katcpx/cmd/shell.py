@@ -425,6 +425,8 @@ class Shell:
         elif command == "/unwatch" and args:
             for sensor in await self.expand_sensors(args):
                 await self.set_strategy(sensor, ["none"])
+        elif command == "/unwatch" and not self.watches:
+            self.note("nothing is watched; /watch SENSOR starts watching")
         elif command == "/unwatch":
             for sensor in args or list(self.watches):
                 await self.set_strategy(sensor, ["none"])

@@ -135,6 +135,15 @@ async def one_shot(
     client.on_inform = on_inform
     try:
         reply, _ = await client.tracked_call(name, *words[1:])
+    except asyncio.CancelledError:  # Ctrl-C: say what happens to the request
+        host, port = address
+        output.error(
+            f"interrupted: ?{name} was sent and continues on the device at {host}:{port} "
+            f"until it replies (KATCP cannot cancel a request); to stop it, send the "
+            f"device's stop request if it has one (katcp-cmd list {host}:{port} --requests "
+            f"--filter 'stop|abort')"
+        )
+        raise
     except (FailReplyError, InvalidReply) as exc:
         if replies and exc.reply is not None:
             output.line(render_message(exc.reply, color=output.color))
@@ -257,6 +266,7 @@ async def list_(
     finally:
         await client.aclose()
     rows: list[list[str]] = []
+    shown = 0
     for inform in informs:
         args = [decode(a) for a in inform.arguments]
         if not args or (regex is not None and not regex.search(args[0])):
@@ -274,6 +284,7 @@ async def list_(
                 "description": info.description,
                 "params": info.params,
             }
+        shown += 1
         if as_json:
             output.line(json.dumps(record))
         else:
@@ -283,6 +294,16 @@ async def list_(
         rows = [[r[0], r[1].strip().splitlines()[0] if r[1].strip() else ""] for r in rows]
     for line in render_table(rows):
         output.line(line)
+    if not shown:  # an empty list says why, rather than printing nothing
+        what = "requests" if requests else "sensors"
+        if informs:
+            output.error(
+                f"none of the {len(informs)} {what} matches --filter {pattern!r}; "
+                f"without --filter all are listed"
+            )
+        else:
+            output.error(f"the device lists no {what}")
+        return EXIT_FAIL
     return 0
 
 

@@ -1,15 +1,19 @@
 """katcp-cmd as a new user runs it against the simulated site: one test per kind of fault.
 
 Kinds: 1 a client says connected before it knows the device; 2 an explicit user choice
-loses to a default; 3 command-line grammar; 5 errors that don't tell the fix.
+loses to a default; 3 command-line grammar; 5 errors that don't tell the fix; 7 the shell
+(here its one-shot form); 8 empty states.
 """
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import time
 
-from sim_process import Sim, run_cmd
+from sim_process import Sim, child_env, run_cmd
 
 
 def test_connected_knows_device_no_stray_hint_informs(site: Sim) -> None:
@@ -94,3 +98,26 @@ def test_error_tells_fix_connection_refused() -> None:
     assert result.returncode == 2
     assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in result.stderr
     assert "--wait keeps trying" in result.stderr
+
+
+def test_empty_state_list_filter_matches_nothing(site: Sim) -> None:
+    result = run_cmd("list", site.address("weather"), "--filter", "^nothing")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "none of the 7 sensors matches --filter '^nothing'" in result.stderr
+
+
+def test_shell_ctrl_c_one_shot_says_request_continues(antenna: Sim) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "katcpx.cmd", antenna.address("antenna"), "target", "0", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("#target ")  # progress: it is under way
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    assert "interrupted: ?target was sent and continues on the device" in err
+    assert "--requests --filter 'stop|abort'" in err

@@ -62,6 +62,8 @@ def test_shell_watch_takes_regex(shell: pexpect.spawn) -> None:
     shell.expect("-- watching el-rate")
     shell.send("/unwatch\r")
     shell.expect("-- stopped watching")
+    shell.send("/unwatch\r")  # an empty state says so (kind 8)
+    shell.expect("-- nothing is watched; /watch SENSOR starts watching")
 
 
 def test_shell_ctrl_c_says_request_continues(antenna: Sim, tmp_path: Path) -> None:
