@@ -30,7 +30,8 @@ from ..message import Message
 from ..parser import MessageParser
 from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect
 from .render import color_enabled, decode, paint, render_message
-from .tools import describe_failure, request_name
+from .shell_notes import offer_to_wait, stop_requests
+from .tools import Output, describe_failure, request_name
 
 __all__ = ["KatcpCompleter", "Shell", "history_path", "run_shell"]
 
@@ -223,7 +224,7 @@ class Shell:
             self.note("Ctrl-C: nothing running; /quit or Ctrl-D leaves")
             return
         for name in running:
-            stops = _stop_requests(name, self.requests)
+            stops = stop_requests(name, self.requests)
             how = (
                 "to stop it, send " + " or ".join(f"?{s}" for s in stops)
                 if stops
@@ -526,16 +527,6 @@ def _summary(args: list[bytes]) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _stop_requests(name: str, requests: dict[str, str]) -> list[str]:
-    """The device's requests that could stop request `name` (``X-stop``, ``stop``...)."""
-    base = name
-    for suffix in ("-start", "-wait", "-status"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    candidates = [f"{base}-stop", f"{base}-abort", "stop", "abort"]
-    return [c for c in candidates if c in requests and c != name]
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -577,12 +568,12 @@ async def run_shell(
         "auto_reconnect": interactive,
         "verbose": verbose,
         "user_timeout": user_timeout,
-        "on_wait": lambda reason: _waiting(address, reason),
+        "on_wait": Output().waiting(address),
     }
     try:
         client = await connect(address, wait=wait, **options)
     except CmdError as exc:
-        if not interactive or not await _offer_to_wait(str(exc)):
+        if not interactive or not await offer_to_wait(str(exc)):
             raise
         client = await connect(address, wait=True, **options)
     shell = Shell(
@@ -599,22 +590,3 @@ async def run_shell(
         return await shell.script()
     finally:
         await shell.close()
-
-
-def _waiting(address: tuple[str, int], reason: str) -> None:
-    print(
-        f"katcp-cmd: {address[0]}:{address[1]}: {reason}; waiting for it (Ctrl-C to give up)",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-async def _offer_to_wait(problem: str) -> bool:
-    """Ask whether to wait for the server (interactive shell only); True for yes."""
-    question = f"katcp-cmd: {problem}\nWait for it and connect when it is up? [Y/n] "
-    loop = asyncio.get_running_loop()
-    try:
-        answer = await loop.run_in_executor(None, input, question)
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("", "y", "yes")
