@@ -48,6 +48,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK_TIMEOUT = 120.0
+SIGINT_GRACE = 10.0
 PORT_TIMEOUT = 60.0
 MARKER = re.compile(r"^<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?P<info>[\w+-]*)")
@@ -271,7 +272,7 @@ def run_page(path: Path) -> list[dict[str, object]]:
     """Run the blocks of a page in order; one result per block."""
     blocks = parse_page(path)
     results: list[dict[str, object]] = []
-    background: list[subprocess.Popen[str]] = []
+    background: list[tuple[subprocess.Popen[str], Block, dict[str, object]]] = []
     env = child_env()
     with tempfile.TemporaryDirectory(prefix="docs-test-") as tmp:
         workdir = Path(tmp)
@@ -296,7 +297,7 @@ def run_page(path: Path) -> list[dict[str, object]]:
                         text=True,
                         start_new_session=True,
                     )
-                    background.append(proc)
+                    background.append((proc, block, result))
                     problem = _wait_ports(block.ports, proc)
                     if problem:
                         out = proc.stdout.read() if proc.poll() is not None and proc.stdout else ""
@@ -305,8 +306,15 @@ def run_page(path: Path) -> list[dict[str, object]]:
                     result.update(_run_block(block, blocks[index + 1 :], workdir, env))
                 results.append(result)
         finally:
-            for proc in background:
-                _stop(proc)
+            for proc, block, result in background:
+                # A Python program must end on Ctrl-C as it would in a terminal; commands
+                # put in the background by a shell (cmd &) ignore SIGINT, so they get SIGTERM.
+                if not _stop(proc, SIGINT_GRACE if block.info == "python" else 2.0):
+                    if block.info == "python" and result["status"] == "passed":
+                        result.update(
+                            status="failed",
+                            detail=f"did not stop within {SIGINT_GRACE:g} s of Ctrl-C (SIGINT)",
+                        )
     return results
 
 
@@ -361,18 +369,37 @@ def _run_block(
     return {"status": "passed", "detail": ""}
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """Stop a background block as Ctrl-C would (its whole process group), then kill it."""
-    if proc.poll() is None:
+def _stop(proc: subprocess.Popen[str], grace: float) -> bool:
+    """Stop a background block: SIGINT to its process group (Ctrl-C), then SIGTERM, then
+    SIGKILL; return whether SIGINT alone stopped it within `grace` seconds."""
+    if proc.poll() is not None:
+        _kill_group(proc.pid)  # what a shell block started in the background (cmd &)
+        return True
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         try:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(10)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(10)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(wait)
+            if sig == signal.SIGINT:
+                # The leader ended; anything it started in the background (cmd &) goes too.
+                _kill_group(proc.pid)
+                return True
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    _kill_group(proc.pid)
+    return False
+
+
+def _kill_group(pgid: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
 
 
 def isolated_command(page: Path) -> tuple[list[str], str]:

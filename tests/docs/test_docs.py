@@ -8,6 +8,7 @@ its own process, run exactly as written. The marker convention is in docs/design
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -78,3 +79,24 @@ def test_docs_page_runs_as_written(page: Path) -> None:
     report = "\n\n".join(f"{r['block']} ({r['kind']}): {r['detail']}" for r in failed)
     assert not failed, report
     assert len(results) == len(blocks)
+
+
+def test_docs_server_example_must_stop_on_ctrl_c(tmp_path: Path, monkeypatch) -> None:
+    # A server example that ignores Ctrl-C fails, as it would leave a user stuck.
+    import docs_runner
+
+    monkeypatch.setattr(docs_runner, "SIGINT_GRACE", 1.0)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    page = tmp_path / "page.md"
+    page.write_text(
+        f"<!-- docs-test: background port={port} -->\n```python\n"
+        "import signal, socket, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        f"s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen()\n"
+        "time.sleep(60)\n```\n"
+    )
+    (result,) = docs_runner.run_page(page)
+    assert result["status"] == "failed"
+    assert "did not stop within 1 s of Ctrl-C" in str(result["detail"])
