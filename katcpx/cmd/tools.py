@@ -373,6 +373,9 @@ async def monitor(
         elif not client.is_connected():
             raise CmdError(f"connection to {address[0]}:{address[1]} lost")
         return 0
+    except ConnectionLost:
+        # Also while the strategies were being set: the updates may already be printing.
+        raise CmdError(f"connection to {address[0]}:{address[1]} lost") from None
     except RequestFailed as exc:
         raise CmdError(describe_failure("sensor-sampling", exc), failure_status(exc)) from None
     finally:
