@@ -17,7 +17,7 @@ from docs_runner import ROOT, isolated_command, output_matches, parse_page, port
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Ports the pages use; without a private namespace they must be free on this host.
-DOC_PORTS = [7146, 7147, 7148, 7149, 7150, 7151, 8080]
+DOC_PORTS = [7147, 7148, 7149, 7150, 7151, 7160, 8080]
 PAGE_TIMEOUT = 600
 
 
