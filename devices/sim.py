@@ -165,8 +165,16 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
                 server.start()
                 await server.until_running(10.0)
             except OSError as exc:
+                option = (
+                    "--base-port N (the devices take N, N+1...)"
+                    if args.device == "site"
+                    else "--port N"
+                )
                 print(
-                    f"katcpx-sim: cannot start {name} on {args.host}:{port}: {exc}", file=sys.stderr
+                    f"katcpx-sim: cannot start {name} on {args.host}:{port}: "
+                    f"{exc.strerror or exc}; if another program uses the port, choose "
+                    f"another with {option}, or 0 for free ports",
+                    file=sys.stderr,
                 )
                 return 1
             servers.append((name, server))
@@ -227,9 +235,45 @@ def describe_security(args: argparse.Namespace) -> str:
     return f"{link}; {access}"
 
 
+#: Options that take a value (so the word after them is no device name).
+_VALUE_OPTIONS = frozenset(
+    {
+        "--host",
+        "--speed",
+        "--seed",
+        "--channels",
+        "--rate",
+        "--log-level",
+        "--port",
+        "--base-port",
+        "--metrics-port",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-ca",
+        "--access",
+    }
+)
+
+
+def device_first(argv: Sequence[str]) -> list[str]:
+    """Move the device name to the front, so options work before it as after it.
+
+    ``katcpx-sim --speed 50 site`` is then ``katcpx-sim site --speed 50``.
+    """
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word in DEVICES or word == "site":
+            if i > 0 and words[i - 1] in _VALUE_OPTIONS:
+                continue
+            return [word, *words[:i], *words[i + 1 :]]
+        if not word.startswith("-") and (i == 0 or words[i - 1] not in _VALUE_OPTIONS):
+            break  # an unknown device name: argparse says which ones exist
+    return words
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-sim``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(device_first(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

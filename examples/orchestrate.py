@@ -19,13 +19,15 @@ cryo 7150), or wherever ``--device name=host:port`` says. It
 Every call blocks until it is done: :func:`katcpx.resource.threadsafe_resource` runs the
 resources on an event loop in a background thread, so there is no event-loop code here.
 
-Exit status: 0 on success, 1 if an operation failed, 2 if the weather forbids observing.
+Exit status: 0 on success, 1 if an operation failed, 2 if the weather forbids observing,
+3 if a device cannot be reached (the message names it, its address and the fix).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -73,10 +75,44 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     print("Connecting to " + ", ".join(f"{n} at {h}:{p}" for n, (h, p) in addresses.items()))
+    problems = unreachable(addresses)
+    if problems:
+        for problem in problems:
+            print(f"orchestrate.py: {problem}", file=sys.stderr)
+        print(
+            "orchestrate.py: start the simulated site first (katcpx-sim site), or point "
+            "this script at it with --host, --base-port or --device NAME=HOST:PORT",
+            file=sys.stderr,
+        )
+        return 3
     # Returns once every device is connected and its sensors and requests are known.
-    with threadsafe_resource(spec, sync_timeout=30) as site:
-        print(f"Synced {len(site.children)} devices.")
-        return observe(site, args)
+    try:
+        with threadsafe_resource(spec, sync_timeout=30) as site:
+            print(f"Synced {len(site.children)} devices.")
+            return observe(site, args)
+    except TimeoutError:
+        print(
+            "orchestrate.py: the devices accepted connections but did not all sync within "
+            "30 s: are they KATCP devices (katcpx-sim site)?",
+            file=sys.stderr,
+        )
+        return 3
+
+
+def unreachable(addresses: dict[str, tuple[str, int]], timeout: float = 5.0) -> list[str]:
+    """Say which devices cannot be reached at all (connection refused, no route...).
+
+    Checked with a plain TCP connection first, so that a missing site is reported at once
+    rather than after the resource's sync timeout.
+    """
+    problems = []
+    for name, (host, port) in addresses.items():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            problems.append(f"cannot connect to the {name} at {host}:{port}: {reason}")
+    return problems
 
 
 def track_data(session_json: str) -> dict[str, Any]:

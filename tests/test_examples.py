@@ -8,22 +8,20 @@ its exit status and its output.
 from __future__ import annotations
 
 import asyncio
-import os
-import queue
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from katcpx.client import AsyncClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "first_hour"))
+from sim_process import Sim, SimExited, child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -51,45 +49,17 @@ def ports_free(base: int, count: int) -> bool:
 
 def env() -> dict[str, str]:
     """Environment of the subprocesses: the source tree importable, unbuffered output."""
-    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p), PYTHONUNBUFFERED="1")
+    return child_env()
 
 
-def start_site(base: int) -> subprocess.Popen[str] | None:
+def start_site(base: int) -> Sim | None:
     """Start ``katcpx-sim site`` on ``base``...; None if it could not bind its ports."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "katcpx_devices.sim", "site"]
-        + ["--base-port", str(base), "--speed", "50", "--seed", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env(),
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + START_TIMEOUT
-    output: list[str] = []
-    while True:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            proc.kill()
-            raise AssertionError(f"katcpx-sim did not start in time: {''.join(output)}") from None
-        if line is None:  # exited: a port was taken after all (exit status 1), or broken
-            proc.wait(10)
-            if proc.returncode == 1 and "cannot start" in "".join(output):
-                return None
-            raise AssertionError(f"katcpx-sim exited with {proc.returncode}: {''.join(output)}")
-        output.append(line)
-        if line.startswith("Ctrl-C to stop"):
-            return proc
+    try:
+        return Sim("site", "--base-port", str(base), "--speed", "50", "--seed", "1")
+    except SimExited as exc:
+        if exc.status == 1 and "cannot start" in exc.output:
+            return None  # another process took a port first
+        raise
 
 
 @pytest.fixture(scope="module")
@@ -101,20 +71,16 @@ def site() -> Iterator[int]:
         base = rng.randrange(20000, 32000)
         if not ports_free(base, N_DEVICES):
             continue
-        proc = start_site(base)  # another process may still grab a port first: retry
-        if proc is not None:
+        sim = start_site(base)  # another process may still grab a port first: retry
+        if sim is not None:
             break
     else:
         pytest.fail("no free consecutive ports for katcpx-sim site")
     try:
         yield base
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            assert proc.wait(10) == 0
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        sim.stop()
+        assert sim.proc.returncode == 0
 
 
 def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,7 @@ katcp-python code keeps working::
 
     client = katcpx.BlockingClient(host, port)
     client.start(timeout=5)
-    client.wait_protocol(5)
+    client.wait_protocol(5)  # wait_ready(5) also waits for the request timeout hints
     reply, informs = client.blocking_request(katcpx.Message.request("sensor-value", "cpu.temp"))
 
 Async code uses :meth:`AsyncClient.call`, which raises on anything but an ``ok`` reply::

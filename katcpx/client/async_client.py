@@ -35,6 +35,7 @@ from ._pending import (
     FuturePending,
     Pending,
 )
+from ._sync import StateEvent
 from .device_client import DeviceClient, KatcpVersionError, log
 
 __all__ = ["AsyncClient", "BlockingClient", "CallbackClient"]
@@ -139,6 +140,10 @@ class AsyncClient(DeviceClient):
         #: Whether to fetch ``?request-timeout-hint`` from servers with the ``T`` flag.
         self.use_timeout_hints = True
         self._timeout_hints: dict[str, float] = {}
+        # Set once the connection is usable: protocol known and timeout hints fetched.
+        self._ready = StateEvent()
+        # Requests the client makes for itself (the hints): their informs are not output.
+        self._own: set[Pending] = set()
         self._by_mid: dict[bytes, Pending] = {}
         self._by_name: dict[str, deque[Pending]] = {}
         # Timeout value -> requests with that timeout, in deadline order.
@@ -307,6 +312,7 @@ class AsyncClient(DeviceClient):
 
     def _connection_closed(self) -> None:
         self._fail_all("Connection closed before reply was received")
+        self._ready.clear()
 
     def _client_stopped(self) -> None:
         self._fail_all("Client stopped before reply was received")
@@ -427,9 +433,13 @@ class AsyncClient(DeviceClient):
             and flags.supports(ProtocolFlags.REQUEST_TIMEOUT_HINTS)
             and self._in_loop_thread()
         ):
+            self._ready.clear()
             self._fetch_timeout_hints()
+        elif self._conn is not None:
+            self._ready.set()
 
     def _on_connected(self, conn: KatcpProtocol) -> None:
+        self._ready.clear()
         super()._on_connected(conn)
         if self._static_protocol_configuration and self._conn is conn:
             self._protocol_detected()
@@ -445,11 +455,60 @@ class AsyncClient(DeviceClient):
                     pass
 
         def reply_cb(msg: Message) -> None:
+            self._own.discard(entry)
             if msg.reply_ok():
                 self._timeout_hints = hints
+            # Ready even when the server refused: requests then use the client's timeout.
+            if self._conn is not None:
+                self._ready.set()
 
         entry = CallbackPending("request-timeout-hint", reply_cb, inform_cb, None)
+        self._own.add(entry)
         self._start(entry, Message.request("request-timeout-hint"), self._request_timeout, None)
+
+    def is_own_inform(self, msg: Message) -> bool:
+        """Whether `msg` is an inform of a request the client made for itself.
+
+        The client asks the server for its request timeout hints on each connection; tools
+        that print informs use this to leave those out of their output.
+
+        Parameters
+        ----------
+        msg
+            An inform message received by this client.
+        """
+        if not self._own:
+            return False
+        if msg.mid is not None:
+            return self._by_mid.get(msg.mid) in self._own
+        queue = self._by_name.get(msg.name)
+        return bool(queue) and queue[0] in self._own  # type: ignore[index]
+
+    def is_ready(self) -> bool:
+        """Whether the client is connected and knows the server's protocol and timeout hints."""
+        return self._ready.is_set()
+
+    def until_ready(self, timeout: float | None = None) -> asyncio.Future[bool]:
+        """Return a future that resolves once the client is ready to make requests.
+
+        Ready means connected, with the server's protocol information (as
+        :meth:`until_protocol`) and, from servers with the ``T`` flag, its request timeout
+        hints: a request made after this uses the hint the server gives for it.
+
+        Raises
+        ------
+        TimeoutError
+            (From the future.) If the client is not ready within `timeout` seconds.
+        """
+        return asyncio.ensure_future(self._until_after_running(self._ready, timeout))
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the client is ready (see :meth:`until_ready`); return whether it is.
+
+        Do not call this from the ioloop, use :meth:`until_ready`.
+        """
+        self._check_not_loop("wait_ready")
+        return self._ready.wait(timeout)
 
     # -- compatibility request methods ---------------------------------------------------------
 
@@ -724,7 +783,10 @@ class AsyncClient(DeviceClient):
     async def connect(
         cls: type[_Self], host: str, port: int, *, timeout: float | None = 10.0, **kwargs: Any
     ) -> _Self:
-        """Create a client on the running loop, start it and wait for the server's protocol.
+        """Create a client on the running loop, start it and wait until it is ready.
+
+        Ready means what :meth:`until_ready` says: the server's protocol information and its
+        request timeout hints have arrived, so the first request already gets its hint.
 
         Parameters
         ----------
@@ -738,13 +800,13 @@ class AsyncClient(DeviceClient):
         Raises
         ------
         TimeoutError
-            If the protocol information did not arrive within `timeout`.
+            If the client was not ready within `timeout`.
         """
         client = cls(host, port, **kwargs)
         client.set_ioloop()
         client.start()
         try:
-            await client.until_protocol(timeout)
+            await client.until_ready(timeout)
         except BaseException:
             await client.aclose()
             raise
@@ -768,7 +830,7 @@ class AsyncClient(DeviceClient):
             if self._managed:
                 self.set_ioloop()
             self.start()
-            await self.until_protocol()
+            await self.until_ready()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

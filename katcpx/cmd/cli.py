@@ -16,6 +16,7 @@ from typing import Any
 
 from ..tls import add_tls_arguments, client_context_from_args
 from .connection import EXIT_ERROR, CmdError, looks_like_address, parse_address
+from .grammar import arrange
 from .render import color_enabled
 from .tools import Output, get, list_, monitor, one_shot
 
@@ -23,7 +24,6 @@ __all__ = ["main"]
 
 PROG = "katcp-cmd"
 DEFAULT_TIMEOUT = 5.0
-TOOLS = ("get", "request", "list", "monitor")
 
 _MAIN_EPILOG = f"""\
 tools (run '{PROG} TOOL --help'):
@@ -33,6 +33,9 @@ tools (run '{PROG} TOOL --help'):
   monitor HOST:PORT SENSOR...    print sensor updates under a sampling strategy
 
 The server may also be given with -s or $KATCP_SERVER; a bare PORT means localhost.
+The options -s, -t, --color, --no-color, -v and --wait go before or after the tool name
+or address, never after a request name (there they are request arguments; -- before a
+word sends it as is).
 Exit status: 0 ok, 1 fail/invalid reply or unknown sensor, 2 connection, timeout or
 usage error.
 """
@@ -57,9 +60,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "-t",
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT,
+        default=None,
         metavar="SECONDS",
-        help=f"connection and request timeout (default {DEFAULT_TIMEOUT:g})",
+        help=f"connection and request timeout. Given, it is used as is, also for requests "
+        f"for which the device hints a longer time (?request-timeout-hint); by default "
+        f"{DEFAULT_TIMEOUT:g}, or the device's hint when that is longer",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if the server is not there, keep trying until it is (Ctrl-C gives up)",
     )
     parser.add_argument(
         "--color",
@@ -116,7 +126,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         "words",
         nargs=argparse.REMAINDER,
         metavar="[HOST:PORT] [REQUEST [ARG...]]",
-        help="options go before these; the request's ? is optional",
+        help="options go before the request name; the request's ? is optional",
     )
     return parser
 
@@ -200,9 +210,21 @@ def _run(coro: Coroutine[Any, Any, int], interrupted: int = 130) -> int:
         return interrupted
 
 
+def _timeouts(opts: argparse.Namespace) -> dict[str, Any]:
+    """The connection timeout, and the request timeout the user typed (None: not typed)."""
+    if opts.timeout is not None and not opts.timeout > 0:
+        raise CmdError(f"-t/--timeout must be a positive number of seconds, not {opts.timeout:g}")
+    return {
+        "timeout": DEFAULT_TIMEOUT if opts.timeout is None else opts.timeout,
+        "user_timeout": opts.timeout,
+        "wait": opts.wait,
+    }
+
+
 def _dispatch(argv: list[str]) -> int:
-    if argv and argv[0] in TOOLS:
-        return _dispatch_tool(argv[0], argv[1:])
+    tool, argv = arrange(argv)
+    if tool is not None:
+        return _dispatch_tool(tool, argv)
     opts = build_main_parser().parse_args(argv)
     address, words = _split_server(list(opts.words), opts.server, need_words=True)
     if address is None:
@@ -214,12 +236,12 @@ def _dispatch(argv: list[str]) -> int:
             one_shot(
                 address,
                 words,
-                timeout=opts.timeout,
                 informs=not opts.toggle_informs,
                 replies=not opts.toggle_replies,
                 output=output,
                 verbose=opts.verbose,
                 ssl_context=client_context_from_args(opts),
+                **_timeouts(opts),
             )
         )
     from .shell import run_shell  # prompt_toolkit is only needed here
@@ -227,7 +249,6 @@ def _dispatch(argv: list[str]) -> int:
     return _run(
         run_shell(
             address,
-            timeout=opts.timeout,
             history=opts.history,
             color=opts.color,
             raw=opts.raw,
@@ -235,6 +256,7 @@ def _dispatch(argv: list[str]) -> int:
             replies=not opts.toggle_replies,
             verbose=opts.verbose,
             ssl_context=client_context_from_args(opts),
+            **_timeouts(opts),
         )
     )
 
@@ -246,10 +268,10 @@ def _dispatch_tool(tool: str, argv: list[str]) -> int:
     assert address is not None
     output = Output(color=color_enabled(sys.stdout, opts.color))
     common: dict[str, Any] = {
-        "timeout": opts.timeout,
         "output": output,
         "verbose": opts.verbose,
         "ssl_context": client_context_from_args(opts),
+        **_timeouts(opts),
     }
     if tool == "request":
         if not words:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client import AsyncClient
-from ..client.async_client import Reply
+from ..client.async_client import DEFAULT, Reply
 from ..message import Message
 
 __all__ = ["CmdClient", "CmdError", "connect", "parse_address", "quiet_logger", "server_major"]
@@ -98,6 +98,9 @@ class CmdClient(AsyncClient):
         and no message id, is outstanding), before normal dispatch.
     on_reply
         Called with replies that match no outstanding :meth:`call` (raw-mode requests).
+    user_timeout
+        The request timeout the user typed (``-t``), or None. It wins over the server's
+        request timeout hints, which only raise the default timeout.
     """
 
     def __init__(self, host: str, port: int, **kwargs: Any) -> None:
@@ -112,25 +115,31 @@ class CmdClient(AsyncClient):
         self.role: tuple[str, str] | None = None
         #: Text of the server's last ``#disconnect``, or None.
         self.disconnect_reason: str | None = None
+        self.user_timeout: float | None = None
 
     async def tracked_call(self, name: str, *args: Any) -> Reply:
-        """:meth:`call`, keeping :attr:`in_flight` up to date (same returns and errors)."""
+        """:meth:`call`, keeping :attr:`in_flight` up to date (same returns and errors).
+
+        The timeout is :attr:`user_timeout` when the user gave one, else the client's default
+        (raised by the server's hint for `name`).
+        """
         self.in_flight[name] += 1
+        timeout = DEFAULT if self.user_timeout is None else self.user_timeout
         try:
-            return await self.call(name, *args)
+            return await self.call(name, *args, timeout=timeout)
         finally:
             self.in_flight[name] -= 1
             if self.in_flight[name] <= 0:
                 del self.in_flight[name]
 
     def handle_inform(self, msg: Message) -> Any:
-        """Show the inform, then dispatch it as usual."""
+        """Show the inform (unless the client asked for it itself), then dispatch it."""
         if msg.name == "disconnect" and msg.arguments:
             self.disconnect_reason = msg.arguments[0].decode("utf-8", "replace")
         if msg.name == "access-role" and len(msg.arguments) >= 2:
             role, identity = (a.decode("utf-8", "replace") for a in msg.arguments[:2])
             self.role = (role, identity)
-        if self.on_inform is not None:
+        if self.on_inform is not None and not self.is_own_inform(msg):
             unsolicited = msg.mid is None and msg.name not in self.in_flight
             try:
                 self.on_inform(msg, unsolicited)
@@ -158,11 +167,14 @@ async def connect(
     verbose: bool = False,
     client_class: type[CmdClient] = CmdClient,
     ssl_context: ssl.SSLContext | None = None,
+    user_timeout: float | None = None,
+    wait: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> CmdClient:
-    """Connect and wait for the server's protocol information.
+    """Connect and wait until the client is ready (protocol information and timeout hints).
 
-    The first connection gets one attempt: an unreachable server is reported at once rather
-    than retried. `auto_reconnect` applies once connected.
+    Without `wait` the first connection gets one attempt: an unreachable server is reported
+    at once rather than retried. `auto_reconnect` applies once connected.
 
     Parameters
     ----------
@@ -179,11 +191,17 @@ async def connect(
         The client class to create.
     ssl_context
         TLS context (``--tls-ca``/``--tls-cert``/``--tls-key``); plain TCP when None.
+    user_timeout
+        The request timeout the user typed, if any (see :attr:`CmdClient.user_timeout`).
+    wait
+        Keep trying until the server answers, however long that takes.
+    on_wait
+        With `wait`: called once, with the reason, when the first attempt fails.
 
     Raises
     ------
     CmdError
-        If the server cannot be reached or does not speak KATCP in time.
+        If the server cannot be reached or does not speak KATCP in time (without `wait`).
     """
     host, port = address
     client = client_class(
@@ -191,21 +209,26 @@ async def connect(
         port,
         timeout=timeout,
         logger=quiet_logger(verbose),
-        auto_reconnect=False,
+        auto_reconnect=wait,
         ssl_context=ssl_context,
     )
+    client.user_timeout = user_timeout
     client.connect_timeout = timeout
-    client.auto_reconnect_max_delay = 5.0  # an operator is waiting: retry often
+    client.auto_reconnect_max_delay = 2.0 if wait else 5.0  # an operator is waiting
     client.set_ioloop()
     client.start()
-    protocol = client.until_protocol()
+    ready = client.until_ready()
     stopped = client.until_stopped()
     try:
-        await asyncio.wait({protocol, stopped}, timeout=timeout, return_when="FIRST_COMPLETED")
+        await asyncio.wait({ready, stopped}, timeout=timeout, return_when="FIRST_COMPLETED")
+        if wait and not ready.done():
+            if on_wait is not None:
+                on_wait(await _diagnose(host, port, timeout))
+            await ready
     finally:
         stopped.cancel()
-        protocol.cancel()
-    if protocol.done() and not protocol.cancelled() and client.protocol_flags is not None:
+        ready.cancel()
+    if ready.done() and not ready.cancelled() and client.is_ready():
         client.auto_reconnect = auto_reconnect
         return client
     await client.aclose()
@@ -216,7 +239,8 @@ async def connect(
     if ssl_context is not None and client.last_connect_error:
         raise CmdError(f"cannot connect to {host}:{port}: {client.last_connect_error}")
     reason = await _diagnose(host, port, timeout)
-    raise CmdError(f"cannot connect to {host}:{port}: {reason}")
+    hint = "; is the device running? --wait keeps trying" if "refused" in reason else ""
+    raise CmdError(f"cannot connect to {host}:{port}: {reason}{hint}")
 
 
 async def _diagnose(host: str, port: int, timeout: float) -> str:

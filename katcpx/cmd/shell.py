@@ -32,7 +32,8 @@ from ..parser import MessageParser
 from ..peer_units import strategy_params_to_wire
 from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from .render import color_enabled, decode, paint, render_message
-from .tools import describe_failure, request_name
+from .shell_notes import offer_to_wait, stop_requests
+from .tools import Output, describe_failure, request_name
 
 __all__ = ["KatcpCompleter", "Shell", "history_path", "run_shell"]
 
@@ -42,7 +43,8 @@ STRATEGIES = ("auto", "event", "period", "differential", "event-rate", "differen
 
 LOCAL_COMMANDS = {
     "/help": "show this help",
-    "/watch": "SENSOR... [PERIOD]: print updates (event strategy, or period PERIOD)",
+    "/watch": "SENSOR... [PERIOD]: print updates (event strategy, or period PERIOD); "
+    "a /regex/ names every sensor it matches",
     "/unwatch": "[SENSOR...]: stop watching (all when no sensor is named)",
     "/strategy": "SENSOR STRATEGY [PARAM...]: set a sampling strategy",
     "/raw": "toggle raw mode: type and see the escaped wire format",
@@ -103,9 +105,12 @@ class KatcpCompleter(Completer):
 
 
 def _matches(word: str, names: dict[str, str]) -> Iterable[Completion]:
+    # The space ends the word, as a shell's completion does: the next word can follow.
     for name in sorted(names):
         if name.startswith(word):
-            yield Completion(name, start_position=-len(word), display_meta=names[name])
+            yield Completion(
+                name + " ", start_position=-len(word), display=name, display_meta=names[name]
+            )
 
 
 class Shell:
@@ -206,6 +211,39 @@ class Shell:
 
     # -- messages from the client -------------------------------------------------------------
 
+    def show_versions(self) -> None:
+        """Print the ``#version-connect`` informs of the connection, as a reconnection does.
+
+        They arrive while connecting, before the shell prints anything.
+        """
+        for name, values in self.client.versions.items():
+            if name in ("version", "build-state"):  # KATCP v4
+                self.show(Message.inform(name, *values), unsolicited=True)
+            else:
+                self.show(Message.inform("version-connect", name, *values), unsolicited=True)
+
+    def interrupted(self) -> None:
+        """Ctrl-C at the prompt: say what happens to the requests still running."""
+        running = [
+            n for n, count in self.client.in_flight.items() if count > self._quiet[n] and count
+        ]
+        if not running:
+            self.note("Ctrl-C: nothing running; /quit or Ctrl-D leaves")
+            return
+        for name in running:
+            stops = stop_requests(name, self.requests)
+            how = (
+                "to stop it, send " + " or ".join(f"?{s}" for s in stops)
+                if stops
+                else "KATCP cannot cancel a request and the device lists no stop request "
+                "for it; /quit leaves without waiting"
+            )
+            self.note(
+                f"Ctrl-C: ?{name} continues on the device (its informs and reply still print "
+                f"here); {how}",
+                "error",
+            )
+
     def _on_inform(self, msg: Message, unsolicited: bool) -> None:
         if msg.name == "interface-changed":
             self.schedule_refresh()
@@ -275,7 +313,7 @@ class Shell:
             self.note(f"connection to {self.address} lost; reconnecting...", "fail")
             self._invalidate()
             await client.until_connected()
-            await client.until_protocol()
+            await client.until_ready()
             self.connected = True
             self.note(f"reconnected to {self.address}", "ok")
             self._invalidate()
@@ -390,8 +428,13 @@ class Shell:
             strategy = ["event"]
             if len(args) > 1 and _is_number(args[-1]):
                 strategy = ["period", args.pop()]
-            for sensor in args:
+            for sensor in await self.expand_sensors(args):
                 await self.set_strategy(sensor, strategy)
+        elif command == "/unwatch" and args:
+            for sensor in await self.expand_sensors(args):
+                await self.set_strategy(sensor, ["none"])
+        elif command == "/unwatch" and not self.watches:
+            self.note("nothing is watched; /watch SENSOR starts watching")
         elif command == "/unwatch":
             for sensor in args or list(self.watches):
                 await self.set_strategy(sensor, ["none"])
@@ -403,6 +446,21 @@ class Shell:
         else:
             self.note(f"unknown command {command}; /help lists them", "error")
         return True
+
+    async def expand_sensors(self, names: list[str]) -> list[str]:
+        """Sensor names, with each ``/regex/`` replaced by the sensors it matches (as for
+        ``?sensor-list`` and ``katcp-cmd get``)."""
+        sensors: list[str] = []
+        for name in names:
+            if not (len(name) > 1 and name.startswith("/") and name.endswith("/")):
+                sensors.append(name)
+                continue
+            informs = await self._quiet_call("sensor-list", name)
+            matched = [decode(m.arguments[0]) for m in informs or [] if m.arguments]
+            if not matched:
+                self.note(f"no sensor matches {name}", "error")
+            sensors.extend(matched)
+        return sensors
 
     async def set_strategy(self, sensor: str, strategy: list[str], announce: bool = True) -> bool:
         """Set a sensor's sampling strategy and remember it for reconnections."""
@@ -442,12 +500,14 @@ class Shell:
         watcher = self._spawn(self.watch_connection())
         self._spawn(self.refresh())
         self.note(f"connected to {self.address} (katcp {self.client.protocol_flags}); /help")
+        self.show_versions()
         try:
             with patch_stdout(raw=True):
                 while True:
                     try:
                         line = await self.session.prompt_async()
                     except KeyboardInterrupt:
+                        self.interrupted()
                         continue
                     except EOFError:
                         break
@@ -502,6 +562,8 @@ async def run_shell(
     address: tuple[str, int],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     history: str | None = None,
     color: bool | None = None,
     raw: bool = False,
@@ -515,13 +577,20 @@ async def run_shell(
     Returns the exit status; raises :class:`CmdError` if the first connection fails.
     """
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    client = await connect(
-        address,
-        timeout=timeout,
-        auto_reconnect=interactive,
-        verbose=verbose,
-        ssl_context=ssl_context,
-    )
+    options: dict[str, Any] = {
+        "timeout": timeout,
+        "auto_reconnect": interactive,
+        "verbose": verbose,
+        "user_timeout": user_timeout,
+        "on_wait": Output().waiting(address),
+        "ssl_context": ssl_context,
+    }
+    try:
+        client = await connect(address, wait=wait, **options)
+    except CmdError as exc:
+        if not interactive or not await offer_to_wait(str(exc)):
+            raise
+        client = await connect(address, wait=True, **options)
     shell = Shell(
         client,
         address,

@@ -11,6 +11,7 @@ import json
 import re
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -18,6 +19,7 @@ from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed
 from ..message import Message
 from ..peer_units import strategy_params_to_wire
 from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
+from .grammar import TOOLS
 from .render import (
     SEVERITY,
     SensorInfo,
@@ -56,6 +58,35 @@ class Output:
         """Print one error line on stderr."""
         print(f"katcp-cmd: {text}", file=self.err, flush=True)
 
+    def waiting(self, address: tuple[str, int]) -> Callable[[str], None]:
+        """What ``--wait`` says (on stderr) when the server is not there yet."""
+
+        def say(reason: str) -> None:
+            self.error(f"{address[0]}:{address[1]}: {reason}; waiting for it (Ctrl-C to give up)")
+
+        return say
+
+
+async def _connect(
+    address: tuple[str, int],
+    output: Output,
+    timeout: float,
+    user_timeout: float | None,
+    wait: bool,
+    verbose: bool,
+    ssl_context: ssl.SSLContext | None,
+) -> CmdClient:
+    """Connect for a tool (see :func:`~katcpx.cmd.connection.connect`)."""
+    return await connect(
+        address,
+        timeout=timeout,
+        verbose=verbose,
+        user_timeout=user_timeout,
+        wait=wait,
+        on_wait=output.waiting(address),
+        ssl_context=ssl_context,
+    )
+
 
 def request_name(word: str) -> str:
     """The request name from a typed word: the ``?`` is optional.
@@ -90,6 +121,8 @@ async def one_shot(
     words: list[str],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     informs: bool,
     replies: bool,
     output: Output,
@@ -98,7 +131,7 @@ async def one_shot(
 ) -> int:
     """Send one request, print its informs and reply, and return the exit status."""
     name = request_name(words[0])
-    client = await connect(address, timeout=timeout, verbose=verbose, ssl_context=ssl_context)
+    client = await _connect(address, output, timeout, user_timeout, wait, verbose, ssl_context)
 
     def on_inform(msg: Message, unsolicited: bool) -> None:
         if informs and not unsolicited:
@@ -107,9 +140,24 @@ async def one_shot(
     client.on_inform = on_inform
     try:
         reply, _ = await client.tracked_call(name, *words[1:])
+    except asyncio.CancelledError:  # Ctrl-C: say what happens to the request
+        host, port = address
+        output.error(
+            f"interrupted: ?{name} was sent and continues on the device at {host}:{port} "
+            f"until it replies (KATCP cannot cancel a request); to stop it, send the "
+            f"device's stop request if it has one (katcp-cmd list {host}:{port} --requests "
+            f"--filter 'stop|abort')"
+        )
+        raise
     except (FailReplyError, InvalidReply) as exc:
         if replies and exc.reply is not None:
             output.line(render_message(exc.reply, color=output.color))
+        if isinstance(exc, InvalidReply) and name in TOOLS:
+            host, port = address
+            output.error(
+                f"the device has no ?{name} request; for katcp-cmd's {name} tool put "
+                f"the tool name first: katcp-cmd {name} {host}:{port} ..."
+            )
         return EXIT_FAIL
     except RequestFailed as exc:
         output.error(describe_failure(name, exc))
@@ -151,6 +199,8 @@ async def get(
     names: list[str],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     fmt: str | None,
     as_json: bool,
     output: Output,
@@ -158,7 +208,7 @@ async def get(
     ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Print value, status and timestamp of sensors (like ``caproto-get``)."""
-    client = await connect(address, timeout=timeout, verbose=verbose, ssl_context=ssl_context)
+    client = await _connect(address, output, timeout, user_timeout, wait, verbose, ssl_context)
     try:
         infos, all_found = await _sensor_infos(client, names, output)
         updates: list[SensorUpdate] = []
@@ -201,6 +251,8 @@ async def list_(
     address: tuple[str, int],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     pattern: str | None,
     requests: bool,
     as_json: bool,
@@ -213,7 +265,7 @@ async def list_(
         regex = re.compile(pattern) if pattern else None
     except re.error as exc:
         raise CmdError(f"bad --filter regular expression {pattern!r}: {exc}") from None
-    client = await connect(address, timeout=timeout, verbose=verbose, ssl_context=ssl_context)
+    client = await _connect(address, output, timeout, user_timeout, wait, verbose, ssl_context)
     try:
         _, informs = await client.tracked_call("help" if requests else "sensor-list")
     except RequestFailed as exc:
@@ -221,6 +273,7 @@ async def list_(
     finally:
         await client.aclose()
     rows: list[list[str]] = []
+    shown = 0
     for inform in informs:
         args = [decode(a) for a in inform.arguments]
         if not args or (regex is not None and not regex.search(args[0])):
@@ -238,6 +291,7 @@ async def list_(
                 "description": info.description,
                 "params": info.params,
             }
+        shown += 1
         if as_json:
             output.line(json.dumps(record))
         else:
@@ -247,6 +301,16 @@ async def list_(
         rows = [[r[0], r[1].strip().splitlines()[0] if r[1].strip() else ""] for r in rows]
     for line in render_table(rows):
         output.line(line)
+    if not shown:  # an empty list says why, rather than printing nothing
+        what = "requests" if requests else "sensors"
+        if informs:
+            output.error(
+                f"none of the {len(informs)} {what} matches --filter {pattern!r}; "
+                f"without --filter all are listed"
+            )
+        else:
+            output.error(f"the device lists no {what}")
+        return EXIT_FAIL
     return 0
 
 
@@ -255,6 +319,8 @@ async def monitor(
     names: list[str],
     *,
     timeout: float,
+    user_timeout: float | None = None,
+    wait: bool = False,
     strategy: list[str],
     duration: float | None,
     maximum: int | None,
@@ -269,7 +335,7 @@ async def monitor(
     Stops after `duration` seconds or `maximum` updates, or when interrupted; exits with 2
     if the connection drops.
     """
-    client = await connect(address, timeout=timeout, verbose=verbose, ssl_context=ssl_context)
+    client = await _connect(address, output, timeout, user_timeout, wait, verbose, ssl_context)
     done = asyncio.get_running_loop().create_future()
     count = 0
     try:
@@ -321,6 +387,9 @@ async def monitor(
         elif not client.is_connected():
             raise CmdError(f"connection to {address[0]}:{address[1]} lost")
         return 0
+    except ConnectionLost:
+        # Also while the strategies were being set: the updates may already be printing.
+        raise CmdError(f"connection to {address[0]}:{address[1]} lost") from None
     except RequestFailed as exc:
         raise CmdError(describe_failure("sensor-sampling", exc), failure_status(exc)) from None
     finally:

@@ -50,6 +50,16 @@ class ResponseCode(enum.IntEnum):
     ERROR = -1
     TIMEOUT = 1
 
+    # Printed, a code reads as its name (``print(reply.status)`` shows OK, not 0); it still
+    # compares and formats (``{:d}``) as the integer OCS uses.
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        if spec and spec[-1] in "bdnoxX":
+            return int.__format__(int(self), spec)
+        return format(self.name, spec)
+
 
 OK = ResponseCode.OK
 ERROR = ResponseCode.ERROR

@@ -247,7 +247,7 @@ class InspectingClient(AsyncClient):
         try:
             if new_connection:
                 try:
-                    await self.until_protocol(self.PROTOCOL_TIMEOUT)
+                    await self.until_ready(self.PROTOCOL_TIMEOUT)
                 except asyncio.TimeoutError:
                     self._logger.warning(
                         "No protocol information from %s; syncing anyway",

@@ -572,9 +572,13 @@ class DeviceServer(SensorDeviceServer):
             return req.make_reply("ok", names_arg, strategy_name, *params)
         strategy_name, params = args[1], args[2:]
         if not self.PROTOCOL_INFO.strategy_allowed(strategy_name):
+            # katcp-python says "Strategy X not allowed for version 5 of katcp", which reads
+            # as a version problem; naming the strategies that exist tells the fix.
+            info = self.PROTOCOL_INFO
+            allowed = info.STRATEGIES_V4 if info.major < 5 else info.STRATEGIES_V5
             raise FailReply(
-                f"Strategy {strategy_name.decode('utf-8', 'replace')} not allowed for "
-                f"version {self.PROTOCOL_INFO.major} of katcp"
+                f"Unknown strategy {strategy_name.decode('utf-8', 'replace')!r}: KATCP "
+                f"v{info.major} strategies are {', '.join(sorted(allowed))}"
             )
 
         def send_status(sensor: Sensor, reading: Any) -> None:

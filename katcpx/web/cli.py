@@ -28,6 +28,7 @@ from .._version import __version__
 from .app import WebServer
 from .auth import add_web_security_arguments, device_tls, web_security
 from .hub import DeviceHub, DeviceSpec, parse_device_spec
+from .messages import listen_error
 
 __all__ = ["build_parser", "load_config", "main", "run", "strategy_from"]
 
@@ -81,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --min-interval: send a sensor at least this often (default 60)",
     )
     p.add_argument(
-        "--timeout", type=_seconds, default=None, help="default request timeout (default 5)"
+        "--timeout",
+        type=_seconds,
+        default=None,
+        help="request timeout; given (here or in --config), it is used as is, also for "
+        "requests the device hints need longer; by default a request's hint, else 5",
     )
     p.add_argument(
         "--allow-origin",
@@ -222,12 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("no devices: give [name=]host:port arguments or --config")
     try:
         strategy = strategy_from(float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0)))
+        typed = opt("timeout", None)
         hub = DeviceHub(
             specs,
             strategy,
-            request_timeout=float(opt("timeout", 5.0)),
+            request_timeout=float(5.0 if typed is None else typed),
             ssl_context=device_tls(args),
         )
+        hub.timeout_wins = typed is not None  # what the user typed beats device hints
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     origins = opt("allow_origin", None) or options.get("allowed_origins", [])
@@ -240,6 +247,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(run(server))
     except OSError as exc:
-        print(f"katcpx-web: {exc}", file=sys.stderr)
+        print(f"katcpx-web: {listen_error(exc, server.host, server.port)}", file=sys.stderr)
         return 1
     return 0

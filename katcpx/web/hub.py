@@ -24,6 +24,7 @@ from ..client import is_timeout_reply
 from ..client_regex import ClientPattern, ClientRegexError, compile_client_regex
 from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
+from .freshness import freshness
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -220,6 +221,8 @@ class _Subscription:
     listener: Any = None
     #: Subscribers still waiting for the sensor's meta (subscribed while not synced).
     waiting: dict[Sink, None] = field(default_factory=dict)
+    #: When the sampling strategy was requested: later readings are current (freshness.py).
+    sampled_since: float | None = None
 
 
 class DeviceHub:
@@ -261,6 +264,9 @@ class DeviceHub:
         if not self.strategy:
             raise ValueError("empty sampling strategy")
         self.request_timeout = float(request_timeout)
+        #: Whether :attr:`request_timeout` was chosen by the user: it then wins over the
+        #: devices' request timeout hints, which otherwise take precedence.
+        self.timeout_wins = False
         self._resources: dict[str, KATCPClientResource] = {}
         for spec in self.specs.values():
             self._resources[spec.name] = KATCPClientResource(
@@ -468,6 +474,7 @@ class DeviceHub:
         """The ``update`` message of the sensor's latest reading."""
         reading = sensor.reading
         res = self._resources.get(device)
+        connected = res is not None and res.state != "disconnected"
         return {
             "type": "update",
             "device": device,
@@ -476,8 +483,20 @@ class DeviceHub:
             "status": reading.status,
             "timestamp": reading.timestamp,
             "received": reading.received_timestamp,
-            "connected": res is not None and res.state != "disconnected",
+            "connected": connected,
+            **self.freshness(device, sensor.name, reading.received_timestamp, connected),
         }
+
+    def freshness(
+        self, device: str, sensor: str, received: float, connected: bool
+    ) -> dict[str, Any]:
+        """``age`` and ``stale`` of a sensor's cached reading (see :mod:`.freshness`)."""
+        return freshness(received, self.sampled_since(device, sensor), connected)
+
+    def sampled_since(self, device: str, sensor: str) -> float | None:
+        """When the hub's sampling of a sensor was requested (None: it is not sampled)."""
+        sub = self._subs.get((device, sensor))
+        return None if sub is None or sub.error else sub.sampled_since
 
     # -- sinks and subscriptions ----------------------------------------------------------------
 
@@ -616,6 +635,7 @@ class DeviceHub:
         return sub.listener
 
     async def _set_strategy(self, sub: _Subscription, res: KATCPClientResource) -> None:
+        sub.sampled_since = time.time()
         result = await res.set_sampling_strategy(sub.sensor, self.strategy)
         outcome = result.get(escape_name(sub.sensor))
         if isinstance(outcome, str) and self._subs.get((sub.device, sub.sensor)) is sub:
@@ -679,7 +699,7 @@ class DeviceHub:
             Request arguments (str, int, float, bool or None).
         timeout
             Seconds to wait; None uses the device's hint for the request, else the hub's
-            default.
+            default (the hub's always, when :attr:`timeout_wins`).
 
         Returns
         -------
@@ -702,7 +722,8 @@ class DeviceHub:
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
             raise HubError("timeout must be a positive number")
         if timeout is None:
-            timeout = obj.timeout_hint or self.request_timeout
+            hint = None if self.timeout_wins else obj.timeout_hint
+            timeout = hint or self.request_timeout
         started = time.monotonic()
         result: dict[str, Any] = {"device": device, "request": obj.name}
         try:

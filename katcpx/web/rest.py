@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -83,8 +84,12 @@ def parse_parameters(doc: str) -> list[dict[str, Any]]:
 
 
 def sensor_info(hub: DeviceHub, device: str, sensor: Any) -> dict[str, Any]:
-    """A sensor's description and its latest known reading (``received`` 0: none yet)."""
+    """A sensor's description and its latest known reading (``received`` 0: none yet).
+
+    ``age`` and ``stale`` say whether the reading is current (see :mod:`.freshness`).
+    """
     reading = sensor.reading
+    connected = hub.device_message(device).get("connected", False)
     return {
         "device": device,
         "name": sensor.name,
@@ -97,6 +102,7 @@ def sensor_info(hub: DeviceHub, device: str, sensor: Any) -> dict[str, Any]:
         "status": reading.status,
         "timestamp": reading.timestamp,
         "received": reading.received_timestamp,
+        **hub.freshness(device, sensor.name, reading.received_timestamp, connected),
         "subscribers": hub.subscriber_count(device, sensor.name),
     }
 
@@ -112,6 +118,10 @@ def request_info(device: str, request: Any) -> dict[str, Any]:
         "timeout_hint": request.timeout_hint,
         "parameters": parse_parameters(description),
     }
+
+
+#: Most stale readings a sensor list reads afresh before answering.
+REFRESH_LIMIT = 200
 
 
 class _JSONHandler(tornado.web.RequestHandler):
@@ -177,16 +187,27 @@ class DeviceHandler(_JSONHandler):
 class SensorsHandler(_JSONHandler):
     """``GET /api/devices/{device}/sensors`` and ``GET /api/sensors``, with ``?filter=``."""
 
-    def get(self, device: str | None = None) -> None:
-        """List the sensors whose names match ``filter`` (a regular expression)."""
+    async def get(self, device: str | None = None) -> None:
+        """List the sensors whose names match ``filter`` (a regular expression).
+
+        Readings the hub does not sample are read afresh first when there are at most
+        :data:`REFRESH_LIMIT` of them; beyond that, or when a read fails, they are served
+        with ``"stale": true`` and their ``age``.
+        """
         pattern = self.get_query_argument("filter", "")
         if device is None:
             wanted = self.get_query_argument("device", None)
             devices = [wanted] if wanted else self.hub.device_names
         else:
             devices = [device]
-        found = [sensor_info(self.hub, d, s) for d in devices for s in self.hub.sensors(d, pattern)]
-        self.send(found)
+        pairs = [(d, s) for d in devices for s in self.hub.sensors(d, pattern)]
+        # Read afresh whatever the device does not sample for the hub, even if just read.
+        stale = [(d, s) for d, s in pairs if self.hub.sampled_since(d, s.name) is None]
+        if 0 < len(stale) <= REFRESH_LIMIT:
+            await asyncio.gather(
+                *(self.hub.read(d, s.name) for d, s in stale), return_exceptions=True
+            )
+        self.send([sensor_info(self.hub, d, s) for d, s in pairs])
 
 
 class SensorHandler(_JSONHandler):
@@ -434,6 +455,15 @@ def openapi_document() -> dict[str, Any]:
                         "status": {"type": "string"},
                         "timestamp": {"type": "number"},
                         "received": {"type": "number"},
+                        "age": {
+                            "type": "number",
+                            "nullable": True,
+                            "description": "seconds since the reading was received",
+                        },
+                        "stale": {
+                            "type": "boolean",
+                            "description": "not sampled nor just read: may be out of date",
+                        },
                         "subscribers": {"type": "integer"},
                     },
                 },

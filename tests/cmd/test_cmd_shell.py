@@ -51,8 +51,8 @@ def quit_shell(proc: pexpect.spawn) -> None:
 
 def test_completion_request_and_history(shell: pexpect.spawn, history: Path) -> None:
     shell.send("?sensor-va\t")
-    shell.expect("lue")  # completion finished the request name
-    shell.send(" cpu.t\t")
+    shell.expect("lue")  # completion finished the request name, with a space after it
+    shell.send("cpu.t\t")
     shell.expect("emp")  # and the sensor name
     shell.send("\r")
     shell.expect(r"#sensor-value \S+ 1 cpu.temp unknown 42.5\r+\n")
@@ -60,7 +60,7 @@ def test_completion_request_and_history(shell: pexpect.spawn, history: Path) -> 
     shell.send('echo "two words" x\r')  # the ? is optional; quotes group
     shell.expect('!echo ok "two words" x\r+\n')
     quit_shell(shell)
-    assert history.read_text().count("+?sensor-value cpu.temp\n") == 1
+    assert history.read_text().count("+?sensor-value cpu.temp \n") == 1
 
 
 def test_history_persists(device: Device, history: Path) -> None:

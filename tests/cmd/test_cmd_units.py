@@ -76,9 +76,11 @@ def test_sensor_update_json_types_and_v4_milliseconds() -> None:
 
 def _complete(completer: KatcpCompleter, text: str) -> list[str]:
     doc = Document(text, len(text))
-    return [
+    texts = [
         c.text for c in completer.get_completions(doc, CompleteEvent(completion_requested=True))
     ]
+    assert all(t.endswith(" ") for t in texts)  # a completed word ends with a space
+    return [t[:-1] for t in texts]
 
 
 def test_completer() -> None:

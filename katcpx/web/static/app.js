@@ -77,10 +77,12 @@
     ws.onopen = () => {
       retryDelay = 500;
       setWsState("synced", "live");
+      renderEmpty();
     };
     ws.onclose = () => {
       setWsState("disconnected", "offline: retrying");
       subscribed.clear();
+      renderEmpty();
       for (const [id, pre] of pendingCalls) showResult(pre, false, "connection lost");
       pendingCalls.clear();
       setTimeout(connect, retryDelay);
@@ -155,6 +157,44 @@
 
   // -- devices --------------------------------------------------------------------------
 
+  // -- empty states: say why a panel is empty and what to do ---------------------------
+
+  function showEmpty(id, text) {
+    const p = $(id);
+    p.textContent = text || "";
+    p.hidden = !text;
+  }
+
+  function renderEmpty() {
+    const all = [...devices.values()];
+    const up = all.filter((d) => d.synced);
+    const down = all.filter((d) => !d.synced);
+    const downText = down.map((d) => d.device + " at " + d.address + " (" + d.state + ")").join(", ");
+    const wsDown = !ws || ws.readyState !== WebSocket.OPEN;
+    let devicesText = "";
+    if (wsDown) {
+      devicesText = "Not connected to katcpx-web itself: is it still running? This page reconnects on its own.";
+    } else if (!all.length) {
+      devicesText = "katcpx-web has no devices: start it with name=host:port arguments or --config.";
+    } else if (!up.length) {
+      devicesText = "No device is connected (" + downText + "). katcpx-web keeps trying: " +
+        "start the devices (for the simulated site: katcpx-sim site) or check the addresses given to katcpx-web.";
+    } else if (down.length) {
+      devicesText = "Not connected: " + downText + "; their sensors are greyed out.";
+    }
+    showEmpty("#devices-empty", devicesText);
+    let sensorsText = "";
+    if (!sensors.size) {
+      sensorsText = wsDown || !up.length
+        ? "No sensors to show: no device is connected (see Devices above)."
+        : "The connected devices have no sensors.";
+    } else if (!$("#sensors tbody").children.length) {
+      sensorsText = "No sensor matches the filter “" + $("#sensor-filter").value.trim() + "”: change or clear it.";
+    }
+    showEmpty("#sensors-empty", sensorsText);
+    showEmpty("#requests-empty", requests.size ? "" : "No requests to show: no device is connected yet.");
+  }
+
   function renderDevices() {
     const list = $("#devices");
     list.replaceChildren();
@@ -167,6 +207,7 @@
           el("span", { class: "muted", text: d.sensors + " sensors · " + d.requests + " requests" }))
       );
     }
+    renderEmpty();
   }
 
   async function loadDevice(name) {
@@ -183,13 +224,13 @@
         if (old) {
           Object.assign(old, { type: info.type, units: info.units, description: info.description, params: info.params, numeric: info.numeric });
         } else {
-          sensors.set(key, Object.assign(info, { row: null, stale: false }));
+          sensors.set(key, Object.assign(info, { row: null, stale: info.stale === true }));
         }
       }
       for (const key of [...sensors.keys()]) {
         if (key.startsWith(name + "/") && !seen.has(key)) sensors.delete(key);
       }
-      for (const key of sensors.keys()) if (key.startsWith(name + "/")) sensors.get(key).stale = false;
+      for (const info of list) sensors.get(keyOf(name, info.name)).stale = info.stale === true;
       requests.set(name, reqs);
       renderPlotChoices();
       applyFilter(true);
@@ -242,6 +283,7 @@
     if (plot.key) wanted.add(plot.key);
     resubscribe(wanted);
     applyProblemsOnly();
+    renderEmpty();
   }
 
   function applyProblemsOnly() {
@@ -318,7 +360,9 @@
     cells[2].title = String(s.value);
     cells[3].textContent = s.units;
     cells[4].textContent = s.status || "";
-    cells[5].textContent = formatAge(s);
+    // A cached reading that is not kept current says so (the server's "stale").
+    cells[5].textContent = formatAge(s) + (s.stale && s.timestamp ? " (stale)" : "");
+    cells[5].title = s.stale ? "last known reading: not live" : "";
     row.className = "status-" + (s.status || "unknown") + (s.stale ? " stale" : "") + (row.dataset.key === plot.key ? " selected" : "");
   }
 
@@ -329,7 +373,7 @@
     s.value = msg.value;
     s.status = msg.status;
     s.timestamp = msg.timestamp;
-    s.stale = !msg.connected;
+    s.stale = !msg.connected || msg.stale === true;
     paint(s);
     if ($("#problems-only").checked && s.row) s.row.hidden = s.status === "nominal";
     if (key === plot.key) addPoint(s);

@@ -1,0 +1,102 @@
+"""Kind 6, docs not run as a user runs them: every block of README.md and docs/ runs.
+
+Each page runs in its own process (``docs_runner.py``), in a private network namespace when
+``unshare`` allows one, so that the documented ports (7147...) are free; each block there is
+its own process, run exactly as written. The marker convention is in docs/design.md.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from docs_runner import ROOT, isolated_command, output_matches, parse_page, port_free
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+#: Ports the pages use; without a private namespace they must be free on this host.
+DOC_PORTS = [7147, 7148, 7149, 7150, 7151, 7160, 8080]
+PAGE_TIMEOUT = 600
+
+
+def _page_id(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def test_docs_every_block_is_run_or_marked() -> None:
+    problems = []
+    for page in PAGES:
+        blocks = parse_page(page)
+        for prev, block in zip([None, *blocks], blocks, strict=False):
+            if block.kind == "unmarked":
+                problems.append(f"{block.ident}: {block.reason}")
+            elif block.kind == "skip" and not block.reason:
+                problems.append(f"{block.ident}: a skip/fragment marker needs a reason")
+            elif block.kind == "output" and (
+                prev is None or prev.kind not in ("script", "shell", "doctest")
+            ):
+                problems.append(f"{block.ident}: an output block must follow a run block")
+    assert not problems, "\n".join(problems)
+
+
+def test_docs_marker_convention_is_enforced(tmp_path: Path) -> None:
+    # The check above can fail: an unmarked non-runnable block, a reasonless skip.
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```json\n{}\n```\n\n<!-- docs-test: skip -->\n```text\nx\n```\n\n"
+        "<!-- docs-test: fragment: a method of the class above -->\n```python\n    pass\n```\n"
+    )
+    kinds = [(b.kind, b.reason) for b in parse_page(page)]
+    assert kinds[0][0] == "unmarked"
+    assert kinds[1] == ("skip", "")
+    assert kinds[2] == ("skip", "a method of the class above")
+
+
+def test_docs_output_matching() -> None:
+    assert output_matches("az  1.5 deg  nominal\n", "az  17.25 deg    nominal\n")
+    assert not output_matches("az  1.5 deg  nominal\n", "az  17.25 deg  warn\n")
+    assert output_matches("a 1\n...\nz 2\n", "a 3\nb\nc\nz 4\n")
+    assert not output_matches('{"value": 5.4}\n', '{"value": 5.4}\n{"value": 5.5}\n')
+
+
+@pytest.mark.timeout(PAGE_TIMEOUT + 60)
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_docs_page_runs_as_written(page: Path) -> None:
+    blocks = parse_page(page)
+    if not any(b.kind not in ("skip", "output") for b in blocks):
+        pytest.skip("no runnable blocks")
+    command, isolation = isolated_command(page)
+    if isolation == "host":
+        busy = [p for p in DOC_PORTS if not port_free(p)]
+        if busy:
+            pytest.skip(f"no private network namespace (unshare) and ports {busy} are in use")
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=PAGE_TIMEOUT)
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0, proc.stderr
+    failed = [r for r in results if r["status"] == "failed"]
+    report = "\n\n".join(f"{r['block']} ({r['kind']}): {r['detail']}" for r in failed)
+    assert not failed, report
+    assert len(results) == len(blocks)
+
+
+def test_docs_server_example_must_stop_on_ctrl_c(tmp_path: Path, monkeypatch) -> None:
+    # A server example that ignores Ctrl-C fails, as it would leave a user stuck.
+    import docs_runner
+
+    monkeypatch.setattr(docs_runner, "SIGINT_GRACE", 1.0)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    page = tmp_path / "page.md"
+    page.write_text(
+        f"<!-- docs-test: background port={port} -->\n```python\n"
+        "import signal, socket, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        f"s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen()\n"
+        "time.sleep(60)\n```\n"
+    )
+    (result,) = docs_runner.run_page(page)
+    assert result["status"] == "failed"
+    assert "did not stop within 1 s of Ctrl-C" in str(result["detail"])

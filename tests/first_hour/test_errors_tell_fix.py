@@ -1,0 +1,90 @@
+"""Kind 5, errors that don't tell the fix: each names what went wrong, where, and the fix."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+from sim_process import ROOT, child_env
+
+from katcpx.ops import ERROR, OK, TIMEOUT
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_error_tells_fix_orchestrate_without_site() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once closed
+    start = time.monotonic()
+    result = run(str(ROOT / "examples" / "orchestrate.py"), "--base-port", str(port))
+    assert time.monotonic() - start < 15  # at once, not after the 30 s sync timeout
+    assert result.returncode == 3
+    assert f"cannot connect to the antenna at 127.0.0.1:{port}: Connection refused" in (
+        result.stderr
+    )
+    assert "start the simulated site first (katcpx-sim site)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_error_tells_fix_web_port_busy() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("-m", "katcpx.web", "dev=127.0.0.1:1", "--port", str(port))
+    assert result.returncode == 1
+    assert f"katcpx-web: cannot listen on 127.0.0.1:{port}: Address already in use" in (
+        result.stderr
+    )
+    assert "--port N, or --port 0 for any free port" in result.stderr
+
+
+def test_error_tells_fix_sim_port_busy() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        site = run("-m", "katcpx_devices.sim", "site", "--base-port", str(port))
+        one = run("-m", "katcpx_devices.sim", "weather", "--port", str(port))
+    assert site.returncode == 1 and one.returncode == 1
+    assert f"cannot start antenna on 127.0.0.1:{port}: Address already in use" in site.stderr
+    assert "choose another with --base-port N" in site.stderr
+    assert "choose another with --port N" in one.stderr
+
+
+def test_error_tells_fix_op_status_prints_name() -> None:
+    assert (str(OK), str(ERROR), str(TIMEOUT)) == ("OK", "ERROR", "TIMEOUT")
+    assert f"{OK}" == "OK" and f"{ERROR:d}" == "-1" and OK == 0
+
+
+def test_grammar_sim_options_before_device_name() -> None:
+    from katcpx_devices.sim import device_first
+
+    assert device_first(["--speed", "50", "site", "--seed", "1"]) == [
+        "site",
+        "--speed",
+        "50",
+        "--seed",
+        "1",
+    ]
+    assert device_first(["antenna", "--port", "0"]) == ["antenna", "--port", "0"]
+    assert device_first(["--host", "site", "weather"]) == ["weather", "--host", "site"]
+    with socket.socket() as busy:  # as a user types it: the options come first
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("-m", "katcpx_devices.sim", "--speed", "50", "weather", "--port", str(port))
+    assert result.returncode == 1  # got as far as binding: the options were understood
+    assert f"cannot start weather on 127.0.0.1:{port}" in result.stderr
