@@ -22,8 +22,12 @@ def test_explicit_choice_wins_web_timeout_over_hint(antenna: Sim) -> None:
     )
     try:
         assert web.stdout is not None
-        line = web.stdout.readline()
-        assert "serving antenna on" in line, line
+        seen = []
+        for line in web.stdout:  # start-up notes (the access guard) come first
+            seen.append(line)
+            if "serving antenna on" in line or len(seen) > 20:
+                break
+        assert "serving antenna on" in line, seen
         url = line.rsplit(" on ", 1)[1].strip()
         deadline = time.monotonic() + 30
         while json.load(urllib.request.urlopen(url + "api/devices/antenna"))["state"] != "synced":
@@ -31,7 +35,10 @@ def test_explicit_choice_wins_web_timeout_over_hint(antenna: Sim) -> None:
             time.sleep(0.1)
         # ?target hints 300 s; this slew takes over a minute; --timeout 1 is what counts.
         post = urllib.request.Request(
-            url + "api/devices/antenna/requests/target", data=b'{"args": [0, 20]}', method="POST"
+            url + "api/devices/antenna/requests/target",
+            data=b'{"args": [0, 20]}',
+            method="POST",
+            headers={"Content-Type": "application/json"},
         )
         start = time.monotonic()
         try:
