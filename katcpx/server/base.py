@@ -23,7 +23,7 @@ from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
 from ..peer_units import seconds_to_wire
-from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
+from .connection import ActivityTracker, ClientConnection, ClientRequestConnection, ServerProtocol
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
 
@@ -80,6 +80,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     MAX_WRITE_BUFFER_SIZE: ClassVar[int] = 4 * 1024 * 1024
     #: Messages handled per connection per loop turn (fairness between clients).
     MAX_REQUESTS_PER_TURN: ClassVar[int] = 128
+    #: Seconds of request handling per connection per loop turn (at least one request):
+    #: a client pipelining requests delays another client's request by about this much.
+    MAX_TURN_SECONDS: ClassVar[float] = 50e-6
     #: Queued messages per connection beyond which reading from it pauses.
     MAX_QUEUED_REQUESTS: ClassVar[int] = 1024
     #: Received bytes queued per connection beyond which reading from it pauses (with
@@ -121,6 +124,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._stopped_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._listeners: list[asyncio.base_events.Server] = []
         self._connections: dict[ClientConnection, None] = {}
+        #: Which connections sent something lately (their turns shorten for each other).
+        self.activity = ActivityTracker()
         self._handler_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._concurrency_options: dict[str, bool] = {}
         self.set_concurrency_options()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,7 +16,13 @@ from ..transport import KatcpProtocol
 if TYPE_CHECKING:
     from .base import DeviceServerBase
 
-__all__ = ["ClientConnection", "ClientRequestConnection", "Link", "ServerProtocol"]
+__all__ = [
+    "ActivityTracker",
+    "ClientConnection",
+    "ClientRequestConnection",
+    "Link",
+    "ServerProtocol",
+]
 
 
 class ServerProtocol(KatcpProtocol):
@@ -52,6 +59,38 @@ def _connection_lost(proto: KatcpProtocol, exc: Exception | None) -> None:
     assert isinstance(proto, ServerProtocol)
     if proto.conn is not None:
         proto.server._connection_lost(proto.conn, exc)
+
+
+class ActivityTracker:
+    """Which connections sent something lately (fairness: is anyone waiting behind me?).
+
+    Keeps the last two distinct connections that received data, with the time (seconds,
+    ``time.perf_counter``). O(1) per read.
+    """
+
+    #: Seconds during which a connection that sent something counts as active.
+    WINDOW = 0.05
+
+    __slots__ = ("_last", "_last_t", "_prev", "_prev_t")
+
+    def __init__(self) -> None:
+        self._last: object = None
+        self._last_t = 0.0
+        self._prev: object = None
+        self._prev_t = 0.0
+
+    def received(self, conn: object, now: float) -> None:
+        """Record that `conn` received data at `now`."""
+        if conn is not self._last:
+            self._prev, self._prev_t = self._last, self._last_t
+            self._last = conn
+        self._last_t = now
+
+    def others_active(self, conn: object, now: float) -> bool:
+        """Whether a connection other than `conn` received data within :attr:`WINDOW`."""
+        if self._last is not conn:
+            return self._last is not None and now - self._last_t < self.WINDOW
+        return self._prev is not None and now - self._prev_t < self.WINDOW
 
 
 class Link(Protocol):
@@ -207,6 +246,10 @@ class ClientConnection:
             return
         server = self._server
         self._queued_bytes += nbytes
+        server.activity.received(self, time.perf_counter())
+        # A client with nothing queued is served within this read, not a loop turn later
+        # behind whoever has a backlog: that is what keeps its latency near idle.
+        at_once = not self._pending and not self._pump_scheduled
         if self._busy and self._handling:
             # An ordered request is still running: read-only standard requests go round it.
             for item in items:
@@ -224,7 +267,10 @@ class ClientConnection:
             # Back-pressure: stop reading this client until its queue drains.
             self._paused = True
             self._link.pause_reading()
-        self._schedule_pump()
+        if at_once and (not self._busy or self._express):
+            self._pump()
+        else:
+            self._schedule_pump()
 
     def _ready(self) -> None:
         """Allow message handling (after connect, or when an ordered request is done)."""
@@ -248,8 +294,18 @@ class ClientConnection:
         server = self._server
         pending = self._pending
         budget = server.MAX_REQUESTS_PER_TURN
+        # While other clients are active a turn also ends after MAX_TURN_SECONDS, whatever
+        # the requests cost, so that a client pipelining many requests delays the others by
+        # about that much. Alone, a client keeps the loop for the whole budget: each turn
+        # costs system calls (poll, send), so short turns would only lower its throughput.
+        clock = time.perf_counter
+        now = clock()
+        if server.activity.others_active(self, now):
+            deadline = now + server.MAX_TURN_SECONDS
+        else:
+            deadline = now + 3600.0
         express = self._express
-        while express and not self._closed and budget > 0:
+        while express and not self._closed and budget > 0 and clock() < deadline:
             budget -= 1
             request = express.popleft()
             try:
@@ -258,6 +314,8 @@ class ClientConnection:
                 server._logger.exception("error handling %s from %s", request, self._address)
         while pending and not self._busy and not self._closed and budget > 0:
             budget -= 1
+            if clock() >= deadline and budget < server.MAX_REQUESTS_PER_TURN - 1:
+                break  # at least one request per turn
             item = pending.popleft()
             if isinstance(item, MessageTooLong):
                 server._message_too_long(self, item)
