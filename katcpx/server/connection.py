@@ -149,6 +149,7 @@ class ClientConnection:
         self._busy = True  # until on_client_connect is done
         self._handling = False  # True from on_client_connect done until stop_handling()
         self._waiting_on: Any = None  # the unfinished ordered request's future
+        self._wait_since = 0.0  # time.perf_counter() when that wait began
         self._wait_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._paused = False
@@ -333,9 +334,11 @@ class ClientConnection:
                 # not for ever (a future that never completes must not wedge the client).
                 self._busy = True
                 self._waiting_on = done
+                self._wait_since = clock()
                 limit = server.ORDERED_WAIT_LIMIT
-                if limit is not None:
-                    self._wait_timer = self._loop.call_later(limit, self._wait_expired, done)
+                if limit is not None and self._wait_timer is None:
+                    # One timer per connection, re-armed lazily: not one per request.
+                    self._wait_timer = self._loop.call_later(limit, self._check_wait)
                 done.add_done_callback(self._done_callback)
         queued = len(pending) + len(express)
         if not queued:
@@ -361,20 +364,24 @@ class ClientConnection:
         if self._waiting_on is fut:  # not released already by ORDERED_WAIT_LIMIT
             self._release_wait()
 
-    def _wait_expired(self, fut: Any) -> None:
-        if self._waiting_on is fut and not self._closed:
-            self._server._logger.warning(
-                "%s: request still running after %s s; handling the next messages anyway",
-                self._address,
-                self._server.ORDERED_WAIT_LIMIT,
-            )
-            self._release_wait()
+    def _check_wait(self) -> None:
+        self._wait_timer = None
+        limit = self._server.ORDERED_WAIT_LIMIT
+        if self._waiting_on is None or self._closed or limit is None:
+            return
+        waited = time.perf_counter() - self._wait_since
+        if waited < limit:  # a later request: wait for the rest of its time
+            self._wait_timer = self._loop.call_later(limit - waited, self._check_wait)
+            return
+        self._server._logger.warning(
+            "%s: request still running after %s s; handling the next messages anyway",
+            self._address,
+            limit,
+        )
+        self._release_wait()
 
     def _release_wait(self) -> None:
         self._waiting_on = None
-        if self._wait_timer is not None:
-            self._wait_timer.cancel()
-            self._wait_timer = None
         self._ready()
 
     def _lost(self) -> None:
