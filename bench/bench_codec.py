@@ -103,6 +103,20 @@ def build_corpus(n_lines: int, seed: int = 20240501) -> tuple[list[bytes], list[
     return lines, updates
 
 
+def escaped_argsets(n: int, seed: int = 13) -> list[list[bytes]]:
+    """Argument lists of 20 arguments each, most needing escapes, some empty (``\\@``)."""
+    rng = random.Random(seed)
+    chars = b"ab c\\\n\tde f"
+    return [
+        [bytes(rng.choice(chars) for _ in range(rng.randint(0, 12))) for _ in range(20)]
+        for _ in range(n)
+    ]
+
+
+# What a handler returns: a reply built from Python values, then formatted.
+HANDLER_REPLY_ARGS = ("ok", 3, 2.5, "some text", b"raw")
+
+
 def split_by_kind(lines: list[bytes]) -> dict[str, list[bytes]]:
     """Group corpus lines by kind, for the parse breakdown."""
     kinds: dict[str, list[bytes]] = {"#sensor-status": [], "?requests": [], "!replies": []}
@@ -171,6 +185,17 @@ def katcpx_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Contend
         for ts, name, status, value in updates:
             bytes(inform("sensor-status", ts, 1, name, status, value))
 
+    escaped = [Message.inform("escaped", *a) for a in escaped_argsets(len(lines) // 10)]
+
+    def fmt_escaped() -> None:
+        for msg in escaped:
+            bytes(msg)
+
+    def handler_reply() -> None:
+        reply = Message.reply
+        for _ in range(len(lines) // 10):
+            bytes(reply("handler", *HANDLER_REPLY_ARGS))
+
     symbols = {Message.REQUEST: "?", Message.REPLY: "!", Message.INFORM: "#"}
     digest = digest_messages(
         (symbols[m.mtype], m.name, m.arguments, m.mid.decode() if m.mid else None) for m in parsed
@@ -183,6 +208,8 @@ def katcpx_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Contend
             "stream": (stream, len(lines)),
             "format": (fmt, len(lines)),
             "build": (build, len(updates)),
+            "format escaped x20": (fmt_escaped, len(escaped)),
+            "build handler reply": (handler_reply, len(lines) // 10),
             **by_kind_workloads(parser.parse, lines),
         },
     )
@@ -219,6 +246,17 @@ def aiokatcp_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Conte
         for ts, name, status, value in updates:
             bytes(inform("sensor-status", ts, 1, name, status, value))
 
+    escaped = [Message.inform("escaped", *a) for a in escaped_argsets(len(lines) // 10)]
+
+    def fmt_escaped() -> None:
+        for msg in escaped:
+            bytes(msg)
+
+    def handler_reply() -> None:
+        reply = Message.reply
+        for _ in range(len(lines) // 10):
+            bytes(reply("handler", *HANDLER_REPLY_ARGS))
+
     symbols = {"REQUEST": "?", "REPLY": "!", "INFORM": "#"}
     digest = digest_messages(
         (symbols[m.mtype.name], m.name, m.arguments, None if m.mid is None else str(m.mid))
@@ -232,6 +270,8 @@ def aiokatcp_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Conte
             "stream": (stream, len(lines)),
             "format": (fmt, len(lines)),
             "build": (build, len(updates)),
+            "format escaped x20": (fmt_escaped, len(escaped)),
+            "build handler reply": (handler_reply, len(lines) // 10),
             **by_kind_workloads(Message.parse, lines),
         },
     )
@@ -381,7 +421,7 @@ def main() -> int:
     ratios = {}
     for metric in METRICS:
         rows = [
-            Row(name, rates[name].get(metric), NOTES.get(metric, {}).get(name, ""))
+            Row(name, rates.get(name, {}).get(metric), NOTES.get(metric, {}).get(name, ""))
             for name in (*contenders, KP)
             if name in rates or name == KP
         ]
@@ -400,6 +440,12 @@ def main() -> int:
     ok &= check_target("parse", paired.get("parse"), PARSE_TARGET)
     ok &= check_target("format", paired.get("format"), FORMAT_TARGET)
     check_target("stream parse (informational)", paired.get("stream"), PARSE_TARGET)
+    check_target(
+        "format escaped x20 (informational)", paired.get("format escaped x20"), FORMAT_TARGET
+    )
+    check_target(
+        "build handler reply (informational)", paired.get("build handler reply"), FORMAT_TARGET
+    )
     return 1 if args.strict and not ok else 0
 
 
