@@ -23,7 +23,13 @@ from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
 from ..peer_units import seconds_to_wire
-from .connection import ActivityTracker, ClientConnection, ClientRequestConnection, ServerProtocol
+from .connection import (
+    ActivityTracker,
+    ClientConnection,
+    ClientRequestConnection,
+    RunStopped,
+    ServerProtocol,
+)
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
 
@@ -594,6 +600,46 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
         executor.submit(self.handle_message, client_conn, msg).add_done_callback(ran)
         return outer
+
+    def handles_runs(self) -> bool:
+        """Whether connections may hand :meth:`on_message_run` runs of requests at once.
+
+        True in handler-thread mode unless a subclass overrides :meth:`on_message` (then
+        each message goes through that hook, as in katcp-python).
+        """
+        return (
+            self._handler_executor is not None
+            and type(self).on_message is DeviceServerBase.on_message
+        )
+
+    def on_message_run(self, client_conn: ClientConnection, run: list[Message]) -> AnyFuture:
+        """Handle consecutive messages of one client in the handler thread, in one hand-off.
+
+        The messages are handled in order, as :meth:`on_message` would one by one, but the
+        loop and the handler thread meet once per run instead of twice per message.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            Resolves to None once the run is done, or, if a handler left a request running
+            (it returned a future), to a :class:`RunStopped` holding that future and the
+            messages after it, which wait for it (the connection queues them again first).
+        """
+        executor = self._handler_executor
+        assert executor is not None
+
+        def handle_all() -> RunStopped | None:
+            for index, msg in enumerate(run):
+                try:
+                    result = self.handle_message(client_conn, msg)
+                except Exception:  # nothing a client sends may kill the server
+                    self._logger.exception("error handling %s", msg)
+                    continue
+                if _is_pending(result):
+                    return RunStopped(self._watch(result), run[index + 1 :])
+            return None
+
+        return executor.submit(handle_all)
 
     def is_loop_safe(self, msg: Message) -> bool:
         """Whether `msg` is a read-only standard request answered on the loop at once.

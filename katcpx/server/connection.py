@@ -21,6 +21,7 @@ __all__ = [
     "ClientConnection",
     "ClientRequestConnection",
     "Link",
+    "RunStopped",
     "ServerProtocol",
 ]
 
@@ -59,6 +60,17 @@ def _connection_lost(proto: KatcpProtocol, exc: Exception | None) -> None:
     assert isinstance(proto, ServerProtocol)
     if proto.conn is not None:
         proto.server._connection_lost(proto.conn, exc)
+
+
+class RunStopped:
+    """What a run of requests handed to the handler thread resolves to when one of them
+    left its request running: that request's future, and the messages after it."""
+
+    __slots__ = ("running", "leftovers")
+
+    def __init__(self, running: Any, leftovers: list[Message]) -> None:
+        self.running = running
+        self.leftovers = leftovers
 
 
 class ActivityTracker:
@@ -295,6 +307,7 @@ class ClientConnection:
         server = self._server
         pending = self._pending
         budget = server.MAX_REQUESTS_PER_TURN
+        runs = server.handles_runs()
         # While other clients are active a turn also ends after MAX_TURN_SECONDS, whatever
         # the requests cost, so that a client pipelining many requests delays the others by
         # about that much. Alone, a client keeps the loop for the whole budget: each turn
@@ -324,12 +337,29 @@ class ClientConnection:
             if isinstance(item, KatcpSyntaxError):
                 server._syntax_error(self, item)
                 continue
+            done: Any = None
+            is_run = False
             try:
-                done = server.on_message(self, item)
+                if runs and not server.is_loop_safe(item):
+                    # Handler-thread mode: hand over every following device request in
+                    # one go (the thread handles them in order), not one per round trip.
+                    run = [item]
+                    while pending and budget > 0:
+                        following = pending[0]
+                        if not isinstance(following, Message) or server.is_loop_safe(following):
+                            break
+                        pending.popleft()
+                        run.append(following)
+                        budget -= 1
+                    done = server.on_message_run(self, run)
+                    is_run = True
+                else:
+                    done = server.on_message(self, item)
             except Exception:  # nothing a client sends may kill the server
                 server._logger.exception("error handling %s from %s", item, self._address)
                 continue
-            if done is not None and not done.done():
+            # A finished run still goes through _request_done: it may have stopped early.
+            if done is not None and (is_run or not done.done()):
                 # Ordered request still running: wait for it before the next one, but
                 # not for ever (a future that never completes must not wedge the client).
                 self._busy = True
@@ -361,8 +391,22 @@ class ClientConnection:
             pass
 
     def _request_done(self, fut: Any) -> None:
+        outcome = None
+        if isinstance(fut, concurrent.futures.Future) and not fut.cancelled():
+            outcome = fut.result() if fut.exception() is None else None
+        if isinstance(outcome, RunStopped):
+            # A run stopped at a request still running: the rest of the run goes back to
+            # the front of the queue, and waits for that request.
+            inner: Any = outcome.running
+            self._pending.extendleft(reversed(outcome.leftovers))
+            if self._waiting_on is fut and not inner.done():
+                self._waiting_on = inner
+                inner.add_done_callback(self._done_callback)
+                return
         if self._waiting_on is fut:  # not released already by ORDERED_WAIT_LIMIT
             self._release_wait()
+        elif not self._busy:
+            self._schedule_pump()
 
     def _check_wait(self) -> None:
         self._wait_timer = None
