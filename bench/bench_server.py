@@ -6,6 +6,7 @@ over raw loopback sockets and counts reply lines, so the numbers measure the ser
 
 - sequential ``?watchdog`` round trips (median and 99th percentile latency);
 - pipelined ``?watchdog`` with message ids on 1 and on 8 connections;
+- pipelined ``?ping``, a device request (handler thread in the default mode), 1 connection;
 - a full ``?sensor-value`` dump of 1000 sensors;
 - fan-out: 10 clients with ``event`` sampling on all 1000 sensors, then ``?bump`` makes the
   server change every sensor repeatedly; the rate is ``#sensor-status`` lines received per
@@ -106,7 +107,13 @@ async def sequential_latency(port: int, count: int) -> tuple[float, float]:
     return statistics.median(times), times[int(len(times) * 0.99)]
 
 
-async def pipelined(port: int, connections: int, per_connection: int, window: int = 500) -> float:
+async def pipelined(
+    port: int,
+    connections: int,
+    per_connection: int,
+    window: int = 500,
+    request: bytes = b"watchdog",
+) -> float:
     conns = [await connect(port) for _ in range(connections)]
 
     async def drive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -116,7 +123,7 @@ async def pipelined(port: int, connections: int, per_connection: int, window: in
         while done < per_connection:
             burst = min(window - (sent - done), per_connection - sent)
             if burst > 0:
-                writer.write(b"".join(b"?watchdog[%d]\n" % (sent + k + 2) for k in range(burst)))
+                writer.write(b"".join(b"?%s[%d]\n" % (request, sent + k + 2) for k in range(burst)))
                 sent += burst
             data = await reader.read(1 << 20)
             if not data:
@@ -124,7 +131,7 @@ async def pipelined(port: int, connections: int, per_connection: int, window: in
             data = carry + data
             cut = data.rfind(b"\n") + 1
             carry = data[cut:]
-            done += data[:cut].count(b"!watchdog[")
+            done += data[:cut].count(b"!%s[" % request)
 
     start = time.perf_counter()
     await asyncio.gather(*(drive(r, w) for r, w in conns))
@@ -174,6 +181,9 @@ SCENARIOS: dict[str, tuple[str, str, float]] = {
     "latency": ("sequential ?watchdog, median round trip", "1/s", 1.0),
     "pipelined_1": ("pipelined ?watchdog, 1 connection", "req/s", 3.0),
     "pipelined_8": ("pipelined ?watchdog, 8 connections", "req/s", 3.0),
+    # ?ping is a device request: in katcpx's and katcp-python's default (handler-thread)
+    # mode it crosses to the handler thread, unlike the read-only ?watchdog.
+    "pipelined_device": ("pipelined ?ping (device request), 1 connection", "req/s", 3.0),
     "sensor_value": ("?sensor-value of 1000 sensors", "dumps/s", 3.0),
     "fan_out": ("fan-out: 10 clients x 1000 event sensors", "informs/s", 5.0),
 }
@@ -188,6 +198,8 @@ async def run_scenario(name: str, port: int, scale: float) -> float:
         return await pipelined(port, 1, int(20000 * scale))
     if name == "pipelined_8":
         return await pipelined(port, 8, int(4000 * scale))
+    if name == "pipelined_device":
+        return await pipelined(port, 1, int(20000 * scale), request=b"ping")
     if name == "sensor_value":
         return await sensor_value_dump(port, max(1, int(20 * scale)))
     if name == "fan_out":
@@ -231,6 +243,11 @@ def main() -> int:
             k / a for k, a in zip(per_impl["katcpx"], per_impl["aiokatcp"], strict=True)
         )
         ok &= check_target(f"{title}, median of per-round ratios", paired, target)
+        if scenario == "pipelined_device":
+            vs_kp = statistics.median(
+                k / p for k, p in zip(per_impl["katcpx"], per_impl["katcp-python"], strict=True)
+            )
+            ok &= check_target(f"{title}, vs katcp-python's threaded server", vs_kp, 4.0)
     return 0 if ok else 1
 
 

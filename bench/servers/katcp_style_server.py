@@ -30,6 +30,10 @@ class BenchServer(katcp.DeviceServer):
             self.add_sensor(sensor)
         self.bumps = 0
 
+    def request_ping(self, req, msg):
+        """Reply ok (a device request: not one of the read-only standard requests)."""
+        return req.make_reply("ok")
+
     def request_bump(self, req, msg):
         """Set every sensor n times (?bump n)."""
         n = int(msg.arguments[0])
