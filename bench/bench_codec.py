@@ -117,6 +117,28 @@ def escaped_argsets(n: int, seed: int = 13) -> list[list[bytes]]:
 HANDLER_REPLY_ARGS = ("ok", 3, 2.5, "some text", b"raw")
 
 
+def extra_format_workloads(message_class: Any, n: int) -> dict[str, Workload]:
+    """Escape-heavy informs and handler-built replies, for either ``Message`` class.
+
+    katcpx's and aiokatcp's ``Message.inform``/``Message.reply`` take the same arguments.
+    """
+    escaped = [message_class.inform("escaped", *a) for a in escaped_argsets(n)]
+
+    def fmt_escaped() -> None:
+        for msg in escaped:
+            bytes(msg)
+
+    def handler_reply() -> None:
+        reply = message_class.reply
+        for _ in range(n):
+            bytes(reply("handler", *HANDLER_REPLY_ARGS))
+
+    return {
+        "format escaped x20": (fmt_escaped, len(escaped)),
+        "build handler reply": (handler_reply, n),
+    }
+
+
 def split_by_kind(lines: list[bytes]) -> dict[str, list[bytes]]:
     """Group corpus lines by kind, for the parse breakdown."""
     kinds: dict[str, list[bytes]] = {"#sensor-status": [], "?requests": [], "!replies": []}
@@ -185,17 +207,6 @@ def katcpx_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Contend
         for ts, name, status, value in updates:
             bytes(inform("sensor-status", ts, 1, name, status, value))
 
-    escaped = [Message.inform("escaped", *a) for a in escaped_argsets(len(lines) // 10)]
-
-    def fmt_escaped() -> None:
-        for msg in escaped:
-            bytes(msg)
-
-    def handler_reply() -> None:
-        reply = Message.reply
-        for _ in range(len(lines) // 10):
-            bytes(reply("handler", *HANDLER_REPLY_ARGS))
-
     symbols = {Message.REQUEST: "?", Message.REPLY: "!", Message.INFORM: "#"}
     digest = digest_messages(
         (symbols[m.mtype], m.name, m.arguments, m.mid.decode() if m.mid else None) for m in parsed
@@ -208,8 +219,7 @@ def katcpx_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Contend
             "stream": (stream, len(lines)),
             "format": (fmt, len(lines)),
             "build": (build, len(updates)),
-            "format escaped x20": (fmt_escaped, len(escaped)),
-            "build handler reply": (handler_reply, len(lines) // 10),
+            **extra_format_workloads(Message, len(lines) // 10),
             **by_kind_workloads(parser.parse, lines),
         },
     )
@@ -246,17 +256,6 @@ def aiokatcp_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Conte
         for ts, name, status, value in updates:
             bytes(inform("sensor-status", ts, 1, name, status, value))
 
-    escaped = [Message.inform("escaped", *a) for a in escaped_argsets(len(lines) // 10)]
-
-    def fmt_escaped() -> None:
-        for msg in escaped:
-            bytes(msg)
-
-    def handler_reply() -> None:
-        reply = Message.reply
-        for _ in range(len(lines) // 10):
-            bytes(reply("handler", *HANDLER_REPLY_ARGS))
-
     symbols = {"REQUEST": "?", "REPLY": "!", "INFORM": "#"}
     digest = digest_messages(
         (symbols[m.mtype.name], m.name, m.arguments, None if m.mid is None else str(m.mid))
@@ -270,8 +269,7 @@ def aiokatcp_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Conte
             "stream": (stream, len(lines)),
             "format": (fmt, len(lines)),
             "build": (build, len(updates)),
-            "format escaped x20": (fmt_escaped, len(escaped)),
-            "build handler reply": (handler_reply, len(lines) // 10),
+            **extra_format_workloads(Message, len(lines) // 10),
             **by_kind_workloads(Message.parse, lines),
         },
     )

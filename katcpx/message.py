@@ -130,9 +130,14 @@ def escape_argument(arg: bytes) -> bytes:
     """Escape the special bytes of one argument; the empty argument becomes ``\\@``."""
     if not arg:
         return b"\\@"
+    return _escape_specials(arg)
+
+
+def _escape_specials(data: bytes) -> bytes:
+    """Escape every special byte of `data` (one argument, or several joined by \\x01)."""
     # Backslash first, so the backslashes the other escapes add are not doubled.
     return (
-        arg.replace(b"\\", b"\\\\")
+        data.replace(b"\\", b"\\\\")
         .replace(b" ", b"\\_")
         .replace(b"\0", b"\\0")
         .replace(b"\n", b"\\n")
@@ -153,15 +158,7 @@ def _escape_joined(args: list[bytes]) -> bytes:
     joined = b"\x01".join(args)
     if joined.count(b"\x01") != len(args) - 1:  # a \x01 inside an argument
         return b" ".join([escape_argument(arg) for arg in args])
-    out = (
-        joined.replace(b"\\", b"\\\\")
-        .replace(b" ", b"\\_")
-        .replace(b"\0", b"\\0")
-        .replace(b"\n", b"\\n")
-        .replace(b"\r", b"\\r")
-        .replace(b"\x1b", b"\\e")
-        .replace(b"\t", b"\\t")
-    )
+    out = _escape_specials(joined)
     if b"" in args:
         # Two passes: the first leaves a pair between runs of empty arguments.
         out = out.replace(b"\x01\x01", b"\x01\\@\x01").replace(b"\x01\x01", b"\x01\\@\x01")
