@@ -1,8 +1,9 @@
 """Benchmark device server written once against katcp-python's API.
 
-Run as ``python katcp_style_server.py katcpx`` (katcpx on tornado 6) or, inside the
-katcp-python 0.9.3 venv, ``python katcp_style_server.py katcp``: the only difference is the
-import, which is the point of katcpx. It prints ``{"port": N}`` once listening and runs until
+Run as ``python katcp_style_server.py katcpx [threaded]`` (katcpx on tornado 6) or, inside
+the katcp-python 0.9.3 venv, ``python katcp_style_server.py katcp [threaded]``: the only
+difference is the import, which is the point of katcpx. Without ``threaded`` the server runs
+in async mode (requests handled on the loop). It prints ``{"port": N}`` once listening and runs until
 its stdin closes.
 
 Requests beyond the standard set: ``?bump n`` sets every sensor ``n`` times (each time to a
@@ -14,7 +15,7 @@ import importlib
 import json
 import sys
 
-katcp = importlib.import_module("katcpx" if sys.argv[1:] == ["katcpx"] else "katcp")
+katcp = importlib.import_module("katcpx" if sys.argv[1:2] == ["katcpx"] else "katcp")
 N_SENSORS = 1000
 
 
@@ -47,7 +48,10 @@ class BenchServer(katcp.DeviceServer):
 
 def main():
     server = BenchServer("127.0.0.1", 0)
-    server.set_concurrency_options(thread_safe=False, handler_thread=False)
+    if "threaded" not in sys.argv[2:]:
+        # Async mode: every request on the loop. "threaded" keeps katcp-python's default,
+        # where requests other than katcpx's read-only standard ones go to a handler thread.
+        server.set_concurrency_options(thread_safe=False, handler_thread=False)
     server.start(timeout=10)
     gc.freeze()  # the 1000 sensors are permanent: keep them out of every GC pass
     print(json.dumps({"port": server.bind_address[1]}), flush=True)
