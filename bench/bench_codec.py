@@ -103,6 +103,42 @@ def build_corpus(n_lines: int, seed: int = 20240501) -> tuple[list[bytes], list[
     return lines, updates
 
 
+def escaped_argsets(n: int, seed: int = 13) -> list[list[bytes]]:
+    """Argument lists of 20 arguments each, most needing escapes, some empty (``\\@``)."""
+    rng = random.Random(seed)
+    chars = b"ab c\\\n\tde f"
+    return [
+        [bytes(rng.choice(chars) for _ in range(rng.randint(0, 12))) for _ in range(20)]
+        for _ in range(n)
+    ]
+
+
+# What a handler returns: a reply built from Python values, then formatted.
+HANDLER_REPLY_ARGS = ("ok", 3, 2.5, "some text", b"raw")
+
+
+def extra_format_workloads(message_class: Any, n: int) -> dict[str, Workload]:
+    """Escape-heavy informs and handler-built replies, for either ``Message`` class.
+
+    katcpx's and aiokatcp's ``Message.inform``/``Message.reply`` take the same arguments.
+    """
+    escaped = [message_class.inform("escaped", *a) for a in escaped_argsets(n)]
+
+    def fmt_escaped() -> None:
+        for msg in escaped:
+            bytes(msg)
+
+    def handler_reply() -> None:
+        reply = message_class.reply
+        for _ in range(n):
+            bytes(reply("handler", *HANDLER_REPLY_ARGS))
+
+    return {
+        "format escaped x20": (fmt_escaped, len(escaped)),
+        "build handler reply": (handler_reply, n),
+    }
+
+
 def split_by_kind(lines: list[bytes]) -> dict[str, list[bytes]]:
     """Group corpus lines by kind, for the parse breakdown."""
     kinds: dict[str, list[bytes]] = {"#sensor-status": [], "?requests": [], "!replies": []}
@@ -183,6 +219,7 @@ def katcpx_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Contend
             "stream": (stream, len(lines)),
             "format": (fmt, len(lines)),
             "build": (build, len(updates)),
+            **extra_format_workloads(Message, len(lines) // 10),
             **by_kind_workloads(parser.parse, lines),
         },
     )
@@ -232,6 +269,7 @@ def aiokatcp_contender(lines: list[bytes], updates: list[SensorUpdate]) -> Conte
             "stream": (stream, len(lines)),
             "format": (fmt, len(lines)),
             "build": (build, len(updates)),
+            **extra_format_workloads(Message, len(lines) // 10),
             **by_kind_workloads(Message.parse, lines),
         },
     )
@@ -381,7 +419,7 @@ def main() -> int:
     ratios = {}
     for metric in METRICS:
         rows = [
-            Row(name, rates[name].get(metric), NOTES.get(metric, {}).get(name, ""))
+            Row(name, rates.get(name, {}).get(metric), NOTES.get(metric, {}).get(name, ""))
             for name in (*contenders, KP)
             if name in rates or name == KP
         ]
@@ -400,6 +438,12 @@ def main() -> int:
     ok &= check_target("parse", paired.get("parse"), PARSE_TARGET)
     ok &= check_target("format", paired.get("format"), FORMAT_TARGET)
     check_target("stream parse (informational)", paired.get("stream"), PARSE_TARGET)
+    check_target(
+        "format escaped x20 (informational)", paired.get("format escaped x20"), FORMAT_TARGET
+    )
+    check_target(
+        "build handler reply (informational)", paired.get("build handler reply"), FORMAT_TARGET
+    )
     return 1 if args.strict and not ok else 0
 
 

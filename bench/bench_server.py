@@ -6,6 +6,7 @@ over raw loopback sockets and counts reply lines, so the numbers measure the ser
 
 - sequential ``?watchdog`` round trips (median and 99th percentile latency);
 - pipelined ``?watchdog`` with message ids on 1 and on 8 connections;
+- pipelined ``?ping``, a device request (handler thread in the default mode), 1 connection;
 - a full ``?sensor-value`` dump of 1000 sensors;
 - fan-out: 10 clients with ``event`` sampling on all 1000 sensors, then ``?bump`` makes the
   server change every sensor repeatedly; the rate is ``#sensor-status`` lines received per
@@ -120,6 +121,7 @@ async def pipelined(
     per_connection: int,
     window: int = 500,
     tls: ssl.SSLContext | None = None,
+    request: bytes = b"watchdog",
 ) -> float:
     conns = [await connect(port, tls) for _ in range(connections)]
 
@@ -130,7 +132,7 @@ async def pipelined(
         while done < per_connection:
             burst = min(window - (sent - done), per_connection - sent)
             if burst > 0:
-                writer.write(b"".join(b"?watchdog[%d]\n" % (sent + k + 2) for k in range(burst)))
+                writer.write(b"".join(b"?%s[%d]\n" % (request, sent + k + 2) for k in range(burst)))
                 sent += burst
             data = await reader.read(1 << 20)
             if not data:
@@ -138,7 +140,7 @@ async def pipelined(
             data = carry + data
             cut = data.rfind(b"\n") + 1
             carry = data[cut:]
-            done += data[:cut].count(b"!watchdog[")
+            done += data[:cut].count(b"!%s[" % request)
 
     start = time.perf_counter()
     await asyncio.gather(*(drive(r, w) for r, w in conns))
@@ -188,6 +190,9 @@ SCENARIOS: dict[str, tuple[str, str, float]] = {
     "latency": ("sequential ?watchdog, median round trip", "1/s", 1.0),
     "pipelined_1": ("pipelined ?watchdog, 1 connection", "req/s", 3.0),
     "pipelined_8": ("pipelined ?watchdog, 8 connections", "req/s", 3.0),
+    # ?ping is a device request: in katcpx's and katcp-python's default (handler-thread)
+    # mode it crosses to the handler thread, unlike the read-only ?watchdog.
+    "pipelined_device": ("pipelined ?ping (device request), handler-thread mode", "req/s", 3.0),
     "sensor_value": ("?sensor-value of 1000 sensors", "dumps/s", 3.0),
     "fan_out": ("fan-out: 10 clients x 1000 event sensors", "informs/s", 5.0),
 }
@@ -202,11 +207,20 @@ async def run_scenario(name: str, port: int, scale: float) -> float:
         return await pipelined(port, 1, int(20000 * scale))
     if name == "pipelined_8":
         return await pipelined(port, 8, int(4000 * scale))
+    if name == "pipelined_device":
+        return await pipelined(port, 1, int(20000 * scale), request=b"ping")
     if name == "sensor_value":
         return await sensor_value_dump(port, max(1, int(20 * scale)))
     if name == "fan_out":
         return await fan_out(port, 10, max(1, int(5 * scale)))
     raise ValueError(name)
+
+
+def _servers_for(scenario: str) -> tuple[str, str, str]:
+    """katcpx, aiokatcp and katcp-python servers of a scenario (katcpx first)."""
+    if scenario == "pipelined_device":
+        return ("katcpx threaded", "aiokatcp", "katcp-python threaded")
+    return ("katcpx", "aiokatcp", "katcp-python")
 
 
 def main() -> int:
@@ -223,13 +237,19 @@ def main() -> int:
     }
     # All servers stay up and every round measures each of them in turn, so a burst of load
     # from elsewhere on the machine hits all of them in that round, not just one.
+    # The device-request scenario compares the handler-thread (default) modes.
+    argvs["katcpx threaded"] = [*argvs["katcpx"], "threaded"]
+    argvs["katcp-python threaded"] = [*argvs["katcp-python"], "threaded"]
     servers = {name: ServerProcess(name, argv) for name, argv in argvs.items()}
-    rates: dict[str, dict[str, list[float]]] = {sc: {n: [] for n in servers} for sc in SCENARIOS}
+    rates: dict[str, dict[str, list[float]]] = {
+        sc: {n: [] for n in _servers_for(sc)} for sc in SCENARIOS
+    }
     try:
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}/{args.rounds} ...", flush=True)
             for scenario in SCENARIOS:
-                for name, server in servers.items():
+                for name in _servers_for(scenario):
+                    server = servers[name]
                     rate = asyncio.run(run_scenario(scenario, server.port, scale))
                     rates[scenario][name].append(rate)
     finally:
@@ -241,10 +261,16 @@ def main() -> int:
         per_impl = rates[scenario]
         rows = [Row(name, max(values)) for name, values in per_impl.items()]
         print_table(title + " (best round)", rows, unit=unit)
+        ours, theirs, kp = _servers_for(scenario)
         paired = statistics.median(
-            k / a for k, a in zip(per_impl["katcpx"], per_impl["aiokatcp"], strict=True)
+            k / a for k, a in zip(per_impl[ours], per_impl[theirs], strict=True)
         )
         ok &= check_target(f"{title}, median of per-round ratios", paired, target)
+        if scenario == "pipelined_device":
+            vs_kp = statistics.median(
+                k / p for k, p in zip(per_impl[ours], per_impl[kp], strict=True)
+            )
+            ok &= check_target(f"{title}, vs katcp-python's threaded server", vs_kp, 4.0)
     return 0 if ok else 1
 
 

@@ -26,6 +26,9 @@ class BenchServer(aiokatcp.DeviceServer):
             self.sensors.add(sensor)
         self.bumps = 0
 
+    async def request_ping(self, ctx) -> None:
+        """Reply ok (a device request)."""
+
     async def request_bump(self, ctx, n: int) -> None:
         """Set every sensor n times (?bump n)."""
         for _ in range(n):

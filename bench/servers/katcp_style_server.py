@@ -1,8 +1,10 @@
 """Benchmark device server written once against katcp-python's API.
 
-Run as ``python katcp_style_server.py katcpx [--metrics]`` (katcpx on tornado 6) or, inside the
-katcp-python 0.9.3 venv, ``python katcp_style_server.py katcp``: the only difference is the
-import, which is the point of katcpx. It prints ``{"port": N}`` once listening and runs until
+Run as ``python katcp_style_server.py katcpx [threaded] [--metrics]`` (katcpx on tornado 6)
+or, inside the katcp-python 0.9.3 venv, ``python katcp_style_server.py katcp [threaded]``:
+the only difference is the import, which is the point of katcpx. Without ``threaded`` the
+server runs in async mode (requests handled on the loop); ``--metrics`` (katcpx only) turns
+on the server's Prometheus metrics (bench_metrics.py). It prints ``{"port": N}`` once listening and runs until
 its stdin closes.
 
 Requests beyond the standard set: ``?bump n`` sets every sensor ``n`` times (each time to a
@@ -32,6 +34,10 @@ class BenchServer(katcp.DeviceServer):
             self.add_sensor(sensor)
         self.bumps = 0
 
+    def request_ping(self, req, msg):
+        """Reply ok (a device request: not one of the read-only standard requests)."""
+        return req.make_reply("ok")
+
     def request_bump(self, req, msg):
         """Set every sensor n times (?bump n)."""
         n = int(msg.arguments[0])
@@ -45,7 +51,10 @@ class BenchServer(katcp.DeviceServer):
 
 def main():
     server = BenchServer("127.0.0.1", 0)
-    server.set_concurrency_options(thread_safe=False, handler_thread=False)
+    if "threaded" not in sys.argv[2:]:
+        # Async mode: every request on the loop. "threaded" keeps katcp-python's default,
+        # where requests other than katcpx's read-only standard ones go to a handler thread.
+        server.set_concurrency_options(thread_safe=False, handler_thread=False)
     metrics_port = server.start_metrics_server(0).port if METRICS else None
     server.start(timeout=10)
     gc.freeze()  # the 1000 sensors are permanent: keep them out of every GC pass

@@ -26,7 +26,13 @@ from ..message import Message
 from ..peer_units import seconds_to_wire
 from ..tls import TlsAcceptor
 from .access import DEFAULT_POLICY, AccessPolicy, Role, refusal
-from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
+from .connection import (
+    ActivityTracker,
+    ClientConnection,
+    ClientRequestConnection,
+    RunStopped,
+    ServerProtocol,
+)
 from .handler_thread import HandlerThread, HandlerThreadStopped
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
@@ -93,6 +99,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     MAX_WRITE_BUFFER_SIZE: ClassVar[int] = 4 * 1024 * 1024
     #: Messages handled per connection per loop turn (fairness between clients).
     MAX_REQUESTS_PER_TURN: ClassVar[int] = 128
+    #: Seconds of request handling per connection per loop turn (at least one request):
+    #: a client pipelining requests delays another client's request by about this much.
+    MAX_TURN_SECONDS: ClassVar[float] = 50e-6
     #: Queued messages per connection beyond which reading from it pauses.
     MAX_QUEUED_REQUESTS: ClassVar[int] = 1024
     #: Received bytes queued per connection beyond which reading from it pauses (with
@@ -149,6 +158,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._stopped_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._listeners: list[asyncio.base_events.Server] = []
         self._connections: dict[ClientConnection, None] = {}
+        #: Which connections sent something lately (their turns shorten for each other).
+        self.activity = ActivityTracker()
         self._handler_executor: HandlerThread | None = None
         self._concurrency_options: dict[str, bool] = {}
         self.set_concurrency_options()
@@ -697,6 +708,53 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             client_conn.reply(
                 Message.reply(msg.name, "fail", f"Request could not be handled: {why}"), msg
             )
+
+    def handles_runs(self) -> bool:
+        """Whether connections may hand :meth:`on_message_run` runs of requests at once.
+
+        True in handler-thread mode unless a subclass overrides :meth:`on_message` (then
+        each message goes through that hook, as in katcp-python).
+        """
+        return (
+            self._handler_executor is not None
+            and type(self).on_message is DeviceServerBase.on_message
+        )
+
+    def on_message_run(self, client_conn: ClientConnection, run: list[Message]) -> AnyFuture:
+        """Handle consecutive messages of one client in the handler thread, in one hand-off.
+
+        The messages are handled in order, as :meth:`on_message` would one by one, but the
+        loop and the handler thread meet once per run instead of twice per message.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            Resolves to None once the run is done, or, if a handler left a request running
+            (it returned a future), to a :class:`RunStopped` holding that future and the
+            messages after it, which wait for it (the connection queues them again first).
+        """
+        executor = self._handler_executor
+        assert executor is not None
+
+        def handle_all() -> RunStopped | None:
+            for index, msg in enumerate(run):
+                try:
+                    result = self.handle_message(client_conn, msg)
+                except Exception:  # nothing a client sends may kill the server
+                    self._logger.exception("error handling %s", msg)
+                    continue
+                if _is_pending(result):
+                    return RunStopped(self._watch(result), run[index + 1 :])
+            return None
+
+        try:
+            return executor.submit(handle_all)
+        except HandlerThreadStopped as exc:  # stopping: still no request goes unanswered
+            for msg in run:
+                self.refuse_message(client_conn, msg, str(exc))
+            done: concurrent.futures.Future[RunStopped | None] = concurrent.futures.Future()
+            done.set_result(None)
+            return done
 
     def is_loop_safe(self, msg: Message) -> bool:
         """Whether `msg` is a read-only standard request answered on the loop at once.

@@ -19,7 +19,14 @@ from .access import Role, admit, announce_role
 if TYPE_CHECKING:
     from .base import DeviceServerBase
 
-__all__ = ["ClientConnection", "ClientRequestConnection", "Link", "ServerProtocol"]
+__all__ = [
+    "ActivityTracker",
+    "ClientConnection",
+    "ClientRequestConnection",
+    "Link",
+    "RunStopped",
+    "ServerProtocol",
+]
 
 _clock = time.perf_counter
 
@@ -75,6 +82,49 @@ def _connection_lost(proto: KatcpProtocol, exc: Exception | None) -> None:
     assert isinstance(proto, ServerProtocol)
     if proto.conn is not None:
         proto.server._connection_lost(proto.conn, exc)
+
+
+class RunStopped:
+    """What a run of requests handed to the handler thread resolves to when one of them
+    left its request running: that request's future, and the messages after it."""
+
+    __slots__ = ("running", "leftovers")
+
+    def __init__(self, running: Any, leftovers: list[Message]) -> None:
+        self.running = running
+        self.leftovers = leftovers
+
+
+class ActivityTracker:
+    """Which connections sent something lately (fairness: is anyone waiting behind me?).
+
+    Keeps the last two distinct connections that received data, with the time (seconds,
+    ``time.perf_counter``). O(1) per read.
+    """
+
+    #: Seconds during which a connection that sent something counts as active.
+    WINDOW = 0.05
+
+    __slots__ = ("_last", "_last_t", "_prev", "_prev_t")
+
+    def __init__(self) -> None:
+        self._last: object = None
+        self._last_t = 0.0
+        self._prev: object = None
+        self._prev_t = 0.0
+
+    def received(self, conn: object, now: float) -> None:
+        """Record that `conn` received data at `now`."""
+        if conn is not self._last:
+            self._prev, self._prev_t = self._last, self._last_t
+            self._last = conn
+        self._last_t = now
+
+    def others_active(self, conn: object, now: float) -> bool:
+        """Whether a connection other than `conn` received data within :attr:`WINDOW`."""
+        if self._last is not conn:
+            return self._last is not None and now - self._last_t < self.WINDOW
+        return self._prev is not None and now - self._prev_t < self.WINDOW
 
 
 class Link(Protocol):
@@ -135,6 +185,7 @@ class ClientConnection:
         self._busy = True  # until on_client_connect is done
         self._handling = False  # True from on_client_connect done until stop_handling()
         self._waiting_on: Any = None  # the unfinished ordered request's future
+        self._wait_since = 0.0  # time.perf_counter() when that wait began
         self._wait_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._paused = False
@@ -251,6 +302,10 @@ class ClientConnection:
             return
         server = self._server
         self._queued_bytes += nbytes
+        server.activity.received(self, time.perf_counter())
+        # A client with nothing queued is served within this read, not a loop turn later
+        # behind whoever has a backlog: that is what keeps its latency near idle.
+        at_once = not self._pending and not self._pump_scheduled
         if self._busy and self._handling:
             # An ordered request is still running: read-only standard requests go round it.
             for item in items:
@@ -268,7 +323,10 @@ class ClientConnection:
             # Back-pressure: stop reading this client until its queue drains.
             self._paused = True
             self._link.pause_reading()
-        self._schedule_pump()
+        if at_once and (not self._busy or self._express):
+            self._pump()
+        else:
+            self._schedule_pump()
 
     def _ready(self) -> None:
         """Allow message handling (after connect, or when an ordered request is done)."""
@@ -294,8 +352,19 @@ class ClientConnection:
             self.batch_started = _clock()
         pending = self._pending
         budget = server.MAX_REQUESTS_PER_TURN
+        runs = server.handles_runs()
+        # While other clients are active a turn also ends after MAX_TURN_SECONDS, whatever
+        # the requests cost, so that a client pipelining many requests delays the others by
+        # about that much. Alone, a client keeps the loop for the whole budget: each turn
+        # costs system calls (poll, send), so short turns would only lower its throughput.
+        clock = time.perf_counter
+        now = clock()
+        if server.activity.others_active(self, now):
+            deadline = now + server.MAX_TURN_SECONDS
+        else:
+            deadline = now + 3600.0
         express = self._express
-        while express and not self._closed and budget > 0:
+        while express and not self._closed and budget > 0 and clock() < deadline:
             budget -= 1
             request = express.popleft()
             try:
@@ -304,6 +373,8 @@ class ClientConnection:
                 server._logger.exception("error handling %s from %s", request, self._address)
         while pending and not self._busy and not self._closed and budget > 0:
             budget -= 1
+            if clock() >= deadline and budget < server.MAX_REQUESTS_PER_TURN - 1:
+                break  # at least one request per turn
             item = pending.popleft()
             if isinstance(item, MessageTooLong):
                 server._message_too_long(self, item)
@@ -311,21 +382,40 @@ class ClientConnection:
             if isinstance(item, KatcpSyntaxError):
                 server._syntax_error(self, item)
                 continue
+            done: Any = None
+            is_run = False
             try:
-                done = server.on_message(self, item)
+                if runs and not server.is_loop_safe(item):
+                    # Handler-thread mode: hand over every following device request in
+                    # one go (the thread handles them in order), not one per round trip.
+                    run = [item]
+                    while pending and budget > 0:
+                        following = pending[0]
+                        if not isinstance(following, Message) or server.is_loop_safe(following):
+                            break
+                        pending.popleft()
+                        run.append(following)
+                        budget -= 1
+                    done = server.on_message_run(self, run)
+                    is_run = True
+                else:
+                    done = server.on_message(self, item)
             except Exception as exc:  # nothing a client sends may kill the server
                 server._logger.exception("error handling %s from %s", item, self._address)
                 if item.mtype == Message.REQUEST:  # and no request goes unanswered
                     self.reply(Message.reply(item.name, "fail", f"Request failed: {exc}"), item)
                 continue
-            if done is not None and not done.done():
+            # A finished run still goes through _request_done: it may have stopped early.
+            if done is not None and (is_run or not done.done()):
                 # Ordered request still running: wait for it before the next one, but
                 # not for ever (a future that never completes must not wedge the client).
                 self._busy = True
                 self._waiting_on = done
+                self._wait_since = clock()
                 limit = server.ORDERED_WAIT_LIMIT
-                if limit is not None:
-                    self._wait_timer = self._loop.call_later(limit, self._wait_expired, done)
+                if limit is not None and self._wait_timer is None:
+                    # One timer per connection, re-armed lazily: not one per request.
+                    self._wait_timer = self._loop.call_later(limit, self._check_wait)
                 done.add_done_callback(self._done_callback)
         queued = len(pending) + len(express)
         if not queued:
@@ -348,23 +438,41 @@ class ClientConnection:
             pass
 
     def _request_done(self, fut: Any) -> None:
+        outcome = None
+        if isinstance(fut, concurrent.futures.Future) and not fut.cancelled():
+            outcome = fut.result() if fut.exception() is None else None
+        if isinstance(outcome, RunStopped):
+            # A run stopped at a request still running: the rest of the run goes back to
+            # the front of the queue, and waits for that request.
+            inner: Any = outcome.running
+            self._pending.extendleft(reversed(outcome.leftovers))
+            if self._waiting_on is fut and not inner.done():
+                self._waiting_on = inner
+                inner.add_done_callback(self._done_callback)
+                return
         if self._waiting_on is fut:  # not released already by ORDERED_WAIT_LIMIT
             self._release_wait()
+        elif not self._busy:
+            self._schedule_pump()
 
-    def _wait_expired(self, fut: Any) -> None:
-        if self._waiting_on is fut and not self._closed:
-            self._server._logger.warning(
-                "%s: request still running after %s s; handling the next messages anyway",
-                self._address,
-                self._server.ORDERED_WAIT_LIMIT,
-            )
-            self._release_wait()
+    def _check_wait(self) -> None:
+        self._wait_timer = None
+        limit = self._server.ORDERED_WAIT_LIMIT
+        if self._waiting_on is None or self._closed or limit is None:
+            return
+        waited = time.perf_counter() - self._wait_since
+        if waited < limit:  # a later request: wait for the rest of its time
+            self._wait_timer = self._loop.call_later(limit - waited, self._check_wait)
+            return
+        self._server._logger.warning(
+            "%s: request still running after %s s; handling the next messages anyway",
+            self._address,
+            limit,
+        )
+        self._release_wait()
 
     def _release_wait(self) -> None:
         self._waiting_on = None
-        if self._wait_timer is not None:
-            self._wait_timer.cancel()
-            self._wait_timer = None
         self._ready()
 
     def _lost(self) -> None:

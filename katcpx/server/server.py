@@ -180,9 +180,12 @@ class DeviceServer(SensorDeviceServer):
             names = [name]
         else:
             return req.make_reply("fail", "Unknown request method.")
-        for n in names:
-            req.inform(n, inspect.cleandoc(handlers[n].__doc__ or ""))
-        return req.make_reply("ok", len(names))
+        # Answered on the loop while the handler thread may add or remove requests: take
+        # one snapshot of the handlers rather than looking each name up again.
+        docs = [(n, h.__doc__) for n in names if (h := handlers.get(n)) is not None]
+        for n, doc in docs:
+            req.inform(n, inspect.cleandoc(doc or ""))
+        return req.make_reply("ok", len(docs))
 
     @_requires(flags=[ProtocolFlags.REQUEST_TIMEOUT_HINTS])
     def request_request_timeout_hint(self, req: ClientRequestConnection, msg: Message) -> Message:
