@@ -22,7 +22,10 @@ def test_explicit_choice_wins_web_timeout_over_hint(antenna: Sim) -> None:
     )
     try:
         assert web.stdout is not None
+        # The log's lines first (who may change devices), then where it serves.
         line = web.stdout.readline()
+        while line and "serving antenna on" not in line:
+            line = web.stdout.readline()
         assert "serving antenna on" in line, line
         url = line.rsplit(" on ", 1)[1].strip()
         deadline = time.monotonic() + 30
@@ -31,7 +34,10 @@ def test_explicit_choice_wins_web_timeout_over_hint(antenna: Sim) -> None:
             time.sleep(0.1)
         # ?target hints 300 s; this slew takes over a minute; --timeout 1 is what counts.
         post = urllib.request.Request(
-            url + "api/devices/antenna/requests/target", data=b'{"args": [0, 20]}', method="POST"
+            url + "api/devices/antenna/requests/target",
+            data=b'{"args": [0, 20]}',
+            method="POST",
+            headers={"Content-Type": "application/json"},
         )
         start = time.monotonic()
         try:
