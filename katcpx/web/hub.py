@@ -345,6 +345,8 @@ class DeviceHub:
             if state == last:
                 continue
             last = state
+            # Said in the log, so whoever started the bridge knows when a device can be used.
+            log.info("device %s is %s", name, state)
             if state == "synced":
                 self._device_synced(name, res)
             text = dumps(self.device_message(name))

@@ -14,9 +14,15 @@ Markers:
 
 - ``skip: REASON`` or ``fragment: REASON``: not run (a piece of a larger example, a
   command that installs or runs forever...). The reason is required.
-- ``output``: the expected output of the run block just before it.
-- ``background port=PORT [port=PORT...]``: start the block (python or sh) and keep it
-  running until the end of the page; the next block runs once every PORT accepts.
+- ``output``: the expected output of the run block just before it; after a ``background``
+  block, what that block prints first (it goes on running, so more may follow).
+- ``file: PATH``: write the block (a config file the page says to save) to PATH in the
+  page's working folder, for the blocks after it.
+- ``same-as: PAGE``: the commands of this block (each line, a leading ``$ `` dropped) are
+  run on PAGE; not run here, and each line must occur in a block PAGE runs.
+- ``background port=PORT [port=PORT...] [ready="TEXT"...]``: start the block (python or sh)
+  and keep it running until the end of the page; the next block runs once every PORT
+  accepts and the block has printed each TEXT (e.g. a bridge's ``device psu is synced``).
 - ``setup: COMMAND`` (a marker of its own, not before a fence): run COMMAND in bash in the
   background, for the blocks after it, as ``background`` does; ``port=PORT`` words after
   ``--`` at the end say what to wait for: ``<!-- docs-test: setup: katcpx-sim site
@@ -65,9 +71,11 @@ class Block:
     info: str
     text: str
     marker: str = ""
-    kind: str = ""  # doctest, script, transcript, shell, skip, output, setup, unmarked
-    reason: str = ""
+    kind: str = ""  # doctest, script, transcript, shell, skip, output, setup, file, same-as,
+    # unmarked
+    reason: str = ""  # skip: why; file: the path; same-as: the page
     ports: list[int] = field(default_factory=list)
+    ready: list[str] = field(default_factory=list)
     background: bool = False
 
     @property
@@ -131,9 +139,14 @@ def _classify(block: Block) -> Block:
     if word == "output":
         block.kind = "output"
         return block
+    if word in ("file", "same-as"):
+        block.kind = word
+        block.reason = marker.split(":", 1)[1].strip() if ":" in marker else ""
+        return block
     if word == "background":
         block.background = True
         block.ports = _ports(marker)
+        block.ready = [w[len("ready=") :] for w in shlex.split(marker) if w.startswith("ready=")]
     elif marker:
         block.kind = "unmarked"
         block.reason = f"unknown docs-test marker {marker!r}"
@@ -233,6 +246,21 @@ def _command(block: Block, workdir: Path) -> list[str]:
     return ["bash", "-c", block.text]
 
 
+def _wait_ready(block: Block, proc: subprocess.Popen[str], log: Path) -> str:
+    """Wait for a background block's ports, then for the lines it must print first."""
+    problem = _wait_ports(block.ports, proc)
+    deadline = time.monotonic() + PORT_TIMEOUT
+    for text in [] if problem else block.ready:
+        # Polling its output file: a subprocess writing a file gives no event to wait on.
+        while text not in log.read_text():
+            if proc.poll() is not None and proc.returncode != 0:
+                return f"exited with status {proc.returncode} before printing {text!r}"
+            if time.monotonic() > deadline:
+                return f"did not print {text!r} within {PORT_TIMEOUT:g} s"
+            time.sleep(0.1)
+    return problem
+
+
 def _wait_ports(ports: list[int], proc: subprocess.Popen[str]) -> str:
     deadline = time.monotonic() + PORT_TIMEOUT
     for port in ports:
@@ -284,38 +312,101 @@ def run_page(path: Path) -> list[dict[str, object]]:
                     "status": "passed",
                     "detail": "",
                 }
-                if block.kind in ("skip", "unmarked", "output"):
+                if block.kind in ("skip", "unmarked", "output", "same-as"):
                     result["status"] = "skipped" if block.kind != "unmarked" else "failed"
                     result["detail"] = block.reason
+                elif block.kind == "file":
+                    result.update(_write_file(block, workdir))
                 elif block.background:
-                    proc = subprocess.Popen(
-                        _command(block, workdir),
-                        cwd=workdir,
-                        env=env,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT,
-                        text=True,
-                        start_new_session=True,
+                    # Its output goes to a file, never a pipe nobody reads while it runs
+                    # (a full pipe would stall it).
+                    log = workdir / f"background_{block.line}.log"
+                    with log.open("w") as out:
+                        proc = subprocess.Popen(
+                            _command(block, workdir),
+                            cwd=workdir,
+                            env=env,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            text=True,
+                            start_new_session=True,
+                        )
+                    following = blocks[index + 1 : index + 2]
+                    expected = (
+                        following[0].text if following and following[0].kind == "output" else None
                     )
-                    background.append((proc, block, result))
-                    problem = _wait_ports(block.ports, proc)
+                    background.append(_Background(proc, block, result, log, expected))
+                    problem = _wait_ready(block, proc, log)
                     if problem:
-                        out = proc.stdout.read() if proc.poll() is not None and proc.stdout else ""
-                        result.update(status="failed", detail=f"{problem}\n{out}")
+                        out_text = log.read_text() if proc.poll() is not None else ""
+                        result.update(status="failed", detail=f"{problem}\n{out_text}")
                 else:
                     result.update(_run_block(block, blocks[index + 1 :], workdir, env))
                 results.append(result)
         finally:
-            for proc, block, result in background:
+            for bg in background:
+                block, result = bg.block, bg.result
                 # A Python program must end on Ctrl-C as it would in a terminal; commands
                 # put in the background by a shell (cmd &) ignore SIGINT, so they get SIGTERM.
-                if not _stop(proc, SIGINT_GRACE if block.info == "python" else 2.0):
+                if not _stop(bg.proc, SIGINT_GRACE if block.info == "python" else 2.0):
                     if block.info == "python" and result["status"] == "passed":
                         result.update(
                             status="failed",
                             detail=f"did not stop within {SIGINT_GRACE:g} s of Ctrl-C (SIGINT)",
                         )
+                if bg.expected is not None and result["status"] == "passed":
+                    # What it printed first: the documented lines, then anything (it kept
+                    # running, and logged what the blocks after it did).
+                    got = bg.log.read_text()
+                    if not output_matches(bg.expected.rstrip("\n") + "\n...\n", got):
+                        result.update(
+                            status="failed", detail=f"expected first:\n{bg.expected}\ngot:\n{got}"
+                        )
     return results
+
+
+@dataclass
+class _Background:
+    """A block left running until the end of the page."""
+
+    proc: subprocess.Popen[str]
+    block: Block
+    result: dict[str, object]
+    log: Path
+    expected: str | None
+
+
+def _write_file(block: Block, workdir: Path) -> dict[str, object]:
+    """A ``file: PATH`` block: the page says to save it as PATH (in the working folder)."""
+    target = (workdir / block.reason).resolve()
+    if not block.reason or not target.is_relative_to(workdir.resolve()):
+        return {"status": "failed", "detail": f"file: needs a relative path, got {block.reason!r}"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(block.text)
+    return {"status": "passed", "detail": f"wrote {block.reason}"}
+
+
+RUN_KINDS = ("doctest", "script", "transcript", "shell", "setup")
+
+
+def same_as_missing(block: Block) -> list[str]:
+    """The lines of a ``same-as: PAGE`` block that no block run on PAGE has."""
+    page = ROOT / block.reason
+    if not block.reason or not page.is_file():
+        return [f"same-as: no page {block.reason!r}"]
+    run = {
+        line.removeprefix("$ ").strip()
+        for b in parse_page(page)
+        if b.kind in RUN_KINDS
+        for line in b.text.splitlines()
+    }
+    return [
+        line
+        for line in block.text.splitlines()
+        if line.strip()
+        and not line.lstrip().startswith("#")
+        and line.removeprefix("$ ").strip() not in run
+    ]
 
 
 def _run_block(

@@ -13,11 +13,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from docs_runner import ROOT, isolated_command, output_matches, parse_page, port_free
+from docs_runner import (
+    ROOT,
+    isolated_command,
+    output_matches,
+    parse_page,
+    port_free,
+    same_as_missing,
+)
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Ports the pages use; without a private namespace they must be free on this host.
-DOC_PORTS = [7147, 7148, 7149, 7150, 7151, 7160, 8080]
+DOC_PORTS = [7147, 7148, 7149, 7150, 7151, 7160, 8080, 8443, 9100, 9147]
 PAGE_TIMEOUT = 600
 
 
@@ -34,6 +41,13 @@ def test_docs_every_block_is_run_or_marked() -> None:
                 problems.append(f"{block.ident}: {block.reason}")
             elif block.kind == "skip" and not block.reason:
                 problems.append(f"{block.ident}: a skip/fragment marker needs a reason")
+            elif block.kind == "file" and not block.reason:
+                problems.append(f"{block.ident}: a file marker needs a path")
+            elif block.kind == "same-as":
+                problems += [
+                    f"{block.ident}: {line!r} is not run on {block.reason}"
+                    for line in same_as_missing(block)
+                ]
             elif block.kind == "output" and (
                 prev is None or prev.kind not in ("script", "shell", "doctest")
             ):
@@ -100,3 +114,49 @@ def test_docs_server_example_must_stop_on_ctrl_c(tmp_path: Path, monkeypatch) ->
     (result,) = docs_runner.run_page(page)
     assert result["status"] == "failed"
     assert "did not stop within 1 s of Ctrl-C" in str(result["detail"])
+
+
+def test_docs_same_as_lines_must_run_on_the_page(tmp_path: Path) -> None:
+    # A summary of another page's commands fails once that page no longer runs one of them.
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- docs-test: same-as: docs/security.md -->\n```text\n"
+        "katcp-cmd --tls-ca ca.pem localhost:7148 watchdog\nkatcp-cmd --no-such-flag\n```\n"
+    )
+    (block,) = parse_page(page)
+    assert block.kind == "same-as"
+    assert same_as_missing(block) == ["katcp-cmd --no-such-flag"]
+
+
+def test_docs_file_background_output_and_ready(tmp_path: Path) -> None:
+    # A file block is written for the blocks after it; a background block waits for its
+    # ready text, and its output block is checked against what it printed first.
+    import docs_runner
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = (
+        "import socket, sys, time\n"
+        "print(open('greeting.txt').read().strip(), flush=True)\n"
+        f"s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen()\n"
+        "time.sleep(0.5)\nprint('now ready', flush=True)\n"
+        "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    sys.exit(0)\n"
+    )
+    page = tmp_path / "page.md"
+
+    def run(first_line: str) -> list[dict[str, object]]:
+        page.write_text(
+            "<!-- docs-test: file: greeting.txt -->\n```text\nhello\n```\n\n"
+            f'<!-- docs-test: background port={port} ready="now ready" -->\n'
+            f"```python\n{server}```\n\n"
+            f"<!-- docs-test: output -->\n```text\n{first_line}\n```\n\n"
+            "```sh\ngrep -q 'now ready' background_*.log\n```\n"
+        )
+        return docs_runner.run_page(page)
+
+    results = run("hello")
+    assert [r["status"] for r in results] == ["passed", "passed", "skipped", "passed"], results
+    wrong = run("goodbye")
+    assert wrong[1]["status"] == "failed"
+    assert "expected first:\ngoodbye" in str(wrong[1]["detail"])
