@@ -242,7 +242,11 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             # after katcp-python's ``server.stop(); server.start()``: start once it is done.
             if self._in_loop_thread() or not self._managed:
                 self._start_after_stop = True
-                return None
+                if not timeout or self._in_loop_thread():
+                    return None
+                deadline = time.monotonic() + timeout
+                self._stopped.wait(timeout)
+                return self._running.wait(max(0.0, deadline - time.monotonic()))
             self._stopped.wait(_RESTART_WAIT)
         if self._running.is_set() or self._starting:
             raise RuntimeError("Server already started")

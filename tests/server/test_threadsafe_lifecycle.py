@@ -125,6 +125,19 @@ def test_server_start_right_after_stop_on_its_own_loop_takes_effect():
     assert asyncio.run(main())[-1] == b"!watchdog ok\n"
 
 
+def test_server_start_from_another_thread_right_after_stop(side_loop):
+    srv = ExampleServer("127.0.0.1", 0)
+    srv.set_ioloop(side_loop)
+    assert srv.start(timeout=TIMEOUT)
+    gate = hold(side_loop)  # the stop cannot finish until the gate opens
+    srv.stop(0)
+    threading.Timer(0.2, gate.set).start()
+    assert srv.start(timeout=TIMEOUT)  # waits for the stop, then starts
+    with connect(srv) as c:
+        assert c.request("watchdog")[0].reply_ok()
+    srv.stop().result(TIMEOUT)
+
+
 def test_server_stop_cancels_a_start_waiting_for_the_previous_stop():
     async def main() -> bool:
         srv = ExampleServer("127.0.0.1", 0)
