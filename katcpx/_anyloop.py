@@ -12,11 +12,12 @@ coroutine, or ``asyncio.wrap_future`` it). The waits wake their waiters through
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, cast
 
-__all__ = ["future_of"]
+__all__ = ["done_future", "future_of", "until_futures"]
 
 T = TypeVar("T")
 
@@ -62,3 +63,93 @@ def future_of(make: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         cf = asyncio.run_coroutine_threadsafe(run(), _waiting_loop())
         return cast("asyncio.Future[T]", cf)
     return asyncio.ensure_future(make())
+
+
+def done_future(value: T) -> asyncio.Future[T]:
+    """Return a future already resolved with `value`, of the type :func:`future_of` gives.
+
+    For a wait whose condition already holds, so the future is ``done()`` when returned
+    (katcp-python's were), where :func:`future_of` would resolve it a loop turn later.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        cf: concurrent.futures.Future[T] = concurrent.futures.Future()
+        cf.set_result(value)
+        return cast("asyncio.Future[T]", cf)
+    fut: asyncio.Future[T] = loop.create_future()
+    fut.set_result(value)
+    return fut
+
+
+def until_futures(
+    futures: Iterable[Any], need_all: bool, timeout: float | None = None
+) -> asyncio.Future[None]:
+    """Future resolving (with None) once all (`need_all`) or any of `futures` has resolved.
+
+    Parameters
+    ----------
+    futures
+        asyncio futures of any loop, or ``concurrent.futures.Future``.
+    need_all
+        Wait for all of them (else for the first).
+    timeout
+        Seconds; the result fails with ``asyncio.TimeoutError`` after that.
+
+    Returns
+    -------
+    asyncio.Future or concurrent.futures.Future
+        As :func:`future_of`. The first error (or cancellation) among `futures` is its
+        error. When the condition holds already it is done when returned, as
+        katcp-python's combined tornado 4 futures were. Once it is settled (or times out)
+        the futures still pending are cancelled.
+    """
+    pending = list(futures)
+    # Reentrant: settling cancels the others, whose callbacks come back into settle().
+    lock = threading.RLock()
+    outcome: concurrent.futures.Future[None] = concurrent.futures.Future()
+    left = [len(pending)]
+
+    def settle(fut: Any) -> None:
+        with lock:
+            if outcome.done():
+                return
+            if fut.cancelled():
+                outcome.set_exception(asyncio.CancelledError())
+            elif fut.exception() is not None:
+                outcome.set_exception(fut.exception())
+            else:
+                left[0] -= 1
+                if need_all and left[0] > 0:
+                    return
+                outcome.set_result(None)
+
+    def cancel_pending(_: Any) -> None:
+        for fut in pending:
+            if fut.done():
+                continue
+            if isinstance(fut, asyncio.Future):
+                # Thread-safe: the callback may run in any thread.
+                try:
+                    fut.get_loop().call_soon_threadsafe(fut.cancel)
+                except RuntimeError:  # its loop is closed
+                    pass
+            else:
+                fut.cancel()
+
+    if not pending:
+        outcome.set_result(None)
+    for fut in pending:
+        if fut.done():
+            settle(fut)
+    outcome.add_done_callback(cancel_pending)
+    if outcome.done() and outcome.exception() is None:
+        return done_future(None)
+    for fut in pending:
+        if not fut.done():
+            fut.add_done_callback(settle)
+
+    async def wait() -> None:
+        await asyncio.wait_for(asyncio.wrap_future(outcome), timeout)
+
+    return future_of(wait)

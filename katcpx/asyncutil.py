@@ -295,6 +295,13 @@ def until_any(
         for other in wrapped:
             other.remove_done_callback(done)
 
+    # One already done resolves the result at once (asyncio would run the callback only on
+    # the loop's next turn), so until_any(resolved, ...) is done when returned, as
+    # katcp-python's is.
+    for future in wrapped:
+        if future.done():
+            done(future)
+            return _with_timeout(first, timeout, loop)
     for future in wrapped:
         future.add_done_callback(done)
         if first.done():

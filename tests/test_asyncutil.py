@@ -47,6 +47,17 @@ async def test_until_any_and_until_some():
     assert sorted(await some) == [(0, "a"), (2, "c")]
 
 
+async def test_until_any_of_a_resolved_future_is_done_at_once():
+    # katcp-python's until_any(state.until_state(current), ...) was done when returned.
+    loop = asyncio.get_running_loop()
+    pending, resolved = loop.create_future(), loop.create_future()
+    resolved.set_result("now")
+    any_of = until_any(pending, resolved)
+    assert any_of.done() and any_of.result() == "now"
+    state = AsyncState(("a", "b"), "a")
+    assert until_any(state.until_state("b"), state.until_state("a")).done()
+
+
 async def test_transform_future_passes_results_and_errors():
     loop = asyncio.get_running_loop()
     source = loop.create_future()

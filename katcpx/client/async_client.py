@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from ..errors import ConnectionLost, RequestFailed, RequestTimeout
+from ..errors import ConnectionLost, KatcpClientError, RequestFailed, RequestTimeout
 from ..flags import ProtocolFlags
 from ..message import Message, check_name, format_argument
 from ..transport import KatcpProtocol
@@ -149,12 +149,22 @@ class AsyncClient(DeviceClient):
         # Timeout value -> requests with that timeout, in deadline order.
         self._deadlines: dict[float, DeadlineQueue] = {}
         cls = type(self)
-        #: Whether a subclass overrides send_request or send_message (then every request
-        #: goes through them, as in katcp-python; otherwise straight to the connection).
-        self._send_hooked = (
+        # Whether a subclass overrides send_request or send_message; see _send_hooked.
+        self._class_send_hooked = (
             cls.send_request is not DeviceClient.send_request
             or cls.send_message is not DeviceClient.send_message
         )
+
+    @property
+    def _send_hooked(self) -> bool:
+        """Whether requests must go through send_request/send_message.
+
+        True when a subclass overrides either, or either is replaced on the instance (a
+        test wrapping ``client.send_message`` in a mock): then every request goes through
+        them, as in katcp-python; otherwise straight to the connection.
+        """
+        attrs = self.__dict__
+        return self._class_send_hooked or "send_message" in attrs or "send_request" in attrs
 
     # -- request book-keeping --------------------------------------------------------------
 
@@ -203,6 +213,11 @@ class AsyncClient(DeviceClient):
             # thread no reply can be read in between, and a hook that raises leaves nothing.
             try:
                 self.send_request(msg)
+            except KatcpClientError as e:
+                # katcp-python's fail reply carries the client error's text as it is.
+                entry.done = True
+                entry.fail(str(e), ConnectionLost)
+                return
             except Exception as e:
                 entry.done = True
                 entry.fail(f"Could not send request {msg.name}: {e}", ConnectionLost)

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from .._anyloop import future_of
+from .._anyloop import done_future, future_of
 
 __all__ = ["StateMachine"]
 
@@ -83,6 +83,8 @@ class StateMachine:
         unknown = wanted - set(self.states)
         if unknown:
             raise ValueError(f"unknown state(s) {sorted(unknown)}")
+        if self.state in wanted:  # done when returned, as katcp-python's is
+            return done_future(True)
         return future_of(lambda: self._until_in(wanted, timeout))
 
     def _until_in(self, wanted: frozenset[str], timeout: float | None) -> asyncio.Future[bool]:

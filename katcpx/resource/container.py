@@ -11,7 +11,7 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 
-from .._anyloop import future_of
+from .._anyloop import until_futures
 from ._objects import KATCPSensor, Listener
 from ._types import (
     AttrDict,
@@ -451,29 +451,24 @@ class KATCPClientResourceContainer:
     ) -> asyncio.Future[None]:
         """Future that resolves when all children are in `state` (fails on timeout)."""
         children = list(dict.values(self._children))
-        return future_of(
-            lambda: _with_timeout(_all([c.until_state(state) for c in children]), timeout)
-        )
+        return until_futures([c.until_state(state) for c in children], True, timeout)
 
     def until_any_child_in_state(
         self, state: str, timeout: float | None = None
     ) -> asyncio.Future[None]:
         """Future that resolves when any child is in `state` (fails on timeout)."""
         children = list(dict.values(self._children))
-        return future_of(
-            lambda: _with_timeout(_any([c.until_state(state) for c in children]), timeout)
-        )
+        return until_futures([c.until_state(state) for c in children], False, timeout)
 
     def until_synced(self, timeout: float | None = None) -> asyncio.Future[None]:
-        """Future that resolves when all children are synced."""
-        return self.until_all_children_in_state("synced", timeout)
+        """Future that resolves when all children are synced (their ``until_synced()``)."""
+        children = list(dict.values(self._children))
+        return until_futures([c.until_synced() for c in children], True, timeout)
 
     def until_not_synced(self, timeout: float | None = None) -> asyncio.Future[None]:
-        """Future that resolves when any child is not synced."""
+        """Future that resolves when any child is not synced (``until_not_synced()``)."""
         children = list(dict.values(self._children))
-        return future_of(
-            lambda: _with_timeout(_any([c.until_not_synced() for c in children]), timeout)
-        )
+        return until_futures([c.until_not_synced() for c in children], False, timeout)
 
     # -- sensors ---------------------------------------------------------------------------
 
@@ -578,22 +573,3 @@ class KATCPClientResourceContainer:
         return (
             f"<{type(self).__module__}.{type(self).__name__}(name={self._name}) at 0x{id(self):x}>"
         )
-
-
-async def _all(futures: Sequence[Awaitable[Any]]) -> None:
-    await asyncio.gather(*futures)
-
-
-async def _any(futures: Sequence[asyncio.Future[Any]]) -> None:
-    if not futures:
-        return
-    try:
-        done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for fut in futures:
-            if not fut.done():
-                fut.cancel()
-
-
-async def _with_timeout(awaitable: Awaitable[None], timeout: float | None) -> None:
-    await asyncio.wait_for(awaitable, timeout)

@@ -46,6 +46,9 @@ __all__ = ["DeviceServerBase"]
 log = logging.getLogger("katcpx.server")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+#: Seconds start() waits, from another thread, for a managed server's stop under way.
+_RESTART_WAIT = 5.0
+
 AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
 
 
@@ -154,6 +157,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._stop_requested = False
         # Set from the start of stopping until the next start().
         self._closing = False
+        # start() called on the loop while a stop was still under way: done once stopped.
+        self._start_after_stop = False
         self._running_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._stopped_cf: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._listeners: list[asyncio.base_events.Server] = []
@@ -222,7 +227,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         """Start the server: in a new managed ioloop thread unless :meth:`set_ioloop` was used.
 
         The listening sockets are bound before this returns (so :attr:`bind_address` is
-        known). The calling thread's current IOLoop is left unchanged.
+        known). The calling thread's current IOLoop is left unchanged. Called while a
+        :meth:`stop` is still under way (as in ``server.stop(); server.start()`` on the
+        server's loop), the start happens as soon as the stop has finished, as with
+        katcp-python.
 
         Parameters
         ----------
@@ -240,6 +248,17 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             When `timeout` is given and the server failed to start (for example an
             exception in :meth:`on_server_start`), that exception.
         """
+        if (self._closing or self._stop_requested) and not self._stopped.is_set():
+            # A stop is still under way (its listeners close a few loop turns later), as
+            # after katcp-python's ``server.stop(); server.start()``: start once it is done.
+            if self._in_loop_thread() or not self._managed:
+                self._start_after_stop = True
+                if not timeout or self._in_loop_thread():
+                    return None
+                deadline = time.monotonic() + timeout
+                self._stopped.wait(timeout)
+                return self._running.wait(max(0.0, deadline - time.monotonic()))
+            self._stopped.wait(_RESTART_WAIT)
         if self._running.is_set() or self._starting:
             raise RuntimeError("Server already started")
         socks = self._bind_sockets()
@@ -289,6 +308,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         has not run yet), the stop takes effect as soon as the start completes. Called
         before :meth:`start` or after the server stopped, it does nothing.
         """
+        self._start_after_stop = False  # a start deferred until a stop finished is off
         if timeout and not self._in_loop_thread():
             self._running.wait(timeout)
         stopped = self._stopped_cf
@@ -547,6 +567,12 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         self._stopped.set()
         if not self._stopped_cf.done():
             self._stopped_cf.set_result(None)
+        if self._start_after_stop:
+            self._start_after_stop = False
+            try:
+                self.start()
+            except Exception:
+                self._logger.exception("could not start the server again after stopping")
 
     def on_server_start(self) -> None:
         """Run on the server's loop as it starts, before it accepts clients.

@@ -309,12 +309,13 @@ class DeviceServer(SensorDeviceServer):
         self._restart_queue.put_nowait(self)
         return req.make_reply("ok")
 
-    @_returns_future
     @_loop_safe
-    async def request_client_list(self, req: ClientRequestConnection, msg: Message) -> Message:
+    def request_client_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of connected clients.
 
-        The list of clients is sent as a sequence of #client-list informs.
+        The list of clients is sent as a sequence of #client-list informs. Answered at
+        once, as katcp-python does (called directly it returns the reply), so its informs
+        and reply come before those of any request sent after it.
 
         Informs
         -------
@@ -574,6 +575,10 @@ class DeviceServer(SensorDeviceServer):
             strategy_name, params = current.get_sampling_formatted()
             return req.make_reply("ok", names_arg, strategy_name, *params)
         strategy_name, params = args[1], args[2:]
+        # An unknown name first, as katcp-python does: "not allowed for version 5" would
+        # wrongly suggest the strategy exists in another version.
+        if strategy_name not in SampleStrategy.SAMPLING_LOOKUP_REV:
+            raise FailReply(f"Unknown strategy name: {strategy_name.decode('utf-8', 'replace')}.")
         if not self.PROTOCOL_INFO.strategy_allowed(strategy_name):
             # katcp-python says "Strategy X not allowed for version 5 of katcp", which reads
             # as a version problem; naming the strategies that exist tells the fix.
@@ -629,8 +634,9 @@ class DeviceServer(SensorDeviceServer):
             ?sensor-sampling-clear
             !sensor-sampling-clear ok
         """
-        if self._sampling is not None:
-            self._sampling.clear_client(req.client_connection, remove=False)
+        # Through the public hook, as katcp-python does, so a subclass overriding
+        # clear_strategies() sees every clear.
+        self.clear_strategies(req.client_connection)
         return req.make_reply("ok")
 
     @_loop_safe

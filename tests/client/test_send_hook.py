@@ -11,6 +11,7 @@ from fakeserver import V5_BANNER, FakeServer, echo
 
 from katcpx import Message
 from katcpx.client import AsyncClient, BlockingClient, CallbackClient
+from katcpx.errors import KatcpClientError
 
 
 class Recording(BlockingClient):
@@ -106,3 +107,43 @@ def test_plain_clients_are_not_hooked() -> None:
     # The fast path (no hook call) stays for clients that do not override the hooks.
     assert not AsyncClient("127.0.0.1", 1)._send_hooked
     assert Recording("127.0.0.1", 1)._send_hooked
+
+
+def test_a_send_message_replaced_on_the_instance_sees_every_request(server: FakeServer) -> None:
+    # katcp-python's tests wrap client.send_message in a mock to read the message ids.
+    c = CallbackClient(*server.address, timeout=5)
+    c.start(timeout=5)
+    try:
+        assert c.wait_protocol(5)
+        seen: list[bytes | None] = []
+        plain_send = c.send_message
+
+        def recording(msg: Message) -> None:
+            seen.append(msg.mid)
+            plain_send(msg)
+
+        c.send_message = recording  # type: ignore[method-assign]
+        assert c._send_hooked
+        for _ in range(3):
+            assert c.blocking_request(Message.request("watchdog"))[0].reply_ok()
+        assert len(seen) == 3 and len(set(seen)) == 3 and None not in seen
+    finally:
+        c.stop(5)
+        c.join(5)
+
+
+def test_a_client_error_from_the_hook_is_the_fail_text(server: FakeServer) -> None:
+    # As katcp-python: a KatcpClientError raised while sending becomes the fail reply's text.
+    class Erroring(CallbackClient):
+        def send_message(self, msg: Message) -> None:
+            raise KatcpClientError(f"Error {msg.name}")
+
+    c = Erroring(*server.address, timeout=5)
+    c.start(timeout=5)
+    try:
+        assert c.wait_protocol(5)
+        reply, _ = c.blocking_request(Message.request("foo"), timeout=5)
+        assert reply.arguments == [b"fail", b"Error foo"]
+    finally:
+        c.stop(5)
+        c.join(5)

@@ -102,3 +102,42 @@ def test_container_until_synced_and_not_synced_without_a_loop(katcpx_dish, side_
         c.stop()
         for fut in c.until_stopped(T).values():
             fut.result(T)
+
+
+def test_a_wait_whose_state_holds_already_is_done_when_returned():
+    # katcp-python's futures were done at once when the state already held (no loop turn).
+    assert no_running_loop()
+    res = KATCPClientResource({"name": "nobody", "address": ("127.0.0.1", 1)})
+    assert res.until_not_synced().done()
+    assert res.until_state("disconnected").done()
+    assert not res.until_synced().done()
+
+    async def on_a_loop() -> tuple[bool, bool]:
+        return res.until_not_synced().done(), res.until_synced().done()
+
+    assert asyncio.run(on_a_loop()) == (True, False)
+
+
+def test_container_combines_its_childrens_futures():
+    # The container waits on its children's until_synced()/until_not_synced(), whatever
+    # futures they give; already resolved ones make its future done when returned.
+    c = KATCPClientResourceContainer(
+        {
+            "name": "array",
+            "clients": {name: {"address": ("127.0.0.1", 1)} for name in ("a", "b")},
+        }
+    )
+    assert c.until_not_synced().done() and not c.until_synced().done()
+    a, b = (c.children[name] for name in ("a", "b"))
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    done.set_result(None)
+    gates = {name: concurrent.futures.Future() for name in ("a", "b")}
+    for child in (a, b):
+        child.until_synced = lambda *args, **kw: done
+        child.until_not_synced = lambda *args, name=child.name, **kw: gates[name]
+    assert c.until_synced().done()
+    not_synced = c.until_not_synced(timeout=T)
+    assert not not_synced.done()
+    gates["b"].set_result(True)  # one child unsyncs: the container is not synced
+    assert not_synced.result(T) is None
+    assert gates["a"].cancelled()  # the other wait is dropped, not left pending

@@ -28,7 +28,6 @@ class Keeping(ExampleServer):
 @pytest.mark.parametrize(
     ("name", "args"),
     [
-        ("client-list", ()),
         ("sensor-sampling", ("an.int", "event")),
         ("sensor-sampling-clear", ()),
     ],
@@ -55,13 +54,40 @@ def test_direct_call_on_the_loop_returns_an_asyncio_future():
         assert srv.have_conn.wait(TIMEOUT)
 
         async def on_loop():
-            msg = Message.request("client-list")
-            fut = srv.request_client_list(ClientRequestConnection(srv.last_conn, msg), msg)
+            msg = Message.request("sensor-sampling", "an.int", "event")
+            req = ClientRequestConnection(srv.last_conn, msg)
+            fut = srv.request_sensor_sampling(req, msg)
             assert isinstance(fut, asyncio.Future)
             return await fut
 
         reply = asyncio.run_coroutine_threadsafe(on_loop(), srv._loop).result(TIMEOUT)
+        assert reply.arguments == [b"ok", b"an.int", b"event"]
+
+
+def test_client_list_called_directly_returns_its_reply():
+    # katcp-python's request_client_list answers at once and returns the reply message.
+    srv = Keeping("127.0.0.1", 0)
+    with running(srv), connect(srv):
+        assert srv.have_conn.wait(TIMEOUT)
+        msg = Message.request("client-list")
+        reply = srv.request_client_list(ClientRequestConnection(srv.last_conn, msg), msg)
+        assert isinstance(reply, Message)
         assert reply.arguments == [b"ok", b"1"]
+
+
+def test_client_list_answers_before_a_later_request():
+    # Pipelined ?client-list then ?version-list: the client-list informs and reply come
+    # first, as from katcp-python's server (its handler answers at once).
+    srv = Keeping("127.0.0.1", 0)
+    with running(srv), connect(srv) as c:
+        assert srv.have_conn.wait(TIMEOUT)
+        c.send_raw(b"?client-list[1]\n?version-list[2]\n")
+        seen = []
+        while not seen or seen[-1] != ("!", "version-list"):
+            msg = c.read()
+            if msg.name in ("client-list", "version-list"):
+                seen.append((str(msg)[0], msg.name))
+        assert seen[:2] == [("#", "client-list"), ("!", "client-list")], seen
 
 
 def test_handlers_still_answer_over_the_wire():

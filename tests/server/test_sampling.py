@@ -76,11 +76,33 @@ def test_bad_strategy_requests(server):
         assert c.request("sensor-sampling")[0].arguments[0] == b"fail"
         assert c.request("sensor-sampling", "nope", "event")[0].arguments[0] == b"fail"
         reply, _ = c.request("sensor-sampling", "an.int", "sometimes")
-        assert reply.arguments[0] == b"fail"
+        # An unknown name is reported as unknown, not as "not allowed for version 5".
+        assert reply.arguments == [b"fail", b"Unknown strategy name: sometimes."]
         reply, _ = c.request("sensor-sampling", "an.int", "period")
         assert reply.arguments[0] == b"fail"
         reply, _ = c.request("sensor-sampling", "a.string", "differential", "1")
         assert reply.arguments[0] == b"fail"
+
+
+class ClearCounting(ExampleServer):
+    """Counts calls of the public clear_strategies() hook (katcp-python's override point)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cleared = []
+
+    def clear_strategies(self, client_conn, remove_client=False):
+        self.cleared.append(remove_client)
+        super().clear_strategies(client_conn, remove_client)
+
+
+def test_sampling_clear_goes_through_clear_strategies():
+    srv = ClearCounting("127.0.0.1", 0)
+    with running(srv), connect(srv) as c:
+        c.request("sensor-sampling", "an.int", "event")
+        assert c.request("sensor-sampling-clear")[0].arguments == [b"ok"]
+        assert srv.cleared == [False]
+        assert c.request("sensor-sampling", "an.int")[0].arguments == [b"ok", b"an.int", b"none"]
 
 
 def test_strategies_dropped_on_disconnect(server):

@@ -99,6 +99,62 @@ def test_server_stop_on_its_own_loop_before_start_completes():
     assert asyncio.run(main()) is False
 
 
+def test_server_start_right_after_stop_on_its_own_loop_takes_effect():
+    # katcp-python's ``server.stop(); server.start()`` on the server's loop: the stop is
+    # still closing the listeners when start() comes, so the start waits for it to finish.
+    async def main() -> list[bytes]:
+        srv = ExampleServer("127.0.0.1", 0)
+        srv.set_ioloop(asyncio.get_running_loop())
+        srv.start()
+        await asyncio.wait_for(asyncio.wrap_future(srv._running_cf), TIMEOUT)
+        port = srv.bind_address[1]
+        stopped = srv.stop()
+        srv.start()  # raised "Address already in use" before
+        await asyncio.wait_for(asyncio.wrap_future(stopped), TIMEOUT)
+        await asyncio.wait_for(asyncio.wrap_future(srv._running_cf), TIMEOUT)
+        assert srv.running() and srv.bind_address[1] == port
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"?watchdog\n")
+        lines = []
+        while not lines or not lines[-1].startswith(b"!watchdog"):
+            lines.append(await asyncio.wait_for(reader.readline(), TIMEOUT))
+        writer.close()
+        await asyncio.wait_for(asyncio.wrap_future(srv.stop()), TIMEOUT)
+        return lines
+
+    assert asyncio.run(main())[-1] == b"!watchdog ok\n"
+
+
+def test_server_start_from_another_thread_right_after_stop(side_loop):
+    srv = ExampleServer("127.0.0.1", 0)
+    srv.set_ioloop(side_loop)
+    assert srv.start(timeout=TIMEOUT)
+    gate = hold(side_loop)  # the stop cannot finish until the gate opens
+    srv.stop(0)
+    threading.Timer(0.2, gate.set).start()
+    assert srv.start(timeout=TIMEOUT)  # waits for the stop, then starts
+    with connect(srv) as c:
+        assert c.request("watchdog")[0].reply_ok()
+    srv.stop().result(TIMEOUT)
+
+
+def test_server_stop_cancels_a_start_waiting_for_the_previous_stop():
+    async def main() -> bool:
+        srv = ExampleServer("127.0.0.1", 0)
+        srv.set_ioloop(asyncio.get_running_loop())
+        srv.start()
+        await asyncio.wait_for(asyncio.wrap_future(srv._running_cf), TIMEOUT)
+        stopped = srv.stop()
+        srv.start()
+        srv.stop()  # the latest call wins: stay stopped
+        await asyncio.wait_for(asyncio.wrap_future(stopped), TIMEOUT)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return srv.running()
+
+    assert asyncio.run(main()) is False
+
+
 CLIENTS = [BlockingClient, CallbackClient, AsyncClient]
 
 
