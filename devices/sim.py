@@ -41,6 +41,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"port {value} out of range (0 to 65535; 0 picks one)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``katcpx-sim`` argument parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -70,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         default=None,
         help="serve the servers' own Prometheus metrics on this port (0 picks one)",
     )
@@ -154,7 +164,12 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
             try:
                 endpoint = serve_metrics(args.metrics_port, args.host)
             except OSError as exc:
-                print(f"katcpx-sim: cannot serve metrics: {exc}", file=sys.stderr)
+                print(
+                    f"katcpx-sim: cannot serve metrics on {args.host}:{args.metrics_port}: "
+                    f"{exc.strerror or exc}; pick another port with --metrics-port PORT "
+                    "(0 picks a free one)",
+                    file=sys.stderr,
+                )
                 return 1
             print(f"katcpx-sim: metrics at {endpoint.url}", file=out)
         seed = "none" if args.seed is None else args.seed

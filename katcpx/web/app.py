@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tornado.httpserver
@@ -44,7 +44,10 @@ class _IndexHandler(tornado.web.RequestHandler):
 
 
 def make_app(
-    hub: DeviceHub, allowed_origins: Sequence[str] = (), **settings: Any
+    hub: DeviceHub,
+    allowed_origins: Sequence[str] = (),
+    metrics: Mapping[str, Any] | None = None,
+    **settings: Any,
 ) -> tornado.web.Application:
     """Build the application serving `hub`.
 
@@ -55,6 +58,9 @@ def make_app(
     allowed_origins
         Extra browser origins (e.g. ``"http://ops.example:8000"``, or ``"*"``) allowed to
         open the websocket; same-origin pages always may.
+    metrics
+        Keyword arguments of :func:`katcpx.metrics.web.metrics_route` for ``/metrics``
+        (``device_filter``, ``sensor_filter``, ``max_string_length``, ``timeout``).
     **settings
         Further tornado application settings.
 
@@ -74,7 +80,9 @@ def make_app(
         (rf"/api/devices/{_NAME}/sensors/{_NAME}", SensorHandler, kw),
         (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
         (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
-        metrics_route(hub),  # Prometheus: the devices' sensors and katcpx's health
+        metrics_route(
+            hub, **(metrics or {})
+        ),  # Prometheus: the devices' sensors and katcpx's health
     ]
     settings.setdefault("static_path", STATIC_PATH)
     settings.setdefault("static_url_prefix", "/static/")
@@ -94,7 +102,7 @@ class WebServer:
         Address to listen on.
     port
         Port to listen on; 0 picks a free one (see :attr:`port` after :meth:`start`).
-    allowed_origins
+    allowed_origins, metrics
         As for :func:`make_app`.
     """
 
@@ -104,11 +112,12 @@ class WebServer:
         host: str = "127.0.0.1",
         port: int = 8080,
         allowed_origins: Sequence[str] = (),
+        metrics: Mapping[str, Any] | None = None,
     ) -> None:
         self.hub = hub
         self.host = host
         self.port = port
-        self.app = make_app(hub, allowed_origins)
+        self.app = make_app(hub, allowed_origins, metrics)
         self._server: tornado.httpserver.HTTPServer | None = None
 
     @property

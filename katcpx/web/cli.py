@@ -25,6 +25,7 @@ from typing import Any
 
 from .._signals import stop_on_signals
 from .._version import __version__
+from ..metrics.options import add_metrics_options, configure_logging, log_level
 from .app import WebServer
 from .hub import DeviceHub, DeviceSpec, parse_device_spec
 
@@ -89,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="another browser origin allowed to open the websocket ('*' for any)",
     )
-    p.add_argument("--log-level", default=None, help="logging level (default INFO)")
+    p.add_argument("--log-level", type=log_level, default=None, help="logging level (default INFO)")
+    add_metrics_options(p)
     p.add_argument("--version", action="version", version=f"katcpx-web {__version__}")
     return p
 
@@ -212,10 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name)
         return options.get(name, default) if value is None else value
 
-    logging.basicConfig(
-        level=str(opt("log_level", "INFO")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(log_level(str(opt("log_level", "INFO"))))
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"log_level: {exc}")
     if not specs:
         parser.error("no devices: give [name=]host:port arguments or --config")
     try:
@@ -224,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     origins = opt("allow_origin", None) or options.get("allowed_origins", [])
-    server = WebServer(hub, str(opt("host", "127.0.0.1")), int(opt("port", 8080)), origins)
+    metrics = {k: getattr(args, k) for k in ("device_filter", "sensor_filter", "max_string_length")}
+    server = WebServer(hub, str(opt("host", "127.0.0.1")), int(opt("port", 8080)), origins, metrics)
     try:
         asyncio.run(run(server))
     except OSError as exc:

@@ -91,6 +91,8 @@ def parse_device_spec(text: str, description: str = "") -> DeviceSpec:
     name, sep, address = text.strip().partition("=")
     if not sep:
         name, address = "", name
+    elif not name.strip():
+        raise ValueError(f"device {text!r}: empty name before '=' (write name=host:port)")
     host, colon, port_text = address.rpartition(":")
     if not colon:
         raise ValueError(f"device {text!r}: expected [name=]host:port")
@@ -238,6 +240,8 @@ class DeviceHub:
         device gives one.
     auto_reconnect_delay
         Seconds before the first reconnection attempt after a device drops.
+    logger
+        Where the devices' connections log (default ``katcpx.web``).
     """
 
     def __init__(
@@ -246,6 +250,7 @@ class DeviceHub:
         strategy: Sequence[str | float] = DEFAULT_STRATEGY,
         request_timeout: float = 5.0,
         auto_reconnect_delay: float = 0.5,
+        logger: logging.Logger = log,
     ) -> None:
         self.specs: dict[str, DeviceSpec] = {}
         for spec in devices:
@@ -268,7 +273,7 @@ class DeviceHub:
                     "auto_reconnect_delay": auto_reconnect_delay,
                     "timeout": self.request_timeout,
                 },
-                logger=log,
+                logger=logger,
             )
         self._sinks: dict[Sink, set[tuple[str, str]]] = {}
         self._subs: dict[tuple[str, str], _Subscription] = {}
