@@ -77,7 +77,8 @@ def parse_device(text: str) -> DeviceSpec:
         If `text` is not of that form, or its name or host is empty.
     """
     address = text.strip().partition("=")[2] if "=" in text else text.strip()
-    if address.rpartition(":")[0].strip().strip("[]") == "":
+    host, colon, _ = address.rpartition(":")
+    if colon and not host.strip().strip("[]"):
         raise ValueError(f"device {text!r}: empty host (write name=HOST:PORT, e.g. 127.0.0.1)")
     return parse_device_spec(text)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from typing import Any
 
 import tornado.web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from .options import DEFAULT_MAX_STRING_LENGTH
@@ -41,7 +42,7 @@ class MetricsHandler(tornado.web.RequestHandler):
 
     def _body(self) -> bytes:
         names = self.get_query_arguments("name[]")
-        registry: Any = self.registry.restricted_registry(names) if names else self.registry
+        registry: Any = _Only(self.registry, names) if names else self.registry
         return bytes(self._encoder()[0](registry))
 
     def _encoder(self) -> tuple[Any, str]:
@@ -56,6 +57,24 @@ class MetricsHandler(tornado.web.RequestHandler):
             if body is not None:
                 body = gzip.compress(body)
         self.finish(body)
+
+
+class _Only:
+    """`registry`'s samples named in `names` (``?name[]=``), as prometheus_client's server
+    answers; its ``restricted_registry`` finds only collectors that describe their names,
+    and the sensors' cannot (their series depend on the devices)."""
+
+    def __init__(self, registry: CollectorRegistry, names: list[str]) -> None:
+        self.registry = registry
+        self.names = frozenset(names)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            samples = [s for s in family.samples if s.name in self.names]
+            if samples:
+                only = Metric(family.name, family.documentation, family.type, family.unit)
+                only.samples = samples
+                yield only
 
 
 def metrics_route(
