@@ -149,12 +149,38 @@ async def run(
             shown = f"[{host}]" if ":" in host else host
             names = ", ".join(hub.device_names) or "no devices"
             print(f"katcpx-exporter: {names} at http://{shown}:{bound}{METRICS_PATH}", flush=True)
-            await stop.wait()
+            waiting = asyncio.ensure_future(_warn_unreachable(hub, timeout or hub.request_timeout))
+            try:
+                await stop.wait()
+            finally:
+                waiting.cancel()
     finally:
         server.stop()
         await server.close_all_connections()
         await hub.stop()
         print("katcpx-exporter: stopped.", flush=True)
+
+
+async def _warn_unreachable(hub: DeviceHub, seconds: float) -> None:
+    """WARNING for each device still not connected `seconds` after start (the client itself
+    only logs its retries at INFO)."""
+    names = hub.device_names
+    waits = [hub.resource(name).wait_connected() for name in names]
+    if not waits:
+        return
+    try:
+        await asyncio.wait(waits, timeout=seconds)
+    finally:
+        for fut in waits:
+            fut.cancel()  # no-op for those done
+    for name, fut in zip(names, waits, strict=True):
+        if fut.cancelled():
+            log.warning(
+                "device %s at %s: not connected after %g s; still trying",
+                name,
+                hub.resource(name).address_string,
+                seconds,
+            )
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
