@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from katcpx.metrics import MetricsEndpoint, serve_metrics
+from katcpx.metrics.options import port_number
 
 from .servers import DEVICES, SimDeviceServer
 from .servers.digitiser import DigitiserServer
@@ -38,16 +39,6 @@ def _positive(text: str) -> float:
     value = float(text)
     if not (value > 0 and value < float("inf")):
         raise argparse.ArgumentTypeError(f"must be positive and finite, not {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"port {value} out of range (0 to 65535; 0 picks one)")
     return value
 
 
@@ -80,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--metrics-port",
-        type=_port,
+        type=port_number,
         default=None,
         help="serve the servers' own Prometheus metrics on this port (0 picks one)",
     )

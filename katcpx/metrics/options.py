@@ -17,8 +17,10 @@ __all__ = [
     "add_metrics_options",
     "configure_logging",
     "log_level",
+    "port_number",
     "positive_seconds",
     "regex",
+    "whole_number",
 ]
 
 #: Levels ``--log-level`` accepts (any case).
@@ -58,14 +60,21 @@ def regex(text: str) -> str:
     return text
 
 
-def _length(text: str) -> int:
+def whole_number(text: str, low: int = 0, high: int | None = None) -> int:
+    """A whole number from `low` to `high` (inclusive; None: no upper bound)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {text!r}")
+    if value < low or (high is not None and value > high):
+        span = f">= {low}" if high is None else f"{low} to {high}"
+        raise argparse.ArgumentTypeError(f"{value} out of range ({span})")
     return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: a free one)."""
+    return whole_number(text, 0, 65535)
 
 
 def add_metrics_options(parser: argparse.ArgumentParser, default: object = "") -> None:
@@ -95,7 +104,7 @@ def add_metrics_options(parser: argparse.ArgumentParser, default: object = "") -
     )
     parser.add_argument(
         "--max-string-length",
-        type=_length,
+        type=whole_number,
         default=DEFAULT_MAX_STRING_LENGTH if default == "" else None,
         metavar="N",
         help="/metrics: string sensor values longer than N characters get no "

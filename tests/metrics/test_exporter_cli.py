@@ -32,7 +32,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["dev=127.0.0.1:7147", "--timeout", "-1"], "must be a number of seconds > 0"),
         (["dev=127.0.0.1:7147", "--timeout", "soon"], "'soon' is not a number of seconds"),
         (["dev=127.0.0.1:7147", "--log-level", "LOUD"], "choose one of DEBUG, INFO, WARNING"),
-        (["dev=127.0.0.1:7147", "--max-string-length", "-1"], "must be >= 0"),
+        (["dev=127.0.0.1:7147", "--max-string-length", "-1"], "-1 out of range (>= 0)"),
         (["=127.0.0.1:7148"], "empty name before '='"),
         (["psu=:7148"], "empty host"),
         (["dev=nowhere"], "expected [name=]host:port"),
