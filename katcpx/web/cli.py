@@ -25,7 +25,12 @@ from typing import Any
 
 from .._signals import stop_on_signals
 from .._version import __version__
-from ..metrics.options import add_metrics_options, configure_logging, log_level
+from ..metrics.options import (
+    add_metrics_options,
+    configure_logging,
+    log_level,
+    positive_seconds,
+)
 from .app import WebServer
 from .hub import DeviceHub, DeviceSpec, parse_device_spec
 
@@ -81,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --min-interval: send a sensor at least this often (default 60)",
     )
     p.add_argument(
-        "--timeout", type=_seconds, default=None, help="default request timeout (default 5)"
+        "--timeout", type=positive_seconds, default=None, help="request timeout (default 5)"
     )
     p.add_argument(
         "--allow-origin",
@@ -223,14 +228,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         strategy = strategy_from(float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0)))
         hub = DeviceHub(specs, strategy, request_timeout=float(opt("timeout", 5.0)))
+        origins = opt("allow_origin", None) or options.get("allowed_origins", [])
+        metrics = {
+            k: getattr(args, k) for k in ("device_filter", "sensor_filter", "max_string_length")
+        }
+        server = WebServer(
+            hub, str(opt("host", "127.0.0.1")), int(opt("port", 8080)), origins, metrics
+        )
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
-    origins = opt("allow_origin", None) or options.get("allowed_origins", [])
-    metrics = {k: getattr(args, k) for k in ("device_filter", "sensor_filter", "max_string_length")}
-    server = WebServer(hub, str(opt("host", "127.0.0.1")), int(opt("port", 8080)), origins, metrics)
     try:
         asyncio.run(run(server))
     except OSError as exc:
-        print(f"katcpx-web: {exc}", file=sys.stderr)
+        where = f"{server.host}:{server.port}"
+        hint = "give another --host/--port (--port 0 picks a free one)"
+        print(
+            f"katcpx-web: cannot listen on {where}: {exc.strerror or exc}; {hint}", file=sys.stderr
+        )
         return 1
     return 0

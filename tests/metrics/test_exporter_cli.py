@@ -51,6 +51,7 @@ def test_bad_arguments(args: list[str], message: str) -> None:
     [
         ("katcpx.web", ["--log-level", "LOUD", "a=127.0.0.1:7147"], "choose one of DEBUG"),
         ("katcpx.web", ["--device-filter", "(", "a=127.0.0.1:7147"], "bad regular expression"),
+        ("katcpx.web", ["--timeout", "0", "a=127.0.0.1:7147"], "seconds > 0"),
         ("katcpx_devices.sim", ["psu", "--metrics-port", "99999"], "out of range (0 to 65535"),
     ],
 )
@@ -76,6 +77,20 @@ def test_busy_listen_names_the_fix() -> None:
     assert result.returncode == 1, result
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "another --listen HOST:PORT (port 0 picks a free one)" in result.stderr
+
+
+def test_web_busy_port_names_the_fix() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "katcpx.web", "a=127.0.0.1:1", "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1, result
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port 0 picks a free one" in result.stderr
 
 
 async def test_sim_busy_metrics_port_names_address_and_flag() -> None:
