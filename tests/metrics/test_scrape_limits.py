@@ -202,3 +202,23 @@ async def test_silent_device_is_connected_and_syncing() -> None:
         for writer in accepted:
             writer.close()
         server.close()
+
+
+async def test_web_scrapes_not_logged_at_info() -> None:
+    """katcpx-web at its default INFO level: no tornado.access line per scrape."""
+    device = Gadget("127.0.0.1", 0)
+    device.set_ioloop()
+    device.start()
+    await device.until_running(TIMEOUT)
+    web = await Proc.start(
+        "katcpx-web", sys.executable, "-m", "katcpx.web",
+        f"gadget=127.0.0.1:{device.bind_address[1]}", "--port", "0",
+    )  # fmt: skip
+    try:
+        base = (await web.wait_line(r"on (http://\S+)")).group(1)
+        assert (await get(base + "metrics")).code == 200
+    finally:
+        assert await web.stop() == 0
+        device.stop()
+    log = await output(web)
+    assert "tornado.access" not in log and "GET /metrics" not in log, log
