@@ -132,12 +132,29 @@ class Web:
         return self.web.url + "metrics"
 
 
-@pytest.fixture
-async def web() -> AsyncIterator[Web]:
+async def start_gadget() -> Gadget:
+    """A :class:`Gadget` on a free port, served on the running loop."""
     device = Gadget("127.0.0.1", 0)
     device.set_ioloop()
     device.start()
     await device.until_running(TIMEOUT)
+    return device
+
+
+@pytest.fixture
+async def gadget() -> AsyncIterator[Gadget]:
+    """A running :class:`Gadget`, stopped after the test."""
+    device = await start_gadget()
+    try:
+        yield device
+    finally:
+        device.stop()
+        await device.until_stopped(TIMEOUT)
+
+
+@pytest.fixture
+async def web() -> AsyncIterator[Web]:
+    device = await start_gadget()
     hub = DeviceHub([DeviceSpec("gadget", "127.0.0.1", device.bind_address[1])])
     server = WebServer(hub, "127.0.0.1", 0)
     await server.start()

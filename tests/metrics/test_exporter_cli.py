@@ -11,6 +11,7 @@ import pytest
 
 from katcpx.metrics.exporter import build_parser, parse_listen
 
+from .conftest import Gadget, eventually, fetch
 from .procs import start_exporter
 
 
@@ -68,50 +69,33 @@ def test_log_level_any_case() -> None:
     assert args.log_level == "DEBUG"
 
 
-def test_busy_listen_names_the_fix() -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        result = run("dev=127.0.0.1:1", "--listen", f"127.0.0.1:{port}")
-    assert result.returncode == 1, result
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
-    assert "another --listen HOST:PORT (port 0 picks a free one)" in result.stderr
-
-
-def test_web_busy_port_names_the_fix() -> None:
+@pytest.mark.parametrize(
+    ("command", "flag", "said"),
+    [
+        (["katcpx.metrics.exporter", "dev=127.0.0.1:1", "--listen"], "127.0.0.1:{}",
+         ["cannot listen on 127.0.0.1:{}", "another --listen HOST:PORT (port 0 picks a free one)"]),
+        (["katcpx.web", "a=127.0.0.1:1", "--port"], "{}",
+         ["cannot listen on 127.0.0.1:{}", "--port 0 picks a free one"]),
+        (["katcpx_devices.sim", "psu", "--port", "0", "--metrics-port"], "{}",
+         ["cannot serve metrics on 127.0.0.1:{}", "--metrics-port PORT (0 picks a free one)"]),
+    ],
+)  # fmt: skip
+def test_busy_port_names_address_and_fix(command: list[str], flag: str, said: list[str]) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "katcpx.web", "a=127.0.0.1:1", "--port", str(port)],
+            [sys.executable, "-m", *command, flag.format(port)],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert result.returncode == 1, result
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
-    assert "--port 0 picks a free one" in result.stderr
+    for text in said:
+        assert text.format(port) in result.stderr
 
 
-async def test_sim_busy_metrics_port_names_address_and_flag() -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "katcpx_devices.sim", "psu", "--port", "0",
-             "--metrics-port", str(port)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    assert result.returncode == 1, result
-    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr
-    assert "--metrics-port PORT" in result.stderr
-
-
-async def test_excluded_devices_are_not_connected() -> None:
+async def test_excluded_devices_are_not_connected(gadget: Gadget) -> None:
     """--device-filter: excluded devices get no connection and are not announced."""
-    from .conftest import TIMEOUT, Gadget, eventually, fetch
 
     connections: list[asyncio.StreamWriter] = []
 
@@ -119,11 +103,7 @@ async def test_excluded_devices_are_not_connected() -> None:
         connections.append(writer)
 
     other = await asyncio.start_server(counted, "127.0.0.1", 0)
-    device = Gadget("127.0.0.1", 0)
-    device.set_ioloop()
-    device.start()
-    await device.until_running(TIMEOUT)
-    ports = {"gadget": device.bind_address[1], "other": other.sockets[0].getsockname()[1]}
+    ports = {"gadget": gadget.bind_address[1], "other": other.sockets[0].getsockname()[1]}
     exporter, url = await start_exporter(ports, "--device-filter", "^gad")
     try:
         assert "gadget at http" in exporter.lines[-1] and "other" not in exporter.lines[-1]
@@ -135,7 +115,6 @@ async def test_excluded_devices_are_not_connected() -> None:
         assert connections == []
     finally:
         assert await exporter.stop() == 0
-        device.stop()
         other.close()
 
 
@@ -156,8 +135,6 @@ def test_parse_listen() -> None:
 
 async def test_unreachable_device_is_down_not_an_error() -> None:
     """A device that is not there: /metrics answers, with katcp_device_up 0."""
-    from .conftest import fetch
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again: nothing listens there

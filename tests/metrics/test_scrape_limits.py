@@ -18,7 +18,7 @@ import tornado.httpclient
 from katcpx.sensor import Sensor
 from katcpx.web import DeviceHub, DeviceSpec, WebServer
 
-from .conftest import TIMEOUT, Gadget, Web, eventually, fetch, parse
+from .conftest import TIMEOUT, Gadget, Web, eventually, fetch, parse, start_gadget
 from .procs import ROW, Proc, start_exporter
 
 
@@ -50,10 +50,7 @@ async def test_timeout_bounds_a_scrape_with_a_frozen_device() -> None:
     """--timeout 0.5: a device stopped with SIGSTOP costs a scrape 0.5 s, not 5 s, and the
     other device still answers."""
     sim, port = await start_device()
-    healthy = Gadget("127.0.0.1", 0)
-    healthy.set_ioloop()
-    healthy.start()
-    await healthy.until_running(TIMEOUT)
+    healthy = await start_gadget()
     devices = {"psu": port, "gadget": healthy.bind_address[1]}
     exporter, url = await start_exporter(devices, "--timeout", "0.5")
     try:
@@ -124,12 +121,9 @@ async def test_long_string_values_get_no_series(web: Web) -> None:
     ]
 
 
-async def test_web_metrics_options_and_gzip() -> None:
+async def test_web_metrics_options_and_gzip(gadget: Gadget) -> None:
     """katcpx-web's /metrics takes the exporter's filters and string limit; gzip on request."""
-    device = Gadget("127.0.0.1", 0)
-    device.set_ioloop()
-    device.start()
-    await device.until_running(TIMEOUT)
+    device = gadget
     hub = DeviceHub([DeviceSpec("gadget", "127.0.0.1", device.bind_address[1])])
     options = {"sensor_filter": "^(temp|label)$", "max_string_length": 3}
     server = WebServer(hub, "127.0.0.1", 0, metrics=options)
@@ -147,14 +141,10 @@ async def test_web_metrics_options_and_gzip() -> None:
         assert b"katcp_sensor_value" in plain.body
     finally:
         await server.stop()
-        device.stop()
 
 
-async def test_exporter_http_head_gzip_and_name_filter() -> None:
-    device = Gadget("127.0.0.1", 0)
-    device.set_ioloop()
-    device.start()
-    await device.until_running(TIMEOUT)
+async def test_exporter_http_head_gzip_and_name_filter(gadget: Gadget) -> None:
+    device = gadget
     exporter, url = await start_exporter({"gadget": device.bind_address[1]})
     try:
         head = await get(url, method="HEAD")
@@ -168,7 +158,6 @@ async def test_exporter_http_head_gzip_and_name_filter() -> None:
         assert set(scrape.families) == {"katcp_device_up", "katcpx_resource_connected"}
     finally:
         assert await exporter.stop() == 0
-        device.stop()
     log = await output(exporter)
     # Scrapes are not logged at INFO (tornado.access would log each).
     assert "GET /metrics" not in log and "tornado.access" not in log, log
@@ -204,12 +193,9 @@ async def test_silent_device_is_connected_and_syncing() -> None:
         server.close()
 
 
-async def test_web_scrapes_not_logged_at_info() -> None:
+async def test_web_scrapes_not_logged_at_info(gadget: Gadget) -> None:
     """katcpx-web at its default INFO level: no tornado.access line per scrape."""
-    device = Gadget("127.0.0.1", 0)
-    device.set_ioloop()
-    device.start()
-    await device.until_running(TIMEOUT)
+    device = gadget
     web = await Proc.start(
         "katcpx-web", sys.executable, "-m", "katcpx.web",
         f"gadget=127.0.0.1:{device.bind_address[1]}", "--port", "0",
@@ -219,6 +205,5 @@ async def test_web_scrapes_not_logged_at_info() -> None:
         assert (await get(base + "metrics")).code == 200
     finally:
         assert await web.stop() == 0
-        device.stop()
     log = await output(web)
     assert "tornado.access" not in log and "GET /metrics" not in log, log
