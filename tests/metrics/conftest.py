@@ -122,6 +122,17 @@ async def eventually(
     raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
 
 
+async def until_sensor(url: str, device: str, sensor: str) -> Scrape:
+    """Scrape `url` until `sensor` of `device` is reported (e.g. after a re-sync)."""
+
+    async def appeared() -> Scrape | None:
+        s = await fetch(url)
+        return s if sensor in s.sensors(device) else None
+
+    scrape: Scrape = await eventually(appeared, what=f"sensor {sensor} of {device}")
+    return scrape
+
+
 @dataclass
 class Web:
     device: Gadget

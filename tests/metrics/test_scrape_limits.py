@@ -18,7 +18,7 @@ import tornado.httpclient
 from katcpx.sensor import Sensor
 from katcpx.web import DeviceHub, DeviceSpec, WebServer
 
-from .conftest import TIMEOUT, Gadget, Web, eventually, fetch, parse, start_gadget
+from .conftest import TIMEOUT, Gadget, Web, eventually, fetch, parse, start_gadget, until_sensor
 from .procs import ROW, Proc, start_exporter
 
 
@@ -91,11 +91,7 @@ async def test_sync_seconds_time_the_last_sync_only(web: Web) -> None:
         Sensor.float("pressure", "Pressure", "Pa", default=1.0, initial_status=Sensor.NOMINAL)
     )
 
-    async def resynced() -> object:
-        s = await fetch(web.metrics_url)
-        return s if "pressure" in s.sensors("gadget") else None
-
-    scrape = await eventually(resynced, what="the re-sync")
+    scrape = await until_sensor(web.metrics_url, "gadget", "pressure")
     assert res.synced
     for value in (
         scrape.value("katcp_device_sync_seconds", device="gadget"),
