@@ -108,7 +108,7 @@ def add_metrics_options(parser: argparse.ArgumentParser, default: object = "") -
         default=DEFAULT_MAX_STRING_LENGTH if default == "" else None,
         metavar="N",
         help="/metrics: string sensor values longer than N characters get no "
-        f"katcp_sensor_string_info series (default {DEFAULT_MAX_STRING_LENGTH}; 0: none)",
+        f"katcp_sensor_string_info series (default {DEFAULT_MAX_STRING_LENGTH}; 0: only empty values)",
     )
 
 

@@ -154,3 +154,16 @@ async def test_unreachable_device_is_down_not_an_error() -> None:
             wanted = {w for w in wanted if w not in line}
     finally:
         assert await exporter.stop() == 0
+
+
+def test_documented_sensor_filter_leaves_out_ops_sessions() -> None:
+    """docs/monitoring.md's ``--sensor-filter '^(?!op\\.)'`` example."""
+    import re
+
+    pattern = build_parser().parse_args(["a=127.0.0.1:1", "--sensor-filter", r"^(?!op\.)"])
+    keep = [
+        n
+        for n in ("op.slew.session", "op.track.session", "pos.az")
+        if re.search(pattern.sensor_filter, n)
+    ]
+    assert keep == ["pos.az"]
