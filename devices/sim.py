@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from katcpx.metrics import MetricsEndpoint, serve_metrics
+from katcpx.metrics.options import port_number
 from katcpx.server.access import load_policy
 from katcpx.tls import add_tls_arguments, server_context_from_args
 
@@ -72,13 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--metrics-port",
-        type=int,
+        type=port_number,
         default=None,
         help="serve the servers' own Prometheus metrics on this port (0 picks one)",
     )
     common.add_argument(
         "--log-level",
         default="WARNING",
+        type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="Python logging level (default %(default)s)",
     )
@@ -182,7 +184,12 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
             try:
                 endpoint = serve_metrics(args.metrics_port, args.host)
             except OSError as exc:
-                print(f"katcpx-sim: cannot serve metrics: {exc}", file=sys.stderr)
+                print(
+                    f"katcpx-sim: cannot serve metrics on {args.host}:{args.metrics_port}: "
+                    f"{exc.strerror or exc}; pick another port with --metrics-port PORT "
+                    "(0 picks a free one)",
+                    file=sys.stderr,
+                )
                 return 1
             print(f"katcpx-sim: metrics at {endpoint.url}", file=out)
         seed = "none" if args.seed is None else args.seed

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import socket
 import sys
 from collections.abc import Sequence
@@ -23,13 +24,26 @@ import tornado.web
 
 from .._signals import stop_on_signals
 from .._version import __version__
-from ..web.hub import DeviceHub, parse_device_spec
+from ..web.hub import DeviceHub, DeviceSpec, parse_device_spec
+from .options import (
+    DEFAULT_MAX_STRING_LENGTH,
+    LOG_LEVELS,
+    add_metrics_options,
+    configure_logging,
+    log_level,
+    positive_seconds,
+)
 from .web import METRICS_PATH, metrics_route
 
-__all__ = ["DEFAULT_LISTEN", "build_parser", "main", "parse_listen", "run"]
+__all__ = ["DEFAULT_LISTEN", "build_parser", "main", "parse_device", "parse_listen", "run"]
 
 #: Where the exporter listens unless told otherwise.
 DEFAULT_LISTEN = "127.0.0.1:9147"
+
+
+log = logging.getLogger("katcpx.exporter")
+
+_LISTEN_HINT = "give another --listen HOST:PORT (port 0 picks a free one)"
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -48,8 +62,25 @@ def parse_listen(text: str) -> tuple[str, int]:
     except ValueError:
         raise ValueError(f"--listen {text!r}: port {port_text!r} is not a number") from None
     if not 0 <= port < 65536:
-        raise ValueError(f"--listen {text!r}: port {port} out of range")
+        raise ValueError(
+            f"--listen {text!r}: port {port} out of range (0 to 65535; 0 picks a free one)"
+        )
     return host.strip("[]") or "127.0.0.1", port
+
+
+def parse_device(text: str) -> DeviceSpec:
+    """Parse a device argument, ``[name=]host:port``; the host must be given.
+
+    Raises
+    ------
+    ValueError
+        If `text` is not of that form, or its name or host is empty.
+    """
+    address = text.strip().partition("=")[2] if "=" in text else text.strip()
+    host, colon, _ = address.rpartition(":")
+    if colon and not host.strip().strip("[]"):
+        raise ValueError(f"device {text!r}: empty host (write name=HOST:PORT, e.g. 127.0.0.1)")
+    return parse_device_spec(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,12 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LISTEN,
         help="HOST:PORT to serve /metrics on (default %(default)s; port 0 picks one)",
     )
-    p.add_argument("--device-filter", default="", help="regex device names must match")
-    p.add_argument("--sensor-filter", default="", help="regex sensor names must match")
+    add_metrics_options(p)
     p.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds per device per scrape (default 5)"
+        "--timeout",
+        type=positive_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds (> 0) each device has to answer a scrape (default 5)",
     )
-    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument(
+        "--log-level",
+        type=log_level,
+        default="INFO",
+        metavar="LEVEL",
+        help=f"logging level: {', '.join(LOG_LEVELS)}, any case (default INFO)",
+    )
     p.add_argument("--version", action="version", version=f"katcpx-exporter {__version__}")
     return p
 
@@ -81,8 +121,13 @@ async def run(
     device_filter: str = "",
     sensor_filter: str = "",
     stop: asyncio.Event | None = None,
+    timeout: float | None = None,
+    max_string_length: int | None = DEFAULT_MAX_STRING_LENGTH,
 ) -> None:
     """Serve `hub`'s devices' metrics on ``host:port`` until `stop` is set (or a signal).
+
+    `timeout` (seconds > 0, default the hub's ``request_timeout``) bounds each device's
+    answer to a scrape; `max_string_length` is as for :class:`SensorExporter`.
 
     Raises
     ------
@@ -92,7 +137,8 @@ async def run(
         If a filter is not a valid regular expression.
     """
     stop = stop or asyncio.Event()
-    app = tornado.web.Application([metrics_route(hub, device_filter, sensor_filter)])
+    route = metrics_route(hub, device_filter, sensor_filter, timeout, max_string_length)
+    app = tornado.web.Application([route], log_function=_log_request)
     sockets = tornado.netutil.bind_sockets(port, host or None, family=socket.AF_UNSPEC)
     bound = sockets[0].getsockname()[1]
     server = tornado.httpserver.HTTPServer(app)
@@ -101,9 +147,13 @@ async def run(
         with stop_on_signals(stop):
             await hub.start()
             shown = f"[{host}]" if ":" in host else host
-            names = ", ".join(hub.device_names)
+            names = ", ".join(hub.device_names) or "no devices"
             print(f"katcpx-exporter: {names} at http://{shown}:{bound}{METRICS_PATH}", flush=True)
-            await stop.wait()
+            waiting = asyncio.ensure_future(_warn_unreachable(hub, timeout or hub.request_timeout))
+            try:
+                await stop.wait()
+            finally:
+                waiting.cancel()
     finally:
         server.stop()
         await server.close_all_connections()
@@ -111,24 +161,76 @@ async def run(
         print("katcpx-exporter: stopped.", flush=True)
 
 
+async def _warn_unreachable(hub: DeviceHub, seconds: float) -> None:
+    """WARNING for each device still not connected `seconds` after start (the client itself
+    only logs its retries at INFO)."""
+    names = hub.device_names
+    waits = [hub.resource(name).wait_connected() for name in names]
+    if not waits:
+        return
+    try:
+        await asyncio.wait(waits, timeout=seconds)
+    finally:
+        for fut in waits:
+            fut.cancel()  # no-op for those done
+    for name, fut in zip(names, waits, strict=True):
+        if fut.cancelled():
+            log.warning(
+                "device %s at %s: not connected after %g s; still trying",
+                name,
+                hub.resource(name).address_string,
+                seconds,
+            )
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    # Prometheus scrapes every few seconds: successful requests are DEBUG, not INFO.
+    status = handler.get_status()
+    level = logging.DEBUG if status < 400 else logging.WARNING
+    request = handler.request
+    log.log(level, "%d %s %s (%s)", status, request.method, request.uri, request.remote_ip)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-exporter``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        specs = [parse_device_spec(d) for d in args.devices]
+        specs = [parse_device(d) for d in args.devices]
         host, port = parse_listen(args.listen)
-        hub = DeviceHub(specs, request_timeout=args.timeout)
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(
-        level=str(args.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level)
+    included = [s for s in specs if re.search(args.device_filter, s.name)]
+    if not included:
+        log.warning(
+            "--device-filter %r excludes every device given (%s): /metrics will have none",
+            args.device_filter,
+            ", ".join(s.name for s in specs),
+        )
     try:
-        asyncio.run(run(hub, host, port, args.device_filter, args.sensor_filter))
+        # Excluded devices are not connected to at all.
+        hub = DeviceHub(included, request_timeout=args.timeout, logger=log)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(
+            run(
+                hub,
+                host,
+                port,
+                args.device_filter,
+                args.sensor_filter,
+                timeout=args.timeout,
+                max_string_length=args.max_string_length,
+            )
+        )
     except OSError as exc:
-        print(f"katcpx-exporter: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        print(
+            f"katcpx-exporter: cannot listen on {host}:{port} (--listen {args.listen}): "
+            f"{exc.strerror or exc}; {_LISTEN_HINT}",
+            file=sys.stderr,
+        )
         return 1
     except ValueError as exc:
         print(f"katcpx-exporter: {exc}", file=sys.stderr)

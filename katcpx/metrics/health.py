@@ -179,7 +179,7 @@ class _ResourceCollector(_Collector):
         )
         sync = GaugeMetricFamily(
             "katcpx_resource_sync_seconds",
-            "How long the last sync took (connection to synced), in seconds",
+            "How long the last sync took (its start to synced), in seconds",
             labels=["resource"],
         )
         for s in stats:

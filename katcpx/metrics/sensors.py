@@ -43,6 +43,7 @@ from prometheus_client.core import (
     StateSetMetricFamily,
 )
 
+from ..client import is_timeout_reply
 from ..resource import KATCPClientResource, KATCPSensor, escape_name
 from .health import instrument_resource
 
@@ -87,7 +88,13 @@ class SensorExporter:
         Regular expressions (``re.search``) that device and sensor names must match to be
         reported; they keep the label sets bounded.
     timeout
-        Seconds to wait for each device's ``?sensor-value`` reply.
+        Seconds (> 0) to wait for each device's ``?sensor-value`` reply; devices are asked
+        concurrently, so one hung device delays a scrape by at most this much.
+    max_string_length
+        String and address values longer than this many characters get no
+        ``katcp_sensor_string_info`` series (their status, timestamp and info series stay):
+        a label value that keeps changing (e.g. JSON) would grow the series without bound.
+        None: no limit.
     registry
         Where the resources' own health (``katcpx_resource_*``) is reported (default: the
         global ``REGISTRY``); register the exporter itself with the same registry.
@@ -106,11 +113,15 @@ class SensorExporter:
         sensor_filter: str = "",
         timeout: float = 5.0,
         registry: Any = None,
+        max_string_length: int | None = 64,
     ) -> None:
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError(f"timeout must be a number of seconds > 0, not {timeout!r}")
         self._resources = resources if callable(resources) else (lambda: resources)
         self.device_filter = _compile(device_filter, "device")
         self.sensor_filter = _compile(sensor_filter, "sensor")
         self.timeout = timeout
+        self.max_string_length = max_string_length
         self._registry = registry
         self._samples: dict[str, list[SensorSample]] = {}
         self._up: dict[str, bool] = {}
@@ -131,19 +142,42 @@ class SensorExporter:
         async with self._lock:  # overlapping scrapes share no half-built state
             devices = self.devices()
             results = await asyncio.gather(
-                *(self._fetch(name, res) for name, res in devices.items()),
+                *(self._fetch_within(name, res) for name, res in devices.items()),
                 return_exceptions=True,
             )
             samples: dict[str, list[SensorSample]] = {}
             up: dict[str, bool] = {}
             for name, result in zip(devices, results, strict=True):
                 if isinstance(result, BaseException):
-                    log.warning("metrics: reading the sensors of %s failed: %s", name, result)
+                    log.warning(
+                        "reading the sensors of %s at %s failed: %s",
+                        name,
+                        devices[name].address_string,
+                        result or type(result).__name__,
+                    )
                     up[name] = False
                     continue
                 up[name] = result is not None
                 samples[name] = result or []
+                if result is None and self._up.get(name, True):
+                    res = devices[name]
+                    log.warning(
+                        "device %s at %s is %s: reported down (katcp_device_up 0)",
+                        name,
+                        res.address_string,
+                        "not connected" if res.state == "disconnected" else "not synced yet",
+                    )
             self._samples, self._up = samples, up
+
+    async def _fetch_within(
+        self, device: str, res: KATCPClientResource
+    ) -> list[SensorSample] | None:
+        # The request has its own timeout; this bounds the whole fetch (reply parsing
+        # included) so that no device can hold a scrape longer than `timeout`.
+        try:
+            return await asyncio.wait_for(self._fetch(device, res), self.timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no ?sensor-value reply within {self.timeout:g} s") from None
 
     async def _fetch(self, device: str, res: KATCPClientResource) -> list[SensorSample] | None:
         if not res.synced:
@@ -152,6 +186,8 @@ class SensorExporter:
         if request is None:
             raise LookupError(f"device {device!r} offers no ?sensor-value")
         reply = await request(timeout=self.timeout)
+        if is_timeout_reply(reply.reply):
+            raise TimeoutError(f"no ?sensor-value reply within {self.timeout:g} s")
         if not reply:
             raise RuntimeError(f"?sensor-value failed: {reply.reply}")
         major = res.protocol_flags.major if res.protocol_flags is not None else 5
@@ -169,10 +205,14 @@ class SensorExporter:
             try:
                 sensor.set_formatted(args[0], args[3], args[4], major)
             except ValueError as exc:
-                log.warning("metrics: bad reading of %s on %s: %s", name, device, exc)
+                log.warning("bad reading of %s on %s: %s", name, device, exc)
                 continue
             out.append(_sample(sensor))
         return out
+
+    def _short(self, value: Any) -> bool:
+        limit = self.max_string_length
+        return limit is None or len(_text(value)) <= limit
 
     # -- prometheus_client collector -------------------------------------------------------
 
@@ -215,7 +255,7 @@ class SensorExporter:
         )
         sync = GaugeMetricFamily(
             "katcp_device_sync_seconds",
-            "How long the last sync with the device took (connection to synced), in seconds",
+            "How long the last sync with the device took (its start to synced), in seconds",
             labels=["device"],
         )
         for device, res in self.devices().items():
@@ -234,6 +274,8 @@ class SensorExporter:
                 stamp.add_metric(key, s.timestamp)
                 if s.status in DROPPED_STATUSES:
                     continue
+                if s.type in TEXT and not self._short(s.value):
+                    continue  # unbounded label values: see max_string_length
                 _add_value(s, key, value, state, text)
         yield from (value, state, text, status, stamp, info, up, reconnects, sync)
 

@@ -253,7 +253,8 @@ class ResourceStats(ClientStats):
     state
         ``disconnected``, ``syncing`` or ``synced``.
     sync_seconds
-        How long the last sync took (connection to synced), or None before the first.
+        How long the last sync took (start of that sync to synced: from the connection for
+        the first, from ``#interface-changed`` for a re-sync), or None before the first.
     """
 
     STATES: Final = ("disconnected", "syncing", "synced")
@@ -269,8 +270,11 @@ class ResourceStats(ClientStats):
     def state_changed(self, state: str) -> None:
         """The resource went to `state`."""
         old, self.state = self.state, state
-        if state == "syncing" and old == "disconnected":
-            self.connection_made()
+        if state == "syncing" and old != "syncing":
+            if old == "disconnected":
+                self.connection_made()
+            # Every sync is timed from its own start: a re-sync (#interface-changed) is not
+            # timed from the connection, which would grow with uptime.
             self._sync_started = _clock()
         elif state == "synced" and old == "syncing":
             self.sync_seconds = _clock() - self._sync_started

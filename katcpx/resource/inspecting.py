@@ -246,6 +246,10 @@ class InspectingClient(AsyncClient):
     async def _sync_worker(self, new_connection: bool) -> None:
         try:
             if new_connection:
+                # Connected: "syncing" at once, as katcp-python's inspecting client reports
+                # connected-not-synced before the device has said anything; a silent device
+                # so shows as connected rather than disconnected.
+                self._owner._client_state("syncing")
                 try:
                     await self.until_ready(self.PROTOCOL_TIMEOUT)
                 except asyncio.TimeoutError:
@@ -253,7 +257,7 @@ class InspectingClient(AsyncClient):
                         "No protocol information from %s; syncing anyway",
                         self.bind_address_string,
                     )
-            if new_connection or self._synced:
+            if self._synced:
                 self._synced = False
                 self._owner._client_state("syncing")
             while self._pending or new_connection:

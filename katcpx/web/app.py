@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tornado.httpserver
@@ -49,6 +49,7 @@ def make_app(
     hub: DeviceHub,
     allowed_origins: Sequence[str] = (),
     guard: Guard | None = None,
+    metrics: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> tornado.web.Application:
     """Build the application serving `hub`.
@@ -62,6 +63,9 @@ def make_app(
         open the websocket; same-origin pages always may.
     guard
         Who may change devices (see :mod:`katcpx.web.auth`); anyone when None.
+    metrics
+        Keyword arguments of :func:`katcpx.metrics.web.metrics_route` for ``/metrics``
+        (``device_filter``, ``sensor_filter``, ``max_string_length``, ``timeout``).
     **settings
         Further tornado application settings.
 
@@ -81,7 +85,9 @@ def make_app(
         (rf"/api/devices/{_NAME}/sensors/{_NAME}", SensorHandler, kw),
         (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
         (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
-        metrics_route(hub),  # Prometheus: the devices' sensors and katcpx's health
+        metrics_route(
+            hub, **(metrics or {})
+        ),  # Prometheus: the devices' sensors and katcpx's health
     ]
     settings["katcpx_guard"] = guard or OPEN
     settings.setdefault("static_path", STATIC_PATH)
@@ -102,7 +108,7 @@ class WebServer:
         Address to listen on.
     port
         Port to listen on; 0 picks a free one (see :attr:`port` after :meth:`start`).
-    allowed_origins, guard
+    allowed_origins, guard, metrics
         As for :func:`make_app`.
     ssl_context
         Serve HTTPS and WSS with this server context (see :mod:`katcpx.tls`).
@@ -117,13 +123,14 @@ class WebServer:
         *,
         guard: Guard | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        metrics: Mapping[str, Any] | None = None,
     ) -> None:
         self.hub = hub
         self.host = host
         self.port = port
         #: HTTPS/WSS context towards browsers, or None for HTTP.
         self.ssl_context = ssl_context
-        self.app = make_app(hub, allowed_origins, guard)
+        self.app = make_app(hub, allowed_origins, guard, metrics)
         self._server: tornado.httpserver.HTTPServer | None = None
 
     @property

@@ -25,6 +25,12 @@ from typing import Any
 
 from .._signals import stop_on_signals
 from .._version import __version__
+from ..metrics.options import (
+    add_metrics_options,
+    configure_logging,
+    log_level,
+    positive_seconds,
+)
 from .app import WebServer
 from .auth import add_web_security_arguments, device_tls, web_security
 from .hub import DeviceHub, DeviceSpec, parse_device_spec
@@ -83,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=None,
         help="request timeout; given (here or in --config), it is used as is, also for "
         "requests the device hints need longer; by default a request's hint, else 5",
@@ -96,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="another browser origin allowed to open the websocket ('*' for any)",
     )
     add_web_security_arguments(p)
-    p.add_argument("--log-level", default=None, help="logging level (default INFO)")
+    p.add_argument("--log-level", type=log_level, default=None, help="logging level (default INFO)")
+    add_metrics_options(p)
     p.add_argument("--version", action="version", version=f"katcpx-web {__version__}")
     return p
 
@@ -219,10 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name)
         return options.get(name, default) if value is None else value
 
-    logging.basicConfig(
-        level=str(opt("log_level", "INFO")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(log_level(str(opt("log_level", "INFO"))))
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"log_level: {exc}")
     if not specs:
         parser.error("no devices: give [name=]host:port arguments or --config")
     try:
@@ -235,14 +242,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             ssl_context=device_tls(args),
         )
         hub.timeout_wins = typed is not None  # what the user typed beats device hints
+        origins = opt("allow_origin", None) or options.get("allowed_origins", [])
+        host = str(opt("host", "127.0.0.1"))
+        guard, browser_tls = web_security(args, host, tuple(origins))
+        metrics = {
+            k: getattr(args, k) for k in ("device_filter", "sensor_filter", "max_string_length")
+        }
+        server = WebServer(
+            hub,
+            host,
+            int(opt("port", 8080)),
+            origins,
+            guard=guard,
+            ssl_context=browser_tls,
+            metrics=metrics,
+        )
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
-    origins = opt("allow_origin", None) or options.get("allowed_origins", [])
-    host = str(opt("host", "127.0.0.1"))
-    guard, browser_tls = web_security(args, host, tuple(origins))
-    server = WebServer(
-        hub, host, int(opt("port", 8080)), origins, guard=guard, ssl_context=browser_tls
-    )
     guard.announce(host)
     try:
         asyncio.run(run(server))

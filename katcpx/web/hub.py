@@ -94,6 +94,8 @@ def parse_device_spec(text: str, description: str = "") -> DeviceSpec:
     name, sep, address = text.strip().partition("=")
     if not sep:
         name, address = "", name
+    elif not name.strip():
+        raise ValueError(f"device {text!r}: empty name before '=' (write name=host:port)")
     host, colon, port_text = address.rpartition(":")
     if not colon:
         raise ValueError(f"device {text!r}: expected [name=]host:port")
@@ -245,6 +247,8 @@ class DeviceHub:
         Seconds before the first reconnection attempt after a device drops.
     ssl_context
         TLS context for the links to the devices (see :mod:`katcpx.tls`); plain TCP when None.
+    logger
+        Where the devices' connections log (default ``katcpx.web``).
     """
 
     def __init__(
@@ -254,6 +258,7 @@ class DeviceHub:
         request_timeout: float = 5.0,
         auto_reconnect_delay: float = 0.5,
         ssl_context: ssl.SSLContext | None = None,
+        logger: logging.Logger = log,
     ) -> None:
         self.specs: dict[str, DeviceSpec] = {}
         for spec in devices:
@@ -280,7 +285,7 @@ class DeviceHub:
                     "timeout": self.request_timeout,
                     "ssl_context": ssl_context,
                 },
-                logger=log,
+                logger=logger,
             )
         self._sinks: dict[Sink, set[tuple[str, str]]] = {}
         self._subs: dict[tuple[str, str], _Subscription] = {}

@@ -122,6 +122,17 @@ async def eventually(
     raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
 
 
+async def until_sensor(url: str, device: str, sensor: str) -> Scrape:
+    """Scrape `url` until `sensor` of `device` is reported (e.g. after a re-sync)."""
+
+    async def appeared() -> Scrape | None:
+        s = await fetch(url)
+        return s if sensor in s.sensors(device) else None
+
+    scrape: Scrape = await eventually(appeared, what=f"sensor {sensor} of {device}")
+    return scrape
+
+
 @dataclass
 class Web:
     device: Gadget
@@ -132,12 +143,29 @@ class Web:
         return self.web.url + "metrics"
 
 
-@pytest.fixture
-async def web() -> AsyncIterator[Web]:
+async def start_gadget() -> Gadget:
+    """A :class:`Gadget` on a free port, served on the running loop."""
     device = Gadget("127.0.0.1", 0)
     device.set_ioloop()
     device.start()
     await device.until_running(TIMEOUT)
+    return device
+
+
+@pytest.fixture
+async def gadget() -> AsyncIterator[Gadget]:
+    """A running :class:`Gadget`, stopped after the test."""
+    device = await start_gadget()
+    try:
+        yield device
+    finally:
+        device.stop()
+        await device.until_stopped(TIMEOUT)
+
+
+@pytest.fixture
+async def web() -> AsyncIterator[Web]:
+    device = await start_gadget()
     hub = DeviceHub([DeviceSpec("gadget", "127.0.0.1", device.bind_address[1])])
     server = WebServer(hub, "127.0.0.1", 0)
     await server.start()

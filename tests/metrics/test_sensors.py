@@ -15,7 +15,7 @@ from prometheus_client.openmetrics.parser import (
 from katcpx.metrics import SensorExporter
 from katcpx.sensor import Sensor
 
-from .conftest import TIMEOUT, Web, eventually, fetch, parse
+from .conftest import TIMEOUT, Web, fetch, parse, until_sensor
 
 DEV = {"device": "gadget"}
 
@@ -114,11 +114,7 @@ async def test_interface_changed_adds_and_removes_series(web: Web) -> None:
         Sensor.float("pressure", "Pressure", "Pa", default=101325.0, initial_status=Sensor.NOMINAL)
     )
 
-    async def appeared() -> object:
-        s = await fetch(web.metrics_url)
-        return s if "pressure" in s.sensors("gadget") else None
-
-    scrape = await eventually(appeared, what="the new sensor")
+    scrape = await until_sensor(web.metrics_url, "gadget", "pressure")
     assert scrape.value("katcp_sensor_value", sensor="pressure") == 101325.0
     units = [lab["units"] for lab, _ in scrape.samples("katcp_sensor_info", sensor="pressure")]
     assert units == ["Pa"]
