@@ -64,8 +64,8 @@ class ProtocolFlags:
     major: int
     minor: int
     flags: frozenset[str]
-    #: Flags announced by a peer that this version does not know (ignored; see
-    #: :meth:`parse_version`). Not part of equality or :func:`str`.
+    #: Flags announced by a peer that this version does not know (kept in :attr:`flags`
+    #: but acted on nowhere; see :meth:`parse_version`).
     unknown_flags: frozenset[str] = frozenset()
 
     def __init__(
@@ -90,9 +90,10 @@ class ProtocolFlags:
     def parse_version(cls, version_str: str | bytes) -> ProtocolFlags:
         """Parse a ``#version-connect katcp-protocol`` value such as ``5.1-BIMT``.
 
-        Flags this version of katcpx does not know are ignored (kept in
-        :attr:`unknown_flags`): spec rev 5.1 section 4.2 lets later protocol versions add
-        flags, and a client must still talk to such a server.
+        Flags this version of katcpx does not know are kept, as katcp-python keeps them
+        (:meth:`supports` answers for them), and also listed in :attr:`unknown_flags`; they
+        change nothing: spec rev 5.1 section 4.2 lets later protocol versions add flags, and
+        a client must still talk to such a server.
 
         Raises
         ------
@@ -109,10 +110,9 @@ class ProtocolFlags:
         if match is None:
             raise ValueError(f"invalid KATCP protocol version {text!r}: expected e.g. '5.1-BIMT'")
         chars = match.group(3) or ""
-        known = "".join(c for c in chars if c in cls.KNOWN_FLAGS)
         if len(set(chars)) != len(chars):
             raise ValueError(f"repeated protocol flag in {chars!r}")
-        flags = cls(int(match.group(1)), int(match.group(2)), known)
+        flags = cls(int(match.group(1)), int(match.group(2)), chars)
         flags.unknown_flags = frozenset(chars) - cls.KNOWN_FLAGS
         return flags
 
