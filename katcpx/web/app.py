@@ -11,7 +11,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from .hub import DeviceHub
+from .history import HistoryHandler
 from .rest import (
     DeviceHandler,
     DevicesHandler,
@@ -22,6 +22,7 @@ from .rest import (
     SensorHandler,
     SensorsHandler,
 )
+from .source import SensorSource
 from .ws import DeviceSocketHandler
 
 __all__ = ["STATIC_PATH", "WS_PATH", "WebServer", "make_app"]
@@ -43,7 +44,7 @@ class _IndexHandler(tornado.web.RequestHandler):
 
 
 def make_app(
-    hub: DeviceHub, allowed_origins: Sequence[str] = (), **settings: Any
+    hub: SensorSource, allowed_origins: Sequence[str] = (), **settings: Any
 ) -> tornado.web.Application:
     """Build the application serving `hub`.
 
@@ -71,6 +72,7 @@ def make_app(
         (rf"/api/devices/{_NAME}", DeviceHandler, kw),
         (rf"/api/devices/{_NAME}/sensors", SensorsHandler, kw),
         (rf"/api/devices/{_NAME}/sensors/{_NAME}", SensorHandler, kw),
+        (rf"/api/devices/{_NAME}/sensors/{_NAME}/history", HistoryHandler, kw),
         (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
         (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
     ]
@@ -98,7 +100,7 @@ class WebServer:
 
     def __init__(
         self,
-        hub: DeviceHub,
+        hub: SensorSource,
         host: str = "127.0.0.1",
         port: int = 8080,
         allowed_origins: Sequence[str] = (),

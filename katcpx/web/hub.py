@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from ..client import is_timeout_reply
 from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
+from .ring import RingHistory
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -238,6 +239,8 @@ class DeviceHub:
         device gives one.
     auto_reconnect_delay
         Seconds before the first reconnection attempt after a device drops.
+    history_size
+        Readings of each subscribed sensor kept in :attr:`history` (0: none).
     """
 
     def __init__(
@@ -246,6 +249,7 @@ class DeviceHub:
         strategy: Sequence[str | float] = DEFAULT_STRATEGY,
         request_timeout: float = 5.0,
         auto_reconnect_delay: float = 0.5,
+        history_size: int = 1000,
     ) -> None:
         self.specs: dict[str, DeviceSpec] = {}
         for spec in devices:
@@ -256,6 +260,8 @@ class DeviceHub:
         if not self.strategy:
             raise ValueError("empty sampling strategy")
         self.request_timeout = float(request_timeout)
+        #: Recent readings of subscribed sensors, for the history endpoint.
+        self.history = RingHistory(history_size)
         self._resources: dict[str, KATCPClientResource] = {}
         for spec in self.specs.values():
             self._resources[spec.name] = KATCPClientResource(
@@ -598,6 +604,7 @@ class DeviceHub:
                 if sensor is not sub.obj or sub.waiting:
                     # First reading since (re)connecting: the meta goes out before it.
                     self._bind(sub, sensor)
+                self.history.record(sub.device, sub.sensor, reading)
                 # Serialised once for all subscribers; the key lets a slow socket keep
                 # only the newest reading of each sensor.
                 text = dumps(self.reading_message(sub.device, sensor))

@@ -8,7 +8,8 @@ from typing import Any
 import tornado.web
 
 from .._version import __version__
-from .hub import DeviceHub, HubError, dumps, jsonable
+from .hub import HubError, dumps, jsonable
+from .source import SensorSource
 
 __all__ = [
     "DeviceHandler",
@@ -81,7 +82,7 @@ def parse_parameters(doc: str) -> list[dict[str, Any]]:
     return params
 
 
-def sensor_info(hub: DeviceHub, device: str, sensor: Any) -> dict[str, Any]:
+def sensor_info(hub: SensorSource, device: str, sensor: Any) -> dict[str, Any]:
     """A sensor's description and its latest known reading (``received`` 0: none yet)."""
     reading = sensor.reading
     return {
@@ -116,9 +117,9 @@ def request_info(device: str, request: Any) -> dict[str, Any]:
 class _JSONHandler(tornado.web.RequestHandler):
     """Base: JSON bodies, JSON errors, hub errors mapped to HTTP statuses."""
 
-    hub: DeviceHub
+    hub: SensorSource
 
-    def initialize(self, hub: DeviceHub) -> None:
+    def initialize(self, hub: SensorSource) -> None:
         """Called by tornado with the handler's keyword arguments from the application."""
         self.hub = hub
 

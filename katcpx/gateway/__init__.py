@@ -1,0 +1,12 @@
+"""katcpx-gateway: one KATCP subscription per sensor, fanned out to any number of readers
+through Redis (see ``docs/scale-out.md``).
+
+Needs the ``redis`` extra (``pip install 'katcpx[redis]'``). The key layout it writes is in
+:mod:`katcpx.web.redis_keys`; ``katcpx-web --redis URL`` reads it.
+"""
+
+from .control import ControlPolicy, ControlRequest, ControlServer
+from .service import Gateway
+from .writer import RedisWriter
+
+__all__ = ["ControlPolicy", "ControlRequest", "ControlServer", "Gateway", "RedisWriter"]
