@@ -29,6 +29,9 @@ __all__ = ["build_parser", "main", "run"]
 
 log = logging.getLogger("katcpx.gateway")
 
+#: Redis of the gateway unless told otherwise.
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
 
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:
@@ -53,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("devices", nargs="*", metavar="DEVICE", help="a device as [name=]host:port")
     p.add_argument("-c", "--config", type=Path, help="katcpx-web's JSON or TOML config file")
     p.add_argument(
-        "--redis", default="redis://127.0.0.1:6379/0", help="Redis URL (default %(default)s)"
+        "--redis",
+        default=None,
+        metavar="URL",
+        help=f"Redis URL (or 'redis' in the config; default {DEFAULT_URL})",
     )
     p.add_argument("--prefix", default=DEFAULT_PREFIX, help="key prefix (default %(default)s)")
     p.add_argument(
@@ -144,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategy = strategy_from(float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0)))
         gateway = Gateway(
             specs,
-            args.redis,
+            str(opt("redis", DEFAULT_URL)),
             prefix=args.prefix,
             strategy=strategy,
             sensors=args.sensors,

@@ -119,7 +119,8 @@ class ControlServer:
         policy: ControlPolicy | None = None,
         pop_timeout: float = 1.0,
     ) -> None:
-        self.redis = redis
+        # Any: redis-py types replies as bytes-or-str unions; decode_responses is off here.
+        self.redis: Any = redis
         self.keys = keys
         self.hub = hub
         self.policy = policy
@@ -189,6 +190,11 @@ class ControlServer:
                     request.device, request.name, request.args, request.timeout
                 )
         except HubError as exc:
-            return {"ok": False, "code": exc.code, "error": str(exc), "http_status": exc.http_status}
+            return {
+                "ok": False,
+                "code": exc.code,
+                "error": str(exc),
+                "http_status": exc.http_status,
+            }
         self.answered += 1
         return {"ok": True, "result": result}

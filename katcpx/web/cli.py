@@ -27,6 +27,7 @@ from typing import Any
 from .._version import __version__
 from .app import WebServer
 from .hub import DeviceHub, DeviceSpec, parse_device_spec
+from .source import SensorSource
 
 __all__ = ["build_parser", "load_config", "main", "run", "strategy_from"]
 
@@ -41,6 +42,7 @@ _CONFIG_KEYS = {
     "timeout",
     "allowed_origins",
     "log_level",
+    "redis",
 }
 
 
@@ -90,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="another browser origin allowed to open the websocket ('*' for any)",
     )
     p.add_argument("--log-level", default=None, help="logging level (default INFO)")
+    p.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="serve from the Redis a katcpx-gateway writes to, instead of connecting to "
+        "devices (docs/scale-out.md)",
+    )
     p.add_argument("--version", action="version", version=f"katcpx-web {__version__}")
     return p
 
@@ -204,6 +213,23 @@ async def run(server: WebServer, stop: asyncio.Event | None = None) -> None:
         await server.stop()
 
 
+def redis_source(
+    parser: argparse.ArgumentParser, url: str, devices: list[str], timeout: float
+) -> SensorSource:
+    """The ``--redis`` source (imported only then: it needs the ``redis`` extra).
+
+    The devices are the gateway's: those of a shared config file are left to it, and
+    devices on the command line are an error.
+    """
+    if devices:
+        parser.error("--redis serves the gateway's devices: give the devices to katcpx-gateway")
+    try:
+        from .redis_source import RedisSource
+    except ImportError as exc:
+        parser.error(f"--redis needs redis-py (the 'redis' extra): {exc}")
+    return RedisSource(url, request_timeout=timeout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-web``; returns the exit status."""
     parser = build_parser()
@@ -225,11 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=str(opt("log_level", "INFO")).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not specs:
+    redis_url = opt("redis", None)
+    if not specs and not redis_url:
         parser.error("no devices: give [name=]host:port arguments or --config")
+    hub: SensorSource
     try:
-        strategy = strategy_from(float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0)))
-        hub = DeviceHub(specs, strategy, request_timeout=float(opt("timeout", 5.0)))
+        if redis_url:
+            hub = redis_source(parser, str(redis_url), args.devices, float(opt("timeout", 5.0)))
+        else:
+            strategy = strategy_from(
+                float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0))
+            )
+            hub = DeviceHub(specs, strategy, request_timeout=float(opt("timeout", 5.0)))
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     origins = opt("allow_origin", None) or options.get("allowed_origins", [])

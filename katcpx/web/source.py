@@ -28,8 +28,13 @@ class SensorSource(Protocol):
     subclasses.
     """
 
-    strategy: tuple[str, ...]
-    history: HistoryStore
+    @property
+    def strategy(self) -> tuple[str, ...]:
+        """The sampling strategy subscriptions get."""
+
+    @property
+    def history(self) -> HistoryStore:
+        """Where history queries are answered."""
 
     @property
     def device_names(self) -> list[str]:
