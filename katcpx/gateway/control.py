@@ -129,6 +129,7 @@ class ControlServer:
         self.answered = 0
         self.refused = 0
         self._task: asyncio.Future[None] | None = None
+        self._stopping = False
         self._running: set[asyncio.Future[Any]] = set()
 
     def start(self) -> None:
@@ -138,14 +139,18 @@ class ControlServer:
 
     async def stop(self) -> None:
         """Stop popping; requests being run are cancelled."""
+        self._stopping = True
         tasks = [t for t in (self._task, *self._running) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: redis-py may swallow a cancellation landing inside one of its calls;
+            # the flag ends the loop at its next pop then.
+            await asyncio.wait(tasks, timeout=self.pop_timeout + 1.0)
         self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 popped = await self.redis.brpop([self.keys.control], timeout=self.pop_timeout)
             except (RedisError, OSError):

@@ -135,6 +135,7 @@ class RedisWriter:
         self._commands: list[tuple[Any, ...]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Future[None] | None = None
+        self._stopping = False
         self._dropped_reported = 0
         self._script = redis.register_script(APPEND_SCRIPT)
 
@@ -175,16 +176,22 @@ class RedisWriter:
                 await asyncio.wait_for(self._flush(), flush_timeout)
             except (RedisError, OSError, asyncio.TimeoutError):
                 pass
+        self._stopping = True
+        self._wake.set()
         self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        # Bounded: redis-py may swallow a cancellation that lands inside one of its calls;
+        # the flag above ends the loop then.
+        await asyncio.wait([self._task], timeout=flush_timeout)
         self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             if not self.connected:
                 await self._reconnect()
             await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self._flush()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
@@ -201,13 +208,15 @@ class RedisWriter:
                 log.error("Redis refused a batch of writes: %s", exc)
 
     async def _reconnect(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.redis.ping()
             except (RedisError, OSError):
                 await asyncio.sleep(self.retry_interval)
                 continue
             break
+        if self._stopping:
+            return
         self.connected = True
         self._commands.clear()  # stale: on_connect rewrites the state
         lost = self.dropped - self._dropped_reported

@@ -212,6 +212,7 @@ class RedisSource:
         self._sinks: dict[Sink, set[tuple[str, str]]] = {}
         self._tasks: list[asyncio.Future[None]] = []
         self._loaded = asyncio.Event()
+        self._stopping = False
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -225,9 +226,13 @@ class RedisSource:
 
     async def stop(self) -> None:
         """Stop following Redis and forget every subscription."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # Bounded: redis-py may swallow a cancellation landing inside one of its calls;
+            # the flag ends each loop at its next turn then.
+            await asyncio.wait(self._tasks, timeout=self.check_interval + 2.0)
         self._tasks = []
         self._subs.clear()
         self._sinks.clear()
@@ -239,7 +244,7 @@ class RedisSource:
 
     async def _watch(self) -> None:
         """Follow the gateway's heartbeat and the device list."""
-        while True:
+        while not self._stopping:
             try:
                 raw = await self.redis.get(self.keys.gateway)
                 state = "up" if raw is not None else "down"
@@ -306,7 +311,7 @@ class RedisSource:
 
     async def _read(self) -> None:
         """Follow every device stream; push each reading to its subscribers."""
-        while True:
+        while not self._stopping:
             streams = {self.keys.readings(d): self._last_ids[d] for d in self._last_ids}
             if not streams:
                 await asyncio.sleep(self.check_interval)
@@ -336,7 +341,7 @@ class RedisSource:
 
     async def _listen(self) -> None:
         """Follow the gateway's published device states and interface changes."""
-        while True:
+        while not self._stopping:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.keys.events)

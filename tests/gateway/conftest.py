@@ -7,9 +7,11 @@ real commands in subprocesses (to kill them as a crash would).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -135,3 +137,25 @@ async def until_synced(ws: Any, device: str) -> None:
     if any(d["device"] == device and d["synced"] for d in ws.hello["devices"]):
         return
     await ws.expect(lambda m: m["type"] == "device" and m["device"] == device and m["synced"])
+
+
+async def wait_until(condition: Any, timeout: float = TIMEOUT, what: str = "condition") -> None:
+    """Poll `condition()` (every 20 ms) until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {condition}")
+        await asyncio.sleep(0.02)
+
+
+class Collector:
+    """A sink (as a websocket is) that keeps every message it is pushed."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def push(self, text: str, key: Any = None) -> None:
+        self.messages.append(json.loads(text))
+
+    def updates(self, sensor: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == "update" and m["sensor"] == sensor]
