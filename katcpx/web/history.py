@@ -36,9 +36,9 @@ class HistoryStore(Protocol):
     async def query(
         self, device: str, sensor: str, since: float, until: float, limit: int
     ) -> list[dict[str, Any]]:
-        """Readings of a sensor with ``since <= timestamp <= until``, oldest first.
+        """Readings of a sensor with ``since <= timestamp <= until``, in timestamp order.
 
-        At most `limit` readings, the newest ones of the range. Each reading is a dict with
+        At most `limit` readings: the latest to arrive in the range. Each reading is a dict with
         ``timestamp``, ``value``, ``status`` and ``received``.
         """
 

@@ -161,7 +161,7 @@ class RedisHistory:
                 high = "(" + entries[-1][0].decode()
         except (RedisError, OSError) as exc:
             raise GatewayUnavailable(f"Redis unreachable: {exc}") from None
-        found.reverse()
+        found.sort(key=lambda r: r["timestamp"])  # arrival order may differ
         return found
 
 

@@ -43,6 +43,7 @@ class RingHistory:
         """See :meth:`katcpx.web.history.HistoryStore.query` (values as the sensor holds them)."""
         ring = self._rings.get((device, sensor), ())
         found = [r for r in ring if since <= r[0] <= until][-limit:] if limit > 0 else []
+        found.sort(key=lambda r: r[0])  # arrival order may differ from timestamp order
         return [
             {"timestamp": t, "value": v, "status": st, "received": rx} for t, v, st, rx in found
         ]
