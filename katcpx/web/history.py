@@ -18,6 +18,7 @@ from .hub import HubError, dumps, jsonable
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "OPENAPI_PATH",
     "HistoryHandler",
     "HistoryStore",
     "MAX_LIMIT",
@@ -28,6 +29,43 @@ __all__ = [
 DEFAULT_LIMIT = 1000
 #: Most readings one query returns.
 MAX_LIMIT = 100_000
+
+
+def _query(name: str, description: str, kind: str = "number") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": kind},
+    }
+
+
+#: The endpoint's entry in the OpenAPI document (see :func:`katcpx.web.rest.openapi_document`).
+OPENAPI_PATH: dict[str, Any] = {
+    "get": {
+        "summary": "Readings of a sensor in a time range (ring buffer, or Redis streams)",
+        "operationId": "sensorHistory",
+        "parameters": [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in ("device", "sensor")
+        ]
+        + [
+            _query("since", "Earliest reading timestamp (s since the Unix epoch)"),
+            _query("until", "Latest reading timestamp (s since the Unix epoch)"),
+            _query("limit", f"Most readings, the latest (default {DEFAULT_LIMIT})", "integer"),
+        ],
+        "responses": {
+            "200": {
+                "description": "{device, sensor, source, readings: [{timestamp, value, "
+                "status, received}]} in timestamp order"
+            },
+            "400": {"description": "Bad parameter"},
+            "404": {"description": "Unknown device or sensor"},
+            "503": {"description": "Device not synced, or Redis unreachable"},
+        },
+    }
+}
 
 
 class HistoryStore(Protocol):

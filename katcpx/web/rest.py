@@ -8,6 +8,7 @@ from typing import Any
 import tornado.web
 
 from .._version import __version__
+from .history import OPENAPI_PATH as HISTORY_PATH
 from .hub import HubError, dumps, jsonable
 from .source import SensorSource
 
@@ -360,6 +361,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Sensor"), "The sensor and reading"), **err},
                 }
             },
+            "/api/devices/{device}/sensors/{sensor}/history": HISTORY_PATH,
             "/api/devices/{device}/requests": {
                 "get": {
                     "summary": "List a device's requests (from ?help)",
