@@ -181,7 +181,8 @@ class Gateway:
             self._mark_unreachable(name)
         self.writer.add_command("PUBLISH", self.keys.events, text)
 
-    def _listener(self, device: str) -> Any:
+    def reading_listener(self, device: str) -> Any:
+        """The sensor listener carrying `device`'s readings into Redis (one per device)."""
         listener = self._listeners.get(device)
         if listener is None:
             device_json = json.dumps(device)
@@ -213,7 +214,7 @@ class Gateway:
     def _carry(self, device: str) -> None:
         """(Re)bind to the device's sensor objects, write its interface, sample its sensors."""
         res = self.hub.resource(device)
-        listener = self._listener(device)
+        listener = self.reading_listener(device)
         carried = {s.name: s for s in self.hub.sensors(device) if self.pattern.search(s.name)}
         previous = self._carried.get(device, {})
         self._carried[device] = carried
