@@ -22,7 +22,7 @@ from typing import Any
 
 from ..resource import KATCPSensor, escape_name
 from ..web.hub import DEFAULT_STRATEGY, DeviceHub, DeviceSpec, sensor_meta
-from ..web.redis_keys import HEARTBEAT_INTERVAL, Keys, update_text, value_json
+from ..web.redis_keys import GATEWAY_TTL, HEARTBEAT_INTERVAL, Keys, update_text, value_json
 from .control import ControlPolicy, ControlServer
 from .writer import RedisWriter, connect
 
@@ -159,12 +159,15 @@ class Gateway:
         }
 
     async def _beat(self) -> None:
-        ttl_ms = max(int(self.heartbeat_interval * 3000), 1000)
         while True:
-            self.writer.add_command(
-                "SET", self.keys.gateway, json.dumps(self.status()), "PX", ttl_ms
-            )
+            self._write_heartbeat()
             await asyncio.sleep(self.heartbeat_interval)
+
+    def _write_heartbeat(self) -> None:
+        ttl = max(GATEWAY_TTL, 3 * self.heartbeat_interval)
+        self.writer.add_command(
+            "SET", self.keys.gateway, json.dumps(self.status()), "PX", int(ttl * 1000)
+        )
 
     # -- devices -----------------------------------------------------------------------------
 
@@ -316,10 +319,4 @@ class Gateway:
                 ]
             if values:
                 self.writer.add_command("HSET", self.keys.values(name), *values)
-        self.writer.add_command(
-            "SET",
-            self.keys.gateway,
-            json.dumps(self.status()),
-            "PX",
-            max(int(self.heartbeat_interval * 3000), 1000),
-        )
+        self._write_heartbeat()

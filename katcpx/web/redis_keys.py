@@ -44,8 +44,9 @@ __all__ = [
 
 #: Prefix of every key unless configured.
 DEFAULT_PREFIX = "katcpx"
-#: Seconds after which the gateway's heartbeat key expires unless refreshed.
-GATEWAY_TTL = 3.0
+#: Seconds after which the gateway's heartbeat key expires unless refreshed: several
+#: heartbeats, so that a gateway busy for a moment is not taken for gone.
+GATEWAY_TTL = 5.0
 #: Seconds between the gateway's heartbeats.
 HEARTBEAT_INTERVAL = 1.0
 

@@ -47,6 +47,8 @@ log = logging.getLogger("katcpx.web")
 
 #: Seconds a control request may wait beyond its own timeout for the gateway's answer.
 CONTROL_GRACE = 2.0
+#: Seconds a Redis call may take before Redis counts as unreachable.
+WATCH_TIMEOUT = 5.0
 #: Entries read per XREAD / XREVRANGE call.
 READ_COUNT = 5000
 #: Seconds by which stream ids (gateway receive time) may lead reading timestamps.
@@ -196,8 +198,10 @@ class RedisSource:
         self.request_timeout = request_timeout
         self.principal = principal
         # Any: redis-py types replies as bytes-or-str unions; decode_responses is off here.
+        # No socket timeout: control replies are awaited with BRPOP for as long as the
+        # request may take; every call that must not hang has its own asyncio timeout.
         self.redis: Any = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0)
+            url, socket_connect_timeout=2.0, socket_timeout=None, retry=Retry(NoBackoff(), 0)
         )
         self.history = RedisHistory(self.redis, self.keys)
         self.strategy: tuple[str, ...] = DEFAULT_STRATEGY
@@ -246,7 +250,7 @@ class RedisSource:
         """Follow the gateway's heartbeat and the device list."""
         while not self._stopping:
             try:
-                raw = await self.redis.get(self.keys.gateway)
+                raw = await asyncio.wait_for(self.redis.get(self.keys.gateway), WATCH_TIMEOUT)
                 state = "up" if raw is not None else "down"
                 if raw is not None:
                     status = json.loads(raw)
@@ -255,7 +259,7 @@ class RedisSource:
                 for text in devices.values():
                     await self._device_update(json.loads(text), force_load=state != self.gateway)
                 self._loaded.set()
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
                 state = "redis unreachable"
                 error = f"Redis at {self.url} is unreachable: {exc}"
             else:
@@ -318,12 +322,13 @@ class RedisSource:
                 continue
             by_stream = {self.keys.readings(d).encode(): d for d in self._last_ids}
             try:
-                result = await self.redis.xread(
-                    streams,
-                    count=READ_COUNT,
-                    block=int(self.check_interval * 1000),
+                result = await asyncio.wait_for(
+                    self.redis.xread(
+                        streams, count=READ_COUNT, block=int(self.check_interval * 1000)
+                    ),
+                    self.check_interval + WATCH_TIMEOUT,
                 )
-            except (RedisError, OSError):
+            except (RedisError, OSError, asyncio.TimeoutError):
                 await asyncio.sleep(self.check_interval)  # _watch reports it
                 continue
             for stream, entries in result or ():
@@ -572,7 +577,10 @@ class RedisSource:
             if not await self.redis.exists(self.keys.gateway):
                 raise GatewayUnavailable(f"no katcpx-gateway is writing to Redis at {self.url}")
             await self.redis.lpush(self.keys.control, text)
-            popped = await self.redis.brpop([reply_key], timeout=timeout + CONTROL_GRACE)
+            popped = await asyncio.wait_for(
+                self.redis.brpop([reply_key], timeout=timeout + CONTROL_GRACE),
+                timeout + CONTROL_GRACE + WATCH_TIMEOUT,
+            )
             if popped is None:
                 taken = not await self.redis.lrem(self.keys.control, 1, text)
                 raise GatewayUnavailable(
@@ -581,8 +589,8 @@ class RedisSource:
                     if taken
                     else f"no katcpx-gateway took the request within {timeout + CONTROL_GRACE} s"
                 )
-        except (RedisError, OSError) as exc:
-            raise GatewayUnavailable(f"Redis at {self.url} is unreachable: {exc}") from None
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            raise GatewayUnavailable(f"Redis at {self.url} is unreachable: {exc!r}") from None
         answer = json.loads(popped[1])
         if not answer.get("ok"):
             raise RemoteError(
