@@ -73,8 +73,8 @@ async def listener_to_redis(
     return readings / elapsed, stored, readings / cpu, readings / redis_cpu
 
 
-def run_device(port: int, sensors: int, ready: multiprocessing.Event, go: multiprocessing.Event):
-    """A device with `sensors` float sensors; on `go`, 50 rounds changing every one."""
+async def start_many(port: int, sensors: int):
+    """A katcpx device on `port` with `sensors` float sensors ``s.0000``...; it and them."""
     from katcpx import DeviceServer, Sensor
 
     class Many(DeviceServer):
@@ -85,16 +85,22 @@ def run_device(port: int, sensors: int, ready: multiprocessing.Event, go: multip
             for i in range(sensors):
                 self.add_sensor(Sensor.float(f"s.{i:04d}", "a sensor", "", default=0.0))
 
+    server = Many("127.0.0.1", port)
+    server.set_concurrency_options(handler_thread=False)
+    server.set_ioloop()
+    server.start()
+    await server.until_running()
+    return server, [server.get_sensor(f"s.{i:04d}") for i in range(sensors)]
+
+
+def run_device(port: int, sensors: int, ready: multiprocessing.Event, go: multiprocessing.Event):
+    """A device with `sensors` float sensors; on `go`, 50 rounds changing every one."""
+
     async def main():
-        server = Many("127.0.0.1", port)
-        server.set_concurrency_options(handler_thread=False)
-        server.set_ioloop()
-        server.start()
-        await server.until_running()
+        _server, objs = await start_many(port, sensors)
         ready.set()
         while not go.is_set():
             await asyncio.sleep(0.01)
-        objs = [server.get_sensor(f"s.{i:04d}") for i in range(sensors)]
         for r in range(1, 51):
             for s in objs:
                 s.set_value(float(r))

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "gateway"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_gateway import cpu_seconds  # noqa: E402
+from bench_gateway import cpu_seconds, start_many  # noqa: E402
 from redis_server import RedisServer, free_port  # noqa: E402
 
 from katcpx.client import AsyncClient  # noqa: E402
@@ -48,24 +48,10 @@ SENSORS = 1000
 
 def run_device(port: int, rate: float, go, stop, ready) -> None:
     """The device: SENSORS float sensors; between `go` and `stop`, `rate` changes a second."""
-    from katcpx import DeviceServer, Sensor
-
-    class Many(DeviceServer):
-        VERSION_INFO = ("many", 1, 0)
-        BUILD_INFO = ("many", 1, 0, "")
-
-        def setup_sensors(self):
-            for i in range(SENSORS):
-                self.add_sensor(Sensor.float(f"s.{i:04d}", "a sensor", "", default=0.0))
 
     async def main():
-        server = Many("127.0.0.1", port)
-        server.set_concurrency_options(handler_thread=False)
-        server.set_ioloop()
-        server.start()
-        await server.until_running()
+        _server, objs = await start_many(port, SENSORS)
         ready.set()
-        objs = [server.get_sensor(f"s.{i:04d}") for i in range(SENSORS)]
         n = 0
         while not stop.is_set():
             if not go.is_set():
@@ -105,6 +91,18 @@ async def start(*argv: str, expect: str) -> tuple[asyncio.subprocess.Process, st
 
     asyncio.ensure_future(drain())
     return proc, line
+
+
+async def start_webs(procs: list, *source: str) -> list[int]:
+    """Four katcpx-web instances serving `source` on free ports; their ports."""
+    ports = []
+    for _ in range(4):
+        web, line = await start(
+            "-m", "katcpx.web", *source, "--port", "0", "--log-level", "WARNING", expect="serving"
+        )
+        procs.append(web)
+        ports.append(int(re.search(r":(\d+)/", line).group(1)))  # type: ignore[union-attr]
+    return ports
 
 
 class Subscriber:
@@ -210,21 +208,7 @@ async def main() -> int:
                 expect="carrying",
             )
             procs.append(gw)
-            webs = []
-            for _ in range(4):
-                web, line = await start(
-                    "-m",
-                    "katcpx.web",
-                    "--redis",
-                    redis.url,
-                    "--port",
-                    "0",
-                    "--log-level",
-                    "WARNING",
-                    expect="serving",
-                )
-                procs.append(web)
-                webs.append(int(re.search(r":(\d+)/", line).group(1)))  # type: ignore[union-attr]
+            webs = await start_webs(procs, "--redis", redis.url)
             for count in (1, 4):
                 results.append(
                     await scenario(
@@ -235,20 +219,7 @@ async def main() -> int:
                 proc.terminate()
                 await proc.wait()
             procs.clear()
-            direct = []
-            for _ in range(4):
-                web, line = await start(
-                    "-m",
-                    "katcpx.web",
-                    f"many=127.0.0.1:{device_port}",
-                    "--port",
-                    "0",
-                    "--log-level",
-                    "WARNING",
-                    expect="serving",
-                )
-                procs.append(web)
-                direct.append(int(re.search(r":(\d+)/", line).group(1)))  # type: ignore[union-attr]
+            direct = await start_webs(procs, f"many=127.0.0.1:{device_port}")
             results.append(await scenario("direct x4", direct, device.pid, device_port, args, go))
         finally:
             for proc in procs:
