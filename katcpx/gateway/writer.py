@@ -146,13 +146,14 @@ class RedisWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Future[None] | None = None
         self._stopping = False
+        self._in_flight = 0
         self._dropped_reported = 0
         self._script = redis.register_script(APPEND_SCRIPT)
 
     @property
     def buffered(self) -> int:
-        """Readings waiting to be written."""
-        return len(self._queue)
+        """Readings not yet written: queued, or in a pipeline Redis has not answered."""
+        return len(self._queue) + self._in_flight
 
     def add_reading(self, device: str, sensor: str, text: str) -> None:
         """Queue one reading: `text` is its ``update`` message (JSON)."""
@@ -273,6 +274,7 @@ class RedisWriter:
                         "\n".join(x for kv in latest.items() for x in kv) + "\n",
                     ]
                     await self._script(keys=keys, args=args, client=pipe)
+            self._in_flight = len(batch)
             try:
                 await pipe.execute()
             except (RedisConnectionError, RedisTimeoutError, OSError):
@@ -283,6 +285,8 @@ class RedisWriter:
                     batch = batch[len(batch) - max(room, 0) :]
                 queue.extendleft(reversed(batch))
                 raise
+            finally:
+                self._in_flight = 0
             self.written += len(batch)
 
     def stats(self) -> dict[str, int]:

@@ -18,10 +18,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from web.conftest import WS as BaseWS
 
 from .redis_server import REDIS_SERVER, RedisServer
 
-TIMEOUT = 10.0
+TIMEOUT = 30.0  # waits end as soon as their event comes; generous for a loaded machine
 ROOT = Path(__file__).resolve().parents[2]
 
 if REDIS_SERVER is None:  # pragma: no cover - CI installs it (.ci/run)
@@ -159,3 +160,13 @@ class Collector:
 
     def updates(self, sensor: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == "update" and m["sensor"] == sensor]
+
+
+class WS(BaseWS):
+    """The web tests' websocket client, with this directory's longer default waits."""
+
+    async def expect(self, pred: Any, timeout: float = TIMEOUT) -> dict[str, Any]:
+        return await super().expect(pred, timeout)
+
+    async def request(self, obj: dict[str, Any], timeout: float = TIMEOUT) -> dict[str, Any]:
+        return await super().request(obj, timeout)

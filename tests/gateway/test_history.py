@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 
-from web.conftest import WS, http, start_device, start_web, stop_device
+from web.conftest import http, start_device, start_web, stop_device
 
 from katcpx.gateway import Gateway
 from katcpx.web import WebServer
 from katcpx.web.hub import DeviceSpec
 from katcpx.web.redis_source import RedisSource
 
-from .conftest import TIMEOUT, wait_until
+from .conftest import TIMEOUT, WS, wait_until
 
 
 async def known_readings(device, t0: float, arrived) -> list[tuple[float, float]]:

@@ -6,11 +6,11 @@ import asyncio
 import time
 
 import pytest
-from web.conftest import WS, http, start_device, stop_device
+from web.conftest import http, start_device, stop_device
 
 from katcpx.client import AsyncClient
 
-from .conftest import TIMEOUT, Program, start_gateway, start_site, start_web_redis, until_synced
+from .conftest import TIMEOUT, WS, Program, start_gateway, start_site, start_web_redis, until_synced
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +141,7 @@ async def test_gateway_killed_is_reported_and_recovered(redis_server, programs):
                 {"action": "set", "device": "thermo", "request": "set-temp", "args": [30]}
             )
             assert reply["type"] == "error" and reply["code"] == "gateway_unavailable", reply
-            assert time.monotonic() - started < 2.0
+            assert time.monotonic() - started < 5.0  # no request timeout, no hang
             status, body = await http(web, "/api/devices/thermo")
             assert body["gateway"] == "down" and body["state"] == "disconnected"
             status, body = await http(web, "/api/devices/thermo/requests/set-temp", "POST", [30])
