@@ -5,6 +5,11 @@ Needs the ``redis`` extra (``pip install 'katcpx[redis]'``). The key layout it w
 :mod:`katcpx.web.redis_keys`; ``katcpx-web --redis URL`` reads it.
 """
 
+try:
+    import redis.asyncio  # noqa: F401
+except ImportError as exc:  # pragma: no cover - the 'redis' extra is part of 'test'
+    raise ImportError("katcpx.gateway needs redis-py: pip install 'katcpx[redis]'") from exc
+
 from .control import ControlPolicy, ControlRequest, ControlServer
 from .service import Gateway
 from .writer import RedisWriter
