@@ -164,7 +164,12 @@ def test_one_machine(runner: Runner) -> None:
     runner.until_synced("8080", "psu")
     runner.until_synced("8081", "psu")
     post, history = commands(requests)
-    answer = json.loads(runner.run(post))
+    deadline = time.monotonic() + WAIT
+    while True:  # a starved machine may time the request out: the command is run again
+        answer = json.loads(runner.run(post))
+        if answer.get("code") != "gateway_unavailable" and answer.get("status") != "timeout":
+            break
+        assert time.monotonic() < deadline, answer
     assert answer.get("ok") and answer["reply"] == ["12.5"], answer
     deadline = time.monotonic() + WAIT
     while True:
