@@ -214,7 +214,11 @@ async def run(server: WebServer, stop: asyncio.Event | None = None) -> None:
 
 
 def redis_source(
-    parser: argparse.ArgumentParser, url: str, devices: list[str], timeout: float
+    parser: argparse.ArgumentParser,
+    url: str,
+    devices: list[str],
+    timeout: float,
+    strategy_given: bool = False,
 ) -> SensorSource:
     """The ``--redis`` source (imported only then: it needs the ``redis`` extra).
 
@@ -223,6 +227,8 @@ def redis_source(
     """
     if devices:
         parser.error("--redis serves the gateway's devices: give the devices to katcpx-gateway")
+    if strategy_given:
+        parser.error("with --redis the gateway samples: give --min-interval to katcpx-gateway")
     try:
         from .redis_source import RedisSource
     except ImportError as exc:
@@ -257,7 +263,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     hub: SensorSource
     try:
         if redis_url:
-            hub = redis_source(parser, str(redis_url), args.devices, float(opt("timeout", 5.0)))
+            given = args.min_interval is not None or args.max_interval is not None
+            hub = redis_source(
+                parser,
+                url=str(redis_url),
+                devices=args.devices,
+                timeout=float(opt("timeout", 5.0)),
+                strategy_given=given,
+            )
         else:
             strategy = strategy_from(
                 float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0))

@@ -175,8 +175,15 @@ async def test_no_gateway_at_all_is_a_clear_error(redis_server, programs):
         ws.close()
 
 
-async def test_web_commands_reject_mixed_usage(redis_server):
-    prog = Program("katcpx.web", "--redis", redis_server.url, "a=:1")
+@pytest.mark.parametrize(
+    "extra, error",
+    [
+        (["a=:1"], b"give the devices to katcpx-gateway"),
+        (["--min-interval", "0.5"], b"give --min-interval to katcpx-gateway"),
+    ],
+)
+async def test_web_commands_reject_mixed_usage(redis_server, extra, error):
+    prog = Program("katcpx.web", "--redis", redis_server.url, *extra)
     proc = await asyncio.create_subprocess_exec(*prog.argv, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    assert proc.returncode == 2 and b"give the devices to katcpx-gateway" in err
+    assert proc.returncode == 2 and error in err, err
