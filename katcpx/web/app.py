@@ -14,7 +14,7 @@ import tornado.web
 
 from ..metrics.web import metrics_route
 from .auth import OPEN, Guard
-from .hub import DeviceHub
+from .history import HistoryHandler
 from .rest import (
     DeviceHandler,
     DevicesHandler,
@@ -25,6 +25,7 @@ from .rest import (
     SensorHandler,
     SensorsHandler,
 )
+from .source import SensorSource
 from .ws import DeviceSocketHandler
 
 __all__ = ["STATIC_PATH", "WS_PATH", "WebServer", "make_app"]
@@ -46,7 +47,7 @@ class _IndexHandler(tornado.web.RequestHandler):
 
 
 def make_app(
-    hub: DeviceHub,
+    hub: SensorSource,
     allowed_origins: Sequence[str] = (),
     guard: Guard | None = None,
     metrics: Mapping[str, Any] | None = None,
@@ -83,6 +84,7 @@ def make_app(
         (rf"/api/devices/{_NAME}", DeviceHandler, kw),
         (rf"/api/devices/{_NAME}/sensors", SensorsHandler, kw),
         (rf"/api/devices/{_NAME}/sensors/{_NAME}", SensorHandler, kw),
+        (rf"/api/devices/{_NAME}/sensors/{_NAME}/history", HistoryHandler, kw),
         (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
         (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
         metrics_route(
@@ -116,7 +118,7 @@ class WebServer:
 
     def __init__(
         self,
-        hub: DeviceHub,
+        hub: SensorSource,
         host: str = "127.0.0.1",
         port: int = 8080,
         allowed_origins: Sequence[str] = (),

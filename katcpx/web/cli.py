@@ -35,6 +35,7 @@ from .app import WebServer
 from .auth import add_web_security_arguments, device_tls, web_security
 from .hub import DeviceHub, DeviceSpec, parse_device_spec
 from .messages import listen_error
+from .source import SensorSource
 
 __all__ = ["build_parser", "load_config", "main", "run", "strategy_from"]
 
@@ -49,6 +50,7 @@ _CONFIG_KEYS = {
     "timeout",
     "allowed_origins",
     "log_level",
+    "redis",
 }
 
 
@@ -104,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_web_security_arguments(p)
     p.add_argument("--log-level", type=log_level, default=None, help="logging level (default INFO)")
     add_metrics_options(p)
+    p.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="serve from the Redis a katcpx-gateway writes to, instead of connecting to "
+        "devices (docs/scale-out.md)",
+    )
     p.add_argument("--version", action="version", version=f"katcpx-web {__version__}")
     return p
 
@@ -209,6 +218,29 @@ async def run(server: WebServer, stop: asyncio.Event | None = None) -> None:
             await server.stop()
 
 
+def redis_source(
+    parser: argparse.ArgumentParser,
+    url: str,
+    devices: list[str],
+    timeout: float,
+    strategy_given: bool = False,
+) -> SensorSource:
+    """The ``--redis`` source (imported only then: it needs the ``redis`` extra).
+
+    The devices are the gateway's: those of a shared config file are left to it, and
+    devices on the command line are an error.
+    """
+    if devices:
+        parser.error("--redis serves the gateway's devices: give the devices to katcpx-gateway")
+    if strategy_given:
+        parser.error("with --redis the gateway samples: give --min-interval to katcpx-gateway")
+    try:
+        from .redis_source import RedisSource
+    except ImportError as exc:
+        parser.error(f"--redis needs redis-py (the 'redis' extra): {exc}")
+    return RedisSource(url, request_timeout=timeout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-web``; returns the exit status."""
     parser = build_parser()
@@ -230,18 +262,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(log_level(str(opt("log_level", "INFO"))))
     except argparse.ArgumentTypeError as exc:
         parser.error(f"log_level: {exc}")
-    if not specs:
+    redis_url = opt("redis", None)
+    if not specs and not redis_url:
         parser.error("no devices: give [name=]host:port arguments or --config")
+    hub: SensorSource
     try:
-        strategy = strategy_from(float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0)))
         typed = opt("timeout", None)
-        hub = DeviceHub(
-            specs,
-            strategy,
-            request_timeout=float(5.0 if typed is None else typed),
-            ssl_context=device_tls(args),
-        )
-        hub.timeout_wins = typed is not None  # what the user typed beats device hints
+        if redis_url:
+            given = args.min_interval is not None or args.max_interval is not None
+            hub = redis_source(
+                parser,
+                url=str(redis_url),
+                devices=args.devices,
+                timeout=float(5.0 if typed is None else typed),
+                strategy_given=given,
+            )
+        else:
+            strategy = strategy_from(
+                float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0))
+            )
+            device_hub = DeviceHub(
+                specs,
+                strategy,
+                request_timeout=float(5.0 if typed is None else typed),
+                ssl_context=device_tls(args),
+            )
+            # What the user typed beats device hints.
+            device_hub.timeout_wins = typed is not None
+            hub = device_hub
         origins = opt("allow_origin", None) or options.get("allowed_origins", [])
         host = str(opt("host", "127.0.0.1"))
         guard, browser_tls = web_security(args, host, tuple(origins))

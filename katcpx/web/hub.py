@@ -25,6 +25,7 @@ from ..client_regex import ClientPattern, ClientRegexError, compile_client_regex
 from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
 from .freshness import freshness
+from .ring import RingHistory
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -249,6 +250,8 @@ class DeviceHub:
         TLS context for the links to the devices (see :mod:`katcpx.tls`); plain TCP when None.
     logger
         Where the devices' connections log (default ``katcpx.web``).
+    history_size
+        Readings of each subscribed sensor kept in :attr:`history` (0: none).
     """
 
     def __init__(
@@ -259,6 +262,7 @@ class DeviceHub:
         auto_reconnect_delay: float = 0.5,
         ssl_context: ssl.SSLContext | None = None,
         logger: logging.Logger = log,
+        history_size: int = 1000,
     ) -> None:
         self.specs: dict[str, DeviceSpec] = {}
         for spec in devices:
@@ -272,6 +276,8 @@ class DeviceHub:
         #: Whether :attr:`request_timeout` was chosen by the user: it then wins over the
         #: devices' request timeout hints, which otherwise take precedence.
         self.timeout_wins = False
+        #: Recent readings of subscribed sensors, for the history endpoint.
+        self.history = RingHistory(history_size)
         self._resources: dict[str, KATCPClientResource] = {}
         for spec in self.specs.values():
             self._resources[spec.name] = KATCPClientResource(
@@ -631,6 +637,7 @@ class DeviceHub:
                 if sensor is not sub.obj or sub.waiting:
                     # First reading since (re)connecting: the meta goes out before it.
                     self._bind(sub, sensor)
+                self.history.record(sub.device, sub.sensor, reading)
                 # Serialised once for all subscribers; the key lets a slow socket keep
                 # only the newest reading of each sensor.
                 text = dumps(self.reading_message(sub.device, sensor))

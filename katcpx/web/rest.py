@@ -10,7 +10,9 @@ import tornado.web
 
 from .._version import __version__
 from .auth import check_request_size, guard_of, loads
-from .hub import DeviceHub, HubError, dumps, jsonable
+from .history import OPENAPI_PATH as HISTORY_PATH
+from .hub import HubError, dumps, jsonable
+from .source import SensorSource
 
 __all__ = [
     "DeviceHandler",
@@ -83,7 +85,7 @@ def parse_parameters(doc: str) -> list[dict[str, Any]]:
     return params
 
 
-def sensor_info(hub: DeviceHub, device: str, sensor: Any) -> dict[str, Any]:
+def sensor_info(hub: SensorSource, device: str, sensor: Any) -> dict[str, Any]:
     """A sensor's description and its latest known reading (``received`` 0: none yet).
 
     ``age`` and ``stale`` say whether the reading is current (see :mod:`.freshness`).
@@ -127,9 +129,9 @@ REFRESH_LIMIT = 200
 class _JSONHandler(tornado.web.RequestHandler):
     """Base: JSON bodies, JSON errors, hub errors mapped to HTTP statuses."""
 
-    hub: DeviceHub
+    hub: SensorSource
 
-    def initialize(self, hub: DeviceHub) -> None:
+    def initialize(self, hub: SensorSource) -> None:
         """Called by tornado with the handler's keyword arguments from the application."""
         self.hub = hub
 
@@ -379,6 +381,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Sensor"), "The sensor and reading"), **err},
                 }
             },
+            "/api/devices/{device}/sensors/{sensor}/history": HISTORY_PATH,
             "/api/devices/{device}/requests": {
                 "get": {
                     "summary": "List a device's requests (from ?help)",

@@ -33,7 +33,8 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .._version import __version__
 from .auth import check_request_size, guard_of, loads
-from .hub import DeviceHub, HubError, dumps
+from .hub import HubError, dumps
+from .source import SensorSource
 
 __all__ = ["ACTIONS", "DeviceSocketHandler"]
 
@@ -61,9 +62,9 @@ class DeviceSocketHandler(WebSocketHandler):
     (older queued readings are replaced) instead of an ever growing backlog.
     """
 
-    hub: DeviceHub
+    hub: SensorSource
 
-    def initialize(self, hub: DeviceHub, allowed_origins: tuple[str, ...] = ()) -> None:
+    def initialize(self, hub: SensorSource, allowed_origins: tuple[str, ...] = ()) -> None:
         """Called by tornado with the handler's keyword arguments from the application."""
         self.hub = hub
         self._allowed_origins = allowed_origins

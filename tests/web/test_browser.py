@@ -67,8 +67,9 @@ def drive(url: str, device, loop: asyncio.AbstractEventLoop) -> None:
         box.send_keys(" ")  # an input event with an empty filter: every row again
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#sensors tbody tr")) == 4)
 
-        # Live plot of a numeric sensor.
+        # Live plot of a numeric sensor; it opens with the readings the hub kept (33.25).
         Select(d.find_element(By.ID, "plot-sensor")).select_by_value("thermo/temp")
+        wait.until(lambda d: d.execute_script("return window.katcpxDashboard.plot.history") >= 1)
         for value in (30.5, 35.25, 31.75):
             on_loop(device.temp.set_value, value)
             wait.until(lambda d, v=value: cell(f"{row} td.value") == str(v))

@@ -13,7 +13,7 @@
   const requests = new Map(); // device -> [request info]
   const subscribed = new Set(); // keys subscribed on the current socket
   const pendingCalls = new Map(); // message id -> result <pre>
-  const plot = { key: "", points: [], dirty: true };
+  const plot = { key: "", points: [], dirty: true, history: 0 };
   let ws = null;
   let nextId = 1;
   let retryDelay = 500;
@@ -404,6 +404,32 @@
     if (s && s.timestamp) addPoint(s);
     applyFilter(false);
     plot.dirty = true;
+    if (key) loadHistory(key);
+  }
+
+  // The plot starts with the sensor's recent history (ring buffer, or Redis streams with
+  // --redis), so it is not empty on open; live points already received are kept after it.
+  function loadHistory(key) {
+    const cut = key.indexOf("/");
+    const span = Number($("#plot-window").value) || 300;
+    const query = "?since=" + (Date.now() / 1000 - span) + "&limit=" + MAX_POINTS;
+    fetch(apiPath("devices", key.slice(0, cut), "sensors", key.slice(cut + 1), "history") + query)
+      .then((r) => (r.ok ? r.json() : null))
+      .then((body) => {
+        if (!body || plot.key !== key) return;
+        const first = plot.points.length ? plot.points[0][0] : Infinity;
+        const earlier = [];
+        for (const r of body.readings) {
+          let v = r.value;
+          if (typeof v === "boolean") v = v ? 1 : 0;
+          v = Number(v);
+          if (Number.isFinite(v) && r.timestamp < first) earlier.push([r.timestamp, v]);
+        }
+        plot.points = earlier.concat(plot.points).slice(-MAX_POINTS);
+        plot.history = earlier.length;
+        plot.dirty = true;
+      })
+      .catch(() => {}); // no history: the plot fills with live points as before
   }
 
   function addPoint(s) {

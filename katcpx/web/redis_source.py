@@ -1,0 +1,658 @@
+"""``katcpx-web --redis``: serve browsers and REST from what ``katcpx-gateway`` writes.
+
+:class:`RedisSource` implements :class:`~katcpx.web.source.SensorSource`, the interface the
+websocket and REST handlers use, from Redis instead of KATCP connections (layout in
+:mod:`katcpx.web.redis_keys`). Any number of instances can run on any number of machines:
+subscriptions stay inside each instance, so browsers cost the devices nothing. Control
+requests (``set``, REST calls, refreshes) go to the gateway through Redis, which runs them
+on its own connection; with no gateway they fail at once with ``gateway_unavailable``.
+
+Needs the ``redis`` extra (redis-py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ..resource import escape_name
+from .freshness import freshness
+from .hub import (
+    DEFAULT_STRATEGY,
+    DeviceUnavailable,
+    HubError,
+    Sink,
+    UnknownDevice,
+    UnknownRequest,
+    UnknownSensor,
+    dumps,
+)
+from .redis_keys import Keys
+
+__all__ = ["GatewayUnavailable", "RedisHistory", "RedisSource"]
+
+log = logging.getLogger("katcpx.web")
+
+#: Seconds a control request may wait beyond its own timeout for the gateway's answer.
+CONTROL_GRACE = 2.0
+#: Seconds a Redis call may take before Redis counts as unreachable.
+WATCH_TIMEOUT = 5.0
+#: Entries read per XREAD / XREVRANGE call.
+READ_COUNT = 5000
+#: Seconds by which stream ids (gateway receive time) may lead reading timestamps.
+HISTORY_MARGIN = 60.0
+
+
+class GatewayUnavailable(HubError):
+    """No ``katcpx-gateway`` is serving this Redis, or Redis is unreachable."""
+
+    code = "gateway_unavailable"
+    http_status = 503
+
+
+class RemoteError(HubError):
+    """An error the gateway answered with; keeps its code and HTTP status."""
+
+    def __init__(self, message: str, code: str, http_status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+@dataclass
+class _Reading:
+    value: Any
+    status: str
+    timestamp: float
+    received_timestamp: float
+
+
+_NO_READING = _Reading(None, "unknown", 0.0, 0.0)
+
+
+class _Sensor:
+    """A sensor as the handlers see it: metadata from Redis, reading from the live cache."""
+
+    def __init__(self, source: RedisSource, device: str, meta: dict[str, Any]) -> None:
+        self._source = source
+        self.device = device
+        self.name: str = meta["sensor"]
+        self.type: str = meta.get("sensor_type", "")
+        self.units: str = meta.get("units", "")
+        self.description: str = meta.get("description", "")
+        self.params = [str(p).encode() for p in meta.get("params", [])]
+
+    @property
+    def reading(self) -> _Reading:
+        """The latest reading the gateway wrote."""
+        text = self._source.value_text(self.device, self.name)
+        if text is None:
+            return _NO_READING
+        msg = json.loads(text)
+        return _Reading(msg["value"], msg["status"], msg["timestamp"], msg["received"])
+
+
+@dataclass
+class _Request:
+    name: str
+    description: str
+    timeout_hint: float | None
+
+
+class RedisHistory:
+    """History from the device streams, by ``XREVRANGE``.
+
+    Stream ids are the gateway's receive times; the range is widened by
+    :data:`HISTORY_MARGIN` and then filtered on the readings' own timestamps.
+    """
+
+    source = "redis"
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        # Any: redis-py types replies as bytes-or-str unions; decode_responses is off here.
+        self.redis: Any = redis
+        self.keys = keys
+
+    async def query(
+        self, device: str, sensor: str, since: float, until: float, limit: int
+    ) -> list[dict[str, Any]]:
+        """See :meth:`katcpx.web.history.HistoryStore.query`.
+
+        Raises
+        ------
+        GatewayUnavailable
+            If Redis cannot be reached.
+        """
+        stream = self.keys.readings(device)
+        low = "-" if math.isinf(since) else str(max(int((since - HISTORY_MARGIN) * 1000), 0))
+        high = "+" if math.isinf(until) else str(max(int((until + HISTORY_MARGIN) * 1000), 0))
+        wanted = sensor.encode()
+        found: list[dict[str, Any]] = []
+        try:
+            while len(found) < limit:
+                entries = await self.redis.xrevrange(stream, high, low, count=READ_COUNT)
+                for _id, fields in entries:
+                    if fields.get(b"s") != wanted:
+                        continue
+                    msg = json.loads(fields[b"j"])
+                    if since <= msg["timestamp"] <= until:
+                        found.append(
+                            {
+                                "timestamp": msg["timestamp"],
+                                "value": msg["value"],
+                                "status": msg["status"],
+                                "received": msg["received"],
+                            }
+                        )
+                        if len(found) >= limit:
+                            break
+                if len(entries) < READ_COUNT:
+                    break
+                high = "(" + entries[-1][0].decode()
+        except (RedisError, OSError) as exc:
+            raise GatewayUnavailable(f"Redis unreachable: {exc}") from None
+        found.sort(key=lambda r: r["timestamp"])  # arrival order may differ
+        return found
+
+
+class RedisSource:
+    """Devices and sensors from Redis, as written by ``katcpx-gateway``.
+
+    Parameters
+    ----------
+    url
+        Redis URL (``redis://host:port/db``).
+    prefix
+        Key prefix the gateway uses.
+    check_interval
+        Seconds between checks of the gateway's heartbeat and the device list.
+    request_timeout
+        Default timeout (seconds) of requests whose caller and device give none.
+    principal
+        Identity sent with control requests for the gateway's access policy (None: none).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "katcpx",
+        check_interval: float = 0.5,
+        request_timeout: float = 5.0,
+        principal: Any = None,
+    ) -> None:
+        self.url = url
+        self.keys = Keys(prefix)
+        self.check_interval = check_interval
+        self.request_timeout = request_timeout
+        self.principal = principal
+        # Any: redis-py types replies as bytes-or-str unions; decode_responses is off here.
+        # No socket timeout: control replies are awaited with BRPOP for as long as the
+        # request may take; every call that must not hang has its own asyncio timeout.
+        self.redis: Any = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2.0, socket_timeout=None, retry=Retry(NoBackoff(), 0)
+        )
+        self.history = RedisHistory(self.redis, self.keys)
+        self.strategy: tuple[str, ...] = DEFAULT_STRATEGY
+        #: ``"up"``, ``"down"`` (no heartbeat) or ``"redis unreachable"``.
+        self.gateway = "down"
+        self._devices: dict[str, dict[str, Any]] = {}
+        self._meta: dict[str, dict[str, dict[str, Any]]] = {}
+        self._requests: dict[str, dict[str, _Request]] = {}
+        self._values: dict[tuple[str, str], str] = {}
+        self._last_ids: dict[str, bytes] = {}
+        self._subs: dict[tuple[str, str], dict[Sink, None]] = {}
+        self._sinks: dict[Sink, set[tuple[str, str]]] = {}
+        self._tasks: list[asyncio.Future[None]] = []
+        self._loaded = asyncio.Event()
+        self._stopping = False
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start following Redis (in the background; an unreachable Redis is reported)."""
+        self._tasks = [
+            asyncio.ensure_future(self._watch()),
+            asyncio.ensure_future(self._read()),
+            asyncio.ensure_future(self._listen()),
+        ]
+
+    async def stop(self) -> None:
+        """Stop following Redis and forget every subscription."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            # Bounded: redis-py may swallow a cancellation landing inside one of its calls;
+            # the flag ends each loop at its next turn then.
+            await asyncio.wait(self._tasks, timeout=self.check_interval + 2.0)
+        self._tasks = []
+        self._subs.clear()
+        self._sinks.clear()
+        await self.redis.aclose()
+
+    def until_loaded(self, timeout: float | None = None) -> asyncio.Future[Any]:
+        """Future resolving once the gateway's state has been read from Redis."""
+        return asyncio.ensure_future(asyncio.wait_for(self._loaded.wait(), timeout))
+
+    async def _watch(self) -> None:
+        """Follow the gateway's heartbeat and the device list."""
+        while not self._stopping:
+            try:
+                raw = await asyncio.wait_for(self.redis.get(self.keys.gateway), WATCH_TIMEOUT)
+                state = "up" if raw is not None else "down"
+                if raw is not None:
+                    status = json.loads(raw)
+                    self.strategy = tuple(status.get("strategy") or DEFAULT_STRATEGY)
+                devices = await self.redis.hgetall(self.keys.devices)
+                for text in devices.values():
+                    await self._device_update(json.loads(text), force_load=state != self.gateway)
+                self._loaded.set()
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                state = "redis unreachable"
+                error = f"Redis at {self.url} is unreachable: {exc}"
+            else:
+                error = f"no katcpx-gateway is writing to Redis at {self.url}"
+            if state != self.gateway:
+                self.gateway = state
+                if state == "up":
+                    log.info("katcpx-gateway at %s is up", self.url)
+                    self._resend_snapshots()
+                else:
+                    log.warning("%s", error)
+                    self._broadcast(
+                        dumps({"type": "error", "code": "gateway_unavailable", "error": error})
+                    )
+                for name in self._devices:
+                    self._broadcast(dumps(self.device_message(name)))
+            await asyncio.sleep(self.check_interval)
+
+    async def _device_update(self, msg: dict[str, Any], force_load: bool = False) -> None:
+        name = msg.get("device")
+        if not isinstance(name, str):
+            return
+        old = self._devices.get(name)
+        self._devices[name] = msg
+        if old is None or force_load or (msg.get("synced") and not old.get("synced")):
+            await self._load_device(name)
+        if old != msg and self.gateway == "up":
+            self._broadcast(dumps(self.device_message(name)))
+
+    async def _load_device(self, name: str) -> None:
+        """Read a device's interface and current values; tell subscribers of changed metas."""
+        last = await self.redis.xrevrange(self.keys.readings(name), count=1)
+        sensors = await self.redis.hgetall(self.keys.sensors(name))
+        requests = await self.redis.hgetall(self.keys.requests(name))
+        values = await self.redis.hgetall(self.keys.values(name))
+        self._last_ids.setdefault(name, last[0][0] if last else b"0-0")
+        old_meta = self._meta.get(name, {})
+        self._meta[name] = {k.decode(): json.loads(v) for k, v in sensors.items()}
+        self._requests[name] = {}
+        for k, v in requests.items():
+            info = json.loads(v)
+            self._requests[name][k.decode()] = _Request(
+                k.decode(), info.get("description", ""), info.get("timeout_hint")
+            )
+        for k, v in values.items():
+            self._values[(name, k.decode())] = v.decode()
+        for (device, sensor), sinks in self._subs.items():
+            meta = self._meta[name].get(sensor)
+            if device == name and meta is not None and meta != old_meta.get(sensor):
+                for text in self.snapshot(device, sensor):
+                    for sink in list(sinks):
+                        sink.push(text)
+
+    async def _read(self) -> None:
+        """Follow every device stream; push each reading to its subscribers."""
+        while not self._stopping:
+            streams = {self.keys.readings(d): self._last_ids[d] for d in self._last_ids}
+            if not streams:
+                await asyncio.sleep(self.check_interval)
+                continue
+            by_stream = {self.keys.readings(d).encode(): d for d in self._last_ids}
+            try:
+                result = await asyncio.wait_for(
+                    self.redis.xread(
+                        streams, count=READ_COUNT, block=int(self.check_interval * 1000)
+                    ),
+                    self.check_interval + WATCH_TIMEOUT,
+                )
+            except (RedisError, OSError, asyncio.TimeoutError):
+                await asyncio.sleep(self.check_interval)  # _watch reports it
+                continue
+            for stream, entries in result or ():
+                device = by_stream[stream]
+                for entry_id, fields in entries:
+                    sensor = fields[b"s"].decode()
+                    text = fields[b"j"].decode()
+                    self._values[(device, sensor)] = text
+                    sinks = self._subs.get((device, sensor))
+                    if sinks:
+                        key = ("update", device, sensor)
+                        for sink in list(sinks):
+                            sink.push(text, key)
+                    self._last_ids[device] = entry_id
+
+    async def _listen(self) -> None:
+        """Follow the gateway's published device states and interface changes."""
+        while not self._stopping:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.keys.events)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    msg = json.loads(message["data"])
+                    if msg.get("type") == "device":
+                        await self._device_update(msg)
+                    elif msg.get("type") == "interface-changed" and msg.get("device"):
+                        await self._load_device(msg["device"])
+            except (RedisError, OSError, ValueError):
+                await asyncio.sleep(self.check_interval)
+            finally:
+                await pubsub.aclose()
+
+    def _broadcast(self, text: str) -> None:
+        for sink in list(self._sinks):
+            sink.push(text)
+
+    def _resend_snapshots(self) -> None:
+        for (device, sensor), sinks in self._subs.items():
+            for text in self.snapshot(device, sensor):
+                for sink in list(sinks):
+                    sink.push(text)
+
+    # -- devices, sensors, requests --------------------------------------------------------
+
+    @property
+    def device_names(self) -> list[str]:
+        """Names of the devices the gateway carries."""
+        return list(self._devices)
+
+    def resource(self, device: str) -> dict[str, Any]:
+        """The device's last ``device`` message from the gateway.
+
+        Raises
+        ------
+        UnknownDevice
+        """
+        try:
+            return self._devices[device]
+        except (KeyError, TypeError):
+            raise UnknownDevice(f"unknown device {device!r}") from None
+
+    def device_message(self, device: str) -> dict[str, Any]:
+        """The ``device`` message; with no gateway the device shows disconnected."""
+        msg = dict(self.resource(device), gateway=self.gateway)
+        if self.gateway != "up":
+            msg.update(state="disconnected", connected=False, synced=False)
+        return msg
+
+    def value_text(self, device: str, sensor: str) -> str | None:
+        """The latest ``update`` message (JSON) of a sensor, if any."""
+        return self._values.get((device, sensor))
+
+    def sampled_since(self, device: str, sensor: str) -> float | None:
+        """Since when the gateway samples `sensor` for everyone (None: not now).
+
+        The gateway keeps one strategy on every sensor it carries, so while the gateway is
+        up and the device synced, each reading in Redis is the latest (0.0: since ever).
+        """
+        return 0.0 if self._synced(device) else None
+
+    def freshness(
+        self, device: str, sensor: str, received: float, connected: bool
+    ) -> dict[str, Any]:
+        """``age`` and ``stale`` of a sensor's latest reading (see :mod:`.freshness`)."""
+        return freshness(received, self.sampled_since(device, sensor), connected)
+
+    def _synced(self, device: str) -> bool:
+        return self.gateway == "up" and bool(self.resource(device).get("synced"))
+
+    def _meta_of(self, device: str, name: Any) -> dict[str, Any] | None:
+        metas = self._meta.get(device, {})
+        if not isinstance(name, str):
+            return None
+        meta = metas.get(name)
+        if meta is None:
+            ident = escape_name(name)
+            meta = next((m for n, m in metas.items() if escape_name(n) == ident), None)
+        return meta
+
+    def sensor(self, device: str, name: str) -> _Sensor:
+        """The sensor `name` (KATCP name or Python identifier) of `device`.
+
+        Raises
+        ------
+        UnknownDevice, UnknownSensor, DeviceUnavailable
+        """
+        self.resource(device)
+        meta = self._meta_of(device, name)
+        if meta is None:
+            if not self._synced(device):
+                raise DeviceUnavailable(f"device {device!r} is not synced (gateway {self.gateway})")
+            raise UnknownSensor(
+                f"device {device!r} has no sensor {name!r} (carried by the gateway)"
+            )
+        return _Sensor(self, device, meta)
+
+    def sensors(self, device: str, filter: str = "") -> list[_Sensor]:
+        """Sensors of `device` whose names match regular expression `filter`.
+
+        Raises
+        ------
+        UnknownDevice, HubError
+        """
+        self.resource(device)
+        try:
+            pattern = re.compile(filter)
+        except (re.error, TypeError) as exc:
+            raise HubError(f"bad filter {filter!r}: {exc}") from None
+        metas = self._meta.get(device, {})
+        return [_Sensor(self, device, metas[n]) for n in sorted(metas) if pattern.search(n)]
+
+    def requests(self, device: str) -> list[_Request]:
+        """Requests of `device`, sorted by name."""
+        self.resource(device)
+        reqs = self._requests.get(device, {})
+        return [reqs[n] for n in sorted(reqs)]
+
+    def request(self, device: str, name: str) -> _Request:
+        """The request `name` of `device`.
+
+        Raises
+        ------
+        UnknownDevice, UnknownRequest, DeviceUnavailable
+        """
+        self.resource(device)
+        reqs = self._requests.get(device, {})
+        found = reqs.get(name) if isinstance(name, str) else None
+        if found is None and isinstance(name, str):
+            ident = escape_name(name)
+            found = next((r for n, r in reqs.items() if escape_name(n) == ident), None)
+        if found is None:
+            if not self._synced(device):
+                raise DeviceUnavailable(f"device {device!r} is not synced (gateway {self.gateway})")
+            raise UnknownRequest(f"device {device!r} has no request {name!r}")
+        return found
+
+    # -- sinks and subscriptions -------------------------------------------------------------
+
+    def attach(self, sink: Sink) -> None:
+        """Start sending device state changes to `sink`."""
+        self._sinks.setdefault(sink, set())
+
+    def detach(self, sink: Sink) -> None:
+        """Drop `sink` and all its subscriptions."""
+        for device, sensor in list(self._sinks.get(sink, ())):
+            self.unsubscribe(sink, device, sensor)
+        self._sinks.pop(sink, None)
+
+    def sinks(self) -> list[Sink]:
+        """The attached sinks."""
+        return list(self._sinks)
+
+    def subscriptions(self, sink: Sink) -> list[tuple[str, str]]:
+        """``(device, sensor)`` pairs `sink` is subscribed to."""
+        return sorted(self._sinks.get(sink, ()))
+
+    def subscriber_count(self, device: str, sensor: str) -> int:
+        """How many sinks of this instance are subscribed to a sensor."""
+        return len(self._subs.get((device, sensor), ()))
+
+    def subscribe(self, sink: Sink, device: str, sensor: str, safely: bool = False) -> str:
+        """Subscribe `sink` to a sensor; the device is not asked anything (the gateway
+        samples every sensor it carries).
+
+        Returns
+        -------
+        str
+            ``"subscribed"``, ``"already_subscribed"`` or ``"pending"`` (not synced yet).
+
+        Raises
+        ------
+        UnknownDevice, UnknownSensor, DeviceUnavailable, HubError
+        """
+        if not isinstance(sensor, str) or not sensor:
+            raise HubError("sensor name must be a non-empty string")
+        self.resource(device)
+        meta = self._meta_of(device, sensor)
+        synced = self._synced(device)
+        if meta is None:
+            if synced:
+                raise UnknownSensor(f"device {device!r} has no sensor {sensor!r}")
+            if safely:
+                raise DeviceUnavailable(f"device {device!r} is not synced")
+        elif safely and not synced:
+            raise DeviceUnavailable(f"device {device!r} is not synced")
+        key = (device, meta["sensor"] if meta is not None else sensor)
+        sinks = self._subs.setdefault(key, {})
+        if sink in sinks:
+            return "already_subscribed"
+        sinks[sink] = None
+        self._sinks.setdefault(sink, set()).add(key)
+        return "subscribed" if meta is not None and synced else "pending"
+
+    def snapshot(self, device: str, sensor: str) -> list[str]:
+        """The ``meta`` and latest ``update`` of a sensor, for a new subscriber."""
+        meta = self._meta_of(device, sensor)
+        if meta is None:
+            return []
+        out = [dumps(meta)]
+        text = self._values.get((device, meta["sensor"]))
+        if text is not None:
+            out.append(text)
+        return out
+
+    def unsubscribe(self, sink: Sink, device: str, sensor: str) -> bool:
+        """Unsubscribe `sink` from a sensor; False if it was not subscribed."""
+        if not isinstance(sensor, str):
+            return False
+        meta = self._meta_of(device, sensor)
+        key = (device, meta["sensor"] if meta is not None else sensor)
+        sinks = self._subs.get(key)
+        if sinks is None or sink not in sinks:
+            return False
+        del sinks[sink]
+        if not sinks:
+            del self._subs[key]
+        self._sinks.get(sink, set()).discard(key)
+        return True
+
+    # -- control requests, through the gateway ----------------------------------------------
+
+    async def _control(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send a control request to the gateway and wait for its answer.
+
+        Raises
+        ------
+        GatewayUnavailable
+            No gateway, Redis unreachable, or no answer in time.
+        RemoteError
+            The gateway answered with an error (unknown name, device down, forbidden).
+        """
+        request_id = uuid.uuid4().hex
+        reply_key = self.keys.reply(request_id)
+        text = json.dumps(
+            {**msg, "id": request_id, "reply": reply_key, "principal": self.principal}
+        )
+        try:
+            if not await self.redis.exists(self.keys.gateway):
+                raise GatewayUnavailable(f"no katcpx-gateway is writing to Redis at {self.url}")
+            await self.redis.lpush(self.keys.control, text)
+            popped = await asyncio.wait_for(
+                self.redis.brpop([reply_key], timeout=timeout + CONTROL_GRACE),
+                timeout + CONTROL_GRACE + WATCH_TIMEOUT,
+            )
+            if popped is None:
+                taken = not await self.redis.lrem(self.keys.control, 1, text)
+                raise GatewayUnavailable(
+                    "the katcpx-gateway took the request but did not answer within "
+                    f"{timeout + CONTROL_GRACE} s"
+                    if taken
+                    else f"no katcpx-gateway took the request within {timeout + CONTROL_GRACE} s"
+                )
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            raise GatewayUnavailable(f"Redis at {self.url} is unreachable: {exc!r}") from None
+        answer = json.loads(popped[1])
+        if not answer.get("ok"):
+            raise RemoteError(
+                str(answer.get("error")),
+                str(answer.get("code", "error")),
+                int(answer.get("http_status", 400)),
+            )
+        result: dict[str, Any] = answer["result"]
+        return result
+
+    async def read(self, device: str, sensor: str) -> dict[str, Any]:
+        """Have the gateway read a sensor afresh (``?sensor-value``); its ``update`` message.
+
+        Raises
+        ------
+        UnknownDevice, UnknownSensor, DeviceUnavailable, GatewayUnavailable
+        """
+        name = self.sensor(device, sensor).name
+        msg: dict[str, Any] = {"action": "read", "device": device, "sensor": name}
+        result = await self._control(msg, self.request_timeout)
+        self._values[(device, name)] = dumps(result)
+        return result
+
+    async def call(
+        self, device: str, request: str, args: Sequence[Any] = (), timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Have the gateway issue a request and return its result (see ``DeviceHub.call``).
+
+        Raises
+        ------
+        UnknownDevice, UnknownRequest, DeviceUnavailable, GatewayUnavailable, HubError
+        """
+        obj = self.request(device, request)
+        for arg in args:
+            if not (arg is None or isinstance(arg, (str, int, float, bool))):
+                raise HubError(f"request arguments must be scalars, not {type(arg).__name__}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise HubError("timeout must be a positive number")
+        wait = float(timeout or obj.timeout_hint or self.request_timeout)
+        msg = {
+            "action": "call",
+            "device": device,
+            "request": obj.name,
+            "args": list(args),
+            "timeout": timeout,
+        }
+        started = time.monotonic()
+        result = await self._control(msg, wait)
+        result["elapsed"] = round(time.monotonic() - started, 6)
+        return result
