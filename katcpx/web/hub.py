@@ -29,6 +29,7 @@ __all__ = [
     "DeviceHub",
     "DeviceSpec",
     "DeviceUnavailable",
+    "BadFilter",
     "HubError",
     "Sink",
     "UnknownDevice",
@@ -147,6 +148,12 @@ class DeviceUnavailable(HubError):
 
     code = "device_unavailable"
     http_status = 503
+
+
+class BadFilter(HubError):
+    """A sensor filter that is not an acceptable regular expression."""
+
+    code = "bad_filter"
 
 
 class Sink(Protocol):
@@ -742,4 +749,4 @@ def _compile(pattern: str) -> ClientPattern:
     try:
         return compile_client_regex(pattern)
     except ClientRegexError as exc:
-        raise HubError(f"bad filter {pattern!r}: {exc}") from None
+        raise BadFilter(f"bad filter regular expression {pattern}: {exc}") from None
