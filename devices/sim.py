@@ -117,7 +117,7 @@ def _make_server(name: str, host: str, port: int, args: argparse.Namespace) -> S
 
 def _load_security(args: argparse.Namespace) -> None:
     """Read the TLS files and the access policy once, for every device (exits on errors)."""
-    args.ssl_context = server_context_from_args(args)
+    args.ssl_context = server_context_from_args(args, "katcpx-sim")
     args.policy = None
     if args.access:
         try:

@@ -30,6 +30,9 @@ __all__ = [
     "TLS_RECORD_HANDSHAKE",
     "TlsAcceptor",
     "add_tls_arguments",
+    "build_context",
+    "certificate_warnings",
+    "check_tls_files",
     "client_context",
     "client_context_from_args",
     "describe_tls_error",
@@ -37,6 +40,7 @@ __all__ = [
     "refuse_tls_on_plain_port",
     "server_context",
     "server_context_from_args",
+    "tls_load_failure",
 ]
 
 #: First byte of a TLS handshake record (a ClientHello starts with it).
@@ -109,26 +113,146 @@ def add_tls_arguments(parser: argparse.ArgumentParser, *, server: bool = False) 
     group.add_argument("--tls-ca", metavar="FILE", help=ca_help)
 
 
-def server_context_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
+def check_tls_files(prog: str, **files: str | None) -> None:
+    """Exit with a one-line message when a file given to a TLS flag cannot be read.
+
+    Parameters
+    ----------
+    prog
+        The tool's name, the prefix of the message.
+    files
+        Flag name without dashes (``tls_cert``) to the file given, or None.
+
+    Raises
+    ------
+    SystemExit
+        ``<prog>: --tls-key FILE: no such file`` and the like.
+    """
+    for flag, path in files.items():
+        if not path:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise SystemExit(f"{prog}: --{flag.replace('_', '-')} {path}: {why}") from None
+
+
+def tls_load_failure(prog: str, exc: BaseException, cert: str | None, key: str | None) -> str:
+    """One line explaining why ``load_cert_chain`` / ``load_verify_locations`` failed."""
+    reason = (getattr(exc, "reason", None) or "").upper()
+    text = str(exc)
+    if "KEY_VALUES_MISMATCH" in reason or "KEY_VALUES_MISMATCH" in text:
+        return (
+            f"{prog}: --tls-key {key} is not the private key of --tls-cert {cert}; "
+            "give the key file made with that certificate"
+        )
+    if key is None and ("PEM" in reason or "PEM" in text):
+        return (
+            f"{prog}: --tls-cert {cert} holds no private key; give it with --tls-key FILE "
+            "(or put the key in the certificate file)"
+        )
+    if "PEM" in reason or "PEM" in text or "NO_START_LINE" in reason:
+        return (
+            f"{prog}: cannot read --tls-cert {cert} / --tls-key {key} as PEM "
+            f"({exc}); check that they are a PEM certificate and its PEM key"
+        )
+    return f"{prog}: cannot load TLS files --tls-cert {cert} --tls-key {key}: {exc}"
+
+
+def server_context_from_args(
+    args: argparse.Namespace, prog: str = "katcpx"
+) -> ssl.SSLContext | None:
     """The server context the TLS flags ask for, or None for plain TCP.
 
     Raises
     ------
     SystemExit
-        With a one-line message when the flags do not fit together or a file is unusable.
+        With a one-line message, prefixed by `prog`, naming the flag and the file when the
+        flags do not fit together or a file is unusable.
     """
     cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
     if not (cert or key or ca):
         return None
     if not cert:
-        raise SystemExit("error: a TLS server needs --tls-cert (and --tls-key)")
+        raise SystemExit(f"{prog}: a TLS server needs --tls-cert (and --tls-key)")
+    return build_context(prog, server=True, cert=cert, key=key, ca=ca)
+
+
+def build_context(
+    prog: str, *, server: bool, cert: str | None, key: str | None, ca: str | None
+) -> ssl.SSLContext:
+    """A server or client context from the flags' files, or exit naming the flag and file.
+
+    Raises
+    ------
+    SystemExit
+        With a one-line message prefixed by `prog`.
+    """
+    check_tls_files(prog, tls_cert=cert, tls_key=key, tls_ca=ca)
+    if key and not cert:
+        raise SystemExit(f"{prog}: --tls-key needs --tls-cert (the certificate of that key)")
     try:
-        return server_context(cert, key, ca)
+        if ca:
+            # The CA first, so that an unusable CA file is named as such.
+            ssl.create_default_context(cafile=ca)
     except (OSError, ssl.SSLError) as exc:
-        raise SystemExit(f"error: cannot load TLS files: {exc}") from None
+        raise SystemExit(
+            f"{prog}: --tls-ca {ca} holds no usable PEM CA certificate ({exc})"
+        ) from None
+    try:
+        if server:
+            assert cert is not None
+            ctx = server_context(cert, key, ca)
+        else:
+            ctx = client_context(ca, cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(tls_load_failure(prog, exc, cert, key)) from None
+    if cert:
+        for line in certificate_warnings(cert):
+            _log.warning("%s: --tls-cert %s: %s", prog, cert, line)
+    return ctx
 
 
-def client_context_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
+def certificate_warnings(certfile: str) -> list[str]:
+    """Problems of the first certificate in `certfile` that still let it load.
+
+    Returns
+    -------
+    list of str
+        "expired on ..." or "not valid before ..." (empty when valid now or unreadable).
+    """
+    import time
+
+    try:
+        with open(certfile) as f:
+            pem = f.read()
+        start = pem.index("-----BEGIN CERTIFICATE-----")
+        end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+        der = ssl.PEM_cert_to_DER_cert(pem[start:end])
+    except (OSError, ValueError):
+        return []
+    try:
+        from cryptography import x509
+    except ImportError:  # pragma: no cover - trustme and the test extra bring it
+        return []
+    cert = x509.load_der_x509_certificate(der)
+    now = time.time()
+    before = cert.not_valid_before_utc.timestamp()
+    after = cert.not_valid_after_utc.timestamp()
+    if now > after:
+        return [f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"]
+    if now < before:
+        return [
+            f"the certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        ]
+    return []
+
+
+def client_context_from_args(
+    args: argparse.Namespace, prog: str = "katcpx"
+) -> ssl.SSLContext | None:
     """The client context the TLS flags ask for, or None for plain TCP.
 
     Any of the three flags turns TLS on; without ``--tls-ca`` the system's CAs verify the
@@ -137,15 +261,12 @@ def client_context_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
     Raises
     ------
     SystemExit
-        With a one-line message when a file is unusable.
+        With a one-line message, prefixed by `prog`, naming the flag and the file.
     """
     cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
     if not (cert or key or ca):
         return None
-    try:
-        return client_context(ca, cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise SystemExit(f"error: cannot load TLS files: {exc}") from None
+    return build_context(prog, server=False, cert=cert, key=key, ca=ca)
 
 
 def describe_tls_error(exc: BaseException, peer: str, server_side: bool = False) -> str:

@@ -219,7 +219,7 @@ def _dispatch(argv: list[str]) -> int:
                 replies=not opts.toggle_replies,
                 output=output,
                 verbose=opts.verbose,
-                ssl_context=client_context_from_args(opts),
+                ssl_context=client_context_from_args(opts, PROG),
             )
         )
     from .shell import run_shell  # prompt_toolkit is only needed here
@@ -234,7 +234,7 @@ def _dispatch(argv: list[str]) -> int:
             informs=not opts.toggle_informs,
             replies=not opts.toggle_replies,
             verbose=opts.verbose,
-            ssl_context=client_context_from_args(opts),
+            ssl_context=client_context_from_args(opts, PROG),
         )
     )
 
@@ -249,7 +249,7 @@ def _dispatch_tool(tool: str, argv: list[str]) -> int:
         "timeout": opts.timeout,
         "output": output,
         "verbose": opts.verbose,
-        "ssl_context": client_context_from_args(opts),
+        "ssl_context": client_context_from_args(opts, PROG),
     }
     if tool == "request":
         if not words:

@@ -409,6 +409,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
                 return ServerProtocol(self)
 
             ctx = self.ssl_context
+            for line in self.access_policy.unreachable_grants(
+                ctx is not None, ctx is not None and ctx.verify_mode != ssl.CERT_NONE
+            ):
+                self._logger.warning("access policy: %s", line)
             serve: Callable[[], asyncio.BaseProtocol] = (
                 factory if ctx is None else lambda: TlsAcceptor(ctx, factory, self._logger)
             )

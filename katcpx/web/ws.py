@@ -32,7 +32,7 @@ from typing import Any
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .._version import __version__
-from .auth import check_request_size, guard_of, loads
+from .auth import check_request_size, guard_of, loads, same_origin
 from .hub import DeviceHub, HubError, dumps
 
 __all__ = ["ACTIONS", "DeviceSocketHandler"]
@@ -78,7 +78,7 @@ class DeviceSocketHandler(WebSocketHandler):
         """Same-origin browsers, non-browser clients and the configured origins may connect."""
         if "*" in self._allowed_origins or origin in self._allowed_origins:
             return True
-        return bool(super().check_origin(origin))
+        return same_origin(origin, self.request.host, self.request.protocol)
 
     # -- connection --------------------------------------------------------------------------
 
@@ -264,8 +264,13 @@ class DeviceSocketHandler(WebSocketHandler):
         token = msg.get("token")
         guard = guard_of(self.settings)
         if not isinstance(token, str) or not guard.token_ok(token):
-            log.warning("websocket from %s: wrong token", self.request.remote_ip)
-            self._error("wrong token", "unauthorized", msg)
+            # A failed auth drops what an earlier one granted: the socket is unauthenticated.
+            self._token = None
+            what = 'missing token (give "token")' if token is None else "wrong token"
+            if token is not None and not isinstance(token, str):
+                what = "token must be a string"
+            log.warning("websocket from %s: %s", self.request.remote_ip, what)
+            self._error(what, "unauthorized", msg)
             return
         self._token = token
         self._send({"type": "auth", "action": "auth", "ok": True}, msg)
