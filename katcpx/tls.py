@@ -21,9 +21,11 @@ import argparse
 import asyncio
 import logging
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .message import Message
 from .transport import format_address
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "check_tls_files",
     "client_context",
     "client_context_from_args",
+    "describe_closed_before_greeting",
     "describe_tls_error",
     "peer_common_name",
     "refuse_tls_on_plain_port",
@@ -98,7 +101,39 @@ def client_context(
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
     if certfile:
         ctx.load_cert_chain(certfile, keyfile)
+    # SSLContext cannot tell whether it holds a certificate; remember it for the messages of
+    # describe_closed_before_greeting.
+    _OWN_CERT[id(ctx)] = certfile or ""
+    weakref.finalize(ctx, _OWN_CERT.pop, id(ctx), None)
     return ctx
+
+
+#: id of a context made by client_context -> its certificate file ("" for none).
+_OWN_CERT: dict[int, str] = {}
+
+
+def describe_closed_before_greeting(ctx: ssl.SSLContext, peer: str) -> str:
+    """Why a TLS server closed the link after the handshake but before ``#version-connect``.
+
+    Under TLS 1.3 a server refuses a client certificate (or its absence) only after the
+    handshake and asyncio drops its alert. Whether we sent a certificate tells which.
+    """
+    certfile = _OWN_CERT.get(id(ctx))
+    if certfile is None:  # a context built elsewhere: we cannot tell
+        return (
+            f"TLS: {peer} closed the link before greeting (does it require a client "
+            "certificate, or did it refuse ours? --tls-cert/--tls-key)"
+        )
+    if not certfile:
+        return (
+            f"TLS: {peer} closed the link before greeting: it requires a client certificate "
+            "and we sent none (give --tls-cert and --tls-key)"
+        )
+    why = certificate_warnings(certfile)
+    likely = (
+        why[0] if why else "it is probably not signed by the CA the server trusts (its --tls-ca)"
+    )
+    return f"TLS: {peer} refused our client certificate {certfile}: {likely}"
 
 
 def add_tls_arguments(parser: argparse.ArgumentParser, *, server: bool = False) -> None:
@@ -288,6 +323,13 @@ def describe_tls_error(exc: BaseException, peer: str, server_side: bool = False)
             return f"TLS: refused the client certificate of {peer} ({detail})"
         if "PEER_DID_NOT_RETURN_A_CERTIFICATE" in reason:
             return f"TLS: {peer} sent no client certificate; this server requires one"
+        if isinstance(exc, ConnectionResetError | EOFError | BrokenPipeError):
+            # Clients on asyncio drop the link without an alert when they refuse our
+            # certificate: the likely cause, said as such.
+            return (
+                f"TLS: {peer} closed the connection during the handshake (did it refuse this "
+                "server's certificate? its --tls-ca must be the CA that signed it)"
+            )
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = exc.verify_message or exc.reason or str(exc)
         return (
@@ -424,7 +466,8 @@ class TlsAcceptor(asyncio.Protocol):
             return
         what = "sent no TLS handshake" if data is None else "sent plain text, not TLS"
         self.logger.warning("TLS: refused %s: it %s (a plain TCP client?)", self.peer, what)
-        raw.write(b'#disconnect "This\\_port\\_requires\\_TLS\\_(use\\_--tls-ca)."\n')
+        # Built as a Message so the text is escaped, not hand-quoted (no stray quote chars).
+        raw.write(bytes(Message.inform("disconnect", "This port requires TLS (use --tls-ca).")))
         raw.close()
 
     # -- the handshake and the hand-over -------------------------------------------------

@@ -110,8 +110,6 @@ class CmdClient(AsyncClient):
         #: ``(role, identity)`` the server gave this client (its ``#access-role``), or None
         #: when the server has no access policy.
         self.role: tuple[str, str] | None = None
-        #: Text of the server's last ``#disconnect``, or None.
-        self.disconnect_reason: str | None = None
 
     async def tracked_call(self, name: str, *args: Any) -> Reply:
         """:meth:`call`, keeping :attr:`in_flight` up to date (same returns and errors)."""
@@ -125,8 +123,6 @@ class CmdClient(AsyncClient):
 
     def handle_inform(self, msg: Message) -> Any:
         """Show the inform, then dispatch it as usual."""
-        if msg.name == "disconnect" and msg.arguments:
-            self.disconnect_reason = msg.arguments[0].decode("utf-8", "replace")
         if msg.name == "access-role" and len(msg.arguments) >= 2:
             role, identity = (a.decode("utf-8", "replace") for a in msg.arguments[:2])
             self.role = (role, identity)

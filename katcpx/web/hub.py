@@ -282,6 +282,8 @@ class DeviceHub:
                 },
                 logger=log,
             )
+        self.tls = ssl_context is not None
+        self._warned: dict[str, str] = {}
         self._sinks: dict[Sink, set[tuple[str, str]]] = {}
         self._subs: dict[tuple[str, str], _Subscription] = {}
         self._watchers: list[asyncio.Future[None]] = []
@@ -346,9 +348,22 @@ class DeviceHub:
             last = state
             if state == "synced":
                 self._device_synced(name, res)
+            elif state == "disconnected":
+                self._warn_link_error(name, res)
             text = dumps(self.device_message(name))
             for sink in list(self._sinks):
                 sink.push(text)
+
+    def _warn_link_error(self, name: str, res: KATCPClientResource) -> None:
+        """Log, once per distinct text, why device `name`'s link went down, with the fix."""
+        error = res.last_connect_error
+        if not error or self._warned.get(name) == error:
+            return
+        self._warned[name] = error
+        hint = ""
+        if "TLS" in error and not self.tls:
+            hint = "; give katcpx-web --tls-ca FILE (the CA of the devices' certificates)"
+        log.warning("device %s: %s%s", name, error, hint)
 
     def _device_synced(self, name: str, res: KATCPClientResource) -> None:
         """Bind subscriptions to the device's (possibly new) sensor objects."""
@@ -412,6 +427,8 @@ class DeviceHub:
             "state": res.state,
             "connected": res.state != "disconnected",
             "synced": res.synced,
+            # Why the device is not connected (e.g. its "#disconnect" reason), else None.
+            "error": None if res.synced else res.last_connect_error,
             "sensors": len(res.sensor),
             "requests": len(res.req),
         }
