@@ -109,6 +109,10 @@ def parse_device_spec(text: str, description: str = "") -> DeviceSpec:
     return DeviceSpec(name, host, port, description)
 
 
+#: Seconds between looks at a disconnected device's link error.
+LINK_ERROR_CHECK = 0.5
+
+
 class HubError(Exception):
     """A request the hub cannot serve; `code` and `http_status` say why.
 
@@ -338,13 +342,18 @@ class DeviceHub:
             others = [s for s in ("disconnected", "syncing", "synced") if s != last]
             waits = [res.until_state(s) for s in others]
             try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                # A refused link (e.g. "#disconnect This port requires TLS") stays
+                # "disconnected": look at its error now and then, not only on state changes.
+                await asyncio.wait(
+                    waits, timeout=LINK_ERROR_CHECK, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 for w in waits:
                     w.cancel()
             state = res.state
             if state == last:
-                continue
+                if state != "disconnected" or not self._warn_link_error(name, res):
+                    continue
             last = state
             if state == "synced":
                 self._device_synced(name, res)
@@ -354,16 +363,20 @@ class DeviceHub:
             for sink in list(self._sinks):
                 sink.push(text)
 
-    def _warn_link_error(self, name: str, res: KATCPClientResource) -> None:
-        """Log, once per distinct text, why device `name`'s link went down, with the fix."""
+    def _warn_link_error(self, name: str, res: KATCPClientResource) -> bool:
+        """Log, once per distinct text, why device `name`'s link went down, with the fix.
+
+        Returns whether the text is new.
+        """
         error = res.last_connect_error
         if not error or self._warned.get(name) == error:
-            return
+            return False
         self._warned[name] = error
         hint = ""
         if "TLS" in error and not self.tls:
             hint = "; give katcpx-web --tls-ca FILE (the CA of the devices' certificates)"
         log.warning("device %s: %s%s", name, error, hint)
+        return True
 
     def _device_synced(self, name: str, res: KATCPClientResource) -> None:
         """Bind subscriptions to the device's (possibly new) sensor objects."""

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
+import tornado.web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .._version import __version__
@@ -79,6 +80,16 @@ class DeviceSocketHandler(WebSocketHandler):
         if "*" in self._allowed_origins or origin in self._allowed_origins:
             return True
         return same_origin(origin, self.request.host, self.request.protocol)
+
+    def prepare(self) -> None:
+        """Refuse (403) a browser origin of another scheme, host or port before the upgrade.
+
+        Tornado's own check passes an ``Origin`` whose host matches whatever its scheme;
+        an ``http://`` page must not drive an HTTPS bridge (RFC 6454 section 4).
+        """
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            raise tornado.web.HTTPError(403, "cross-origin websocket from %s refused", origin)
 
     # -- connection --------------------------------------------------------------------------
 
