@@ -356,7 +356,11 @@ def refuse_tls_on_plain_port(proto: Any, data: bytes, context: ssl.SSLContext | 
     `proto` is the connection's :class:`~katcpx.transport.KatcpProtocol`. Returns True when
     the connection was closed (the data must then be ignored).
     """
-    if context is not None or not data or data[0] != TLS_RECORD_HANDSHAKE:
+    # A TLS record header: handshake type, then version 3.x. A lone 0x16 byte is just a
+    # bad KATCP line, answered like any other.
+    if context is not None or len(data) < 3 or data[0] != TLS_RECORD_HANDSHAKE:
+        return False
+    if data[1] != 3 or data[2] > 4:
         return False
     proto.logger.warning(
         "TLS: %s sent a TLS handshake to this plain TCP port (a TLS client?); closing",

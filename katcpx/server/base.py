@@ -25,6 +25,7 @@ from ..flags import ProtocolFlags
 from ..message import Message
 from ..tls import TlsAcceptor
 from .access import DEFAULT_POLICY, AccessPolicy, Role, refusal
+from .bad_line import invalid_reply
 from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
@@ -556,6 +557,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     def _syntax_error(self, conn: ClientConnection, err: KatcpSyntaxError) -> None:
         self._logger.warning("bad message from %s: %s", conn.address, err)
         conn._send(self.create_log_inform("error", f"Bad message: {err}", "root"))
+        reply = invalid_reply(err)
+        if reply is not None:  # the client would otherwise wait for its timeout
+            conn._send(reply)
 
     def on_client_connect(self, conn: ClientConnection) -> Any:
         """Called after a client connects; may return a future to delay its requests.
