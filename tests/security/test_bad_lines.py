@@ -29,3 +29,42 @@ def test_bad_request_line_gets_an_invalid_reply() -> None:
         bad.send_raw(b"!bogus a\\qb\n")
         assert bad.request("watchdog")[0].arguments == [b"ok"]
         assert other.request("watchdog")[0].arguments == [b"ok"]
+
+
+def test_sim_exits_after_halt() -> None:
+    import re
+    import socket
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "katcpx_devices.sim", "psu", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = None
+        for line in proc.stdout:
+            found = re.match(r"psu +\S+:(\d+)", line)
+            if found:
+                port = int(found.group(1))
+            if "Ctrl-C" in line:
+                break
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"?halt\n")
+            data = b""
+            while b"!halt" not in data:
+                chunk = sock.recv(4096)
+                assert chunk
+                data += chunk
+        assert proc.wait(timeout=20) == 0
+        rest = proc.stdout.read()
+        assert "psu was halted (?halt); 0 device(s) left." in rest
+        assert "every device was halted (?halt); exiting." in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
