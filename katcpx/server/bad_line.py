@@ -3,7 +3,7 @@
 A client whose request line breaks the grammar (an invalid escape such as ``\\w`` in
 ``?sensor-list /(\\w)\\1/``) would otherwise wait for its timeout: the server only logs the
 line. When the line still shows that it is a request, and its name (and message id), the
-server answers ``!<name>[<id>] invalid <what and where>`` (spec section 2.4: every request
+server answers ``!<name>[<id>] invalid <what and where>`` (spec section 2: every request
 gets a reply; ``invalid`` marks a malformed request) besides the ``#log`` it sends.
 """
 
