@@ -175,15 +175,13 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
         # Devices stopped by ?halt end the process once none is left, as a katcp-python
         # server run by a script does (its join() returns): nothing would be listening.
         halted: list[str] = []
-        watchers = [
+        watchers = [  # noqa: F841 - kept referenced while they run
             asyncio.ensure_future(_until_halted(name, server, halted, len(servers), stop, out))
             for name, server in servers
         ]
-        try:
-            await stop.wait()
-        finally:
-            for w in watchers:
-                w.cancel()
+        # Not cancelled: that would cancel the servers' shared "stopped" future too. They end
+        # when the servers stop below, seeing `stop` set.
+        await stop.wait()
         if len(halted) == len(servers):
             print("katcpx-sim: every device was halted (?halt); exiting.", file=out, flush=True)
     finally:
