@@ -74,6 +74,7 @@ def server_context(
     """
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certfile, keyfile)
+    _warn_validity(certfile)
     if cafile:
         ctx.load_verify_locations(cafile)
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -101,6 +102,7 @@ def client_context(
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
     if certfile:
         ctx.load_cert_chain(certfile, keyfile)
+        _warn_validity(certfile)
     # SSLContext cannot tell whether it holds a certificate; remember it for the messages of
     # describe_closed_before_greeting.
     _OWN_CERT[id(ctx)] = certfile or ""
@@ -244,10 +246,13 @@ def build_context(
             ctx = client_context(ca, cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise SystemExit(tls_load_failure(prog, exc, cert, key)) from None
-    if cert:
-        for line in certificate_warnings(cert):
-            _log.warning("%s: --tls-cert %s: %s", prog, cert, line)
     return ctx
+
+
+def _warn_validity(certfile: str) -> None:
+    # An expired (or not yet valid) own certificate loads fine but every peer refuses it.
+    for line in certificate_warnings(certfile):
+        _log.warning("TLS certificate %s: %s", certfile, line)
 
 
 def certificate_warnings(certfile: str) -> list[str]:

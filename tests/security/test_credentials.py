@@ -132,7 +132,7 @@ def test_expired_server_certificate_is_warned(tmp_path) -> None:
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
-    assert f"--tls-cert {cert_file}: the certificate expired on 2020-01-01" in err, err
+    assert f"TLS certificate {cert_file}: the certificate expired on 2020-01-01" in err, err
 
 
 def test_short_token_is_warned(tmp_path) -> None:
@@ -191,3 +191,18 @@ def test_disconnect_text_has_no_stray_quotes(pki: Pki) -> None:
         data = sock.recv(4096)
         sock.close()
     assert data == b"#disconnect This\\_port\\_requires\\_TLS\\_(use\\_--tls-ca).\n"
+
+
+def test_server_context_warns_of_a_not_yet_valid_certificate(tmp_path, caplog) -> None:
+    from katcpx.tls import server_context
+
+    caplog.set_level(logging.WARNING, "katcpx.tls")
+    ca = trustme.CA()
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    cert = ca.issue_cert("127.0.0.1", not_before=later)
+    cert_file, key_file = str(tmp_path / "new.pem"), str(tmp_path / "new.key")
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    server_context(cert_file, key_file)
+    texts = [r.getMessage() for r in caplog.records]
+    assert any(cert_file in t and "not valid before" in t for t in texts), texts
