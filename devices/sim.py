@@ -126,7 +126,7 @@ def _make_server(name: str, host: str, port: int, args: argparse.Namespace) -> S
 
 def _load_security(args: argparse.Namespace) -> None:
     """Read the TLS files and the access policy once, for every device (exits on errors)."""
-    args.ssl_context = server_context_from_args(args)
+    args.ssl_context = server_context_from_args(args, "katcpx-sim")
     args.policy = None
     if args.access:
         try:
@@ -204,7 +204,18 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
             address = f"{host or '*'}:{port}"
             print(f"{name:<10} {address:<22} {server.version()}", file=out)
         print("Ctrl-C to stop.", file=out, flush=True)
+        # Devices stopped by ?halt end the process once none is left, as a katcp-python
+        # server run by a script does (its join() returns): nothing would be listening.
+        halted: list[str] = []
+        watchers = [  # noqa: F841 - kept referenced while they run
+            asyncio.ensure_future(_until_halted(name, server, halted, len(servers), stop, out))
+            for name, server in servers
+        ]
+        # Not cancelled: that would cancel the servers' shared "stopped" future too. They end
+        # when the servers stop below, seeing `stop` set.
         await stop.wait()
+        if len(halted) == len(servers):
+            print("katcpx-sim: every device was halted (?halt); exiting.", file=out, flush=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -224,6 +235,20 @@ async def run(args: argparse.Namespace, out: Any = None) -> int:
                 status = 1
     print("katcpx-sim: stopped.", file=out, flush=True)
     return status
+
+
+async def _until_halted(
+    name: str, server: SimDeviceServer, halted: list[str], total: int, stop: asyncio.Event, out: Any
+) -> None:
+    """Note `name` in `halted` when `server` stops on its own; set `stop` when all have."""
+    await server.until_stopped()
+    if stop.is_set():
+        return
+    halted.append(name)
+    left = total - len(halted)
+    print(f"katcpx-sim: {name} was halted (?halt); {left} device(s) left.", file=out, flush=True)
+    if not left:
+        stop.set()
 
 
 def describe_security(args: argparse.Namespace) -> str:

@@ -21,22 +21,29 @@ import argparse
 import asyncio
 import logging
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .message import Message
 from .transport import format_address
 
 __all__ = [
     "TLS_RECORD_HANDSHAKE",
     "TlsAcceptor",
     "add_tls_arguments",
+    "build_context",
+    "certificate_warnings",
+    "check_tls_files",
     "client_context",
     "client_context_from_args",
+    "describe_closed_before_greeting",
     "describe_tls_error",
     "peer_common_name",
     "refuse_tls_on_plain_port",
     "server_context",
     "server_context_from_args",
+    "tls_load_failure",
 ]
 
 #: First byte of a TLS handshake record (a ClientHello starts with it).
@@ -67,6 +74,7 @@ def server_context(
     """
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certfile, keyfile)
+    _warn_validity(certfile)
     if cafile:
         ctx.load_verify_locations(cafile)
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -94,7 +102,40 @@ def client_context(
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
     if certfile:
         ctx.load_cert_chain(certfile, keyfile)
+        _warn_validity(certfile)
+    # SSLContext cannot tell whether it holds a certificate; remember it for the messages of
+    # describe_closed_before_greeting.
+    _OWN_CERT[id(ctx)] = certfile or ""
+    weakref.finalize(ctx, _OWN_CERT.pop, id(ctx), None)
     return ctx
+
+
+#: id of a context made by client_context -> its certificate file ("" for none).
+_OWN_CERT: dict[int, str] = {}
+
+
+def describe_closed_before_greeting(ctx: ssl.SSLContext, peer: str) -> str:
+    """Why a TLS server closed the link after the handshake but before ``#version-connect``.
+
+    Under TLS 1.3 a server refuses a client certificate (or its absence) only after the
+    handshake and asyncio drops its alert. Whether we sent a certificate tells which.
+    """
+    certfile = _OWN_CERT.get(id(ctx))
+    if certfile is None:  # a context built elsewhere: we cannot tell
+        return (
+            f"TLS: {peer} closed the link before greeting (does it require a client "
+            "certificate, or did it refuse ours? --tls-cert/--tls-key)"
+        )
+    if not certfile:
+        return (
+            f"TLS: {peer} closed the link before greeting: it requires a client certificate "
+            "and we sent none (give --tls-cert and --tls-key)"
+        )
+    why = certificate_warnings(certfile)
+    likely = (
+        why[0] if why else "it is probably not signed by the CA the server trusts (its --tls-ca)"
+    )
+    return f"TLS: {peer} refused our client certificate {certfile}: {likely}"
 
 
 def add_tls_arguments(parser: argparse.ArgumentParser, *, server: bool = False) -> None:
@@ -109,26 +150,149 @@ def add_tls_arguments(parser: argparse.ArgumentParser, *, server: bool = False) 
     group.add_argument("--tls-ca", metavar="FILE", help=ca_help)
 
 
-def server_context_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
+def check_tls_files(prog: str, **files: str | None) -> None:
+    """Exit with a one-line message when a file given to a TLS flag cannot be read.
+
+    Parameters
+    ----------
+    prog
+        The tool's name, the prefix of the message.
+    files
+        Flag name without dashes (``tls_cert``) to the file given, or None.
+
+    Raises
+    ------
+    SystemExit
+        ``<prog>: --tls-key FILE: no such file`` and the like.
+    """
+    for flag, path in files.items():
+        if not path:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise SystemExit(f"{prog}: --{flag.replace('_', '-')} {path}: {why}") from None
+
+
+def tls_load_failure(prog: str, exc: BaseException, cert: str | None, key: str | None) -> str:
+    """One line explaining why ``load_cert_chain`` / ``load_verify_locations`` failed."""
+    reason = (getattr(exc, "reason", None) or "").upper()
+    text = str(exc)
+    if "KEY_VALUES_MISMATCH" in reason or "KEY_VALUES_MISMATCH" in text:
+        return (
+            f"{prog}: --tls-key {key} is not the private key of --tls-cert {cert}; "
+            "give the key file made with that certificate"
+        )
+    if key is None and ("PEM" in reason or "PEM" in text):
+        return (
+            f"{prog}: --tls-cert {cert} holds no private key; give it with --tls-key FILE "
+            "(or put the key in the certificate file)"
+        )
+    if "PEM" in reason or "PEM" in text or "NO_START_LINE" in reason:
+        return (
+            f"{prog}: cannot read --tls-cert {cert} / --tls-key {key} as PEM "
+            f"({exc}); check that they are a PEM certificate and its PEM key"
+        )
+    return f"{prog}: cannot load TLS files --tls-cert {cert} --tls-key {key}: {exc}"
+
+
+def server_context_from_args(
+    args: argparse.Namespace, prog: str = "katcpx"
+) -> ssl.SSLContext | None:
     """The server context the TLS flags ask for, or None for plain TCP.
 
     Raises
     ------
     SystemExit
-        With a one-line message when the flags do not fit together or a file is unusable.
+        With a one-line message, prefixed by `prog`, naming the flag and the file when the
+        flags do not fit together or a file is unusable.
     """
     cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
     if not (cert or key or ca):
         return None
     if not cert:
-        raise SystemExit("error: a TLS server needs --tls-cert (and --tls-key)")
+        raise SystemExit(f"{prog}: a TLS server needs --tls-cert (and --tls-key)")
+    return build_context(prog, server=True, cert=cert, key=key, ca=ca)
+
+
+def build_context(
+    prog: str, *, server: bool, cert: str | None, key: str | None, ca: str | None
+) -> ssl.SSLContext:
+    """A server or client context from the flags' files, or exit naming the flag and file.
+
+    Raises
+    ------
+    SystemExit
+        With a one-line message prefixed by `prog`.
+    """
+    check_tls_files(prog, tls_cert=cert, tls_key=key, tls_ca=ca)
+    if key and not cert:
+        raise SystemExit(f"{prog}: --tls-key needs --tls-cert (the certificate of that key)")
     try:
-        return server_context(cert, key, ca)
+        if ca:
+            # The CA first, so that an unusable CA file is named as such.
+            ssl.create_default_context(cafile=ca)
     except (OSError, ssl.SSLError) as exc:
-        raise SystemExit(f"error: cannot load TLS files: {exc}") from None
+        raise SystemExit(
+            f"{prog}: --tls-ca {ca} holds no usable PEM CA certificate ({exc})"
+        ) from None
+    try:
+        if server:
+            assert cert is not None
+            ctx = server_context(cert, key, ca)
+        else:
+            ctx = client_context(ca, cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(tls_load_failure(prog, exc, cert, key)) from None
+    return ctx
 
 
-def client_context_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
+def _warn_validity(certfile: str) -> None:
+    # An expired (or not yet valid) own certificate loads fine but every peer refuses it.
+    for line in certificate_warnings(certfile):
+        _log.warning("TLS certificate %s: %s", certfile, line)
+
+
+def certificate_warnings(certfile: str) -> list[str]:
+    """Problems of the first certificate in `certfile` that still let it load.
+
+    Returns
+    -------
+    list of str
+        "expired on ..." or "not valid before ..." (empty when valid now or unreadable).
+    """
+    import time
+
+    try:
+        with open(certfile) as f:
+            pem = f.read()
+        start = pem.index("-----BEGIN CERTIFICATE-----")
+        end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+        der = ssl.PEM_cert_to_DER_cert(pem[start:end])
+    except (OSError, ValueError):
+        return []
+    try:
+        from cryptography import x509
+    except ImportError:  # pragma: no cover - trustme and the test extra bring it
+        return []
+    cert = x509.load_der_x509_certificate(der)
+    now = time.time()
+    before = cert.not_valid_before_utc.timestamp()
+    after = cert.not_valid_after_utc.timestamp()
+    if now > after:
+        return [f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"]
+    if now < before:
+        return [
+            f"the certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        ]
+    return []
+
+
+def client_context_from_args(
+    args: argparse.Namespace, prog: str = "katcpx"
+) -> ssl.SSLContext | None:
     """The client context the TLS flags ask for, or None for plain TCP.
 
     Any of the three flags turns TLS on; without ``--tls-ca`` the system's CAs verify the
@@ -137,15 +301,12 @@ def client_context_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
     Raises
     ------
     SystemExit
-        With a one-line message when a file is unusable.
+        With a one-line message, prefixed by `prog`, naming the flag and the file.
     """
     cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
     if not (cert or key or ca):
         return None
-    try:
-        return client_context(ca, cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise SystemExit(f"error: cannot load TLS files: {exc}") from None
+    return build_context(prog, server=False, cert=cert, key=key, ca=ca)
 
 
 def describe_tls_error(exc: BaseException, peer: str, server_side: bool = False) -> str:
@@ -167,6 +328,13 @@ def describe_tls_error(exc: BaseException, peer: str, server_side: bool = False)
             return f"TLS: refused the client certificate of {peer} ({detail})"
         if "PEER_DID_NOT_RETURN_A_CERTIFICATE" in reason:
             return f"TLS: {peer} sent no client certificate; this server requires one"
+        if isinstance(exc, ConnectionResetError | EOFError | BrokenPipeError):
+            # Clients on asyncio drop the link without an alert when they refuse our
+            # certificate: the likely cause, said as such.
+            return (
+                f"TLS: {peer} closed the connection during the handshake (did it refuse this "
+                "server's certificate? its --tls-ca must be the CA that signed it)"
+            )
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = exc.verify_message or exc.reason or str(exc)
         return (
@@ -193,7 +361,11 @@ def refuse_tls_on_plain_port(proto: Any, data: bytes, context: ssl.SSLContext | 
     `proto` is the connection's :class:`~katcpx.transport.KatcpProtocol`. Returns True when
     the connection was closed (the data must then be ignored).
     """
-    if context is not None or not data or data[0] != TLS_RECORD_HANDSHAKE:
+    # A TLS record header: handshake type, then version 3.x. A lone 0x16 byte is just a
+    # bad KATCP line, answered like any other.
+    if context is not None or len(data) < 3 or data[0] != TLS_RECORD_HANDSHAKE:
+        return False
+    if data[1] != 3 or data[2] > 4:
         return False
     proto.logger.warning(
         "TLS: %s sent a TLS handshake to this plain TCP port (a TLS client?); closing",
@@ -303,7 +475,8 @@ class TlsAcceptor(asyncio.Protocol):
             return
         what = "sent no TLS handshake" if data is None else "sent plain text, not TLS"
         self.logger.warning("TLS: refused %s: it %s (a plain TCP client?)", self.peer, what)
-        raw.write(b'#disconnect "This\\_port\\_requires\\_TLS\\_(use\\_--tls-ca)."\n')
+        # Built as a Message so the text is escaped, not hand-quoted (no stray quote chars).
+        raw.write(bytes(Message.inform("disconnect", "This port requires TLS (use --tls-ca).")))
         raw.close()
 
     # -- the handshake and the hand-over -------------------------------------------------

@@ -26,7 +26,8 @@ from tornado.ioloop import IOLoop
 from .._anyloop import future_of
 from ..errors import KatcpClientDisconnected, KatcpVersionError
 from ..flags import ProtocolFlags
-from ..tls import describe_tls_error
+from ..message import Message
+from ..tls import describe_closed_before_greeting, describe_tls_error
 from ..transport import KatcpProtocol, format_address
 from ._sync import LoopThread, StateEvent
 from ._transport import ClientProtocol
@@ -71,6 +72,9 @@ class ClientBase:
         self.ssl_context = ssl_context
         #: One line on why the last connection attempt failed, or None.
         self.last_connect_error: str | None = None
+        #: Text of the server's ``#disconnect`` on the current (or last) connection, or None.
+        self.disconnect_reason: str | None = None
+        self._warned_reason: str | None = None
         #: Seconds before the first reconnection attempt; doubles per consecutive failure.
         self.auto_reconnect_delay = 0.5
         #: Upper bound of the reconnection delay, in seconds.
@@ -210,6 +214,11 @@ class ClientBase:
             return
         self._disconnect()
 
+    def note_disconnect_reason(self, msg: Message) -> None:
+        """Remember the text of the server's ``#disconnect`` inform `msg` (spec section 4.3)."""
+        if msg.arguments:
+            self.disconnect_reason = msg.arguments[0].decode("utf-8", "replace")
+
     def _disconnect(self) -> None:
         conn = self._conn
         if conn is not None:
@@ -252,6 +261,8 @@ class ClientBase:
             self._server_supports_ids = False
         self._disconnected.clear()
         self._connected.set()
+        self._warned_reason = self.disconnect_reason
+        self.disconnect_reason = None
         self._logger.info("Connected to %s", self.bind_address_string)
         if self.metrics is not None:
             self.metrics.connection_made()
@@ -274,14 +285,20 @@ class ClientBase:
             # and wait_protocol() must wait rather than report the old connection's.
             self._received_protocol_info.clear()
         self._disconnected.set()
-        if self.ssl_context is not None and not greeted and not self._stopping:
+        reason = self.disconnect_reason
+        if reason is not None and not self._stopping:
+            # The server said why (e.g. "This port requires TLS"): that is the error, not the
+            # close. Warned once per distinct reason, so a reconnect loop does not flood.
+            self.last_connect_error = f"{self.bind_address_string} disconnected us: {reason}"
+            level = logging.DEBUG if reason == self._warned_reason else logging.WARNING
+            self._logger.log(level, "%s", self.last_connect_error)
+        elif self.ssl_context is not None and not greeted and not self._stopping:
             # Under TLS 1.3 a server refuses a client certificate (or its absence) only
             # after the handshake, and asyncio drops its alert: the link just closes.
             self.last_connect_error = (
                 describe_tls_error(exc, self.bind_address_string)
                 if exc is not None
-                else f"TLS: {self.bind_address_string} closed the link before greeting "
-                "(does it require a client certificate? --tls-cert/--tls-key)"
+                else describe_closed_before_greeting(self.ssl_context, self.bind_address_string)
             )
             self._logger.warning("%s", self.last_connect_error)
         elif exc is not None:

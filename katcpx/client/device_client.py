@@ -349,6 +349,8 @@ class DeviceClient(ClientBase):
         msg
             The inform message to dispatch.
         """
+        if msg.name == "disconnect":
+            self.note_disconnect_reason(msg)
         method = self._inform_handlers.get(msg.name, type(self).unhandled_inform)
         try:
             return method(self, msg)

@@ -240,7 +240,7 @@ def _dispatch(argv: list[str]) -> int:
                 replies=not opts.toggle_replies,
                 output=output,
                 verbose=opts.verbose,
-                ssl_context=client_context_from_args(opts),
+                ssl_context=client_context_from_args(opts, PROG),
                 **_timeouts(opts),
             )
         )
@@ -255,7 +255,7 @@ def _dispatch(argv: list[str]) -> int:
             informs=not opts.toggle_informs,
             replies=not opts.toggle_replies,
             verbose=opts.verbose,
-            ssl_context=client_context_from_args(opts),
+            ssl_context=client_context_from_args(opts, PROG),
             **_timeouts(opts),
         )
     )
@@ -270,7 +270,7 @@ def _dispatch_tool(tool: str, argv: list[str]) -> int:
     common: dict[str, Any] = {
         "output": output,
         "verbose": opts.verbose,
-        "ssl_context": client_context_from_args(opts),
+        "ssl_context": client_context_from_args(opts, PROG),
         **_timeouts(opts),
     }
     if tool == "request":

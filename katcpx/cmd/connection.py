@@ -113,8 +113,6 @@ class CmdClient(AsyncClient):
         #: ``(role, identity)`` the server gave this client (its ``#access-role``), or None
         #: when the server has no access policy.
         self.role: tuple[str, str] | None = None
-        #: Text of the server's last ``#disconnect``, or None.
-        self.disconnect_reason: str | None = None
         self.user_timeout: float | None = None
 
     async def tracked_call(self, name: str, *args: Any) -> Reply:
@@ -134,8 +132,6 @@ class CmdClient(AsyncClient):
 
     def handle_inform(self, msg: Message) -> Any:
         """Show the inform (unless the client asked for it itself), then dispatch it."""
-        if msg.name == "disconnect" and msg.arguments:
-            self.disconnect_reason = msg.arguments[0].decode("utf-8", "replace")
         if msg.name == "access-role" and len(msg.arguments) >= 2:
             role, identity = (a.decode("utf-8", "replace") for a in msg.arguments[:2])
             self.role = (role, identity)

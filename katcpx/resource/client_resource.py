@@ -240,6 +240,11 @@ class KATCPClientResource:
         return None if self._client is None else self._client.last_connect_time
 
     @property
+    def last_connect_error(self) -> str | None:
+        """Why the last connection failed or was closed by the server, or None."""
+        return None if self._client is None else self._client.last_connect_error
+
+    @property
     def protocol_flags(self) -> ProtocolFlags | None:
         """The server's protocol flags, once known."""
         return None if self._client is None else self._client.protocol_flags

@@ -231,20 +231,38 @@ class AccessPolicy:
         """
         unknown = set(data) - {"default_role", "grant"}
         if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+            raise ValueError(
+                f"{where}: unknown keys {sorted(unknown)} (allowed: default_role, grant)"
+            )
+        # Required: a file that forgot it must not make every client admin (fail-open).
+        if "default_role" not in data:
+            raise ValueError(
+                f"{where}: default_role is required (one of read, control, admin); "
+                'e.g. default_role = "read"'
+            )
         try:
-            default = Role.parse(data.get("default_role", "admin"))
+            default = Role.parse(data["default_role"])
         except ValueError as exc:
             raise ValueError(f"{where}: default_role: {exc}") from None
+        entries = data.get("grant", [])
+        if isinstance(entries, Mapping):
+            raise ValueError(
+                f"{where}: grant is a single table; write each grant as [[grant]] "
+                "(an array of tables), not [grant]"
+            )
         grants = []
-        for i, entry in enumerate(data.get("grant", [])):
+        for i, entry in enumerate(entries):
             if not isinstance(entry, Mapping):
-                raise ValueError(f"{where}: grant {i + 1} is not a table")
+                raise ValueError(f"{where}: grant {i + 1} is not a table; write it as [[grant]]")
             extra = set(entry) - {"cert_cn", "address", "role"}
-            if extra or "role" not in entry:
+            if extra:
                 raise ValueError(
-                    f"{where}: grant {i + 1} needs role and one of cert_cn or address "
-                    f"(got {sorted(entry)})"
+                    f"{where}: grant {i + 1}: unknown keys {sorted(extra)} "
+                    "(allowed: role, cert_cn, address)"
+                )
+            if "role" not in entry:
+                raise ValueError(
+                    f"{where}: grant {i + 1}: role is missing (read, control or admin)"
                 )
             try:
                 grants.append(
@@ -253,6 +271,31 @@ class AccessPolicy:
             except ValueError as exc:
                 raise ValueError(f"{where}: grant {i + 1}: {exc}") from None
         return cls(default, grants)
+
+    def unreachable_grants(self, tls: bool, client_certs: bool) -> list[str]:
+        """Warnings for certificate-name grants that can never match.
+
+        Parameters
+        ----------
+        tls : bool
+            Whether the server speaks TLS.
+        client_certs : bool
+            Whether it asks for client certificates (``--tls-ca`` / a CA in its context).
+
+        Returns
+        -------
+        list of str
+            One line per such grant, naming the missing option.
+        """
+        if tls and client_certs:
+            return []
+        missing = "TLS (--tls-cert/--tls-key)" if not tls else "client certificates (--tls-ca)"
+        return [
+            f"grant cert_cn={g.cert_cn!r} (role {g.role}) can never match: the server has no "
+            f"{missing}"
+            for g in self.grants
+            if g.cert_cn is not None
+        ]
 
     def __repr__(self) -> str:
         return f"AccessPolicy(default_role={str(self.default_role)!r}, grants={self.grants!r})"

@@ -26,6 +26,7 @@ from ..message import Message
 from ..peer_units import seconds_to_wire
 from ..tls import TlsAcceptor
 from .access import DEFAULT_POLICY, AccessPolicy, Role, refusal
+from .bad_line import invalid_reply
 from .connection import (
     ActivityTracker,
     ClientConnection,
@@ -469,6 +470,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
                 return ServerProtocol(self)
 
             ctx = self.ssl_context
+            for line in self.access_policy.unreachable_grants(
+                ctx is not None, ctx is not None and ctx.verify_mode != ssl.CERT_NONE
+            ):
+                self._logger.warning("access policy: %s", line)
             serve: Callable[[], asyncio.BaseProtocol] = (
                 factory if ctx is None else lambda: TlsAcceptor(ctx, factory, self._logger)
             )
@@ -667,6 +672,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if self.metrics is not None:
             self.metrics.syntax_error()
         conn._send(self.create_log_inform("error", f"Bad message: {err}", "root"))
+        reply = invalid_reply(err)
+        if reply is not None:  # the client would otherwise wait for its timeout
+            conn._send(reply)
 
     def on_client_connect(self, conn: ClientConnection) -> Any:
         """Called after a client connects; may return a future to delay its requests.

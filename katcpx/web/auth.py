@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from ..message import Message
 from ..parser import DEFAULT_MAX_MSG_SIZE
-from ..tls import client_context, server_context
+from ..tls import build_context
 from .hub import HubError
 
 __all__ = [
@@ -174,6 +174,20 @@ def _arg(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list | dict) else value
 
 
+def same_origin(origin: str, host: str, scheme: str) -> bool:
+    """Whether browser `origin` is the bridge at `host` (``host:port``) over `scheme`.
+
+    The scheme counts: a page served over plain HTTP is another origin than an HTTPS
+    bridge on the same host and port (RFC 6454 section 4).
+    """
+    parts = urlsplit(origin)
+    return parts.scheme.lower() == scheme.lower() and parts.netloc.lower() == host.lower()
+
+
+#: Shorter tokens are warned about at start (a guessable secret).
+MIN_TOKEN_LENGTH = 16
+
+
 def read_token_file(path: str) -> str:
     """The token in `path` (surrounding white space removed).
 
@@ -186,6 +200,14 @@ def read_token_file(path: str) -> str:
         token = f.read().strip()
     if not token:
         raise ValueError(f"token file {path} is empty")
+    if len(token) < MIN_TOKEN_LENGTH:
+        log.warning(
+            "--token-file %s: the token has only %d characters (use at least %d, e.g. "
+            "from `openssl rand -hex 32`)",
+            path,
+            len(token),
+            MIN_TOKEN_LENGTH,
+        )
     return token
 
 
@@ -279,7 +301,7 @@ class Guard:
         if not self.control:
             raise Forbidden("the bridge is read-only (no --token-file)")
 
-    def check_origin(self, origin: str | None, host: str) -> None:
+    def check_origin(self, origin: str | None, host: str, scheme: str = "http") -> None:
         """Refuse a change from another browser origin than the bridge's own.
 
         Raises
@@ -289,7 +311,7 @@ class Guard:
         """
         if origin is None or "*" in self.allowed_origins or origin in self.allowed_origins:
             return
-        if urlsplit(origin).netloc.lower() == host.lower():
+        if same_origin(origin, host, scheme):
             return
         raise Forbidden(f"cross-origin change from {origin} refused")
 
@@ -303,7 +325,7 @@ class Guard:
             declared JSON, ``Unauthorized`` (401) without the token.
         """
         req = handler.request
-        self.check_origin(req.headers.get("Origin"), req.host)
+        self.check_origin(req.headers.get("Origin"), req.host, req.protocol)
         ctype = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if req.body.strip() and ctype != "application/json":
             raise UnsupportedMediaType(
@@ -384,11 +406,12 @@ def web_security(
             raise SystemExit(f"katcpx-web: --token-file: {exc}") from None
     guard = Guard.for_site(host, token, args.allow_anonymous_control, allowed_origins)
     browser = None
-    if args.tls_cert:
-        try:
-            browser = server_context(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise SystemExit(f"katcpx-web: cannot load TLS files: {exc}") from None
+    if args.tls_cert or args.tls_key:
+        if not args.tls_cert:
+            raise SystemExit("katcpx-web: --tls-key needs --tls-cert (the certificate of that key)")
+        browser = build_context(
+            "katcpx-web", server=True, cert=args.tls_cert, key=args.tls_key, ca=None
+        )
     return guard, browser
 
 
@@ -396,7 +419,6 @@ def device_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     """The context for the links to the devices (``--tls-ca``), or None for plain TCP."""
     if not args.tls_ca:
         return None
-    try:
-        return client_context(args.tls_ca, args.tls_cert, args.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise SystemExit(f"katcpx-web: cannot load TLS files: {exc}") from None
+    return build_context(
+        "katcpx-web", server=False, cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca
+    )

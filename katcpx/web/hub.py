@@ -32,6 +32,7 @@ __all__ = [
     "DeviceHub",
     "DeviceSpec",
     "DeviceUnavailable",
+    "BadFilter",
     "HubError",
     "Sink",
     "UnknownDevice",
@@ -113,6 +114,10 @@ def parse_device_spec(text: str, description: str = "") -> DeviceSpec:
     return DeviceSpec(name, host, port, description)
 
 
+#: Seconds between looks at a disconnected device's link error.
+LINK_ERROR_CHECK = 0.5
+
+
 class HubError(Exception):
     """A request the hub cannot serve; `code` and `http_status` say why.
 
@@ -152,6 +157,12 @@ class DeviceUnavailable(HubError):
 
     code = "device_unavailable"
     http_status = 503
+
+
+class BadFilter(HubError):
+    """A sensor filter that is not an acceptable regular expression."""
+
+    code = "bad_filter"
 
 
 class Sink(Protocol):
@@ -293,6 +304,8 @@ class DeviceHub:
                 },
                 logger=logger,
             )
+        self.tls = ssl_context is not None
+        self._warned: dict[str, str] = {}
         self._sinks: dict[Sink, set[tuple[str, str]]] = {}
         self._subs: dict[tuple[str, str], _Subscription] = {}
         self._watchers: list[asyncio.Future[None]] = []
@@ -348,21 +361,43 @@ class DeviceHub:
             others = [s for s in ("disconnected", "syncing", "synced") if s != last]
             waits = [res.until_state(s) for s in others]
             try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                # A refused link (e.g. "#disconnect This port requires TLS") stays
+                # "disconnected": look at its error now and then, not only on state changes.
+                await asyncio.wait(
+                    waits, timeout=LINK_ERROR_CHECK, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 for w in waits:
                     w.cancel()
             state = res.state
             if state == last:
-                continue
+                if state != "disconnected" or not self._warn_link_error(name, res):
+                    continue
             last = state
             # Said in the log, so whoever started the bridge knows when a device can be used.
             log.info("device %s is %s", name, state)
             if state == "synced":
                 self._device_synced(name, res)
+            elif state == "disconnected":
+                self._warn_link_error(name, res)
             text = dumps(self.device_message(name))
             for sink in list(self._sinks):
                 sink.push(text)
+
+    def _warn_link_error(self, name: str, res: KATCPClientResource) -> bool:
+        """Log, once per distinct text, why device `name`'s link went down, with the fix.
+
+        Returns whether the text is new.
+        """
+        error = res.last_connect_error
+        if not error or self._warned.get(name) == error:
+            return False
+        self._warned[name] = error
+        hint = ""
+        if "TLS" in error and not self.tls:
+            hint = "; give katcpx-web --tls-ca FILE (the CA of the devices' certificates)"
+        log.warning("device %s: %s%s", name, error, hint)
+        return True
 
     def _device_synced(self, name: str, res: KATCPClientResource) -> None:
         """Bind subscriptions to the device's (possibly new) sensor objects."""
@@ -426,6 +461,8 @@ class DeviceHub:
             "state": res.state,
             "connected": res.state != "disconnected",
             "synced": res.synced,
+            # Why the device is not connected (e.g. its "#disconnect" reason), else None.
+            "error": None if res.synced else res.last_connect_error,
             "sensors": len(res.sensor),
             "requests": len(res.req),
         }
@@ -779,4 +816,4 @@ def _compile(pattern: str) -> ClientPattern:
     try:
         return compile_client_regex(pattern)
     except ClientRegexError as exc:
-        raise HubError(f"bad filter {pattern!r}: {exc}") from None
+        raise BadFilter(f"bad filter regular expression {pattern}: {exc}") from None

@@ -29,10 +29,11 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
+import tornado.web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .._version import __version__
-from .auth import check_request_size, guard_of, loads
+from .auth import check_request_size, guard_of, loads, same_origin
 from .hub import HubError, dumps
 from .source import SensorSource
 
@@ -79,7 +80,17 @@ class DeviceSocketHandler(WebSocketHandler):
         """Same-origin browsers, non-browser clients and the configured origins may connect."""
         if "*" in self._allowed_origins or origin in self._allowed_origins:
             return True
-        return bool(super().check_origin(origin))
+        return same_origin(origin, self.request.host, self.request.protocol)
+
+    def prepare(self) -> None:
+        """Refuse (403) a browser origin of another scheme, host or port before the upgrade.
+
+        Tornado's own check passes an ``Origin`` whose host matches whatever its scheme;
+        an ``http://`` page must not drive an HTTPS bridge (RFC 6454 section 4).
+        """
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            raise tornado.web.HTTPError(403, "cross-origin websocket from %s refused", origin)
 
     # -- connection --------------------------------------------------------------------------
 
@@ -265,8 +276,13 @@ class DeviceSocketHandler(WebSocketHandler):
         token = msg.get("token")
         guard = guard_of(self.settings)
         if not isinstance(token, str) or not guard.token_ok(token):
-            log.warning("websocket from %s: wrong token", self.request.remote_ip)
-            self._error("wrong token", "unauthorized", msg)
+            # A failed auth drops what an earlier one granted: the socket is unauthenticated.
+            self._token = None
+            what = 'missing token (give "token")' if token is None else "wrong token"
+            if token is not None and not isinstance(token, str):
+                what = "token must be a string"
+            log.warning("websocket from %s: %s", self.request.remote_ip, what)
+            self._error(what, "unauthorized", msg)
             return
         self._token = token
         self._send({"type": "auth", "action": "auth", "ok": True}, msg)

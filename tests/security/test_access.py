@@ -166,9 +166,15 @@ def test_policy_file(tmp_path) -> None:
     "text,error",
     [
         ('default_role = "boss"\n', "default_role: unknown role 'boss'"),
-        ('[[grant]]\nrole = "read"\n', "grant 1: a grant needs exactly one of cert_cn or address"),
-        ('[[grant]]\naddress = "10.8.0.0/99"\nrole = "read"\n', "grant 1: grant address"),
-        ('[[grant]]\naddress = "10.0.0.1"\n', "grant 1 needs role"),
+        (
+            'default_role = "read"\n[[grant]]\nrole = "read"\n',
+            "grant 1: a grant needs exactly one of cert_cn or address",
+        ),
+        (
+            'default_role = "read"\n[[grant]]\naddress = "10.8.0.0/99"\nrole = "read"\n',
+            "grant 1: grant address",
+        ),
+        ('default_role = "read"\n[[grant]]\naddress = "10.0.0.1"\n', "grant 1: role is missing"),
         ("default_role = \n", "access.toml"),
         ('owner = "me"\n', "unknown keys ['owner']"),
     ],

@@ -31,7 +31,7 @@ async def test_sensors_with_filter(web):
     status, body = await http(web, "/api/sensors?filter=temp")
     assert status == 200 and [(s["device"], s["name"]) for s in body] == [("thermo", "temp")]
     status, body = await http(web, "/api/devices/thermo/sensors?filter=(")
-    assert status == 400 and body["code"] == "error" and "bad filter" in body["error"]
+    assert status == 400 and body["code"] == "bad_filter" and "bad filter" in body["error"]
 
 
 async def test_read_sensor_fresh_and_cached(web, device):

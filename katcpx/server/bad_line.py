@@ -1,0 +1,39 @@
+"""Replies to request lines that do not parse.
+
+A client whose request line breaks the grammar (an invalid escape such as ``\\w`` in
+``?sensor-list /(\\w)\\1/``) would otherwise wait for its timeout: the server only logs the
+line. When the line still shows that it is a request, and its name (and message id), the
+server answers ``!<name>[<id>] invalid <what and where>`` (spec section 2: every request
+gets a reply; ``invalid`` marks a malformed request) besides the ``#log`` it sends.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import KatcpSyntaxError
+from ..message import Message
+from ..parser import MAX_MID
+
+__all__ = ["invalid_reply"]
+
+# "?name" or "?name[id]" followed by a space, tab or the end: the part a broken argument
+# does not touch.
+_HEAD = re.compile(rb"\?([A-Za-z][A-Za-z0-9-]*)(?:\[([1-9][0-9]{0,9})\])?(?=[ \t]|$)")
+
+
+def invalid_reply(err: KatcpSyntaxError) -> Message | None:
+    """The ``!<name> invalid ...`` reply to the bad request line of `err`, or None.
+
+    None when the line is not a request or its name cannot be recovered.
+    """
+    line = (err.line or b"").rstrip(b"\r\n")
+    head = _HEAD.match(line)
+    if head is None:
+        return None
+    name = head.group(1).decode("ascii")
+    mid = head.group(2).decode("ascii") if head.group(2) else None
+    if mid is not None and int(mid) > MAX_MID:
+        mid = None  # not a valid id: answer without one
+    where = f" at column {err.column + 1}" if err.column is not None else ""
+    return Message.reply(name, "invalid", f"Bad message: {err.problem}{where}.", mid=mid)
