@@ -210,6 +210,20 @@ class SensorExporter:
             out.append(_sample(sensor))
         return out
 
+    def health(self) -> dict[str, tuple[int | None, float | None]]:
+        """Per reported device: its reconnections and last sync time in seconds (None:
+        not known to this exporter)."""
+        out: dict[str, tuple[int | None, float | None]] = {}
+        for device, res in self.devices().items():
+            stats = res.metrics
+            assert stats is not None  # devices() instrumented it
+            out[device] = (stats.reconnects, stats.sync_seconds)
+        return out
+
+    def set_samples(self, samples: dict[str, list[SensorSample]], up: dict[str, bool]) -> None:
+        """Replace what :meth:`collect` reports (a subclass's :meth:`refresh` does this)."""
+        self._samples, self._up = samples, up
+
     def _short(self, value: Any) -> bool:
         limit = self.max_string_length
         return limit is None or len(_text(value)) <= limit
@@ -258,13 +272,12 @@ class SensorExporter:
             "How long the last sync with the device took (its start to synced), in seconds",
             labels=["device"],
         )
-        for device, res in self.devices().items():
-            stats = res.metrics
-            assert stats is not None  # devices() instrumented it
+        for device, (count, seconds) in self.health().items():
             up.add_metric([device], 1 if self._up.get(device) else 0)
-            reconnects.add_metric([device], stats.reconnects)
-            if stats.sync_seconds is not None:
-                sync.add_metric([device], stats.sync_seconds)
+            if count is not None:
+                reconnects.add_metric([device], count)
+            if seconds is not None:
+                sync.add_metric([device], seconds)
             for s in self._samples.get(device, ()):
                 key = [device, s.name]
                 info.add_metric(

@@ -8,6 +8,8 @@ its own process, run exactly as written. The marker convention is in docs/design
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -24,7 +26,8 @@ from docs_runner import (
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Ports the pages use; without a private namespace they must be free on this host.
-DOC_PORTS = [7147, 7148, 7149, 7150, 7151, 7160, 8080, 8443, 9100, 9147]
+DOC_PORTS = [6379, 6380, 7147, 7148, 7149, 7150, 7151, 7160, 8080, 8081, 8082, 8083, 8443]
+DOC_PORTS += [9100, 9147]
 PAGE_TIMEOUT = 600
 
 
@@ -160,3 +163,14 @@ def test_docs_file_background_output_and_ready(tmp_path: Path) -> None:
     wrong = run("goodbye")
     assert wrong[1]["status"] == "failed"
     assert "expected first:\ngoodbye" in str(wrong[1]["detail"])
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_docs_scale_out_diagram_command(tmp_path: Path) -> None:
+    # The command docs/scale-out.md gives (in running text) for its diagram makes a PNG.
+    doc = ROOT / "docs" / "scale-out.md"
+    (line,) = re.findall(r"`(dot -Tpng [^`]*)`", doc.read_text())
+    (tmp_path / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "scale-out.dot", tmp_path / "docs")
+    subprocess.run(line, shell=True, cwd=tmp_path, check=True, timeout=60)
+    assert (tmp_path / "docs" / "scale-out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
