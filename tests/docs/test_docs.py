@@ -71,6 +71,20 @@ def test_docs_marker_convention_is_enforced(tmp_path: Path) -> None:
     assert kinds[2] == ("skip", "a method of the class above")
 
 
+def test_docs_indented_fence_is_a_block(tmp_path: Path) -> None:
+    # A block inside a numbered step is run (and marked) as any other, without its indent.
+    page = tmp_path / "page.md"
+    page.write_text(
+        "1. Save it:\n\n   <!-- docs-test: file: a.toml -->\n   ```toml\n   x = 1\n   ```\n\n"
+        "2. Run:\n\n   ```sh\n   cat a.toml\n   ```\n"
+    )
+    blocks = parse_page(page)
+    assert [(b.kind, b.reason, b.text) for b in blocks] == [
+        ("file", "a.toml", "x = 1\n"),
+        ("shell", "", "cat a.toml\n"),
+    ]
+
+
 def test_docs_output_matching() -> None:
     assert output_matches("az  1.5 deg  nominal\n", "az  17.25 deg    nominal\n")
     assert not output_matches("az  1.5 deg  nominal\n", "az  17.25 deg  warn\n")
