@@ -47,7 +47,7 @@ from ..client import is_timeout_reply
 from ..resource import KATCPClientResource, KATCPSensor, escape_name
 from .health import instrument_resource
 
-__all__ = ["DROPPED_STATUSES", "SensorExporter", "SensorSample"]
+__all__ = ["DROPPED_STATUSES", "SensorExporter", "SensorSample", "sample_of"]
 
 log = logging.getLogger("katcpx.metrics")
 
@@ -207,7 +207,7 @@ class SensorExporter:
             except ValueError as exc:
                 log.warning("bad reading of %s on %s: %s", name, device, exc)
                 continue
-            out.append(_sample(sensor))
+            out.append(sample_of(sensor))
         return out
 
     def health(self) -> dict[str, tuple[int | None, float | None]]:
@@ -330,18 +330,25 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _sample(sensor: KATCPSensor) -> SensorSample:
+def sample_of(sensor: Any) -> SensorSample:
+    """The current reading of `sensor` (a :class:`KATCPSensor`, or any object with its
+    ``name``, ``type``, ``units``, ``description``, ``params`` and ``reading``)."""
     reading = sensor.reading
-    timestamp = reading.timestamp
+    value = reading.value
+    if sensor.type == "address" and isinstance(value, list) and len(value) == 2:
+        value = tuple(value)  # from JSON, which has no tuples: (host, port) as parsed
+    timestamp = float(reading.timestamp or 0.0)
     return SensorSample(
         name=sensor.name,
         type=sensor.type,
         units=sensor.units,
         description=sensor.description,
-        params=tuple(p.decode("utf-8", "replace") for p in sensor.params),
+        params=tuple(
+            p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in sensor.params
+        ),
         timestamp=timestamp if math.isfinite(timestamp) else 0.0,
         status=reading.status,
-        value=reading.value,
+        value=value,
     )
 
 

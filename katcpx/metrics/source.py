@@ -11,13 +11,12 @@ counts and sync times are the gateway's business: those series are absent here.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from .options import DEFAULT_MAX_STRING_LENGTH
-from .sensors import SensorExporter, SensorSample
+from .sensors import SensorExporter, SensorSample, sample_of
 from .web import METRICS_PATH, MetricsHandler
 
 __all__ = ["SourceSensorExporter", "source_metrics_route"]
@@ -67,31 +66,11 @@ class SourceSensorExporter(SensorExporter):
             up[device] = bool(self.source.device_message(device).get("synced"))
             if up[device]:
                 samples[device] = [
-                    _sample(s)
+                    sample_of(s)
                     for s in self.source.sensors(device)
                     if self.sensor_filter.search(s.name)
                 ]
         self.set_samples(samples, up)
-
-
-def _sample(sensor: Any) -> SensorSample:
-    reading = sensor.reading
-    value = reading.value
-    if sensor.type == "address" and isinstance(value, list) and len(value) == 2:
-        value = tuple(value)  # JSON has no tuples: (host, port) as the parser gives it
-    timestamp = float(reading.timestamp or 0.0)
-    return SensorSample(
-        name=sensor.name,
-        type=sensor.type,
-        units=sensor.units,
-        description=sensor.description,
-        params=tuple(
-            p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in sensor.params
-        ),
-        timestamp=timestamp if math.isfinite(timestamp) else 0.0,
-        status=reading.status,
-        value=value,
-    )
 
 
 def source_metrics_route(
