@@ -47,7 +47,7 @@ from ..client import is_timeout_reply
 from ..resource import KATCPClientResource, KATCPSensor, escape_name
 from .health import instrument_resource
 
-__all__ = ["DROPPED_STATUSES", "SensorExporter", "SensorSample"]
+__all__ = ["DROPPED_STATUSES", "SensorExporter", "SensorSample", "sample_of"]
 
 log = logging.getLogger("katcpx.metrics")
 
@@ -207,8 +207,22 @@ class SensorExporter:
             except ValueError as exc:
                 log.warning("bad reading of %s on %s: %s", name, device, exc)
                 continue
-            out.append(_sample(sensor))
+            out.append(sample_of(sensor))
         return out
+
+    def health(self) -> dict[str, tuple[int | None, float | None]]:
+        """Per reported device: its reconnections and last sync time in seconds (None:
+        not known to this exporter)."""
+        out: dict[str, tuple[int | None, float | None]] = {}
+        for device, res in self.devices().items():
+            stats = res.metrics
+            assert stats is not None  # devices() instrumented it
+            out[device] = (stats.reconnects, stats.sync_seconds)
+        return out
+
+    def set_samples(self, samples: dict[str, list[SensorSample]], up: dict[str, bool]) -> None:
+        """Replace what :meth:`collect` reports (a subclass's :meth:`refresh` does this)."""
+        self._samples, self._up = samples, up
 
     def _short(self, value: Any) -> bool:
         limit = self.max_string_length
@@ -258,13 +272,12 @@ class SensorExporter:
             "How long the last sync with the device took (its start to synced), in seconds",
             labels=["device"],
         )
-        for device, res in self.devices().items():
-            stats = res.metrics
-            assert stats is not None  # devices() instrumented it
+        for device, (count, seconds) in self.health().items():
             up.add_metric([device], 1 if self._up.get(device) else 0)
-            reconnects.add_metric([device], stats.reconnects)
-            if stats.sync_seconds is not None:
-                sync.add_metric([device], stats.sync_seconds)
+            if count is not None:
+                reconnects.add_metric([device], count)
+            if seconds is not None:
+                sync.add_metric([device], seconds)
             for s in self._samples.get(device, ()):
                 key = [device, s.name]
                 info.add_metric(
@@ -317,18 +330,25 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _sample(sensor: KATCPSensor) -> SensorSample:
+def sample_of(sensor: Any) -> SensorSample:
+    """The current reading of `sensor` (a :class:`KATCPSensor`, or any object with its
+    ``name``, ``type``, ``units``, ``description``, ``params`` and ``reading``)."""
     reading = sensor.reading
-    timestamp = reading.timestamp
+    value = reading.value
+    if sensor.type == "address" and isinstance(value, list) and len(value) == 2:
+        value = tuple(value)  # from JSON, which has no tuples: (host, port) as parsed
+    timestamp = float(reading.timestamp or 0.0)
     return SensorSample(
         name=sensor.name,
         type=sensor.type,
         units=sensor.units,
         description=sensor.description,
-        params=tuple(p.decode("utf-8", "replace") for p in sensor.params),
+        params=tuple(
+            p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in sensor.params
+        ),
         timestamp=timestamp if math.isfinite(timestamp) else 0.0,
         status=reading.status,
-        value=reading.value,
+        value=value,
     )
 
 

@@ -575,18 +575,21 @@ class DeviceServer(SensorDeviceServer):
             strategy_name, params = current.get_sampling_formatted()
             return req.make_reply("ok", names_arg, strategy_name, *params)
         strategy_name, params = args[1], args[2:]
-        # An unknown name first, as katcp-python does: "not allowed for version 5" would
-        # wrongly suggest the strategy exists in another version.
+        # Naming the strategies that exist tells the fix.
+        info = self.PROTOCOL_INFO
+        allowed = info.STRATEGIES_V4 if info.major < 5 else info.STRATEGIES_V5
+        known = f"KATCP v{info.major} strategies are {', '.join(sorted(allowed))}"
+        # An unknown name first, as katcp-python does (its text, then the list): "not
+        # allowed for version 5" would wrongly suggest the strategy exists in another version.
         if strategy_name not in SampleStrategy.SAMPLING_LOOKUP_REV:
-            raise FailReply(f"Unknown strategy name: {strategy_name.decode('utf-8', 'replace')}.")
-        if not self.PROTOCOL_INFO.strategy_allowed(strategy_name):
-            # katcp-python says "Strategy X not allowed for version 5 of katcp", which reads
-            # as a version problem; naming the strategies that exist tells the fix.
-            info = self.PROTOCOL_INFO
-            allowed = info.STRATEGIES_V4 if info.major < 5 else info.STRATEGIES_V5
             raise FailReply(
-                f"Unknown strategy {strategy_name.decode('utf-8', 'replace')!r}: KATCP "
-                f"v{info.major} strategies are {', '.join(sorted(allowed))}"
+                f"Unknown strategy name: {strategy_name.decode('utf-8', 'replace')}. {known}"
+            )
+        if not info.strategy_allowed(strategy_name):
+            # katcp-python says "Strategy X not allowed for version 5 of katcp", which reads
+            # as a version problem.
+            raise FailReply(
+                f"Unknown strategy {strategy_name.decode('utf-8', 'replace')!r}: {known}"
             )
 
         def send_status(sensor: Sensor, reading: Any) -> None:

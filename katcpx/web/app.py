@@ -12,9 +12,11 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from ..metrics.source import source_metrics_route
 from ..metrics.web import metrics_route
 from .auth import OPEN, Guard
 from .history import HistoryHandler
+from .hub import DeviceHub
 from .rest import (
     DeviceHandler,
     DevicesHandler,
@@ -87,9 +89,11 @@ def make_app(
         (rf"/api/devices/{_NAME}/sensors/{_NAME}/history", HistoryHandler, kw),
         (rf"/api/devices/{_NAME}/requests", RequestsHandler, kw),
         (rf"/api/devices/{_NAME}/requests/{_NAME}", RequestHandler, kw),
-        metrics_route(
+        # Prometheus: the devices' sensors (asked of the devices, or a source's cache: the
+        # Redis source has no KATCP connection) and katcpx's health.
+        (metrics_route if isinstance(hub, DeviceHub) else source_metrics_route)(
             hub, **(metrics or {})
-        ),  # Prometheus: the devices' sensors and katcpx's health
+        ),
     ]
     settings["katcpx_guard"] = guard or OPEN
     settings.setdefault("static_path", STATIC_PATH)

@@ -57,7 +57,8 @@ BLOCK_TIMEOUT = 120.0
 SIGINT_GRACE = 10.0
 PORT_TIMEOUT = 60.0
 MARKER = re.compile(r"^<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
-FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?P<info>[\w+-]*)")
+# A fence may be indented (a block inside a list item); its lines lose that indentation.
+FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+|~~~+)\s*(?P<info>[\w+-]*)")
 SEPARATOR = "@@docs-test-separator@@"
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
@@ -111,11 +112,11 @@ def parse_page(path: Path) -> list[Block]:
                 marker = ""
             i += 1
             continue
-        fence, start = f["fence"], i
+        fence, indent, start = f["fence"], f["indent"], i
         i += 1
         body_lines = []
-        while i < len(lines) and not lines[i].startswith(fence):
-            body_lines.append(lines[i])
+        while i < len(lines) and not lines[i].lstrip().startswith(fence):
+            body_lines.append(lines[i].removeprefix(indent))
             i += 1
         i += 1
         blocks.append(

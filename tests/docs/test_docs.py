@@ -8,6 +8,8 @@ its own process, run exactly as written. The marker convention is in docs/design
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -24,7 +26,8 @@ from docs_runner import (
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Ports the pages use; without a private namespace they must be free on this host.
-DOC_PORTS = [7147, 7148, 7149, 7150, 7151, 7160, 8080, 8443, 9100, 9147]
+DOC_PORTS = [6379, 6380, 7147, 7148, 7149, 7150, 7151, 7160, 8080, 8081, 8082, 8083, 8443]
+DOC_PORTS += [9100, 9147]
 PAGE_TIMEOUT = 600
 
 
@@ -66,6 +69,20 @@ def test_docs_marker_convention_is_enforced(tmp_path: Path) -> None:
     assert kinds[0][0] == "unmarked"
     assert kinds[1] == ("skip", "")
     assert kinds[2] == ("skip", "a method of the class above")
+
+
+def test_docs_indented_fence_is_a_block(tmp_path: Path) -> None:
+    # A block inside a numbered step is run (and marked) as any other, without its indent.
+    page = tmp_path / "page.md"
+    page.write_text(
+        "1. Save it:\n\n   <!-- docs-test: file: a.toml -->\n   ```toml\n   x = 1\n   ```\n\n"
+        "2. Run:\n\n   ```sh\n   cat a.toml\n   ```\n"
+    )
+    blocks = parse_page(page)
+    assert [(b.kind, b.reason, b.text) for b in blocks] == [
+        ("file", "a.toml", "x = 1\n"),
+        ("shell", "", "cat a.toml\n"),
+    ]
 
 
 def test_docs_output_matching() -> None:
@@ -160,3 +177,14 @@ def test_docs_file_background_output_and_ready(tmp_path: Path) -> None:
     wrong = run("goodbye")
     assert wrong[1]["status"] == "failed"
     assert "expected first:\ngoodbye" in str(wrong[1]["detail"])
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_docs_scale_out_diagram_command(tmp_path: Path) -> None:
+    # The command docs/scale-out.md gives (in running text) for its diagram makes a PNG.
+    doc = ROOT / "docs" / "scale-out.md"
+    (line,) = re.findall(r"`(dot -Tpng [^`]*)`", doc.read_text())
+    (tmp_path / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "scale-out.dot", tmp_path / "docs")
+    subprocess.run(line, shell=True, cwd=tmp_path, check=True, timeout=60)
+    assert (tmp_path / "docs" / "scale-out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

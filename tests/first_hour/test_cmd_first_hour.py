@@ -87,7 +87,9 @@ def test_grammar_misplaced_option_says_where_it_goes(site: Sim) -> None:
 def test_error_tells_fix_unknown_strategy(site: Sim) -> None:
     result = run_cmd("monitor", site.address("weather"), "temperature", "--strategy", "fast")
     assert result.returncode == 1
-    assert "Unknown strategy 'fast': KATCP v5 strategies are auto, differential" in result.stderr
+    assert (
+        "Unknown strategy name: fast. KATCP v5 strategies are auto, differential" in result.stderr
+    )
 
 
 def test_error_tells_fix_connection_refused() -> None:
