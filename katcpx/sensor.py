@@ -26,6 +26,17 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 from .errors import KatcpSyntaxError, KatcpTypeError
 from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+from .kattypes.types import (
+    Address,
+    Bool,
+    Discrete,
+    Float,
+    Int,
+    KatcpType,
+    Lru,
+    Str,
+    Timestamp,
+)
 from .sensor_codec import (
     _NAME_RE,
     LRU_CONSTANTS,
@@ -165,6 +176,19 @@ class Sensor:
     }
     #: KATCP type name to type constant.
     SENSOR_TYPE_LOOKUP: ClassVar[dict[str, int]] = {v: k for k, v in SENSOR_TYPE_NAMES.items()}
+    #: Type constant to (kattype class, default value), as in katcp-python 0.9.3.
+    SENSOR_TYPES: ClassVar[dict[int, tuple[type[KatcpType], Any]]] = {
+        INTEGER: (Int, 0),
+        FLOAT: (Float, 0.0),
+        BOOLEAN: (Bool, False),
+        LRU: (Lru, Lru.LRU_NOMINAL),
+        DISCRETE: (Discrete, "unknown"),
+        STRING: (Str, ""),
+        TIMESTAMP: (Timestamp, 0.0),
+        ADDRESS: (Address, Address.NULL),
+    }
+    #: The kattype that formats and parses reading timestamps (katcp-python 0.9.3's name).
+    TIMESTAMP_TYPE: ClassVar[Timestamp] = Timestamp()
     #: Python types accepted in place of a type constant.
     SENSOR_SHORTCUTS: ClassVar[dict[type, int]] = {
         int: INTEGER,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import ipaddress
 import math
+import numbers
 import operator
 import re
 from collections.abc import Callable
@@ -129,11 +130,14 @@ def _check_int(value: object) -> int:
     return operator.index(value)  # numpy ints -> int
 
 
-def _check_real(value: object) -> builtins.float:
+def _check_real(value: object) -> Any:
     if isinstance(value, bool) or isinstance(value, (str, bytes)):
         raise TypeError(f"float sensor value must be a real number, not {_type_name(value)}")
     try:
-        return builtins.float(value)  # type: ignore[arg-type]
+        converted = builtins.float(value)  # type: ignore[arg-type]
+        # The value set is the value kept (an int stays an int), as in katcp-python 0.9.3;
+        # only what float() cannot take is refused. It formats as a float on the wire.
+        return value if isinstance(value, numbers.Real) else converted
     except (TypeError, ValueError):
         raise TypeError(
             f"float sensor value must be a real number, not {_type_name(value)}"

@@ -26,7 +26,7 @@ def test_plain_script(katcpx_dish):
     res = threadsafe_resource(spec(katcpx_dish.bind_address), sync_timeout=T)
     try:
         assert res.state == "synced" and res.is_connected()
-        assert res.set_sampling_strategy("pos_az", "event") == {"pos_az": ("event",)}
+        assert res.set_sampling_strategy("pos_az", "event") == {"pos_az": "event"}
         assert res.sensor.pos_az.sampling_strategy == ("event",)
         reply = res.req.target(30, 45)
         assert isinstance(reply, KATCPReply) and reply

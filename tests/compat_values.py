@@ -1,0 +1,32 @@
+"""Run one snippet under katcp-python 0.9.3 and under katcpx, and compare what it prints.
+
+The snippet uses the name ``katcp``; under katcpx it runs after ``import katcpx as katcp``
+(the drop-in way). Each printed line is one value; the test compares them line by line.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+_PRELUDE = {
+    "katcp": "import katcp\n",
+    "katcpx": "import katcpx as katcp\n",
+}
+
+
+def run_snippet(python: Path | str, library: str, code: str) -> list[str]:
+    """Run `code` with `library` imported as ``katcp`` in `python`; return stdout lines."""
+    source = _PRELUDE[library] + textwrap.dedent(code)
+    done = subprocess.run(
+        [str(python), "-c", source], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{library} snippet failed:\n{done.stderr}"
+    return done.stdout.splitlines()
+
+
+def both(katcp_python: Path, code: str) -> tuple[list[str], list[str]]:
+    """Return the lines `code` prints under katcp-python 0.9.3 and under katcpx."""
+    return run_snippet(katcp_python, "katcp", code), run_snippet(sys.executable, "katcpx", code)
