@@ -57,7 +57,7 @@ __all__ = [
     "fake_KATCP_client_resource_factory",
 ]
 
-log = logging.getLogger("katcpx.fake_clients")
+log = logging.getLogger("katcp.fake_clients")
 
 
 class FakeKATCPServerError(Exception):

@@ -45,7 +45,7 @@ _UNESCAPE_CODES: Final = {
     b"@": b"",
 }
 _UNESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
-_log = logging.getLogger("katcpx.message")
+_log = logging.getLogger("katcp.core")
 
 # Names already known to be valid. Real devices use a few hundred names at most; the caps
 # stop a hostile peer from growing it without bound: in entries, and in bytes, since a name

@@ -517,15 +517,16 @@ class Sensor:
             return self.ERROR
         return self.WARN
 
+    def _not_discrete(self, value: Any) -> str:
+        """katcp-python 0.9.3's text for a value not in a discrete sensor's values."""
+        return f"Discrete value '{value}' is not one of {list(self.params)}."
+
     def _check_value(self, value: Any) -> Any:
         value = self._check(value)
         if self._discrete_values is not None:
             text = value.decode("utf-8") if isinstance(value, bytes) else value
             if text not in self._discrete_values:
-                raise ValueError(
-                    f"{value!r} is not a value of discrete sensor {self.name!r}; "
-                    f"allowed: {', '.join(self.params)}"
-                )
+                raise ValueError(self._not_discrete(value))
             value = text
         return value
 
@@ -633,10 +634,7 @@ class Sensor:
             raise KatcpTypeError(f"sensor value must be bytes, not {_type_name(s_value)}")
         value = self._parser(s_value, katcp_major)
         if self._discrete_values is not None and value not in self._discrete_values:
-            raise ValueError(
-                f"{value!r} is not a value of discrete sensor {self.name!r}; "
-                f"allowed: {', '.join(self.params)}"
-            )
+            raise ValueError(self._not_discrete(value))
         return value
 
     def set_formatted(

@@ -1,7 +1,7 @@
 """Run one snippet under katcp-python 0.9.3 and under katcpx, and compare what it prints.
 
 The snippet uses the name ``katcp``; under katcpx it runs after ``import katcpx as katcp``
-(the drop-in way). Each printed line is one value; the test compares them line by line.
+(the drop-in way), with ``from katcp.x import`` lines changed to ``from katcpx.x import``. Each printed line is one value; the test compares them line by line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ _PRELUDE = {
 
 def run_snippet(python: Path | str, library: str, code: str) -> list[str]:
     """Run `code` with `library` imported as ``katcp`` in `python`; return stdout lines."""
-    source = _PRELUDE[library] + textwrap.dedent(code)
+    code = textwrap.dedent(code)
+    if library == "katcpx":  # what a user changes when moving: the imports, nothing else
+        code = code.replace("from katcp.", "from katcpx.").replace("from katcp import", "from katcpx import")
+    source = _PRELUDE[library] + code
     done = subprocess.run(
         [str(python), "-c", source], capture_output=True, text=True, timeout=120, check=False
     )

@@ -49,3 +49,54 @@ def test_float_sensor_keeps_the_int_it_was_set_to(katcp_python):
     """
     theirs, ours = both(katcp_python, code)
     assert ours == theirs
+
+
+def test_kattype_error_texts(katcp_python):
+    # Users' suites compare these with assert_request_fails(error_equals=...).
+    code = """
+    from katcp.kattypes import Int, Float, Bool, Discrete, unpack_types
+    cases = [
+        ((Int(min=0, max=100),), [b"101"]),
+        ((Int(min=0, max=100),), [b"-1"]),
+        ((Int(),), [b"abc"]),
+        ((Float(min=0.5, max=2.5),), [b"9"]),
+        ((Float(min=0.5, max=2.5),), [b"0.25"]),
+        ((Float(),), [b"x"]),
+        ((Bool(),), [b"2"]),
+        ((Discrete(("a", "b")),), [b"c"]),
+        ((Discrete(("a", "b"), case_insensitive=True),), [b"c"]),
+        ((Int(),), []),
+        ((Int(),), [b"1", b"2"]),
+    ]
+    for types, args in cases:
+        try:
+            unpack_types(types, args, ["x"], 5)
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+    """
+    theirs, ours = both(katcp_python, code)
+    assert ours == theirs
+
+
+def test_sensor_parse_and_discrete_error_texts(katcp_python):
+    code = """
+    S = katcp.Sensor
+    cases = [
+        (S.integer("i", "", "", [0, 10]), b"x"),
+        (S.float("f", "", "", [0.0, 1.0]), b"x"),
+        (S.boolean("b", "", ""), b"2"),
+        (S.lru("l", "", ""), b"maybe"),
+        (S.discrete("d", "", "", ["on", "off"]), b"maybe"),
+    ]
+    for sensor, raw in cases:
+        try:
+            sensor.parse_value(raw)
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+    try:
+        S.discrete("d", "", "", ["on", "off"]).set_value("maybe")
+    except Exception as exc:
+        print(type(exc).__name__, exc)
+    """
+    theirs, ours = both(katcp_python, code)
+    assert ours == theirs

@@ -161,7 +161,7 @@ def test_repr_is_readable():
 
 def test_lone_surrogate_is_replaced_like_katcp_python(caplog):
     # katcp-python 0.9.3: Message.request("foo", "a\udc80b").arguments == [b"a?b"], error logged.
-    with caplog.at_level("ERROR", logger="katcpx.message"):
+    with caplog.at_level("ERROR", logger="katcp.core"):
         msg = Message.request("foo", "a\udc80b")
     assert msg.arguments == [b"a?b"]
     assert bytes(msg) == b"?foo a?b\n"

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from ..flags import ProtocolFlags
 from ..tls import add_tls_arguments, client_context_from_args
 from .connection import EXIT_ERROR, CmdError, looks_like_address, parse_address
 from .grammar import arrange
@@ -321,7 +322,15 @@ def _strategy(words: list[str] | None, period: float | None) -> list[str]:
     if not words:
         return ["auto"]
     # "--strategy 'period 0.5'" arrives as one word.
-    return [w for word in words for w in word.split()]
+    strategy = [w for word in words for w in word.split()]
+    known = ProtocolFlags.STRATEGIES_V5
+    if strategy and strategy[0] not in known:
+        # Checked here: the server's refusal ("Unknown strategy name: X.", katcp-python's
+        # text) does not say which names exist.
+        raise CmdError(
+            f"Unknown strategy {strategy[0]!r}: KATCP v5 strategies are {', '.join(sorted(known))}"
+        )
+    return strategy
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from ._types import (
 
 __all__ = ["KATCPRequest", "KATCPSensor", "SensorManager", "Listener"]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 #: A sensor listener: ``listener(sensor, reading)`` when registered with ``reading=True``,
 #: else ``listener(received_timestamp, timestamp, status, value)``.

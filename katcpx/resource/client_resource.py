@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KATCPClientResource", "list_sensors"]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 _STATES = ("disconnected", "syncing", "synced")
 _NONE: StrategyParams = ("none",)

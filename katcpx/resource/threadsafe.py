@@ -45,7 +45,7 @@ __all__ = [
     "threadsafe_resource",
 ]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 #: Extra seconds a blocking call waits beyond an operation's own `timeout`, so that the
 #: operation's timeout (with its proper result or exception) wins the race.

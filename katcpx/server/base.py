@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DeviceServerBase"]
 
-log = logging.getLogger("katcpx.server")
+log = logging.getLogger("katcp.server")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
@@ -744,7 +744,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         """
         handler = self._request_handlers.get(msg.name)
         if handler is None:
-            self._logger.info("%s INVALID: Unknown request.", msg.name)
+            self._logger.error("%s INVALID: Unknown request.", msg.name)  # katcp-python's level
             if self.metrics is not None:
                 self.metrics.unknown_request()
             connection.reply(Message.reply(msg.name, "invalid", "Unknown request."), msg)
@@ -793,7 +793,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             )
 
     def _send_fail(self, req: ClientRequestConnection, reason: str) -> None:
-        self._logger.info("Request %s FAIL: %s", req.msg.name, reason)
+        self._logger.error("Request %s FAIL: %s", req.msg.name, reason)  # katcp-python's level
         self._send_result(req, Message.reply(req.msg.name, "fail", reason))
 
     def _send_result(self, req: ClientRequestConnection, result: Any) -> None:

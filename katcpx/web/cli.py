@@ -32,7 +32,7 @@ from .messages import listen_error
 
 __all__ = ["build_parser", "load_config", "main", "run", "strategy_from"]
 
-log = logging.getLogger("katcpx.web")
+log = logging.getLogger("katcp.web")
 
 _CONFIG_KEYS = {
     "devices",

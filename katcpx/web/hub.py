@@ -41,7 +41,7 @@ __all__ = [
     "parse_device_spec",
 ]
 
-log = logging.getLogger("katcpx.web")
+log = logging.getLogger("katcp.web")
 
 #: Sampling strategy of a subscription unless the hub is given another.
 DEFAULT_STRATEGY: tuple[str, ...] = ("event",)

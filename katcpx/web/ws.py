@@ -37,7 +37,7 @@ from .hub import DeviceHub, HubError, dumps
 
 __all__ = ["ACTIONS", "DeviceSocketHandler"]
 
-log = logging.getLogger("katcpx.web")
+log = logging.getLogger("katcp.web")
 
 #: Actions the websocket understands.
 ACTIONS = ("subscribe", "subscribeSafely", "unsubscribe", "set", "refresh")
