@@ -100,3 +100,41 @@ def test_sensor_parse_and_discrete_error_texts(katcp_python):
     """
     theirs, ours = both(katcp_python, code)
     assert ours == theirs
+
+
+def test_server_log_lines_reach_the_katcp_logger_at_katcp_python_levels(katcp_python):
+    # A handler on logging.getLogger("katcp") sees the server's request failures at ERROR.
+    code = """
+    import logging, threading
+    from katcp import Message
+    seen = []
+    class Keep(logging.Handler):
+        def emit(self, record):
+            if "FAIL" in record.getMessage() or "INVALID" in record.getMessage():
+                seen.append((record.name, record.levelname, record.getMessage()))
+    logging.getLogger("katcp").addHandler(Keep())
+    logging.getLogger("katcp").setLevel(logging.DEBUG)
+    class S(katcp.DeviceServer):
+        VERSION_INFO = ("x", 1, 0)
+        BUILD_INFO = ("x", 1, 0, "")
+        def setup_sensors(self):
+            pass
+        def request_bad(self, req, msg):
+            "Fail."
+            raise katcp.FailReply("no good")
+    server = S("127.0.0.1", 0)
+    server.set_concurrency_options(thread_safe=False, handler_thread=False)
+    server.start(timeout=10)
+    host, port = server.bind_address
+    client = katcp.BlockingClient(host, port)
+    client.start(timeout=10)
+    client.wait_protocol(timeout=10)
+    print(client.blocking_request(Message.request("bad"), timeout=10)[0])
+    print(client.blocking_request(Message.request("nosuch"), timeout=10)[0])
+    client.stop(); client.join(timeout=10)
+    server.stop(); server.join(timeout=10)
+    print(sorted(seen))
+    print(server._logger.name, client._logger.name)
+    """
+    theirs, ours = both(katcp_python, code)
+    assert ours == theirs
