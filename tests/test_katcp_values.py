@@ -138,3 +138,80 @@ def test_server_log_lines_reach_the_katcp_logger_at_katcp_python_levels(katcp_py
     """
     theirs, ours = both(katcp_python, code)
     assert ours == theirs
+
+
+# katcp-python's testutils imports the external ``mock`` package (unittest.mock since), and
+# its tornado 4 testing module the collections ABC names that Python 3.10 moved away.
+_MOCK = """\
+import collections, collections.abc, sys, unittest.mock
+sys.modules.setdefault("mock", unittest.mock)
+for _name in ("MutableMapping", "Mapping", "Sequence", "MutableSet", "Callable", "Iterable"):
+    if not hasattr(collections, _name):
+        setattr(collections, _name, getattr(collections.abc, _name))
+"""
+
+
+def test_assert_request_fails_returns_bytes_status(katcp_python):
+    code = (
+        _MOCK
+        + """\
+import unittest
+from katcp.testutils import BlockingTestClient
+class S(katcp.DeviceServer):
+    VERSION_INFO = ("x", 1, 0)
+    BUILD_INFO = ("x", 1, 0, "")
+    def setup_sensors(self):
+        pass
+    def request_bad(self, req, msg):
+        "Fail."
+        raise katcp.FailReply("no good")
+server = S("127.0.0.1", 0)
+server.start(timeout=10)
+host, port = server.bind_address
+case = unittest.TestCase()
+client = BlockingTestClient(case, host, port)
+client.start(timeout=10)
+client.wait_protocol(timeout=10)
+print(repr(client.assert_request_fails("bad")))
+print(repr(client.assert_request_fails("bad", error_equals="no good")))
+print(repr(client.assert_request_fails("bad", status_equals="fail")))
+client.stop(); client.join(timeout=10)
+server.stop(); server.join(timeout=10)
+"""
+    )
+    theirs, ours = both(katcp_python, code)
+    assert ours == theirs
+
+
+def test_fake_resource_informs_and_handlers_without_docstring(katcp_python):
+    code = """
+    import tornado.gen, tornado.ioloop
+    from katcp.fake_clients import fake_KATCP_client_resource_factory
+    from katcp.resource_client import KATCPClientResource
+    from katcp.kattypes import request, return_reply, Int
+    class Handlers(object):
+        @request(Int(), Int())
+        @return_reply(Int())
+        def request_add(self, req, a, b):
+            "Add two ints."
+            req.inform("adding", a, b)
+            return "ok", a + b
+    @tornado.gen.coroutine
+    def main():
+        res, manager = fake_KATCP_client_resource_factory(
+            KATCPClientResource, {}, dict(name="dev", address=("localhost", 1), controlled=True)
+        )
+        res.start()
+        manager.add_request_handlers_object(Handlers())
+        yield res.until_synced(timeout=5)
+        reply = yield res.req.add(2, 3)
+        print(str(reply.reply), [str(m) for m in reply.informs])
+        try:
+            manager.add_request_handlers_dict({"ping": lambda req, msg: None})
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+        res.stop()
+    tornado.ioloop.IOLoop.current().run_sync(main, timeout=30)
+    """
+    theirs, ours = both(katcp_python, code)
+    assert ours == theirs
