@@ -17,14 +17,16 @@ _PRELUDE = {
 }
 
 
-def run_snippet(python: Path | str, library: str, code: str) -> list[str]:
+def run_snippet(python: Path | str, library: str, code: str, timeout: float = 120) -> list[str]:
     """Run `code` with `library` imported as ``katcp`` in `python`; return stdout lines."""
     code = textwrap.dedent(code)
     if library == "katcpx":  # what a user changes when moving: the imports, nothing else
-        code = code.replace("from katcp.", "from katcpx.").replace("from katcp import", "from katcpx import")
+        code = code.replace("from katcp.", "from katcpx.").replace(
+            "from katcp import", "from katcpx import"
+        )
     source = _PRELUDE[library] + code
     done = subprocess.run(
-        [str(python), "-c", source], capture_output=True, text=True, timeout=120, check=False
+        [str(python), "-c", source], capture_output=True, text=True, timeout=timeout, check=False
     )
     assert done.returncode == 0, f"{library} snippet failed:\n{done.stderr}"
     return done.stdout.splitlines()

@@ -6,7 +6,9 @@ imported as ``katcp``, and compares what the snippet prints.
 
 from __future__ import annotations
 
-from compat_values import both
+import sys
+
+from compat_values import both, run_snippet
 
 
 def test_message_type_constants(katcp_python):
@@ -215,3 +217,78 @@ def test_fake_resource_informs_and_handlers_without_docstring(katcp_python):
     """
     theirs, ours = both(katcp_python, code)
     assert ours == theirs
+
+
+def test_coroutine_handlers_on_threaded_server_and_no_own_requests(katcp_python):
+    # Tornado coroutine handlers (decorated, @concurrent_reply, raw) on the default
+    # handler-thread DeviceServer; with the 5.1 T flag the client's message ids start at 1:
+    # start() + wait_protocol() sends nothing by itself.
+    code = """
+    import tornado.gen
+    from katcp import DeviceServer, Message, BlockingClient, ProtocolFlags
+    from katcp.kattypes import request, return_reply, concurrent_reply, Float
+    class Base(object):
+        @request(Float())
+        @return_reply(Float())
+        @tornado.gen.coroutine
+        def request_coro(self, req, x):
+            "Coroutine."
+            yield tornado.gen.sleep(0.01)
+            raise tornado.gen.Return(("ok", x * 2))
+        @request(Float())
+        @return_reply(Float())
+        @concurrent_reply
+        @tornado.gen.coroutine
+        def request_ccoro(self, req, x):
+            "Concurrent coroutine."
+            yield tornado.gen.sleep(0.01)
+            raise tornado.gen.Return(("ok", x * 3))
+        @tornado.gen.coroutine
+        def request_rawcoro(self, req, msg):
+            "Raw coroutine."
+            yield tornado.gen.moment
+            raise tornado.gen.Return(req.make_reply("ok", "raw"))
+        def setup_sensors(self):
+            pass
+    class S1(Base, DeviceServer):
+        VERSION_INFO = ("s", 1, 0)
+        BUILD_INFO = ("s", 1, 0, "")
+    class S3(S1):
+        PROTOCOL_INFO = ProtocolFlags(5, 1, set([
+            ProtocolFlags.MULTI_CLIENT, ProtocolFlags.MESSAGE_IDS,
+            ProtocolFlags.REQUEST_TIMEOUT_HINTS]))
+    for cls in (S1, S3):
+        server = cls("127.0.0.1", 0)
+        server.start(timeout=5)
+        client = BlockingClient(*server.bind_address)
+        client.start(timeout=5)
+        client.wait_protocol(5)
+        for args in (("coro", 1), ("ccoro", 1), ("rawcoro",)):
+            reply, informs = client.blocking_request(Message.request(*args), timeout=5)
+            print(cls.__name__, args, str(reply))
+        client.stop(); client.join(timeout=5)
+        server.stop(); server.join(timeout=5)
+    """
+    theirs, ours = both(katcp_python, code)
+    assert ours == theirs
+    assert "S3 ('coro', 1) !coro[1] ok 2.0" in ours
+
+
+def test_stop_and_join_return_when_the_servers_loop_never_runs():
+    # An AsyncDeviceServer made outside a running loop starts on IOLoop.current(), which
+    # this script never runs: katcp-python's stop() and join() return; so must katcpx's.
+    code = """
+    import time
+    class S(katcp.AsyncDeviceServer):
+        VERSION_INFO = ("s", 1, 0)
+        BUILD_INFO = ("s", 1, 0, "")
+        def setup_sensors(self):
+            pass
+    server = S("127.0.0.1", 0)
+    server.start(timeout=0.2)
+    began = time.monotonic()
+    server.stop(timeout=0.2)
+    server.join()
+    print(time.monotonic() - began < 5)
+    """
+    assert run_snippet(sys.executable, "katcpx", code, timeout=30) == ["True"]

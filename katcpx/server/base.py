@@ -27,7 +27,7 @@ from ..peer_units import seconds_to_wire
 from ..tls import TlsAcceptor
 from .access import DEFAULT_POLICY, AccessPolicy, Role, refusal
 from .connection import ClientConnection, ClientRequestConnection, ServerProtocol
-from .handler_thread import HandlerThread, HandlerThreadStopped
+from .handler_thread import HandlerThread, HandlerThreadStopped, is_coroutine_handler
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
 
@@ -298,8 +298,15 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         """Wait for the server (and its managed thread) to finish stopping."""
         if self._thread is not None:
             self._thread.join(timeout)
-        else:
-            self._stopped.wait(timeout)
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_running() and not self._stopped.is_set():
+            # Nothing runs the loop that would finish the stop (say an AsyncDeviceServer
+            # started outside a running loop): waiting would never end. katcp-python
+            # returns at once here too.
+            self._logger.warning("join: the server's ioloop is not running; not waiting")
+            return
+        self._stopped.wait(timeout)
 
     def running(self) -> bool:
         """Whether the server is running."""
@@ -666,6 +673,12 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if self.is_loop_safe(msg):
             self.handle_loop_safe(client_conn, msg)
             return None
+        if msg.mtype == Message.REQUEST and is_coroutine_handler(
+            self._request_handlers.get(msg.name, _no_handler)
+        ):
+            # Coroutines need the loop (see is_coroutine_handler); still in order.
+            result = self.handle_message(client_conn, msg)
+            return result if _is_pending(result) else None
         outer: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def ran(f: concurrent.futures.Future[Any]) -> None:
@@ -1001,3 +1014,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         # v5: katcp-python's six decimals; v4: exact milliseconds (katcpx.peer_units).
         ts = b"%.6f" % timestamp if major >= 5 else seconds_to_wire(timestamp, major)
         return Message.inform("log", level_name, ts, name, msg)
+
+
+def _no_handler(*args: Any) -> None:
+    """Stands in for the handler of an unknown request (not a coroutine)."""
