@@ -292,3 +292,15 @@ def test_stop_and_join_return_when_the_servers_loop_never_runs():
     print(time.monotonic() - began < 5)
     """
     assert run_snippet(sys.executable, "katcpx", code, timeout=30) == ["True"]
+
+
+def test_protocol_flags_are_bytes(katcp_python):
+    code = """
+    PF = katcp.ProtocolFlags
+    print(PF.MULTI_CLIENT, PF.MESSAGE_IDS, PF.REQUEST_TIMEOUT_HINTS, PF.BULK_SET_SENSOR_SAMPLING)
+    flags = PF.parse_version(b"5.1-IMT")
+    print(sorted(flags.flags), flags.supports(b"T"), flags.supports(PF.MESSAGE_IDS))
+    print(sorted(PF(5, 0, [PF.MULTI_CLIENT, PF.MESSAGE_IDS]).flags))
+    """
+    theirs, ours = both(katcp_python, code)
+    assert ours == theirs

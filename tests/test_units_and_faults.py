@@ -225,7 +225,7 @@ def test_unknown_future_protocol_flags_are_ignored() -> None:
     flags = ProtocolFlags.parse_version("5.1-MIZ")
     assert (flags.major, flags.minor) == (5, 1)
     assert flags.message_ids and flags.multi_client
-    assert flags.unknown_flags == frozenset("Z")
+    assert flags.unknown_flags == frozenset([b"Z"])
     with pytest.raises(ValueError, match="repeated"):
         ProtocolFlags.parse_version("5.1-MZZ")
     with pytest.raises(ValueError, match="unknown protocol flag"):

@@ -757,7 +757,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         """
         handler = self._request_handlers.get(msg.name)
         if handler is None:
-            self._logger.error("%s INVALID: Unknown request.", msg.name)  # katcp-python's level
+            # katcp-python's text and level; the name is cut (the record must not keep a
+            # MiB-long name alive).
+            self._logger.error("%s INVALID: Unknown request.", msg.name[:200])
             if self.metrics is not None:
                 self.metrics.unknown_request()
             connection.reply(Message.reply(msg.name, "invalid", "Unknown request."), msg)
@@ -806,7 +808,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             )
 
     def _send_fail(self, req: ClientRequestConnection, reason: str) -> None:
-        self._logger.error("Request %s FAIL: %s", req.msg.name, reason)  # katcp-python's level
+        # katcp-python's level; the log keeps no MiB-long reason alive.
+        self._logger.error("Request %s FAIL: %s", req.msg.name, reason[:1000])
         self._send_result(req, Message.reply(req.msg.name, "fail", reason))
 
     def _send_result(self, req: ClientRequestConnection, result: Any) -> None:
