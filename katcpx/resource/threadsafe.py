@@ -325,6 +325,11 @@ class ThreadSafeKATCPSensorWrapper(ThreadSafeMethodAttrWrapper):
 class ThreadSafeKATCPClientResourceRequestWrapper(ThreadSafeMethodAttrWrapper):
     """Thread-safe request: calling it blocks and returns the :class:`KATCPReply`."""
 
+    def __init__(self, subject: Any, ioloop_wrapper: IOLoopThreadWrapper) -> None:
+        super().__init__(subject, ioloop_wrapper)
+        # help(res.req.x) shows the device's help, as katcp-python's wrapper does.
+        object.__setattr__(self, "__doc__", getattr(subject, "__doc__", None))
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         subject: KATCPRequest = self.__subject__
         return self._ioloop_wrapper.call_in_ioloop(subject, args, kwargs, kwargs.get("timeout"))
