@@ -469,15 +469,18 @@ class TestPackUnpackTypes:
         types = [Int(), Float(), Int(multiple=True)]
         with pytest.raises(FailReply) as info:
             unpack_types(types, [b"1", b"x"], ["num", "gain", "rest"], 5)
-        assert str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        assert (
+            str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        )
         with pytest.raises(FailReply) as info:
             unpack_types(types, [b"1", b"2", b"3", b"4", b"y"], ["num", "gain", "rest"], 5)
-        assert str(info.value) == "Error in parameter 5 (rest): Could not parse value 'b'y'' as integer."
+        assert (
+            str(info.value)
+            == "Error in parameter 5 (rest): Could not parse value 'b'y'' as integer."
+        )
 
     def test_unpack_too_many(self):
-        with pytest.raises(
-            FailReply, match=r"Too many parameters given\.\Z"
-        ):
+        with pytest.raises(FailReply, match=r"Too many parameters given\.\Z"):
             unpack_types([Int()], [b"1", b"2"], ["a"], 5)
 
     def test_unpack_missing(self):
@@ -551,7 +554,9 @@ class TestRequestDecorator:
         dev = Dev()
         with pytest.raises(FailReply) as info:
             dev.request_x(*req_msg("x", 1, "x"))
-        assert str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        assert (
+            str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        )
         with pytest.raises(FailReply, match="Too many parameters given"):
             dev.request_x(*req_msg("x", 1, 2, 3))
         with pytest.raises(FailReply, match=r"parameter 2 \(gain\): No value or default given"):
@@ -913,12 +918,12 @@ class TestPrepareRequestHandler:
         handler = prepare_request_handler(request_foo)
         with pytest.raises(FailReply) as info:
             run(handler, None, *req_msg("foo", 1, "x"))
-        assert str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        assert (
+            str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        )
         with pytest.raises(FailReply, match=r"parameter 2 \(gain\): No value or default given"):
             run(handler, None, *req_msg("foo", 1))
-        with pytest.raises(
-            FailReply, match=r"Too many parameters given\.\Z"
-        ):
+        with pytest.raises(FailReply, match=r"Too many parameters given\.\Z"):
             run(handler, None, *req_msg("foo", 1, 2, 3))
 
     def test_sync_form_and_returns(self):

@@ -43,9 +43,7 @@ class SensorManager(Protocol):
         """The memorised strategy of `sensor_name` (``("none",)`` if none)."""
         ...
 
-    def set_sampling_strategy(
-        self, sensor_name: str, strategy_and_params: Any
-    ) -> Awaitable[Any]:
+    def set_sampling_strategy(self, sensor_name: str, strategy_and_params: Any) -> Awaitable[Any]:
         """Set and memorise a strategy."""
         ...
 
@@ -314,9 +312,7 @@ class KATCPSensor:
             args = [str(p) for p in params]
         else:
             args = [str(params)]
-        return self._manager.set_sensor_sampling_strategy(
-            self._name, " ".join([strategy, *args])
-        )
+        return self._manager.set_sensor_sampling_strategy(self._name, " ".join([strategy, *args]))
 
     def set_sampling_strategy(self, strategy: Any) -> Awaitable[tuple[bool, Any]]:
         """Set (and memorise) the sampling strategy, e.g. ``"event"`` or ``("period", 1)``.

@@ -23,7 +23,7 @@ __all__ = ["DeviceServer", "AsyncDeviceServer", "construct_name_filter"]
 
 
 def _requires(
-    version: tuple[int, int] | None = None, flags: list[str] | None = None
+    version: tuple[int, int] | None = None, flags: list[str | bytes] | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a standard handler with the protocol it needs (what kattypes' decorators set)."""
 
