@@ -28,6 +28,7 @@ from tornado.ioloop import IOLoop
 
 from .asyncutil import AsyncEvent
 from .compat import convert_method_name
+from .errors import FailReplyError, InvalidReply
 from .flags import ProtocolFlags
 from .kattypes import Int, return_reply
 from .message import Message
@@ -217,6 +218,26 @@ class FakeAsyncClient:
             self._next_mid += 1
             mid = str(self._next_mid).encode()
         return asyncio.ensure_future(self._answer(msg, mid))
+
+    async def call(
+        self, name: str, *args: Any, timeout: float | None = None, use_mid: bool | None = None
+    ) -> tuple[Message, list[Message]]:
+        """:meth:`katcpx.AsyncClient.call` for the fake: ``(reply, informs)`` if ``ok``.
+
+        Raises
+        ------
+        InvalidReply
+            The handler replied ``invalid``.
+        FailReplyError
+            The handler replied anything else but ``ok``.
+        """
+        reply, informs = await self.future_request(Message.request(name, *args), timeout, use_mid)
+        if reply.reply_ok():
+            return reply, informs
+        args_ = reply.arguments
+        text = args_[1].decode("utf-8", "replace") if len(args_) > 1 else ""
+        error = InvalidReply if args_[:1] == [b"invalid"] else FailReplyError
+        raise error(text, reply, informs)
 
     async def _answer(self, msg: Message, mid: bytes | None) -> tuple[Message, list[Message]]:
         handler = self.request_handlers.get(msg.name)

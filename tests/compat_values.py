@@ -35,3 +35,10 @@ def run_snippet(python: Path | str, library: str, code: str, timeout: float = 12
 def both(katcp_python: Path, code: str) -> tuple[list[str], list[str]]:
     """Return the lines `code` prints under katcp-python 0.9.3 and under katcpx."""
     return run_snippet(katcp_python, "katcp", code), run_snippet(sys.executable, "katcpx", code)
+
+
+def assert_same(katcp_python: Path, code: str) -> list[str]:
+    """Assert `code` prints the same lines under both libraries; return katcpx's lines."""
+    theirs, ours = both(katcp_python, code)
+    assert ours == theirs
+    return ours

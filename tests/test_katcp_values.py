@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from compat_values import both, run_snippet
+from compat_values import assert_same, run_snippet
 
 
 def test_message_type_constants(katcp_python):
@@ -18,8 +18,7 @@ def test_message_type_constants(katcp_python):
     print(katcp.Message.request("x").mtype, katcp.Message.inform("x").mtype)
     print(katcp.MessageParser().parse(b"!x ok").mtype)
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 def test_bad_message_name_raises_katcp_syntax_error(katcp_python):
@@ -29,8 +28,7 @@ def test_bad_message_name_raises_katcp_syntax_error(katcp_python):
     except Exception as exc:
         print(type(exc).__name__, exc)
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 def test_sensor_types_and_timestamp_type(katcp_python):
@@ -39,8 +37,7 @@ def test_sensor_types_and_timestamp_type(katcp_python):
     print(sorted((k, v[0].__name__, v[1]) for k, v in S.SENSOR_TYPES.items()))
     print(type(S.TIMESTAMP_TYPE).__name__, S.TIMESTAMP_TYPE.encode(1.5, 5))
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 def test_float_sensor_keeps_the_int_it_was_set_to(katcp_python):
@@ -49,8 +46,7 @@ def test_float_sensor_keeps_the_int_it_was_set_to(katcp_python):
     s.set_value(1)
     print(repr(s.value()), s.read_formatted()[1:])
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 def test_kattype_error_texts(katcp_python):
@@ -76,8 +72,7 @@ def test_kattype_error_texts(katcp_python):
         except Exception as exc:
             print(type(exc).__name__, exc)
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 def test_sensor_parse_and_discrete_error_texts(katcp_python):
@@ -100,8 +95,7 @@ def test_sensor_parse_and_discrete_error_texts(katcp_python):
     except Exception as exc:
         print(type(exc).__name__, exc)
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 def test_server_log_lines_reach_the_katcp_logger_at_katcp_python_levels(katcp_python):
@@ -138,8 +132,7 @@ def test_server_log_lines_reach_the_katcp_logger_at_katcp_python_levels(katcp_py
     print(sorted(seen))
     print(server._logger.name, client._logger.name)
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 # katcp-python's testutils imports the external ``mock`` package (unittest.mock since), and
@@ -181,8 +174,7 @@ client.stop(); client.join(timeout=10)
 server.stop(); server.join(timeout=10)
 """
     )
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 def test_fake_resource_informs_and_handlers_without_docstring(katcp_python):
@@ -215,8 +207,7 @@ def test_fake_resource_informs_and_handlers_without_docstring(katcp_python):
         res.stop()
     tornado.ioloop.IOLoop.current().run_sync(main, timeout=30)
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
 
 
 def test_coroutine_handlers_on_threaded_server_and_no_own_requests(katcp_python):
@@ -269,8 +260,7 @@ def test_coroutine_handlers_on_threaded_server_and_no_own_requests(katcp_python)
         client.stop(); client.join(timeout=5)
         server.stop(); server.join(timeout=5)
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    ours = assert_same(katcp_python, code)
     assert "S3 ('coro', 1) !coro[1] ok 2.0" in ours
 
 
@@ -302,5 +292,28 @@ def test_protocol_flags_are_bytes(katcp_python):
     print(sorted(flags.flags), flags.supports(b"T"), flags.supports(PF.MESSAGE_IDS))
     print(sorted(PF(5, 0, [PF.MULTI_CLIENT, PF.MESSAGE_IDS]).flags))
     """
-    theirs, ours = both(katcp_python, code)
-    assert ours == theirs
+    assert_same(katcp_python, code)
+
+
+def test_sensor_set_strategy_results(katcp_python):
+    code = """
+    import tornado.gen, tornado.ioloop
+    from katcp.fake_clients import fake_KATCP_client_resource_factory
+    from katcp.resource_client import KATCPClientResource
+    @tornado.gen.coroutine
+    def main():
+        res, manager = fake_KATCP_client_resource_factory(
+            KATCPClientResource, {}, dict(name="dev", address=("localhost", 1), controlled=True)
+        )
+        res.start()
+        manager.add_sensors({"temp": ("Temperature", "degC", "float", -10, 50)})
+        yield res.until_synced(timeout=5)
+        print((yield res.sensor.temp.set_strategy("event")))
+        print((yield res.sensor.temp.set_strategy("period", "0.5")))
+        print((yield res.sensor.temp.set_sampling_strategy("period 0.5")))
+        print((yield res.set_sampling_strategy("temp", "period 0.5")))
+        print((yield res.set_sampling_strategy("temp", ("event",))))
+        res.stop()
+    tornado.ioloop.IOLoop.current().run_sync(main, timeout=30)
+    """
+    assert_same(katcp_python, code)
