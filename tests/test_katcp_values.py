@@ -52,7 +52,8 @@ def test_float_sensor_keeps_the_int_it_was_set_to(katcp_python):
 def test_kattype_error_texts(katcp_python):
     # Users' suites compare these with assert_request_fails(error_equals=...).
     code = """
-    from katcp.kattypes import Int, Float, Bool, Discrete, unpack_types
+    from katcp.kattypes import Int, Float, Bool, Discrete, Lru, Address, Timestamp, Struct, Regex
+    from katcp.kattypes import unpack_types
     cases = [
         ((Int(min=0, max=100),), [b"101"]),
         ((Int(min=0, max=100),), [b"-1"]),
@@ -65,6 +66,11 @@ def test_kattype_error_texts(katcp_python):
         ((Discrete(("a", "b"), case_insensitive=True),), [b"c"]),
         ((Int(),), []),
         ((Int(),), [b"1", b"2"]),
+        ((Lru(),), [b"maybe"]),
+        ((Address(),), [b"[::1"]),
+        ((Timestamp(),), [b"soon"]),
+        ((Struct(">hh"),), [b"1,2"]),
+        ((Regex("^a+$"),), [b"b"]),
     ]
     for types, args in cases:
         try:

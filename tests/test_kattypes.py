@@ -284,7 +284,7 @@ class TestLru:
     def test_rejects(self):
         with pytest.raises(KatcpTypeError, match="LRU_NOMINAL or LRU_ERROR"):
             Lru().pack(2)
-        with pytest.raises(KatcpTypeError, match="nominal or error"):
+        with pytest.raises(KatcpTypeError, match="Lru value must be 'nominal' or 'error'"):
             Lru().unpack(b"ok")
 
     @given(st.sampled_from([Lru.LRU_NOMINAL, Lru.LRU_ERROR]))
@@ -309,7 +309,7 @@ class TestAddress:
 
     @pytest.mark.parametrize("raw", [b"1.2.3.4:x", b"::1", b"[::1", b"[::1]:", b"a:1:2"])
     def test_unpack_rejects(self, raw):
-        with pytest.raises(KatcpTypeError, match="as address"):
+        with pytest.raises(KatcpTypeError, match="as an address"):
             Address().unpack(raw)
 
     def test_pack_rejects(self):
@@ -342,7 +342,7 @@ class TestTimestamp:
         assert Timestamp().pack(1.001, major=4) == b"1001"
 
     def test_rejects(self):
-        with pytest.raises(KatcpTypeError, match="could not parse 'soon' as timestamp"):
+        with pytest.raises(KatcpTypeError, match="Could not parse value 'soon' as timestamp"):
             Timestamp().unpack(b"soon")
         with pytest.raises(KatcpTypeError, match="as timestamp"):
             Timestamp().pack("soon")
@@ -417,7 +417,7 @@ class TestStruct:
         assert t.unpack(b"\x00\x00\x00\x05\x00\x01") == (5, 1)
 
     def test_rejects(self):
-        with pytest.raises(KatcpTypeError, match="could not unpack"):
+        with pytest.raises(KatcpTypeError, match="Could not unpack"):
             Struct(">i").unpack(b"\x00")
         with pytest.raises(KatcpTypeError, match="could not pack"):
             Struct(">B").pack((256,))

@@ -399,17 +399,15 @@ class Lru(KatcpType):
         try:
             return Lru.LRU_VALUES[value]
         except KeyError:
-            raise KatcpTypeError("lru value must be LRU_NOMINAL or LRU_ERROR") from None
+            raise KatcpTypeError("Lru value must be LRU_NOMINAL or LRU_ERROR.") from None
         except TypeError:  # unhashable
-            raise KatcpValueTypeError("lru value must be LRU_NOMINAL or LRU_ERROR") from None
+            raise KatcpValueTypeError("Lru value must be LRU_NOMINAL or LRU_ERROR.") from None
 
     def decode(self, value: bytes, major: int) -> int:
         try:
             return Lru.LRU_CONSTANTS[value]
         except KeyError:
-            raise KatcpTypeError(
-                f"could not parse '{_show(value)}' as lru (expected nominal or error)"
-            ) from None
+            raise KatcpTypeError("Lru value must be 'nominal' or 'error'.") from None
 
 
 class Address(KatcpType):
@@ -445,12 +443,12 @@ class Address(KatcpType):
         regex = self.IPV6_RE if value.startswith(b"[") else self.IPV4_RE
         match = regex.match(value)
         if match is None:
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as address")
+            raise KatcpTypeError(f"Could not parse '{_show_bytes(value)}' as an address.")
         port = match.group("port")
         try:
             host = match.group("host").decode("ascii")
         except UnicodeDecodeError:
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as address") from None
+            raise KatcpTypeError(f"Could not parse '{_show_bytes(value)}' as an address.") from None
         return host, None if port is None else int(port)
 
 
@@ -485,7 +483,7 @@ class Timestamp(KatcpType):
 
     def decode(self, value: bytes, major: int) -> Any:
         if not _FLOAT_RE.match(value):
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as timestamp")
+            raise KatcpTypeError(f"Could not parse value '{_show(value)}' as timestamp.")
         decoded = float(value)
         if major < SEC_TS_KATCP_MAJOR:
             decoded = decoded / 1000
@@ -592,7 +590,7 @@ class Struct(KatcpType):
             ) from None
         except struct.error as e:
             raise KatcpTypeError(
-                f"could not pack {value!r} into struct with format {self._fmt}: {e}"
+                f"Could not pack {value} into struct with format {self._fmt}: {e}"
             ) from None
 
     def decode(self, value: bytes, major: int) -> tuple[Any, ...]:
@@ -600,7 +598,7 @@ class Struct(KatcpType):
             return struct.unpack(self._fmt, value)
         except struct.error as e:
             raise KatcpTypeError(
-                f"could not unpack '{_show(value)}' from struct with format {self._fmt}: {e}"
+                f"Could not unpack {_show_bytes(value)} from struct with format {self._fmt}: {e}"
             ) from None
 
 
@@ -643,8 +641,8 @@ class Regex(Str):
             raise KatcpValueTypeError(f"value {value!r} for regex '{self._pattern}' is not a str")
         if not self._compiled.match(value):
             raise KatcpTypeError(
-                f"value '{_show(value)}' does not match regex '{self._pattern}' "
-                f"with flags '{self._flags}'"
+                f"Value '{_show(value)}' does not match regex '{self._pattern}' "
+                f"with flags '{self._flags}'."
             )
 
 

@@ -43,11 +43,7 @@ class SensorManager(Protocol):
         """The memorised strategy of `sensor_name` (``("none",)`` if none)."""
         ...
 
-    def set_sampling_strategy(self, sensor_name: str, strategy_and_params: Any) -> Awaitable[Any]:
-        """Set and memorise a strategy."""
-        ...
-
-    def set_sensor_sampling_strategy(
+    def set_sampling_strategy(
         self, sensor_name: str, strategy_and_params: Any
     ) -> Awaitable[tuple[bool, Any]]:
         """Set and memorise a strategy; ``(True, normalised strategy)`` or
@@ -312,14 +308,14 @@ class KATCPSensor:
             args = [str(p) for p in params]
         else:
             args = [str(params)]
-        return self._manager.set_sensor_sampling_strategy(self._name, " ".join([strategy, *args]))
+        return self._manager.set_sampling_strategy(self._name, " ".join([strategy, *args]))
 
     def set_sampling_strategy(self, strategy: Any) -> Awaitable[tuple[bool, Any]]:
         """Set (and memorise) the sampling strategy, e.g. ``"event"`` or ``("period", 1)``.
 
         Resolves with ``(success, info)`` as :meth:`set_strategy` does.
         """
-        return self._manager.set_sensor_sampling_strategy(self._name, strategy)
+        return self._manager.set_sampling_strategy(self._name, strategy)
 
     def drop_sampling_strategy(self) -> None:
         """Forget the memorised strategy so it is not re-applied; the current one stays."""

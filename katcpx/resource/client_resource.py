@@ -372,7 +372,7 @@ class KATCPClientResource:
         to_apply: list[str] = []
         for name, desc in changes.sensors_added.items():
             ident = escape_name(name)
-            sensor = KATCPSensor(desc, self)
+            sensor = KATCPSensor(desc, _SensorsManager(self))
             old = dict.get(self._sensor, ident)
             carried = old.listeners() if old is not None else self._orphan_listeners.pop(ident, [])
             for listener, reading in carried:
@@ -854,3 +854,30 @@ async def list_sensors(
 async def _echo_strategy(applying: Awaitable[dict[str, Any]], passed: Any) -> dict[str, Any]:
     """The results of `applying`, each replaced by the strategy `passed` (katcp-python's)."""
     return {ident: passed for ident in await applying}
+
+
+class _SensorsManager:
+    """What a resource hands its :class:`KATCPSensor` objects: katcp-python's sensor
+    manager contract, where ``set_sampling_strategy`` resolves with ``(success, info)``
+    (the resource's own method of that name resolves with a dict)."""
+
+    def __init__(self, resource: KATCPClientResource) -> None:
+        self._resource = resource
+
+    @property
+    def name(self) -> str:
+        return self._resource.name
+
+    def get_sampling_strategy(self, sensor_name: str) -> StrategyParams:
+        return self._resource.get_sampling_strategy(sensor_name)
+
+    def set_sampling_strategy(
+        self, sensor_name: str, strategy_and_params: Any
+    ) -> asyncio.Future[tuple[bool, Any]]:
+        return self._resource.set_sensor_sampling_strategy(sensor_name, strategy_and_params)
+
+    def drop_sampling_strategy(self, sensor_name: str) -> None:
+        self._resource.drop_sampling_strategy(sensor_name)
+
+    def poll_sensor(self, sensor_name: str) -> Awaitable[None]:
+        return self._resource.poll_sensor(sensor_name)

@@ -172,12 +172,6 @@ class KATCPClientResourceSensorsManager:
 
         return asyncio.ensure_future(setting())
 
-    def set_sensor_sampling_strategy(
-        self, sensor_name: str, strategy_and_params: Any
-    ) -> asyncio.Future[Any]:
-        """What :class:`~katcpx.resource.KATCPSensor` calls: :meth:`set_sampling_strategy`."""
-        return self.set_sampling_strategy(sensor_name, strategy_and_params)
-
     def drop_sampling_strategy(self, sensor_name: str) -> None:
         """Forget the sensor's strategy (the device keeps it)."""
         self._strategy_cache.pop(self._cache_key(sensor_name), None)
