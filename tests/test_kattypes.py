@@ -419,7 +419,7 @@ class TestStruct:
     def test_rejects(self):
         with pytest.raises(KatcpTypeError, match="Could not unpack"):
             Struct(">i").unpack(b"\x00")
-        with pytest.raises(KatcpTypeError, match="could not pack"):
+        with pytest.raises(KatcpTypeError, match="Could not pack"):
             Struct(">B").pack((256,))
 
     @given(st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 65535)))
