@@ -323,3 +323,32 @@ def test_sensor_set_strategy_results(katcp_python):
     tornado.ioloop.IOLoop.current().run_sync(main, timeout=30)
     """
     assert_same(katcp_python, code)
+
+
+def test_object_proxies_module(katcp_python):
+    code = """
+    from katcp import object_proxies as op
+    calls = []
+    def make():
+        calls.append(1)
+        return [3, 1, 2]
+    p = op.ObjectProxy([1, 2, 3])
+    print(len(p), list(p), p[0], 2 in p, p == [1, 2, 3], bool(p), str(p), repr(p), p + [4])
+    p.append(4)
+    print(p.__subject__, p.count(4))
+    c = op.CallbackProxy(lambda: 5)
+    print(c + 1, 1 + c, c * 2, -c, int(c), c > 4, hash(c) == hash(5), abs(c))
+    lz = op.LazyProxy(make)
+    print(sorted(lz), len(lz), len(calls))
+    class W(op.ObjectWrapper):
+        def count(self, x):
+            return "own"
+    w = W([1, 1])
+    print(w.count(1), len(w), w.index(1))
+    class LW(op.LazyWrapper):
+        extra = 7
+    lw = LW(lambda: {"a": 1})
+    print(lw.extra, lw["a"], list(lw.keys()))
+    print(sorted(n for n in dir(op) if n.endswith(("Proxy", "Wrapper"))))
+    """
+    assert_same(katcp_python, code)
