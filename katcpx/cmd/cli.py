@@ -14,9 +14,8 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from ..flags import ProtocolFlags
 from ..tls import add_tls_arguments, client_context_from_args
-from .connection import EXIT_ERROR, EXIT_FAIL, CmdError, looks_like_address, parse_address
+from .connection import EXIT_ERROR, CmdError, looks_like_address, parse_address
 from .grammar import arrange
 from .render import color_enabled
 from .tools import Output, get, list_, monitor, one_shot
@@ -322,16 +321,7 @@ def _strategy(words: list[str] | None, period: float | None) -> list[str]:
     if not words:
         return ["auto"]
     # "--strategy 'period 0.5'" arrives as one word.
-    strategy = [w for word in words for w in word.split()]
-    known = ProtocolFlags.STRATEGIES_V5
-    if strategy and strategy[0] not in known:
-        # Checked here: the server's refusal ("Unknown strategy name: X.", katcp-python's
-        # text) does not say which names exist.
-        raise CmdError(  # exit status as when the server refuses it
-            f"Unknown strategy {strategy[0]!r}: KATCP v5 strategies are {', '.join(sorted(known))}",
-            EXIT_FAIL,
-        )
-    return strategy
+    return [w for word in words for w in word.split()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
