@@ -73,6 +73,7 @@ KATCP_MODULES = frozenset(
         "fake_clients",
         "testutils",
         "compat",
+        "object_proxies",
     }
 )
 

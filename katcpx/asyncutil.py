@@ -35,7 +35,7 @@ __all__ = [
     "until_some",
 ]
 
-logger = logging.getLogger("katcpx.asyncutil")
+logger = logging.getLogger("katcp.core")
 
 
 def _resolved(value: Any = True) -> asyncio.Future[Any]:

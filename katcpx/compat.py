@@ -54,12 +54,12 @@ def is_text(value: Any) -> bool:
 def encode_utf8_with_error_log(arg: str) -> bytes:
     """Encode ``arg`` as UTF-8; unencodable characters (lone surrogates) become ``?``.
 
-    The substitution is logged as an error on the ``katcpx`` logger, as katcp-python does.
+    The substitution is logged as an error on the ``katcp`` logger, as katcp-python does.
     """
     try:
         return arg.encode("utf-8")
     except UnicodeEncodeError:
-        logging.getLogger("katcpx").error(
+        logging.getLogger("katcp").error(
             "Error encoding message argument to byte str! Replacing bad characters with '?'."
         )
         return arg.encode("utf-8", "replace")

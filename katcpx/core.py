@@ -74,7 +74,7 @@ INTERFACE_CHANGED_KATCP_MAJOR = 5
 #: katcp-python's other name for the device metaclass.
 DeviceServerMetaclass = DeviceMetaclass
 
-logger = logging.getLogger("katcpx")
+logger = logging.getLogger("katcp")
 
 __all__ = [
     "Address",

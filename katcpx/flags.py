@@ -48,11 +48,13 @@ class ProtocolFlags:
     versions may define more, and katcp-python keeps them too.
     """
 
-    MULTI_CLIENT: ClassVar[str] = "M"
-    MESSAGE_IDS: ClassVar[str] = "I"
-    REQUEST_TIMEOUT_HINTS: ClassVar[str] = "T"
-    BULK_SET_SENSOR_SAMPLING: ClassVar[str] = "B"
-    KNOWN_FLAGS: ClassVar[frozenset[str]] = frozenset("MITB")
+    # Flags are single bytes, as in katcp-python 0.9.3 (its users compare them with b"I");
+    # every method also takes them as str.
+    MULTI_CLIENT: ClassVar[bytes] = b"M"
+    MESSAGE_IDS: ClassVar[bytes] = b"I"
+    REQUEST_TIMEOUT_HINTS: ClassVar[bytes] = b"T"
+    BULK_SET_SENSOR_SAMPLING: ClassVar[bytes] = b"B"
+    KNOWN_FLAGS: ClassVar[frozenset[bytes]] = frozenset([b"M", b"I", b"T", b"B"])
 
     STRATEGIES_V4: ClassVar[frozenset[str]] = frozenset(
         ["none", "auto", "period", "event", "differential"]
@@ -63,20 +65,19 @@ class ProtocolFlags:
 
     major: int
     minor: int
-    flags: frozenset[str]
-    #: Flags announced by a peer that this version does not know (kept in :attr:`flags`
-    #: but acted on nowhere; see :meth:`parse_version`).
-    unknown_flags: frozenset[str] = frozenset()
+    flags: frozenset[bytes]
+    #: Flags announced by a peer that this version does not know (kept in :attr:`flags`,
+    #: as katcp-python keeps them, but acted on nowhere; see :meth:`parse_version`).
+    unknown_flags: frozenset[bytes] = frozenset()
 
     def __init__(
-        self, major: int, minor: int, flags: Iterable[str | int] | str | bytes = ""
+        self, major: int, minor: int, flags: Iterable[str | bytes | int] | str | bytes = ""
     ) -> None:
         self.major = int(major)
         self.minor = int(minor)
-        chars = [chr(f) if isinstance(f, int) else f for f in flags]
-        chars = [c.decode("ascii") if isinstance(c, bytes) else c for c in chars]
+        chars = [_flag_bytes(f) for f in flags]
         if len(set(chars)) != len(chars):
-            raise ValueError(f"repeated protocol flag in {''.join(chars)!r}")
+            raise ValueError(f"repeated protocol flag in {b''.join(chars).decode('ascii')!r}")
         self.flags = frozenset(chars)
         version = (self.major, self.minor)
         if self.MESSAGE_IDS in self.flags and self.major < MID_KATCP_MAJOR:
@@ -112,15 +113,14 @@ class ProtocolFlags:
         chars = match.group(3) or ""
         if len(set(chars)) != len(chars):
             raise ValueError(f"repeated protocol flag in {chars!r}")
-        flags = cls(int(match.group(1)), int(match.group(2)), chars)
-        flags.unknown_flags = frozenset(chars) - cls.KNOWN_FLAGS
+        announced = {_flag_bytes(c) for c in chars}
+        flags = cls(int(match.group(1)), int(match.group(2)), announced)
+        flags.unknown_flags = frozenset(announced - cls.KNOWN_FLAGS)
         return flags
 
     def supports(self, flag: str | bytes) -> bool:
-        """Return True if the server announced `flag`."""
-        if isinstance(flag, bytes):
-            flag = flag.decode("ascii")
-        return flag in self.flags
+        """Return True if the server announced `flag` (``b"I"`` or ``"I"``)."""
+        return _flag_bytes(flag) in self.flags
 
     @property
     def multi_client(self) -> bool:
@@ -151,12 +151,15 @@ class ProtocolFlags:
         allowed = self.STRATEGIES_V4 if self.major < 5 else self.STRATEGIES_V5
         return strategy in allowed
 
+    def _flag_text(self) -> str:
+        return b"".join(sorted(self.flags)).decode("ascii", "replace")
+
     def __str__(self) -> str:
-        flags = "".join(sorted(self.flags))
+        flags = self._flag_text()
         return f"{self.major}.{self.minor}" + (f"-{flags}" if flags else "")
 
     def __repr__(self) -> str:
-        return f"ProtocolFlags({self.major}, {self.minor}, {''.join(sorted(self.flags))!r})"
+        return f"ProtocolFlags({self.major}, {self.minor}, {self._flag_text()!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProtocolFlags):
@@ -165,3 +168,12 @@ class ProtocolFlags:
 
     def __hash__(self) -> int:
         return hash((self.major, self.minor, self.flags))
+
+
+def _flag_bytes(flag: str | bytes | int) -> bytes:
+    """One protocol flag as a single byte, from bytes, str or an int (a byte of b"IM")."""
+    if isinstance(flag, int):
+        return bytes([flag])
+    if isinstance(flag, str):
+        return flag.encode("ascii", "replace")
+    return bytes(flag)

@@ -22,7 +22,7 @@ from tornado.platform.asyncio import AsyncIOLoop
 from .object_proxy import ObjectWrapper
 from .resource.threadsafe import IOLoopManager, IOLoopThreadWrapper, ThreadSafeMethodAttrWrapper
 
-log = logging.getLogger("katcpx.ioloop_manager")
+log = logging.getLogger("katcp.ioloop_manager")
 
 __all__ = [
     "AsyncIOLoop",

@@ -45,7 +45,7 @@ _UNESCAPE_CODES: Final = {
     b"@": b"",
 }
 _UNESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
-_log = logging.getLogger("katcpx.message")
+_log = logging.getLogger("katcp.core")
 
 # Names already known to be valid. Real devices use a few hundred names at most; the caps
 # stop a hostile peer from growing it without bound: in entries, and in bytes, since a name
@@ -58,16 +58,22 @@ CACHED_NAME_MAX: Final = 64
 
 
 def check_name(name: str) -> str:
-    """Return `name` if it is a valid KATCP message name, else raise ``ValueError``.
+    """Return `name` if it is a valid KATCP message name, else raise `KatcpSyntaxError`.
+
+    `KatcpSyntaxError` is a ``ValueError``; katcp-python 0.9.3 raises it here too.
 
     Names match ``[A-Za-z][A-Za-z0-9-]*`` (spec section 2.1).
     """
     if name in _valid_names:
         return name
     if not isinstance(name, str):
-        raise ValueError(f"message name must be str, not {type(name).__name__}")
+        raise KatcpSyntaxError(f"message name must be str, not {type(name).__name__}")
     if not name.isascii() or _NAME_RE.match(name.encode("ascii")) is None:
-        raise ValueError(f"invalid message name {name!r}: must match [A-Za-z][A-Za-z0-9-]*")
+        # katcp-python 0.9.3's exception class and text (a subclass of ValueError here).
+        raise KatcpSyntaxError(
+            "Command name should consist only of alphanumeric characters and dashes"
+            f" (got {name!r})."
+        )
     if len(_valid_names) < _VALID_NAMES_CAP and len(name) <= CACHED_NAME_MAX:
         _valid_names.add(name)
     return name
@@ -210,9 +216,9 @@ def unescape_argument(arg: bytes) -> bytes:
     return _UNESCAPE_RE.sub(_unescape_match, arg)
 
 
-_TYPE_PREFIX: Final = {1: b"?", 2: b"!", 3: b"#"}
+_TYPE_PREFIX: Final = {0: b"?", 1: b"!", 2: b"#"}
 # Encoded ``?name`` heads by message type (indexed by ``mtype``), capped like the name cache.
-_HEADS: tuple[dict[str, bytes], ...] = ({}, {}, {}, {})
+_HEADS: tuple[dict[str, bytes], ...] = ({}, {}, {})
 _HEADS_CAP: Final = 4096
 
 
@@ -241,16 +247,17 @@ class Message:
 
     __slots__ = ("mtype", "name", "arguments", "mid")
 
-    REQUEST: ClassVar[int] = 1
-    REPLY: ClassVar[int] = 2
-    INFORM: ClassVar[int] = 3
+    # The values are katcp-python 0.9.3's (``range(3)``): user code compares them.
+    REQUEST: ClassVar[int] = 0
+    REPLY: ClassVar[int] = 1
+    INFORM: ClassVar[int] = 2
 
     #: Wire symbol of each message type.
-    TYPE_SYMBOLS: ClassVar[dict[int, str]] = {1: "?", 2: "!", 3: "#"}
+    TYPE_SYMBOLS: ClassVar[dict[int, str]] = {0: "?", 1: "!", 2: "#"}
     #: Message type of each wire symbol.
-    TYPE_SYMBOL_LOOKUP: ClassVar[dict[str, int]] = {"?": 1, "!": 2, "#": 3}
-    #: Human-readable name of each message type.
-    TYPE_NAMES: ClassVar[dict[int, str]] = {1: "request", 2: "reply", 3: "inform"}
+    TYPE_SYMBOL_LOOKUP: ClassVar[dict[str, int]] = {"?": 0, "!": 1, "#": 2}
+    #: Name of each message type, as katcp-python 0.9.3 spells it.
+    TYPE_NAMES: ClassVar[dict[int, str]] = {0: "REQUEST", 1: "REPLY", 2: "INFORM"}
 
     OK: ClassVar[bytes] = b"ok"
     FAIL: ClassVar[bytes] = b"fail"
@@ -329,7 +336,7 @@ class Message:
 
     def reply_ok(self) -> bool:
         """Return True if this is a reply whose first argument is ``ok``."""
-        return self.mtype == 2 and bool(self.arguments) and self.arguments[0] == b"ok"
+        return self.mtype == self.REPLY and bool(self.arguments) and self.arguments[0] == b"ok"
 
     # -- representations -----------------------------------------------------------------
 
@@ -363,7 +370,7 @@ class Message:
     def __repr__(self) -> str:
         args = ", ".join(repr(arg.decode("utf-8", "backslashreplace")) for arg in self.arguments)
         mid = f"[{self.mid.decode('ascii')}]" if self.mid is not None else ""
-        return f"<Message {self.TYPE_NAMES[self.mtype]} {self.name}{mid} ({args})>"
+        return f"<Message {self.TYPE_NAMES[self.mtype].lower()} {self.name}{mid} ({args})>"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):

@@ -55,7 +55,7 @@ from .resource.inspecting_compat import (
 
 #: katcp-python ran on Python 2 as well; katcpx does not.
 PY2 = False
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 __all__ = [
     "AsyncCallbackEvent",

@@ -65,7 +65,7 @@ __all__ = [
     "SampleDifferentialRate",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("katcp.sampling")  # katcp-python's name
 
 InformCallback = Callable[[Sensor, Reading], None]
 Clock = Callable[[], float]

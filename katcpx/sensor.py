@@ -26,6 +26,17 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 from .errors import KatcpSyntaxError, KatcpTypeError
 from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+from .kattypes.types import (
+    Address,
+    Bool,
+    Discrete,
+    Float,
+    Int,
+    KatcpType,
+    Lru,
+    Str,
+    Timestamp,
+)
 from .sensor_codec import (
     _NAME_RE,
     LRU_CONSTANTS,
@@ -165,6 +176,19 @@ class Sensor:
     }
     #: KATCP type name to type constant.
     SENSOR_TYPE_LOOKUP: ClassVar[dict[str, int]] = {v: k for k, v in SENSOR_TYPE_NAMES.items()}
+    #: Type constant to (kattype class, default value), as in katcp-python 0.9.3.
+    SENSOR_TYPES: ClassVar[dict[int, tuple[type[KatcpType], Any]]] = {
+        INTEGER: (Int, 0),
+        FLOAT: (Float, 0.0),
+        BOOLEAN: (Bool, False),
+        LRU: (Lru, Lru.LRU_NOMINAL),
+        DISCRETE: (Discrete, "unknown"),
+        STRING: (Str, ""),
+        TIMESTAMP: (Timestamp, 0.0),
+        ADDRESS: (Address, Address.NULL),
+    }
+    #: The kattype that formats and parses reading timestamps (katcp-python 0.9.3's name).
+    TIMESTAMP_TYPE: ClassVar[Timestamp] = Timestamp()
     #: Python types accepted in place of a type constant.
     SENSOR_SHORTCUTS: ClassVar[dict[type, int]] = {
         int: INTEGER,
@@ -493,15 +517,16 @@ class Sensor:
             return self.ERROR
         return self.WARN
 
+    def _not_discrete(self, value: Any) -> str:
+        """katcp-python 0.9.3's text for a value not in a discrete sensor's values."""
+        return f"Discrete value '{value}' is not one of {list(self.params)}."
+
     def _check_value(self, value: Any) -> Any:
         value = self._check(value)
         if self._discrete_values is not None:
             text = value.decode("utf-8") if isinstance(value, bytes) else value
             if text not in self._discrete_values:
-                raise ValueError(
-                    f"{value!r} is not a value of discrete sensor {self.name!r}; "
-                    f"allowed: {', '.join(self.params)}"
-                )
+                raise ValueError(self._not_discrete(value))
             value = text
         return value
 
@@ -609,10 +634,7 @@ class Sensor:
             raise KatcpTypeError(f"sensor value must be bytes, not {_type_name(s_value)}")
         value = self._parser(s_value, katcp_major)
         if self._discrete_values is not None and value not in self._discrete_values:
-            raise ValueError(
-                f"{value!r} is not a value of discrete sensor {self.name!r}; "
-                f"allowed: {', '.join(self.params)}"
-            )
+            raise ValueError(self._not_discrete(value))
         return value
 
     def set_formatted(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import ipaddress
 import math
+import numbers
 import operator
 import re
 from collections.abc import Callable
@@ -129,11 +130,14 @@ def _check_int(value: object) -> int:
     return operator.index(value)  # numpy ints -> int
 
 
-def _check_real(value: object) -> builtins.float:
+def _check_real(value: object) -> Any:
     if isinstance(value, bool) or isinstance(value, (str, bytes)):
         raise TypeError(f"float sensor value must be a real number, not {_type_name(value)}")
     try:
-        return builtins.float(value)  # type: ignore[arg-type]
+        converted = builtins.float(value)  # type: ignore[arg-type]
+        # The value set is the value kept (an int stays an int), as in katcp-python 0.9.3;
+        # only what float() cannot take is refused. It formats as a float on the wire.
+        return value if isinstance(value, numbers.Real) else converted
     except (TypeError, ValueError):
         raise TypeError(
             f"float sensor value must be a real number, not {_type_name(value)}"
@@ -249,15 +253,18 @@ def _format_address(value: Any, major: int) -> bytes:
     return f"{host}:{port}".encode("ascii")
 
 
+# The parse errors use katcp-python 0.9.3's texts (its kattypes'), which users' tests compare.
+
+
 def _parse_int(raw: bytes, major: int) -> int:
     if not _INT_RE.match(raw):
-        raise ValueError(f"could not parse {raw!r} as an integer")
+        raise ValueError(f"Could not parse value '{raw!r}' as integer.")
     return int(raw)
 
 
 def _parse_float(raw: bytes, major: int) -> builtins.float:
     if not _FLOAT_RE.match(raw):
-        raise ValueError(f"could not parse {raw!r} as a float")
+        raise ValueError(f"Could not parse value '{raw!r}' as float.")
     return builtins.float(raw)
 
 
@@ -266,14 +273,14 @@ def _parse_bool(raw: bytes, major: int) -> bool:
         return True
     if raw == b"0":
         return False
-    raise ValueError(f"boolean value must be b'0' or b'1', not {raw!r}")
+    raise ValueError(f"Boolean value must be b'0' or b'1' but is '{raw!r}'.")
 
 
 def _parse_lru(raw: bytes, major: int) -> int:
     try:
         return LRU_CONSTANTS[raw]
     except KeyError:
-        raise ValueError(f"lru value must be b'nominal' or b'error', not {raw!r}") from None
+        raise ValueError("Lru value must be 'nominal' or 'error'.") from None
 
 
 def _parse_str(raw: bytes, major: int) -> str:
@@ -289,7 +296,7 @@ _ADDRESS_V6_RE = re.compile(rb"\[(?P<host>[^\[\]]+)\](?::(?P<port>[0-9]+))?\Z")
 def _parse_address(raw: bytes, major: int) -> tuple[str, int | None]:
     match = (_ADDRESS_V6_RE if raw.startswith(b"[") else _ADDRESS_V4_RE).match(raw)
     if match is None:
-        raise ValueError(f"could not parse {raw!r} as an address")
+        raise ValueError(f"Could not parse '{raw!r}' as an address.")
     host = match["host"].decode("ascii", "replace")
     port = match["port"]
     return _check_address((host, None if port is None else int(port)))

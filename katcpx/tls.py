@@ -49,7 +49,7 @@ __all__ = [
 #: First byte of a TLS handshake record (a ClientHello starts with it).
 TLS_RECORD_HANDSHAKE = 0x16
 
-_log = logging.getLogger("katcpx.tls")
+_log = logging.getLogger("katcp.tls")
 
 
 def server_context(

@@ -32,7 +32,7 @@ DEFAULT_MAX_WRITE_BUFFER: Final = 16 * 1024 * 1024
 #: takes several reads.
 RECV_BUFFER_SIZE: Final = 64 * 1024
 
-_log = logging.getLogger("katcpx.transport")
+_log = logging.getLogger("katcp.transport")
 
 MessageBatchHandler = Callable[["KatcpProtocol", "list[Message | KatcpSyntaxError]"], None]
 LostHandler = Callable[["KatcpProtocol", "Exception | None"], None]

@@ -88,7 +88,7 @@ class TestBase:
         assert Int(optional=True).unpack(None) is None
 
     def test_required_without_default(self):
-        with pytest.raises(KatcpTypeError, match="no value given and no default"):
+        with pytest.raises(KatcpTypeError, match="No value or default given"):
             Int().unpack(None)
         with pytest.raises(KatcpTypeError):
             Int(optional=True).pack(None)
@@ -124,9 +124,9 @@ class TestInt:
     def test_range(self):
         t = Int(min=0, max=10)
         assert t.unpack(b"0") == 0 and t.unpack(b"10") == 10
-        with pytest.raises(KatcpTypeError, match="integer -1 is lower than minimum 0"):
+        with pytest.raises(KatcpTypeError, match=r"Integer -1 is lower than minimum 0\."):
             t.unpack(b"-1")
-        with pytest.raises(KatcpTypeError, match="integer 11 is higher than maximum 10"):
+        with pytest.raises(KatcpTypeError, match="Integer 11 is higher than maximum 10"):
             t.pack(11)
 
     def test_pack_integral_values(self):
@@ -157,15 +157,15 @@ class TestFloat:
 
     @pytest.mark.parametrize("raw", [b"x", b" 1.0", b"1.0 ", b"1_0.5", b"0x1p3", b"", b"1e"])
     def test_unpack_rejects(self, raw):
-        with pytest.raises(KatcpTypeError, match="could not parse '.*' as float"):
+        with pytest.raises(KatcpTypeError, match="Could not parse value 'b'.*'' as float\\."):
             Float().unpack(raw)
 
     def test_range(self):
         t = Float(min=-1.5, max=2.5)
         assert t.unpack(b"2.5") == 2.5
-        with pytest.raises(KatcpTypeError, match="float -2 is lower than minimum -1.5"):
+        with pytest.raises(KatcpTypeError, match=r"Float -2 is lower than minimum -1\.5\."):
             t.unpack(b"-2")
-        with pytest.raises(KatcpTypeError, match="float 3 is higher than maximum 2.5"):
+        with pytest.raises(KatcpTypeError, match="Float 3 is higher than maximum 2.5"):
             t.pack(3.0)
 
     def test_pack_rejects_non_numbers(self):
@@ -186,7 +186,7 @@ class TestBool:
 
     @pytest.mark.parametrize("raw", [b"true", b"2", b"", b"01"])
     def test_unpack_rejects(self, raw):
-        with pytest.raises(KatcpTypeError, match="as boolean"):
+        with pytest.raises(KatcpTypeError, match="Boolean value must be b'0' or b'1' but is"):
             Bool().unpack(raw)
 
     @given(st.booleans())
@@ -223,7 +223,7 @@ class TestDiscrete:
     def test_rejects_unknown(self):
         t = Discrete(["on", "off"])
         with pytest.raises(
-            KatcpTypeError, match=r"discrete value 'ON' is not one of \['on', 'off'\]"
+            KatcpTypeError, match=r"Discrete value 'ON' is not one of \['on', 'off'\]"
         ):
             t.unpack(b"ON")
         with pytest.raises(KatcpTypeError):
@@ -284,7 +284,7 @@ class TestLru:
     def test_rejects(self):
         with pytest.raises(KatcpTypeError, match="LRU_NOMINAL or LRU_ERROR"):
             Lru().pack(2)
-        with pytest.raises(KatcpTypeError, match="nominal or error"):
+        with pytest.raises(KatcpTypeError, match="Lru value must be 'nominal' or 'error'"):
             Lru().unpack(b"ok")
 
     @given(st.sampled_from([Lru.LRU_NOMINAL, Lru.LRU_ERROR]))
@@ -309,7 +309,7 @@ class TestAddress:
 
     @pytest.mark.parametrize("raw", [b"1.2.3.4:x", b"::1", b"[::1", b"[::1]:", b"a:1:2"])
     def test_unpack_rejects(self, raw):
-        with pytest.raises(KatcpTypeError, match="as address"):
+        with pytest.raises(KatcpTypeError, match="as an address"):
             Address().unpack(raw)
 
     def test_pack_rejects(self):
@@ -342,7 +342,7 @@ class TestTimestamp:
         assert Timestamp().pack(1.001, major=4) == b"1001"
 
     def test_rejects(self):
-        with pytest.raises(KatcpTypeError, match="could not parse 'soon' as timestamp"):
+        with pytest.raises(KatcpTypeError, match="Could not parse value 'soon' as timestamp"):
             Timestamp().unpack(b"soon")
         with pytest.raises(KatcpTypeError, match="as timestamp"):
             Timestamp().pack("soon")
@@ -417,9 +417,9 @@ class TestStruct:
         assert t.unpack(b"\x00\x00\x00\x05\x00\x01") == (5, 1)
 
     def test_rejects(self):
-        with pytest.raises(KatcpTypeError, match="could not unpack"):
+        with pytest.raises(KatcpTypeError, match="Could not unpack"):
             Struct(">i").unpack(b"\x00")
-        with pytest.raises(KatcpTypeError, match="could not pack"):
+        with pytest.raises(KatcpTypeError, match="Could not pack"):
             Struct(">B").pack((256,))
 
     @given(st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 65535)))
@@ -469,21 +469,24 @@ class TestPackUnpackTypes:
         types = [Int(), Float(), Int(multiple=True)]
         with pytest.raises(FailReply) as info:
             unpack_types(types, [b"1", b"x"], ["num", "gain", "rest"], 5)
-        assert str(info.value) == "Error in parameter 2 (gain): could not parse 'x' as float"
+        assert (
+            str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        )
         with pytest.raises(FailReply) as info:
             unpack_types(types, [b"1", b"2", b"3", b"4", b"y"], ["num", "gain", "rest"], 5)
-        assert str(info.value) == "Error in parameter 5 (rest): could not parse 'y' as integer"
+        assert (
+            str(info.value)
+            == "Error in parameter 5 (rest): Could not parse value 'b'y'' as integer."
+        )
 
     def test_unpack_too_many(self):
-        with pytest.raises(
-            FailReply, match=r"Too many parameters given \(expected at most 1, got 2\)"
-        ):
+        with pytest.raises(FailReply, match=r"Too many parameters given\.\Z"):
             unpack_types([Int()], [b"1", b"2"], ["a"], 5)
 
     def test_unpack_missing(self):
         with pytest.raises(FailReply) as info:
             unpack_types([Int(), Int()], [b"1"], ["a", "b"], 5)
-        assert str(info.value) == "Error in parameter 2 (b): no value given and no default"
+        assert str(info.value) == "Error in parameter 2 (b): No value or default given"
 
     def test_unpack_major(self):
         assert unpack_types([Timestamp()], [b"1500"], ["t"], 4) == [1.5]
@@ -551,10 +554,12 @@ class TestRequestDecorator:
         dev = Dev()
         with pytest.raises(FailReply) as info:
             dev.request_x(*req_msg("x", 1, "x"))
-        assert str(info.value) == "Error in parameter 2 (gain): could not parse 'x' as float"
+        assert (
+            str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        )
         with pytest.raises(FailReply, match="Too many parameters given"):
             dev.request_x(*req_msg("x", 1, 2, 3))
-        with pytest.raises(FailReply, match=r"parameter 2 \(gain\): no value given"):
+        with pytest.raises(FailReply, match=r"parameter 2 \(gain\): No value or default given"):
             dev.request_x(*req_msg("x", 1))
 
     def test_names_come_through_return_reply(self):
@@ -913,12 +918,12 @@ class TestPrepareRequestHandler:
         handler = prepare_request_handler(request_foo)
         with pytest.raises(FailReply) as info:
             run(handler, None, *req_msg("foo", 1, "x"))
-        assert str(info.value) == "Error in parameter 2 (gain): could not parse 'x' as float"
-        with pytest.raises(FailReply, match=r"parameter 2 \(gain\): no value given"):
+        assert (
+            str(info.value) == "Error in parameter 2 (gain): Could not parse value 'b'x'' as float."
+        )
+        with pytest.raises(FailReply, match=r"parameter 2 \(gain\): No value or default given"):
             run(handler, None, *req_msg("foo", 1))
-        with pytest.raises(
-            FailReply, match=r"Too many parameters given \(expected at most 2, got 3\)"
-        ):
+        with pytest.raises(FailReply, match=r"Too many parameters given\.\Z"):
             run(handler, None, *req_msg("foo", 1, 2, 3))
 
     def test_sync_form_and_returns(self):
@@ -982,7 +987,7 @@ class TestPrepareRequestHandler:
         assert seen == [(1, 2.0, True, "é", b"\xff", Mode.FULL_POWER, Custom.A, 1.5, 3)]
         with pytest.raises(FailReply, match=r"parameter 6 \(mode\): discrete value 'off'"):
             run(handler, None, *req_msg("types", 1, 2, 1, "", b"", "off", "alpha", 1, 1))
-        with pytest.raises(FailReply, match=r"parameter 9 \(level\): integer 4 is higher"):
+        with pytest.raises(FailReply, match=r"parameter 9 \(level\): Integer 4 is higher"):
             run(handler, None, *req_msg("types", 1, 2, 1, "", b"", "idle", "alpha", 1, 4))
 
     def test_kattype_instance_annotation(self):
@@ -1003,7 +1008,7 @@ class TestPrepareRequestHandler:
         handler = prepare_request_handler(request_x)
         assert args_of(run(handler, None, *req_msg("x"))) == [b"ok", b"", b"0"]
         assert args_of(run(handler, None, *req_msg("x", 1, 2, 3))) == [b"ok", b"1", b"2"]
-        with pytest.raises(FailReply, match=r"parameter 3 \(rest\): integer -3 is lower"):
+        with pytest.raises(FailReply, match=r"parameter 3 \(rest\): Integer -3 is lower"):
             run(handler, None, *req_msg("x", 1, 2, -3))
         assert not bounded._optional and not bounded._multiple  # the user's instance is kept
 

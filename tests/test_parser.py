@@ -16,35 +16,35 @@ parse = MessageParser().parse
 @pytest.mark.parametrize(
     ("line", "mtype", "name", "args", "mid"),
     [
-        (b"?set-rate 5.1", 1, "set-rate", [b"5.1"], None),
-        (b"!set-rate ok", 2, "set-rate", [b"ok"], None),
+        (b"?set-rate 5.1", Message.REQUEST, "set-rate", [b"5.1"], None),
+        (b"!set-rate ok", Message.REPLY, "set-rate", [b"ok"], None),
         (
             b"!set-unknown-parameter invalid Unknown\\_request.",
-            2,
+            Message.REPLY,
             "set-unknown-parameter",
             [b"invalid", b"Unknown request."],
             None,
         ),
         (
             b"!set-rate fail Hardware\\_did\\_not\\_respond.",
-            2,
+            Message.REPLY,
             "set-rate",
             [b"fail", b"Hardware did not respond."],
             None,
         ),
-        (b"?set-rate[123] 4.1", 1, "set-rate", [b"4.1"], b"123"),
-        (b"!set-rate[123] ok", 2, "set-rate", [b"ok"], b"123"),
-        (b"#foo \\@", 3, "foo", [b""], None),
+        (b"?set-rate[123] 4.1", Message.REQUEST, "set-rate", [b"4.1"], b"123"),
+        (b"!set-rate[123] ok", Message.REPLY, "set-rate", [b"ok"], b"123"),
+        (b"#foo \\@", Message.INFORM, "foo", [b""], None),
         (
             b"#sensor-list drive.enable-azim Azimuth\\_drive\\_enable\\_signal\\_status \\@ boolean",
-            3,
+            Message.INFORM,
             "sensor-list",
             [b"drive.enable-azim", b"Azimuth drive enable signal status", b"", b"boolean"],
             None,
         ),
         (
             b"#sensor-list acs.mode ACS\\_operating\\_mode \\@ discrete idle remote-point stow",
-            3,
+            Message.INFORM,
             "sensor-list",
             [
                 b"acs.mode",
@@ -223,7 +223,7 @@ def test_stream_line_exactly_at_limit_is_accepted():
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from([1, 2, 3]),
+            st.sampled_from([Message.REQUEST, Message.REPLY, Message.INFORM]),
             st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,8}", fullmatch=True),
             st.lists(st.binary(max_size=12), max_size=4),
             st.one_of(st.none(), st.integers(1, MAX_MID)),

@@ -303,7 +303,7 @@ def test_inform_errors_are_logged_not_raised(sched, caplog):
     strategy = SampleStrategy.get_strategy(
         "auto", broken, sensor, clock=sched.time, scheduler=sched
     )
-    with caplog.at_level(logging.ERROR, logger="katcpx.sampling"):
+    with caplog.at_level(logging.ERROR, logger="katcp.sampling"):
         strategy.start()
         sensor.set_value(2)  # must not raise into the setter
     assert sum("inform callback failed" in r.getMessage() for r in caplog.records) == 2

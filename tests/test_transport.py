@@ -107,7 +107,7 @@ async def test_peer_that_stops_reading_is_disconnected_past_the_bound(caplog):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     # The client never reads; keep queueing until the server gives up on it.
     chunk = Message.inform("flood", "x" * 1000)
-    with caplog.at_level(logging.WARNING, logger="katcpx.transport"):
+    with caplog.at_level(logging.WARNING, logger="katcp.transport"):
         for _ in range(2000):
             if proto.closed:
                 break

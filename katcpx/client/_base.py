@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientBase", "KatcpClientDisconnected", "KatcpVersionError", "format_address"]
 
-log = logging.getLogger("katcpx.client")
+log = logging.getLogger("katcp.client")
 
 T = TypeVar("T")
 

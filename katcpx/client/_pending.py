@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ..errors import FailReplyError, InvalidReply, RequestFailed
 from ..message import Message
 
-log = logging.getLogger("katcpx.client")
+log = logging.getLogger("katcp.client")
 
 _OK = b"ok"
 _INVALID = b"invalid"

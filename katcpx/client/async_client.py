@@ -138,7 +138,11 @@ class AsyncClient(DeviceClient):
         )
         self._request_timeout = timeout
         #: Whether to fetch ``?request-timeout-hint`` from servers with the ``T`` flag.
-        self.use_timeout_hints = True
+        #: None (undecided, no fetch) until :meth:`connect`, :meth:`until_ready` or
+        #: :meth:`wait_ready` turn it on; False keeps it off even then. With katcp-python's
+        #: API (``start()``, ``wait_protocol()``) the client sends nothing by itself, as
+        #: katcp-python 0.9.3 does, so message ids are the caller's own.
+        self.use_timeout_hints: bool | None = None
         self._timeout_hints: dict[str, float] = {}
         # Set once the connection is usable: protocol known and timeout hints fetched.
         self._ready = StateEvent()
@@ -515,7 +519,18 @@ class AsyncClient(DeviceClient):
         TimeoutError
             (From the future.) If the client is not ready within `timeout` seconds.
         """
-        return asyncio.ensure_future(self._until_after_running(self._ready, timeout))
+        return asyncio.ensure_future(self._until_ready(timeout))
+
+    async def _until_ready(self, timeout: float | None) -> bool:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await self._running.until_set(timeout)
+        if self._in_loop_thread():
+            self._enable_timeout_hints()
+        else:
+            await asyncio.to_thread(self._run_in_loop, self._enable_timeout_hints)
+        remaining = None if timeout is None else max(0.0, timeout - (loop.time() - start))
+        return await self._ready.until_set(remaining)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the client is ready (see :meth:`until_ready`); return whether it is.
@@ -523,7 +538,23 @@ class AsyncClient(DeviceClient):
         Do not call this from the ioloop, use :meth:`until_ready`.
         """
         self._check_not_loop("wait_ready")
-        return self._ready.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._running.wait(timeout):
+            return False
+        self._run_in_loop(self._enable_timeout_hints)
+        return self._ready.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _enable_timeout_hints(self) -> None:
+        """Fetch timeout hints from now on, and now if the protocol is already known.
+
+        Runs on the loop. Called by the katcpx "ready" API only (see
+        :attr:`use_timeout_hints`).
+        """
+        if self.use_timeout_hints is not None:
+            return
+        self.use_timeout_hints = True
+        if self._ready.is_set():
+            self._protocol_detected()
 
     # -- compatibility request methods ---------------------------------------------------------
 
@@ -818,6 +849,7 @@ class AsyncClient(DeviceClient):
             If the client was not ready within `timeout`.
         """
         client = cls(host, port, **kwargs)
+        client.use_timeout_hints = True
         client.set_ioloop()
         client.start()
         try:

@@ -74,7 +74,7 @@ def quiet_logger(verbose: bool = False) -> logging.Logger:
     The client's own warnings would otherwise reach Python's last-resort handler and land
     on the terminal in the middle of a prompt or of tool output.
     """
-    logger = logging.getLogger("katcpx.cmd.client")
+    logger = logging.getLogger("katcp.cmd.client")
     logger.propagate = False
     if not logger.handlers:
         handler: logging.Handler

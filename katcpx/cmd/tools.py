@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
+from ..flags import ProtocolFlags
 from ..message import Message
 from ..peer_units import strategy_params_to_wire
 from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
@@ -373,7 +374,9 @@ async def monitor(
                 await client.tracked_call("sensor-sampling", name, strategy[0], *wire)
             except (FailReplyError, InvalidReply) as exc:
                 raise CmdError(
-                    f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}", EXIT_FAIL
+                    f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}"
+                    + _known_strategies_hint(strategy[0], major),
+                    EXIT_FAIL,
                 ) from None
         if maximum is not None and count >= maximum:
             return 0
@@ -396,3 +399,12 @@ async def monitor(
         if not done.done():
             done.cancel()
         await client.aclose()
+
+
+def _known_strategies_hint(name: str, major: int) -> str:
+    """Name the strategies that exist when `name` is not one (the server's refusal, in
+    katcp-python's words ``Unknown strategy name: x.``, does not)."""
+    known = ProtocolFlags.STRATEGIES_V4 if major < 5 else ProtocolFlags.STRATEGIES_V5
+    if name in known:
+        return ""
+    return f" (Unknown strategy {name!r}: KATCP v{major} strategies are {', '.join(sorted(known))})"

@@ -19,7 +19,7 @@ __all__ = [
     "SyncError",
 ]
 
-ic_logger = logging.getLogger("katcpx.inspecting_client")
+ic_logger = logging.getLogger("katcp.inspect_client")
 
 
 class RequestType(NamedTuple):

@@ -394,7 +394,7 @@ def minimum_katcp_version(major: int, minor: int = 0) -> Callable[[_F], _F]:
     return decorator
 
 
-def has_katcp_protocol_flags(protocol_flags: Iterable[str]) -> Callable[[_F], _F]:
+def has_katcp_protocol_flags(protocol_flags: Iterable[str | bytes]) -> Callable[[_F], _F]:
     """Decorator: leave the handler out of servers that lack any of these protocol flags.
 
     Sets ``_has_katcp_protocol_flags`` on the handler.

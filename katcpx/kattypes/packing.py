@@ -102,9 +102,7 @@ class _Unpacker:
         if nargs <= self.nparams:
             values = [params[i].unpack(args[i]) for i in range(nargs)]
         elif not self.multiple:
-            raise FailReply(
-                f"Too many parameters given (expected at most {self.nparams}, got {nargs})."
-            )
+            raise FailReply("Too many parameters given.")  # katcp-python 0.9.3's text
         else:
             values = [p.unpack(a) for p, a in zip(params, args, strict=False)]
             # The rest belong to the last (multiple) parameter. No Parameter per position:

@@ -35,6 +35,11 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _show_bytes(value: Any) -> str:
+    """Render a raw argument as katcp-python 0.9.3's error texts do (``b'x'`` for bytes)."""
+    return repr(value) if isinstance(value, bytes) else str(value)
+
+
 # ---------------------------------------------------------------------------------------
 # Types
 # ---------------------------------------------------------------------------------------
@@ -73,7 +78,7 @@ class KatcpType:
             If there is no default and the value is not optional.
         """
         if self._default is None and not self._optional:
-            raise KatcpTypeError("no value given and no default")
+            raise KatcpTypeError("No value or default given")  # katcp-python 0.9.3's text
         return self._default
 
     def check(self, value: Any, major: int) -> None:
@@ -160,12 +165,12 @@ class _Bounded(KatcpType):
             return  # encode() rejects it with a clearer message
         show = self._show_number
         if self._min is not None and value < self._min:
-            raise KatcpTypeError(
-                f"{self.name} {show(value)} is lower than minimum {show(self._min)}"
+            raise KatcpTypeError(  # katcp-python 0.9.3's texts, compared by its users' tests
+                f"{self.name.capitalize()} {show(value)} is lower than minimum {show(self._min)}."
             )
         if self._max is not None and value > self._max:
             raise KatcpTypeError(
-                f"{self.name} {show(value)} is higher than maximum {show(self._max)}"
+                f"{self.name.capitalize()} {show(value)} is higher than maximum {show(self._max)}."
             )
 
 
@@ -203,7 +208,7 @@ class Int(_Bounded):
 
     def decode(self, value: bytes, major: int) -> int:
         if not _INT_RE.match(value):
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as integer")
+            raise KatcpTypeError(f"Could not parse value '{_show_bytes(value)}' as integer.")
         return int(value)
 
 
@@ -233,7 +238,7 @@ class Float(_Bounded):
 
     def decode(self, value: bytes, major: int) -> float:
         if not _FLOAT_RE.match(value):
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as float")
+            raise KatcpTypeError(f"Could not parse value '{_show_bytes(value)}' as float.")
         return float(value)
 
     def _show_number(self, value: Any) -> str:
@@ -253,7 +258,7 @@ class Bool(KatcpType):
             return True
         if value == b"0":
             return False
-        raise KatcpTypeError(f"could not parse '{_show(value)}' as boolean (expected 0 or 1)")
+        raise KatcpTypeError(f"Boolean value must be b'0' or b'1' but is '{_show_bytes(value)}'.")
 
 
 class Str(KatcpType):
@@ -316,7 +321,7 @@ class Discrete(Str):
             caseflag = ""
         if not ok:
             raise KatcpTypeError(
-                f"discrete value '{_show(value)}' is not one of {self._values}{caseflag}"
+                f"Discrete value '{_show(value)}' is not one of {self._values}{caseflag}."
             )
 
     def check(self, value: Any, major: int) -> None:
@@ -394,17 +399,15 @@ class Lru(KatcpType):
         try:
             return Lru.LRU_VALUES[value]
         except KeyError:
-            raise KatcpTypeError("lru value must be LRU_NOMINAL or LRU_ERROR") from None
+            raise KatcpTypeError("Lru value must be LRU_NOMINAL or LRU_ERROR.") from None
         except TypeError:  # unhashable
-            raise KatcpValueTypeError("lru value must be LRU_NOMINAL or LRU_ERROR") from None
+            raise KatcpValueTypeError("Lru value must be LRU_NOMINAL or LRU_ERROR.") from None
 
     def decode(self, value: bytes, major: int) -> int:
         try:
             return Lru.LRU_CONSTANTS[value]
         except KeyError:
-            raise KatcpTypeError(
-                f"could not parse '{_show(value)}' as lru (expected nominal or error)"
-            ) from None
+            raise KatcpTypeError("Lru value must be 'nominal' or 'error'.") from None
 
 
 class Address(KatcpType):
@@ -440,12 +443,12 @@ class Address(KatcpType):
         regex = self.IPV6_RE if value.startswith(b"[") else self.IPV4_RE
         match = regex.match(value)
         if match is None:
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as address")
+            raise KatcpTypeError(f"Could not parse '{_show_bytes(value)}' as an address.")
         port = match.group("port")
         try:
             host = match.group("host").decode("ascii")
         except UnicodeDecodeError:
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as address") from None
+            raise KatcpTypeError(f"Could not parse '{_show_bytes(value)}' as an address.") from None
         return host, None if port is None else int(port)
 
 
@@ -480,7 +483,7 @@ class Timestamp(KatcpType):
 
     def decode(self, value: bytes, major: int) -> Any:
         if not _FLOAT_RE.match(value):
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as timestamp")
+            raise KatcpTypeError(f"Could not parse value '{_show(value)}' as timestamp.")
         decoded = float(value)
         if major < SEC_TS_KATCP_MAJOR:
             decoded = decoded / 1000
@@ -587,7 +590,7 @@ class Struct(KatcpType):
             ) from None
         except struct.error as e:
             raise KatcpTypeError(
-                f"could not pack {value!r} into struct with format {self._fmt}: {e}"
+                f"Could not pack {value} into struct with format {self._fmt}: {e}"
             ) from None
 
     def decode(self, value: bytes, major: int) -> tuple[Any, ...]:
@@ -595,7 +598,7 @@ class Struct(KatcpType):
             return struct.unpack(self._fmt, value)
         except struct.error as e:
             raise KatcpTypeError(
-                f"could not unpack '{_show(value)}' from struct with format {self._fmt}: {e}"
+                f"Could not unpack {_show_bytes(value)} from struct with format {self._fmt}: {e}"
             ) from None
 
 
@@ -638,8 +641,8 @@ class Regex(Str):
             raise KatcpValueTypeError(f"value {value!r} for regex '{self._pattern}' is not a str")
         if not self._compiled.match(value):
             raise KatcpTypeError(
-                f"value '{_show(value)}' does not match regex '{self._pattern}' "
-                f"with flags '{self._flags}'"
+                f"Value '{_show(value)}' does not match regex '{self._pattern}' "
+                f"with flags '{self._flags}'."
             )
 
 

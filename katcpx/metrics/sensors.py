@@ -49,7 +49,7 @@ from .health import instrument_resource
 
 __all__ = ["DROPPED_STATUSES", "SensorExporter", "SensorSample", "sample_of"]
 
-log = logging.getLogger("katcpx.metrics")
+log = logging.getLogger("katcp.metrics")
 
 #: Statuses whose readings carry no trustworthy value: their value series are dropped.
 DROPPED_STATUSES = frozenset({"unknown", "unreachable"})

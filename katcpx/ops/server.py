@@ -31,7 +31,7 @@ from .session import OpKind, OpSession, OpStatus, idle_session
 
 __all__ = ["OpDef", "OperationsMixin", "process", "task"]
 
-log = logging.getLogger("katcpx.ops")
+log = logging.getLogger("katcp.ops")
 
 OpFunc = Callable[..., Coroutine[Any, Any, Any]]
 _F = TypeVar("_F", bound=OpFunc)

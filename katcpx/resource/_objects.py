@@ -22,7 +22,7 @@ from ._types import (
 
 __all__ = ["KATCPRequest", "KATCPSensor", "SensorManager", "Listener"]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 #: A sensor listener: ``listener(sensor, reading)`` when registered with ``reading=True``,
 #: else ``listener(received_timestamp, timestamp, status, value)``.
@@ -45,8 +45,9 @@ class SensorManager(Protocol):
 
     def set_sampling_strategy(
         self, sensor_name: str, strategy_and_params: Any
-    ) -> Awaitable[dict[str, Any]]:
-        """Set and memorise a strategy."""
+    ) -> Awaitable[tuple[bool, Any]]:
+        """Set and memorise a strategy; ``(True, normalised strategy)`` or
+        ``(False, error text)`` (katcp-python 0.9.3's sensor manager result)."""
         ...
 
     def drop_sampling_strategy(self, sensor_name: str) -> None:
@@ -283,7 +284,7 @@ class KATCPSensor:
 
     # -- strategies ------------------------------------------------------------------------
 
-    def set_strategy(self, strategy: str, params: Any = None) -> Awaitable[dict[str, Any]]:
+    def set_strategy(self, strategy: str, params: Any = None) -> Awaitable[tuple[bool, Any]]:
         """Set the sampling strategy (backwards-compatible form of :meth:`set_sampling_strategy`).
 
         Parameters
@@ -292,6 +293,12 @@ class KATCPSensor:
             Strategy name, e.g. ``"event"``.
         params
             Strategy parameters: a space-separated string, a sequence or a single value.
+
+        Returns
+        -------
+        Awaitable
+            Resolves with ``(True, normalised strategy)``, or ``(False, error text)`` when
+            the strategy could not be set (katcp-python 0.9.3's result; nothing is raised).
         """
         if params is None or params == "":
             args: list[str] = []
@@ -303,8 +310,11 @@ class KATCPSensor:
             args = [str(params)]
         return self._manager.set_sampling_strategy(self._name, " ".join([strategy, *args]))
 
-    def set_sampling_strategy(self, strategy: Any) -> Awaitable[dict[str, Any]]:
-        """Set (and memorise) the sampling strategy, e.g. ``"event"`` or ``("period", 1)``."""
+    def set_sampling_strategy(self, strategy: Any) -> Awaitable[tuple[bool, Any]]:
+        """Set (and memorise) the sampling strategy, e.g. ``"event"`` or ``("period", 1)``.
+
+        Resolves with ``(success, info)`` as :meth:`set_strategy` does.
+        """
         return self._manager.set_sampling_strategy(self._name, strategy)
 
     def drop_sampling_strategy(self) -> None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KATCPClientResource", "list_sensors"]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 _STATES = ("disconnected", "syncing", "synced")
 _NONE: StrategyParams = ("none",)
@@ -377,7 +377,7 @@ class KATCPClientResource:
         to_apply: list[str] = []
         for name, desc in changes.sensors_added.items():
             ident = escape_name(name)
-            sensor = KATCPSensor(desc, self)
+            sensor = KATCPSensor(desc, _SensorsManager(self))
             old = dict.get(self._sensor, ident)
             carried = old.listeners() if old is not None else self._orphan_listeners.pop(ident, [])
             for listener, reading in carried:
@@ -530,16 +530,45 @@ class KATCPClientResource:
         Returns
         -------
         asyncio.Future
-            Resolves with ``{python_identifier: strategy}`` when applied, with the error
-            text in place of the strategy when the server refused it, or ``{}`` when the
-            sensor is not known yet.
+            Resolves with ``{python_identifier: strategy_and_parms}`` (the value as passed,
+            as katcp-python 0.9.3 does, whether or not the server accepted it: a refusal is
+            logged as an error), or ``{}`` when the sensor is not known yet.
         """
         ident = escape_name(sensor_name)
         strategy = normalize_strategy_parameters(strategy_and_parms)
         self._strategy_cache[ident] = strategy
         if ident not in self._sensor or self._client is None or not self._client.is_connected():
             return _done_future({})
-        return asyncio.ensure_future(self._apply_strategies([ident]))
+        return asyncio.ensure_future(
+            _echo_strategy(self._apply_strategies([ident]), strategy_and_parms)
+        )
+
+    def set_sensor_sampling_strategy(
+        self, sensor_name: str, strategy_and_parms: Any
+    ) -> asyncio.Future[tuple[bool, Any]]:
+        """Set a sensor's strategy; what :class:`~katcpx.resource.KATCPSensor` calls.
+
+        Returns
+        -------
+        asyncio.Future
+            Resolves with ``(True, normalised strategy)`` or ``(False, error text)``, the
+            result of katcp-python 0.9.3's sensor manager.
+        """
+        ident = escape_name(sensor_name)
+        try:
+            strategy = normalize_strategy_parameters(strategy_and_parms)
+        except ValueError as exc:
+            return _done_future((False, str(exc)))
+        self._strategy_cache[ident] = strategy
+
+        async def setting() -> tuple[bool, Any]:
+            results = await self._apply_strategies([ident])
+            outcome = results.get(ident, strategy)
+            if isinstance(outcome, str):
+                return False, f"Error setting strategy for sensor {sensor_name}: \n{outcome}"
+            return True, outcome
+
+        return asyncio.ensure_future(setting())
 
     def set_sampling_strategies(
         self, filter: str, strategy_and_parms: Any
@@ -556,7 +585,8 @@ class KATCPClientResource:
         Returns
         -------
         asyncio.Future
-            Resolves with ``{python_identifier: strategy or error}`` for the current sensors.
+            Resolves with ``{python_identifier: strategy_and_parms}`` (as passed, as in
+            katcp-python 0.9.3; refusals are logged) for the current sensors.
         """
         pattern = re.compile(filter)
         strategy = normalize_strategy_parameters(strategy_and_parms)
@@ -567,7 +597,9 @@ class KATCPClientResource:
             self._strategy_cache[ident] = strategy
         if self._client is None or not self._client.is_connected():
             return _done_future({})
-        return asyncio.ensure_future(self._apply_strategies(idents))
+        return asyncio.ensure_future(
+            _echo_strategy(self._apply_strategies(idents), strategy_and_parms)
+        )
 
     def drop_sampling_strategy(self, sensor_name: str) -> None:
         """Forget the memorised strategy of a sensor; its current strategy is unchanged."""
@@ -610,6 +642,9 @@ class KATCPClientResource:
                 try:
                     params = strategy_params_to_wire(strategy[0], strategy[1:], major, sensor.type)
                 except ValueError as exc:
+                    self._logger.error(
+                        "%s: strategy %s of %s not sent: %s", self._name, strategy, ident, exc
+                    )
                     results[ident] = str(exc)
                     continue
                 groups.setdefault((strategy, (str(strategy[0]), *params)), []).append(ident)
@@ -819,3 +854,35 @@ async def list_sensors(
                 )
             )
     return found
+
+
+async def _echo_strategy(applying: Awaitable[dict[str, Any]], passed: Any) -> dict[str, Any]:
+    """The results of `applying`, each replaced by the strategy `passed` (katcp-python's)."""
+    return {ident: passed for ident in await applying}
+
+
+class _SensorsManager:
+    """What a resource hands its :class:`KATCPSensor` objects: katcp-python's sensor
+    manager contract, where ``set_sampling_strategy`` resolves with ``(success, info)``
+    (the resource's own method of that name resolves with a dict)."""
+
+    def __init__(self, resource: KATCPClientResource) -> None:
+        self._resource = resource
+
+    @property
+    def name(self) -> str:
+        return self._resource.name
+
+    def get_sampling_strategy(self, sensor_name: str) -> StrategyParams:
+        return self._resource.get_sampling_strategy(sensor_name)
+
+    def set_sampling_strategy(
+        self, sensor_name: str, strategy_and_params: Any
+    ) -> asyncio.Future[tuple[bool, Any]]:
+        return self._resource.set_sensor_sampling_strategy(sensor_name, strategy_and_params)
+
+    def drop_sampling_strategy(self, sensor_name: str) -> None:
+        self._resource.drop_sampling_strategy(sensor_name)
+
+    def poll_sensor(self, sensor_name: str) -> Awaitable[None]:
+        return self._resource.poll_sensor(sensor_name)

@@ -30,7 +30,7 @@ __all__ = [
     "KATCPClientResourceContainer",
 ]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 
 class GroupResults(dict[str, Any]):

@@ -21,7 +21,7 @@ from ..message import Message
 
 __all__ = ["InspectingClient", "ModelChanges", "InspectingOwner", "SyncError"]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 #: Description of one request: ``{"name", "description", "timeout_hint"}``.
 RequestDescription = dict[str, Any]

@@ -35,7 +35,7 @@ __all__ = [
     "monitor_resource_sync_state",
 ]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 
 class ReplyWrappedInspectingClientAsync(InspectingClientAsync):

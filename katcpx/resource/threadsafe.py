@@ -45,7 +45,7 @@ __all__ = [
     "threadsafe_resource",
 ]
 
-log = logging.getLogger("katcpx.resource")
+log = logging.getLogger("katcp.resource")
 
 #: Extra seconds a blocking call waits beyond an operation's own `timeout`, so that the
 #: operation's timeout (with its proper result or exception) wins the race.
@@ -324,6 +324,11 @@ class ThreadSafeKATCPSensorWrapper(ThreadSafeMethodAttrWrapper):
 
 class ThreadSafeKATCPClientResourceRequestWrapper(ThreadSafeMethodAttrWrapper):
     """Thread-safe request: calling it blocks and returns the :class:`KATCPReply`."""
+
+    def __init__(self, subject: Any, ioloop_wrapper: IOLoopThreadWrapper) -> None:
+        super().__init__(subject, ioloop_wrapper)
+        # help(res.req.x) shows the device's help, as katcp-python's wrapper does.
+        object.__setattr__(self, "__doc__", getattr(subject, "__doc__", None))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         subject: KATCPRequest = self.__subject__

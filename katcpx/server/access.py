@@ -43,7 +43,7 @@ __all__ = [
     "required_role",
 ]
 
-_log = logging.getLogger("katcpx.server.access")
+_log = logging.getLogger("katcp.server.access")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

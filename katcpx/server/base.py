@@ -34,7 +34,7 @@ from .connection import (
     RunStopped,
     ServerProtocol,
 )
-from .handler_thread import HandlerThread, HandlerThreadStopped
+from .handler_thread import HandlerThread, HandlerThreadStopped, is_coroutine_handler
 from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DeviceServerBase"]
 
-log = logging.getLogger("katcpx.server")
+log = logging.getLogger("katcp.server")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 #: Seconds start() waits, from another thread, for a managed server's stop under way.
@@ -330,8 +330,15 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         """Wait for the server (and its managed thread) to finish stopping."""
         if self._thread is not None:
             self._thread.join(timeout)
-        else:
-            self._stopped.wait(timeout)
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_running() and not self._stopped.is_set():
+            # Nothing runs the loop that would finish the stop (say an AsyncDeviceServer
+            # started outside a running loop): waiting would never end. katcp-python
+            # returns at once here too.
+            self._logger.warning("join: the server's ioloop is not running; not waiting")
+            return
+        self._stopped.wait(timeout)
 
     def running(self) -> bool:
         """Whether the server is running."""
@@ -711,6 +718,12 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if self.is_loop_safe(msg):
             self.handle_loop_safe(client_conn, msg)
             return None
+        if msg.mtype == Message.REQUEST and is_coroutine_handler(
+            self._request_handlers.get(msg.name, _no_handler)
+        ):
+            # Coroutines need the loop (see is_coroutine_handler); still in order.
+            result = self.handle_message(client_conn, msg)
+            return result if _is_pending(result) else None
         outer: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def ran(f: concurrent.futures.Future[Any]) -> None:
@@ -836,7 +849,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         """
         handler = self._request_handlers.get(msg.name)
         if handler is None:
-            self._logger.info("%s INVALID: Unknown request.", msg.name)
+            # katcp-python's text and level; the name is cut (the record must not keep a
+            # MiB-long name alive).
+            self._logger.error("%s INVALID: Unknown request.", msg.name[:200])
             if self.metrics is not None:
                 self.metrics.unknown_request()
             connection.reply(Message.reply(msg.name, "invalid", "Unknown request."), msg)
@@ -885,7 +900,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             )
 
     def _send_fail(self, req: ClientRequestConnection, reason: str) -> None:
-        self._logger.info("Request %s FAIL: %s", req.msg.name, reason)
+        # katcp-python's level; the log keeps no MiB-long reason alive.
+        self._logger.error("Request %s FAIL: %s", req.msg.name, reason[:1000])
         self._send_result(req, Message.reply(req.msg.name, "fail", reason))
 
     def _send_result(self, req: ClientRequestConnection, result: Any) -> None:
@@ -1093,3 +1109,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         # v5: katcp-python's six decimals; v4: exact milliseconds (katcpx.peer_units).
         ts = b"%.6f" % timestamp if major >= 5 else seconds_to_wire(timestamp, major)
         return Message.inform("log", level_name, ts, name, msg)
+
+
+def _no_handler(*args: Any) -> None:
+    """Stands in for the handler of an unknown request (not a coroutine)."""

@@ -11,12 +11,13 @@ takes work until its server shuts it down, whatever the interpreter is doing.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HandlerThread", "HandlerThreadStopped"]
+__all__ = ["HandlerThread", "HandlerThreadStopped", "is_coroutine_handler"]
 
 
 class HandlerThreadStopped(RuntimeError):
@@ -87,3 +88,21 @@ class HandlerThread:
                 fut.set_exception(exc)
             else:
                 fut.set_result(result)
+
+
+def is_coroutine_handler(handler: Callable[..., Any]) -> bool:
+    """Whether `handler`, or a function it decorates, is a coroutine function.
+
+    ``@tornado.gen.coroutine`` functions (under ``@request``/``@return_reply``/
+    ``@concurrent_reply``, which keep ``__wrapped__``) and ``async def`` functions need
+    the server's event loop from their first line: katcp-python 0.9.3 runs them, so a
+    server in handler-thread mode calls them on its loop rather than in its handler thread.
+    """
+    seen = 0
+    func: Any = handler
+    while func is not None and seen < 32:  # a bound on pathological __wrapped__ chains
+        if getattr(func, "__tornado_coroutine__", False) or inspect.iscoroutinefunction(func):
+            return True
+        func = getattr(func, "__wrapped__", None)
+        seen += 1
+    return False

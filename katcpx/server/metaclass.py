@@ -102,5 +102,5 @@ class DeviceMetaclass(type):
             return False
         flags = getattr(handler, "_has_katcp_protocol_flags", None)
         if flags:
-            return all(flag in info.flags for flag in flags)
+            return all(info.supports(flag) for flag in flags)
         return True

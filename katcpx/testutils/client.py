@@ -487,8 +487,9 @@ class BlockingTestClient(BlockingClient):
 
         Returns
         -------
-        (str, str or None)
-            The reply's status and error message.
+        (bytes or str, str or None)
+            The reply's status (``bytes``; ``str`` when `status_equals` is given, as in
+            katcp-python 0.9.3) and error message.
         """
         t = self.test
         reply, _informs = self.blocking_request(Message.request(requestname, *params))
@@ -500,10 +501,13 @@ class BlockingTestClient(BlockingClient):
             f"Expected request '{requestname}' called with parameters {params!r} to fail, "
             "but it was successful.",
         )
-        status = _text(reply.arguments[0]) if reply.arguments else ""
+        # The status is returned as bytes (b"fail"), or as str when status_equals was
+        # given: what katcp-python 0.9.3's assert_request_fails returns.
+        status: bytes | str = reply.arguments[0] if reply.arguments else b""
         error = _text(reply.arguments[1]) if len(reply.arguments) > 1 else None
         said = f"request '{requestname}' called with parameters {params!r}"
         if kwargs.get("status_equals") is not None:
+            status = _text(status)
             want = _text(kwargs["status_equals"])
             t.assertTrue(
                 status == want, f"Expected {said} to return status {want}, got {status!r}."

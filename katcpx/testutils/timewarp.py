@@ -32,7 +32,7 @@ __all__ = [
     "handle_mock_req",
 ]
 
-logger = logging.getLogger("katcpx.testutils")
+logger = logging.getLogger("katcp.testutils")
 
 
 class _WarpedLoop(asyncio.SelectorEventLoop):

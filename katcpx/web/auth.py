@@ -47,7 +47,7 @@ __all__ = [
     "read_token_file",
 ]
 
-log = logging.getLogger("katcpx.web")
+log = logging.getLogger("katcp.web")
 
 #: Deepest nesting of arrays and objects accepted in a browser's JSON (up to twice this
 #: where arrays and objects alternate; far below what would exhaust the stack).

@@ -39,7 +39,7 @@ from .source import SensorSource
 
 __all__ = ["build_parser", "load_config", "main", "run", "strategy_from"]
 
-log = logging.getLogger("katcpx.web")
+log = logging.getLogger("katcp.web")
 
 _CONFIG_KEYS = {
     "devices",

@@ -43,7 +43,7 @@ __all__ = [
     "parse_device_spec",
 ]
 
-log = logging.getLogger("katcpx.web")
+log = logging.getLogger("katcp.web")
 
 #: Sampling strategy of a subscription unless the hub is given another.
 DEFAULT_STRATEGY: tuple[str, ...] = ("event",)
@@ -687,9 +687,8 @@ class DeviceHub:
 
     async def _set_strategy(self, sub: _Subscription, res: KATCPClientResource) -> None:
         sub.sampled_since = time.time()
-        result = await res.set_sampling_strategy(sub.sensor, self.strategy)
-        outcome = result.get(escape_name(sub.sensor))
-        if isinstance(outcome, str) and self._subs.get((sub.device, sub.sensor)) is sub:
+        ok, outcome = await res.set_sensor_sampling_strategy(sub.sensor, self.strategy)
+        if not ok and self._subs.get((sub.device, sub.sensor)) is sub:
             sub.error = outcome
             self._broadcast_error(sub, f"sampling {sub.sensor!r} failed: {outcome}")
 

@@ -39,7 +39,7 @@ from .source import SensorSource
 
 __all__ = ["ACTIONS", "DeviceSocketHandler"]
 
-log = logging.getLogger("katcpx.web")
+log = logging.getLogger("katcp.web")
 
 #: Actions the websocket understands.
 ACTIONS = ("subscribe", "subscribeSafely", "unsubscribe", "set", "refresh")

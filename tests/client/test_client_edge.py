@@ -156,7 +156,7 @@ async def test_malformed_line_logged_and_skipped_without_reply(caplog) -> None:
     with FakeServer(V5_BANNER, garbage_first) as server:
         client = await connect(server)
         try:
-            with caplog.at_level(logging.ERROR, logger="katcpx.client"):
+            with caplog.at_level(logging.ERROR, logger="katcp.client"):
                 reply, _ = await client.call("watchdog", timeout=5)
             assert reply.reply_ok()
             assert sum("BAD MESSAGE" in r.getMessage() for r in caplog.records) == 2
@@ -342,7 +342,7 @@ async def test_reconnect_backoff_is_bounded_jittered_and_logged(caplog) -> None:
     client.auto_reconnect_max_delay = 0.04
     client.max_reconnect_attempts = 4
     client.set_ioloop()
-    with caplog.at_level(logging.INFO, logger="katcpx.client"):
+    with caplog.at_level(logging.INFO, logger="katcp.client"):
         client.start()
         await asyncio.wait_for(client.until_stopped(), 10)
     sock.close()

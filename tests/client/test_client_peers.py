@@ -119,8 +119,11 @@ def test_katcp_python_timeout_hints(katcp_python) -> None:
         try:
             assert client.wait_protocol(5)
             assert client.protocol_flags.supports("T")
-            # The hints arrive right after the protocol; one round trip is enough to see them.
+            # katcp-python's API alone sends nothing by itself (no hints fetched) ...
             client.blocking_request(Message.request("watchdog"))
+            assert client._timeout_for("hinted", None) == pytest.approx(1.0)
+            # ... katcpx's "ready" API fetches them.
+            assert client.wait_ready(5)
             assert client._timeout_for("hinted", None) == pytest.approx(HINTED_TIMEOUT)
             reply, _ = client.blocking_request(Message.request("hinted"))
             assert reply.reply_ok()

@@ -26,7 +26,7 @@ def test_plain_script(katcpx_dish):
     res = threadsafe_resource(spec(katcpx_dish.bind_address), sync_timeout=T)
     try:
         assert res.state == "synced" and res.is_connected()
-        assert res.set_sampling_strategy("pos_az", "event") == {"pos_az": ("event",)}
+        assert res.set_sampling_strategy("pos_az", "event") == {"pos_az": "event"}
         assert res.sensor.pos_az.sampling_strategy == ("event",)
         reply = res.req.target(30, 45)
         assert isinstance(reply, KATCPReply) and reply
@@ -39,6 +39,10 @@ def test_plain_script(katcpx_dish):
             res.sensor.temp.wait(1.0, timeout=0.05)  # no strategy
         assert [r.name for r in res.list_sensors("pos")] == ["pos.az"]
         assert res.req.target.timeout_hint == 7.5
+        # help() shows the device's help, under katcp-python's heading.
+        doc = res.req.target.__doc__
+        assert doc.startswith("KATCP Documentation\n===================\n")
+        assert "Point at az el (arrives at once)." in doc
     finally:
         res.shutdown()
     assert res.state == "disconnected"

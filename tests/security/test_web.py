@@ -292,11 +292,11 @@ async def test_malformed_authorization_is_401(header: str) -> None:
 
 
 def test_start_up_says_how_changes_are_guarded(caplog) -> None:
-    caplog.set_level(logging.INFO, "katcpx.web")
+    caplog.set_level(logging.INFO, "katcp.web")
     Guard.for_site("0.0.0.0", None, False).announce("0.0.0.0")
     Guard.for_site("0.0.0.0", None, True).announce("0.0.0.0")
     Guard.for_site("127.0.0.1", None, False).announce("127.0.0.1")
-    got = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "katcpx.web"]
+    got = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "katcp.web"]
     assert got[0][0] == "WARNING" and "read-only" in got[0][1]
     assert "--allow-anonymous-control" in got[0][1]
     assert got[1][0] == "WARNING" and "anyone who reaches it" in got[1][1]
