@@ -407,4 +407,4 @@ def _known_strategies_hint(name: str, major: int) -> str:
     known = ProtocolFlags.STRATEGIES_V4 if major < 5 else ProtocolFlags.STRATEGIES_V5
     if name in known:
         return ""
-    return f" (Unknown strategy {name!r}: KATCP v{major} strategies are {', '.join(sorted(known))})"
+    return f" KATCP v{major} strategies are {', '.join(sorted(known))}"

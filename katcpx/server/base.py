@@ -745,6 +745,19 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             return None
         return outer
 
+    def runs_on_loop(self, msg: Message) -> bool:
+        """Whether :meth:`on_message` handles `msg` on the loop, not in the handler thread.
+
+        True for the read-only standard requests (:meth:`is_loop_safe`) and for requests whose
+        handler is a coroutine (they need the loop, see ``is_coroutine_handler``). Such a
+        message ends a run of requests handed to the handler thread at once.
+        """
+        if self.is_loop_safe(msg):
+            return True
+        return msg.mtype == Message.REQUEST and is_coroutine_handler(
+            self._request_handlers.get(msg.name, _no_handler)
+        )
+
     def refuse_message(self, client_conn: ClientConnection, msg: Message, why: str) -> None:
         """Answer a message that could not be handled: a request gets a ``fail`` reply.
 

@@ -385,13 +385,13 @@ class ClientConnection:
             done: Any = None
             is_run = False
             try:
-                if runs and not server.is_loop_safe(item):
+                if runs and not server.runs_on_loop(item):
                     # Handler-thread mode: hand over every following device request in
                     # one go (the thread handles them in order), not one per round trip.
                     run = [item]
                     while pending and budget > 0:
                         following = pending[0]
-                        if not isinstance(following, Message) or server.is_loop_safe(following):
+                        if not isinstance(following, Message) or server.runs_on_loop(following):
                             break
                         pending.popleft()
                         run.append(following)
