@@ -589,6 +589,8 @@ class AsyncClient(DeviceClient):
             Whether to use message IDs. Default is to use message IDs if the server supports
             them.
         """
+        if self.metrics is not None:  # count it as call() and blocking_request() are
+            reply_cb = _counted_reply_cb(self.metrics, msg.name, reply_cb)
         entry = CallbackPending(msg.name, reply_cb, inform_cb, user_data)
         self._dispatch_start(entry, msg, self._timeout_for(msg.name, timeout), use_mid)
 
@@ -919,3 +921,20 @@ class CallbackClient(AsyncClient):
 
 class BlockingClient(CallbackClient):
     """A :class:`CallbackClient` used through :meth:`blocking_request` from other threads."""
+
+
+def _counted_reply_cb(
+    metrics: Any, name: str, reply_cb: Callable[..., Any] | None
+) -> Callable[..., Any]:
+    """Wrap `reply_cb` so the client's metrics count request `name` when its reply comes.
+
+    The clock starts now, when the request is sent; a timeout's made-up ``fail`` reply counts
+    as a timeout (see :meth:`katcpx.metrics.stats.ClientStats.reply_received`).
+    """
+    started = time.perf_counter()
+
+    def counted(reply: Message, *user_data: Any) -> Any:
+        metrics.reply_received(name, reply, started)
+        return None if reply_cb is None else reply_cb(reply, *user_data)
+
+    return counted

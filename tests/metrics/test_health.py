@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -189,3 +190,35 @@ async def test_blocking_client_metrics(served) -> None:
     assert s.value(total, client="blocking", request="watchdog", result="ok") == 1
     assert s.value(total, client="blocking", request="slow", result="timeout") == 1
     assert s.value("katcpx_client_timeouts_total", client="blocking") == 1
+
+
+async def test_callback_client_metrics(served) -> None:
+    """callback_request() is counted as call() and blocking_request() are."""
+    server, _, _ = served
+    registry = CollectorRegistry(auto_describe=False)
+    client = BlockingClient("127.0.0.1", server.bind_address[1])
+    instrument_client(client, registry, name="callback")
+    client.start()
+    replies: list[Message] = []
+    both = threading.Event()
+
+    def on_reply(reply: Message) -> None:
+        replies.append(reply)
+        if len(replies) == 2:
+            both.set()
+
+    def requests() -> None:
+        assert client.wait_protocol(TIMEOUT)
+        client.callback_request(Message.request("watchdog"), reply_cb=on_reply)
+        client.callback_request(Message.request("slow"), reply_cb=on_reply, timeout=0.05)
+        assert both.wait(TIMEOUT)
+
+    try:
+        await asyncio.to_thread(requests)
+        s = parse(generate_latest(registry).decode())
+    finally:
+        client.stop()
+    assert sorted(r.name for r in replies) == ["slow", "watchdog"]
+    total = "katcpx_client_requests_total"
+    assert s.value(total, client="callback", request="watchdog", result="ok") == 1
+    assert s.value(total, client="callback", request="slow", result="timeout") == 1
