@@ -14,6 +14,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from ..closed_stdout import quiet_on_closed_stdout
 from ..tls import add_tls_arguments, client_context_from_args
 from .connection import EXIT_ERROR, CmdError, looks_like_address, parse_address
 from .grammar import arrange
@@ -324,6 +325,7 @@ def _strategy(words: list[str] | None, period: float | None) -> list[str]:
     return [w for word in words for w in word.split()]
 
 
+@quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``katcp-cmd`` and return its exit status.
 
@@ -339,7 +341,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CmdError as exc:
         err.error(str(exc))
         return exc.status
-    except BrokenPipeError:
-        # Output piped into e.g. head: the reader is gone, nothing more to say.
-        sys.stdout = open(os.devnull, "w")  # silences the flush at exit
-        return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -88,3 +89,45 @@ def test_grammar_sim_options_before_device_name() -> None:
         result = run("-m", "katcpx_devices.sim", "--speed", "50", "weather", "--port", str(port))
     assert result.returncode == 1  # got as far as binding: the options were understood
     assert f"cannot start weather on 127.0.0.1:{port}" in result.stderr
+
+
+def test_error_tells_fix_closed_stdout_is_quiet() -> None:
+    """``katcpx-sim ... | head -3``: once the reader is gone, the tool exits without a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like head after its lines
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "katcpx_devices.sim", "weather", "--port", "0"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=child_env(),
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+    assert result.returncode == 1
+    # Every tool's entry point is wrapped the same way.
+    from katcpx.cmd.cli import main as cmd_main
+    from katcpx.gateway.cli import main as gateway_main
+    from katcpx.metrics.exporter import main as exporter_main
+    from katcpx.web.cli import main as web_main
+    from katcpx_devices.sim import main as sim_main
+
+    for main in (cmd_main, gateway_main, exporter_main, web_main, sim_main):
+        assert main.__wrapped__ is not None  # type: ignore[attr-defined]
+
+
+def test_error_tells_fix_sim_names_unknown_device() -> None:
+    result = run("-m", "katcpx_devices.sim", "--speed", "50", "nosuch")
+    assert result.returncode == 2
+    assert "invalid choice: 'nosuch'" in result.stderr
+
+
+def test_error_tells_fix_sim_port_option_for_device() -> None:
+    one = run("-m", "katcpx_devices.sim", "weather", "--base-port", "27170")
+    site = run("-m", "katcpx_devices.sim", "site", "--port=27170")
+    assert one.returncode == 2 and site.returncode == 2
+    assert "--base-port is for `site`; use --port N for one device (weather)" in one.stderr
+    assert "--port is for one device; use --base-port N for site" in site.stderr
