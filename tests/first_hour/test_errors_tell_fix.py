@@ -109,11 +109,12 @@ def test_error_tells_fix_closed_stdout_is_quiet() -> None:
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
     assert result.returncode == 1
     # Every tool's entry point is wrapped the same way.
+    from katcpx_devices.sim import main as sim_main
+
     from katcpx.cmd.cli import main as cmd_main
     from katcpx.gateway.cli import main as gateway_main
     from katcpx.metrics.exporter import main as exporter_main
     from katcpx.web.cli import main as web_main
-    from katcpx_devices.sim import main as sim_main
 
     for main in (cmd_main, gateway_main, exporter_main, web_main, sim_main):
         assert main.__wrapped__ is not None  # type: ignore[attr-defined]
