@@ -16,7 +16,13 @@ from typing import Any
 
 from ..closed_stdout import quiet_on_closed_stdout
 from ..tls import add_tls_arguments, client_context_from_args
-from .connection import EXIT_ERROR, CmdError, looks_like_address, parse_address
+from .connection import (
+    EXIT_ERROR,
+    CmdError,
+    bad_port_message,
+    looks_like_address,
+    parse_address,
+)
 from .grammar import arrange
 from .render import color_enabled
 from .tools import Output, get, list_, monitor, one_shot
@@ -199,6 +205,8 @@ def _split_server(
     if server is None:
         if need_words and not words:
             return None, words
+        if words and (bad := bad_port_message(words[0])) is not None:
+            raise CmdError(bad)
         raise CmdError("no server given: use HOST:PORT, -s HOST:PORT or $KATCP_SERVER")
     return parse_address(server), words
 

@@ -47,6 +47,22 @@ def looks_like_address(text: str) -> bool:
     return text.isdigit() or _ADDRESS.match(text) is not None
 
 
+_BAD_PORT = re.compile(r"^(?:\[[^\]]+\]|[^:\s]*):(?P<port>[^:\s]*)$")
+
+
+def bad_port_message(text: str) -> str | None:
+    """Say what is wrong with a ``HOST:PORT`` whose port is not a number, else None.
+
+    ``nohost:abc`` is then reported as such, not as a request name with no server.
+    """
+    match = _BAD_PORT.match(text)
+    if match is None or match["port"].isdigit():
+        return None
+    port = match["port"]
+    what = f"the port {port!r} in {text!r} is not a number" if port else f"no port in {text!r}"
+    return f"{what}: give HOST:PORT, e.g. localhost:7147"
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """Parse ``HOST:PORT`` (``:PORT`` and a bare ``PORT`` mean localhost).
 
@@ -60,7 +76,7 @@ def parse_address(text: str) -> tuple[str, int]:
     else:
         match = _ADDRESS.match(text.strip())
         if match is None:
-            raise CmdError(f"not a server address (HOST:PORT): {text!r}")
+            raise CmdError(bad_port_message(text) or f"not a server address (HOST:PORT): {text!r}")
         host = match["ip6"] or match["host"] or "localhost"
         port = int(match["port"])
     if not 0 < port < 65536:

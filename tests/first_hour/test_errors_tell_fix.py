@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sim_process import ROOT, child_env
 
 from katcpx.ops import ERROR, OK, TIMEOUT
@@ -132,3 +133,14 @@ def test_error_tells_fix_sim_port_option_for_device() -> None:
     assert one.returncode == 2 and site.returncode == 2
     assert "--base-port is for `site`; use --port N for one device (weather)" in one.stderr
     assert "--port is for one device; use --base-port N for site" in site.stderr
+
+
+def test_error_tells_fix_cmd_port_not_a_number(capsys: pytest.CaptureFixture[str]) -> None:
+    from katcpx.cmd.cli import main
+
+    assert main(["nohost:abc", "watchdog"]) == 2
+    assert main(["get", "nohost:", "temperature"]) == 2
+    err = capsys.readouterr().err
+    assert "the port 'abc' in 'nohost:abc' is not a number: give HOST:PORT" in err
+    assert "no port in 'nohost:': give HOST:PORT" in err
+    assert "no server given" not in err
