@@ -50,6 +50,11 @@ def looks_like_address(text: str) -> bool:
 _BAD_PORT = re.compile(r"^(?:\[[^\]]+\]|[^:\s]*):(?P<port>[^:\s]*)$")
 
 
+def seconds(value: float | None) -> str:
+    """A duration for people: ``1 s``, ``0.5 s``, ``300 s`` (not ``1.000000``)."""
+    return "no limit" if value is None else f"{value:g} s"
+
+
 def bad_port_message(text: str) -> str | None:
     """Say what is wrong with a ``HOST:PORT`` whose port is not a number, else None.
 
@@ -145,6 +150,25 @@ class CmdClient(AsyncClient):
             self.in_flight[name] -= 1
             if self.in_flight[name] <= 0:
                 del self.in_flight[name]
+
+    def describe_timeout(self, name: str) -> str:
+        """Say that request `name` got no reply in time, that it may still run, and the fix."""
+        hint = self.timeout_hint(name)
+        hint_text = f" (its timeout hint is {seconds(hint)})" if hint else ""
+        if self.user_timeout is not None:
+            waited = f"within -t {seconds(self.user_timeout)}"
+            fix = (
+                "give a larger -t, or none to use the device's hint"
+                if hint
+                else ("give a larger -t")
+            )
+        else:
+            timeout = self.default_timeout(name)
+            waited = f"within {seconds(timeout)}" if timeout is not None else "in time"
+            fix = "give a larger -t N (seconds)"
+        return (
+            f"no reply {waited}; the request may still be running on the device{hint_text}: {fix}"
+        )
 
     def handle_inform(self, msg: Message) -> Any:
         """Show the inform (unless the client asked for it itself), then dispatch it."""

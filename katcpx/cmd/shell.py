@@ -367,7 +367,7 @@ class Shell:
             return
         except RequestFailed as exc:
             self.status = max(self.status, EXIT_ERROR)
-            self.note(describe_failure(name, exc), "error")
+            self.note(describe_failure(name, exc, self.client), "error")
             return
         if self.show_replies:
             self.show(reply)

@@ -108,9 +108,11 @@ def failure_status(exc: RequestFailed) -> int:
     return EXIT_FAIL if isinstance(exc, FailReplyError | InvalidReply) else EXIT_ERROR
 
 
-def describe_failure(name: str, exc: RequestFailed) -> str:
-    """One line about a request that got no reply."""
+def describe_failure(name: str, exc: RequestFailed, client: CmdClient | None = None) -> str:
+    """One line about a request that got no reply (with `client`: its timeout and the fix)."""
     if isinstance(exc, RequestTimeout):
+        if client is not None:
+            return f"?{name}: {client.describe_timeout(name)}"
         return f"?{name}: no reply: {exc}"
     if isinstance(exc, ConnectionLost):
         return f"?{name}: connection lost: {exc}"
@@ -161,7 +163,7 @@ async def one_shot(
             )
         return EXIT_FAIL
     except RequestFailed as exc:
-        output.error(describe_failure(name, exc))
+        output.error(describe_failure(name, exc, client))
         return EXIT_ERROR
     finally:
         await client.aclose()
@@ -223,7 +225,7 @@ async def get(
             for inform in informs:
                 updates.extend(SensorUpdate.from_inform(inform, infos, server_major(client)))
     except RequestFailed as exc:
-        raise CmdError(describe_failure("sensor-value", exc), failure_status(exc)) from None
+        raise CmdError(describe_failure("sensor-value", exc, client), failure_status(exc)) from None
     finally:
         await client.aclose()
     if fmt is None and not as_json:
@@ -270,7 +272,7 @@ async def list_(
     try:
         _, informs = await client.tracked_call("help" if requests else "sensor-list")
     except RequestFailed as exc:
-        raise CmdError(describe_failure("sensor-list", exc), failure_status(exc)) from None
+        raise CmdError(describe_failure("sensor-list", exc, client), failure_status(exc)) from None
     finally:
         await client.aclose()
     rows: list[list[str]] = []
@@ -401,7 +403,9 @@ async def monitor(
         # Also while the strategies were being set: the updates may already be printing.
         raise CmdError(f"connection to {address[0]}:{address[1]} lost") from None
     except RequestFailed as exc:
-        raise CmdError(describe_failure("sensor-sampling", exc), failure_status(exc)) from None
+        raise CmdError(
+            describe_failure("sensor-sampling", exc, client), failure_status(exc)
+        ) from None
     finally:
         if not done.done():
             done.cancel()

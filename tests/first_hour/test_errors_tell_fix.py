@@ -144,3 +144,18 @@ def test_error_tells_fix_cmd_port_not_a_number(capsys: pytest.CaptureFixture[str
     assert "the port 'abc' in 'nohost:abc' is not a number: give HOST:PORT" in err
     assert "no port in 'nohost:': give HOST:PORT" in err
     assert "no server given" not in err
+
+
+def test_error_tells_fix_cmd_timeout_says_request_may_still_run() -> None:
+    from katcpx.cmd.connection import CmdClient, seconds
+
+    assert (seconds(1.0), seconds(0.5), seconds(300)) == ("1 s", "0.5 s", "300 s")
+    client = CmdClient("127.0.0.1", 1, timeout=5.0)
+    assert client.describe_timeout("stow") == (
+        "no reply within 5 s; the request may still be running on the device: "
+        "give a larger -t N (seconds)"
+    )
+    client.user_timeout = 1.0
+    assert client.describe_timeout("stow") == (
+        "no reply within -t 1 s; the request may still be running on the device: give a larger -t"
+    )
