@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -9,9 +10,10 @@ import sys
 import time
 
 import pytest
-from sim_process import ROOT, child_env
+from sim_process import ROOT, Sim, child_env
 
 from katcpx.ops import ERROR, OK, TIMEOUT
+from katcpx.ops.client import SyncOpAccessor
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -159,3 +161,18 @@ def test_error_tells_fix_cmd_timeout_says_request_may_still_run() -> None:
     assert client.describe_timeout("stow") == (
         "no reply within -t 1 s; the request may still be running on the device: give a larger -t"
     )
+
+
+def test_error_tells_fix_unknown_operation(site: Sim) -> None:
+    from katcpx.client import AsyncClient
+    from katcpx.ops import ops_for
+
+    async def status() -> str:
+        async with await AsyncClient.connect("127.0.0.1", site.ports["antenna"]) as client:
+            ops = ops_for(client)
+            assert not isinstance(ops, SyncOpAccessor)
+            return (await ops.nosuch.status()).msg
+
+    message = asyncio.run(status())
+    assert message.startswith(f"no operation 'nosuch' on {site.address('antenna')}; ")
+    assert "its operations: " in message and "slew" in message, message
