@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
-from ..flags import ProtocolFlags
 from ..message import Message
 from ..peer_units import strategy_params_to_wire
+from .advice import regex_problem, unknown_strategy
 from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from .grammar import TOOLS
 from .render import (
@@ -182,6 +182,11 @@ async def _sensor_infos(
     infos: dict[str, SensorInfo] = {}
     all_found = True
     for name in names:
+        problem = regex_problem(name)
+        if problem is not None:
+            output.error(problem)
+            all_found = False
+            continue
         try:
             _, informs = await client.tracked_call("sensor-list", name)
         except (FailReplyError, InvalidReply) as exc:
@@ -366,16 +371,11 @@ async def monitor(
                     return
 
         client.on_inform = on_inform
-        # The server's refusal of an unknown strategy is katcp-python's terse text; say
-        # which strategies this server's KATCP version has instead.
-        known = ProtocolFlags.STRATEGIES_V4 if major < 5 else ProtocolFlags.STRATEGIES_V5
         for name in infos:
-            if strategy[0] not in known:
-                raise CmdError(
-                    f"cannot set strategy {' '.join(strategy)!r} on {name}: Unknown strategy "
-                    f"{strategy[0]!r}: KATCP v{major} strategies are {', '.join(sorted(known))}",
-                    EXIT_FAIL,
-                )
+            # The server's refusal of an unknown strategy is katcp-python's terse text.
+            unknown = unknown_strategy(strategy[0], name, major)
+            if unknown is not None:
+                raise CmdError(unknown, EXIT_FAIL)
             try:
                 # --period and strategy parameters are seconds; a v4 server reads ms.
                 wire = strategy_params_to_wire(strategy[0], strategy[1:], major, infos[name].type)

@@ -87,6 +87,13 @@ def test_grammar_misplaced_option_says_where_it_goes(site: Sim) -> None:
     assert "!sensor-value fail" in result.stdout
 
 
+def test_error_tells_fix_invalid_regex(site: Sim) -> None:
+    result = run_cmd("get", site.address("weather"), "/(/")
+    assert result.returncode == 1
+    assert "invalid regular expression /(/: missing )" in result.stderr
+    assert "unknown sensor" not in result.stderr and "no sensor matches" not in result.stderr
+
+
 def test_error_tells_fix_unknown_strategy(site: Sim) -> None:
     result = run_cmd("monitor", site.address("weather"), "temperature", "--strategy", "fast")
     assert result.returncode == 1

@@ -66,6 +66,19 @@ def test_shell_watch_takes_regex(shell: pexpect.spawn) -> None:
     shell.expect("-- nothing is watched; /watch SENSOR starts watching")
 
 
+def test_shell_says_what_is_wrong(shell: pexpect.spawn) -> None:
+    shell.expect(r"\d+>")
+    shell.send("/watch /(/\r")
+    shell.expect(r"invalid regular expression /\(/: missing \)")
+    shell.send("/unwatch az\r")
+    shell.expect(r"az was not watched \(watched: nothing\)")
+    shell.send("/strategy az fast\r")
+    shell.expect(
+        "cannot set strategy 'fast' on az: Unknown strategy 'fast': "
+        "KATCP v5 strategies are auto, differential"
+    )
+
+
 def test_shell_ctrl_c_says_request_continues(antenna: Sim, tmp_path: Path) -> None:
     proc = spawn(tmp_path, antenna.address("antenna"))
     try:
