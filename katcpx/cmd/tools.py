@@ -31,6 +31,7 @@ from .render import (
     render_update,
     update_row,
 )
+from .shell_notes import stop_requests
 
 __all__ = ["Output", "get", "list_", "monitor", "one_shot", "request_name"]
 
@@ -119,6 +120,17 @@ def describe_failure(name: str, exc: RequestFailed, client: CmdClient | None = N
     return f"?{name}: {exc}"
 
 
+async def _stop_requests_of(client: CmdClient, name: str) -> list[str]:
+    """The device's requests that could stop `name` (from ``?help``; [] if it cannot say)."""
+    client.on_inform = None  # the ?help informs are for us, not output
+    try:
+        _, informs = await client.call("help", timeout=2.0)
+    except (RequestFailed, OSError, asyncio.CancelledError):
+        return []
+    requests = {decode(m.arguments[0]): "" for m in informs if m.arguments}
+    return stop_requests(name, requests)
+
+
 async def one_shot(
     address: tuple[str, int],
     words: list[str],
@@ -145,11 +157,16 @@ async def one_shot(
         reply, _ = await client.tracked_call(name, *words[1:])
     except asyncio.CancelledError:  # Ctrl-C: say what happens to the request
         host, port = address
+        stops = await _stop_requests_of(client, name)
+        how = (
+            "to stop it, send " + " or ".join(f"?{s} (katcp-cmd {host}:{port} {s})" for s in stops)
+            if stops
+            else "to stop it, send the device's stop request if it has one (katcp-cmd list "
+            f"{host}:{port} --requests --filter 'stop|abort')"
+        )
         output.error(
             f"interrupted: ?{name} was sent and continues on the device at {host}:{port} "
-            f"until it replies (KATCP cannot cancel a request); to stop it, send the "
-            f"device's stop request if it has one (katcp-cmd list {host}:{port} --requests "
-            f"--filter 'stop|abort')"
+            f"until it replies (KATCP cannot cancel a request); {how}"
         )
         raise
     except (FailReplyError, InvalidReply) as exc:

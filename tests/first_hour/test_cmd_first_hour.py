@@ -130,4 +130,5 @@ def test_shell_ctrl_c_one_shot_says_request_continues(antenna: Sim) -> None:
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 130
     assert "interrupted: ?target was sent and continues on the device" in err
-    assert "--requests --filter 'stop|abort'" in err
+    host_port = antenna.address("antenna")
+    assert f"to stop it, send ?stop (katcp-cmd {host_port} stop)" in err, err
