@@ -259,7 +259,9 @@ async def connect(
         await asyncio.wait({ready, stopped}, timeout=timeout, return_when="FIRST_COMPLETED")
         if wait and not ready.done():
             if on_wait is not None:
-                on_wait(await _diagnose(host, port, timeout))
+                # The client's own failure first: a server still starting may accept a
+                # connection by now, though it refused every one the client tried.
+                on_wait(tcp_failure(client) or await _diagnose(host, port, timeout))
             await ready
     finally:
         stopped.cancel()
@@ -277,6 +279,17 @@ async def connect(
     reason = await _diagnose(host, port, timeout)
     hint = "; is the device running? --wait keeps trying" if "refused" in reason else ""
     raise CmdError(f"cannot connect to {host}:{port}: {reason}{hint}")
+
+
+def tcp_failure(client: AsyncClient) -> str | None:
+    """Why the client's last TCP connection attempt failed (``Connection refused``...).
+
+    None when it is connected, or when the reason has no error number (a timeout).
+    """
+    if client.is_connected() or not client.last_connect_error:
+        return None
+    match = re.search(r"\[Errno (\d+)\]", client.last_connect_error)
+    return os.strerror(int(match[1])) if match else None
 
 
 async def _diagnose(host: str, port: int, timeout: float) -> str:
