@@ -25,16 +25,19 @@ def regex_problem(name: str) -> str | None:
     return None
 
 
-def unknown_strategy(strategy: str, sensor: str, major: int) -> str | None:
-    """Say that `strategy` is not one of KATCP version `major`'s; None if it is.
+def unknown_strategy(strategy: list[str], sensor: str, major: int) -> str | None:
+    """Say that `strategy` (name and parameters) is not one of KATCP version `major`'s.
+
+    Returns None if it is.
 
     The strategies of each version are :class:`~katcpx.flags.ProtocolFlags`'s (v5 adds the
     rate strategies). Servers refuse others with katcp-python's terse text; this names them.
     """
     known = ProtocolFlags.STRATEGIES_V4 if major < 5 else ProtocolFlags.STRATEGIES_V5
-    if strategy in known:
+    if strategy[0] in known:
         return None
     return (
-        f"cannot set strategy {strategy!r} on {sensor}: Unknown strategy {strategy!r}: "
+        f"cannot set strategy {' '.join(strategy)!r} on {sensor}: Unknown strategy "
+        f"{strategy[0]!r}: "
         f"KATCP v{major} strategies are {', '.join(sorted(known))}"
     )

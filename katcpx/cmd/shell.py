@@ -473,7 +473,7 @@ class Shell:
 
     async def set_strategy(self, sensor: str, strategy: list[str], announce: bool = True) -> bool:
         """Set a sensor's sampling strategy and remember it for reconnections."""
-        unknown = unknown_strategy(strategy[0], sensor, server_major(self.client))
+        unknown = unknown_strategy(strategy, sensor, server_major(self.client))
         if unknown is not None:
             self.note(unknown, "error")
             return False

@@ -390,7 +390,7 @@ async def monitor(
         client.on_inform = on_inform
         for name in infos:
             # The server's refusal of an unknown strategy is katcp-python's terse text.
-            unknown = unknown_strategy(strategy[0], name, major)
+            unknown = unknown_strategy(strategy, name, major)
             if unknown is not None:
                 raise CmdError(unknown, EXIT_FAIL)
             try:
