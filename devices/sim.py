@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from katcpx.closed_stdout import quiet_on_closed_stdout
 from katcpx.metrics import MetricsEndpoint, serve_metrics
 from katcpx.metrics.options import port_number
 from katcpx.server.access import load_policy
@@ -299,13 +300,42 @@ def device_first(argv: Sequence[str]) -> list[str]:
                 continue
             return [word, *words[:i], *words[i + 1 :]]
         if not word.startswith("-") and (i == 0 or words[i - 1] not in _VALUE_OPTIONS):
-            break  # an unknown device name: argparse says which ones exist
+            # An unknown device name: first too, so argparse names it (not an option's value).
+            return [word, *words[:i], *words[i + 1 :]]
     return words
 
 
+def misplaced_port_option(argv: Sequence[str]) -> str | None:
+    """Say which port option fits, when ``--port`` and ``--base-port`` are mixed up.
+
+    Parameters
+    ----------
+    argv
+        The arguments, device name first (see `device_first`).
+
+    Returns
+    -------
+    The message, or None if the port options fit the device.
+    """
+    if not argv:
+        return None
+    device, options = argv[0], [word.split("=", 1)[0] for word in argv[1:]]
+    if device == "site" and "--port" in options:
+        return "--port is for one device; use --base-port N for site (the devices take N, N+1...)"
+    if device in DEVICES and "--base-port" in options:
+        return f"--base-port is for `site`; use --port N for one device ({device})"
+    return None
+
+
+@quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-sim``; returns the exit status."""
-    args = build_parser().parse_args(device_first(sys.argv[1:] if argv is None else argv))
+    words = device_first(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    misplaced = misplaced_port_option(words)
+    if misplaced is not None:
+        parser.error(misplaced)
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

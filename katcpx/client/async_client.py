@@ -172,6 +172,17 @@ class AsyncClient(DeviceClient):
 
     # -- request book-keeping --------------------------------------------------------------
 
+    def timeout_hint(self, name: str) -> float | None:
+        """The server's request timeout hint for request `name` (seconds), or None.
+
+        Hints are fetched on connect from servers with the ``T`` flag (KATCP v5.1, 9.1).
+        """
+        return self._timeout_hints.get(name)
+
+    def default_timeout(self, name: str) -> float | None:
+        """The timeout (seconds) a request `name` gets by default: ours, raised by a hint."""
+        return self._timeout_for(name, None)
+
     def _timeout_for(self, name: str, timeout: float | None) -> float | None:
         """Resolve a compatibility-style timeout (None means the default)."""
         if timeout is None:

@@ -14,8 +14,15 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from ..closed_stdout import quiet_on_closed_stdout
 from ..tls import add_tls_arguments, client_context_from_args
-from .connection import EXIT_ERROR, CmdError, looks_like_address, parse_address
+from .connection import (
+    EXIT_ERROR,
+    CmdError,
+    bad_port_message,
+    looks_like_address,
+    parse_address,
+)
 from .grammar import arrange
 from .render import color_enabled
 from .tools import Output, get, list_, monitor, one_shot
@@ -198,6 +205,8 @@ def _split_server(
     if server is None:
         if need_words and not words:
             return None, words
+        if words and (bad := bad_port_message(words[0])) is not None:
+            raise CmdError(bad)
         raise CmdError("no server given: use HOST:PORT, -s HOST:PORT or $KATCP_SERVER")
     return parse_address(server), words
 
@@ -324,6 +333,7 @@ def _strategy(words: list[str] | None, period: float | None) -> list[str]:
     return [w for word in words for w in word.split()]
 
 
+@quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``katcp-cmd`` and return its exit status.
 
@@ -339,7 +349,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CmdError as exc:
         err.error(str(exc))
         return exc.status
-    except BrokenPipeError:
-        # Output piped into e.g. head: the reader is gone, nothing more to say.
-        sys.stdout = open(os.devnull, "w")  # silences the flush at exit
-        return 0

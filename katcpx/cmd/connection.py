@@ -47,6 +47,27 @@ def looks_like_address(text: str) -> bool:
     return text.isdigit() or _ADDRESS.match(text) is not None
 
 
+_BAD_PORT = re.compile(r"^(?:\[[^\]]+\]|[^:\s]*):(?P<port>[^:\s]*)$")
+
+
+def seconds(value: float | None) -> str:
+    """A duration for people: ``1 s``, ``0.5 s``, ``300 s`` (not ``1.000000``)."""
+    return "no limit" if value is None else f"{value:g} s"
+
+
+def bad_port_message(text: str) -> str | None:
+    """Say what is wrong with a ``HOST:PORT`` whose port is not a number, else None.
+
+    ``nohost:abc`` is then reported as such, not as a request name with no server.
+    """
+    match = _BAD_PORT.match(text)
+    if match is None or match["port"].isdigit():
+        return None
+    port = match["port"]
+    what = f"the port {port!r} in {text!r} is not a number" if port else f"no port in {text!r}"
+    return f"{what}: give HOST:PORT, e.g. localhost:7147"
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """Parse ``HOST:PORT`` (``:PORT`` and a bare ``PORT`` mean localhost).
 
@@ -60,7 +81,7 @@ def parse_address(text: str) -> tuple[str, int]:
     else:
         match = _ADDRESS.match(text.strip())
         if match is None:
-            raise CmdError(f"not a server address (HOST:PORT): {text!r}")
+            raise CmdError(bad_port_message(text) or f"not a server address (HOST:PORT): {text!r}")
         host = match["ip6"] or match["host"] or "localhost"
         port = int(match["port"])
     if not 0 < port < 65536:
@@ -129,6 +150,25 @@ class CmdClient(AsyncClient):
             self.in_flight[name] -= 1
             if self.in_flight[name] <= 0:
                 del self.in_flight[name]
+
+    def describe_timeout(self, name: str) -> str:
+        """Say that request `name` got no reply in time, that it may still run, and the fix."""
+        hint = self.timeout_hint(name)
+        hint_text = f" (its timeout hint is {seconds(hint)})" if hint else ""
+        if self.user_timeout is not None:
+            waited = f"within -t {seconds(self.user_timeout)}"
+            fix = (
+                "give a larger -t, or none to use the device's hint"
+                if hint
+                else ("give a larger -t")
+            )
+        else:
+            timeout = self.default_timeout(name)
+            waited = f"within {seconds(timeout)}" if timeout is not None else "in time"
+            fix = "give a larger -t N (seconds)"
+        return (
+            f"no reply {waited}; the request may still be running on the device{hint_text}: {fix}"
+        )
 
     def handle_inform(self, msg: Message) -> Any:
         """Show the inform (unless the client asked for it itself), then dispatch it."""
@@ -219,7 +259,9 @@ async def connect(
         await asyncio.wait({ready, stopped}, timeout=timeout, return_when="FIRST_COMPLETED")
         if wait and not ready.done():
             if on_wait is not None:
-                on_wait(await _diagnose(host, port, timeout))
+                # The client's own failure first: a server still starting may accept a
+                # connection by now, though it refused every one the client tried.
+                on_wait(tcp_failure(client) or await _diagnose(host, port, timeout))
             await ready
     finally:
         stopped.cancel()
@@ -237,6 +279,17 @@ async def connect(
     reason = await _diagnose(host, port, timeout)
     hint = "; is the device running? --wait keeps trying" if "refused" in reason else ""
     raise CmdError(f"cannot connect to {host}:{port}: {reason}{hint}")
+
+
+def tcp_failure(client: AsyncClient) -> str | None:
+    """Why the client's last TCP connection attempt failed (``Connection refused``...).
+
+    None when it is connected, or when the reason has no error number (a timeout).
+    """
+    if client.is_connected() or not client.last_connect_error:
+        return None
+    match = re.search(r"\[Errno (\d+)\]", client.last_connect_error)
+    return os.strerror(int(match[1])) if match else None
 
 
 async def _diagnose(host: str, port: int, timeout: float) -> str:

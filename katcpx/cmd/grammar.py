@@ -125,7 +125,7 @@ def _checked_request(words: list[str]) -> list[str]:
         if name is None or not name.startswith("--"):
             continue  # short options may be request arguments (-3, -x)
         if name in COMMON or name in MAIN:
-            where = "before HOST:PORT"
+            where = "before the request name"
         elif name in TOOL_ONLY:
             where = f"after a tool name ({', '.join(TOOL_ONLY[name])})"
         else:

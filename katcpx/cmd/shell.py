@@ -30,6 +30,7 @@ from ..errors import FailReplyError, InvalidReply, KatcpSyntaxError, RequestFail
 from ..message import Message
 from ..parser import MessageParser
 from ..peer_units import strategy_params_to_wire
+from .advice import regex_problem, unknown_strategy
 from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from .render import color_enabled, decode, paint, render_message
 from .shell_notes import offer_to_wait, stop_requests
@@ -367,7 +368,7 @@ class Shell:
             return
         except RequestFailed as exc:
             self.status = max(self.status, EXIT_ERROR)
-            self.note(describe_failure(name, exc), "error")
+            self.note(describe_failure(name, exc, self.client), "error")
             return
         if self.show_replies:
             self.show(reply)
@@ -432,7 +433,11 @@ class Shell:
                 await self.set_strategy(sensor, strategy)
         elif command == "/unwatch" and args:
             for sensor in await self.expand_sensors(args):
-                await self.set_strategy(sensor, ["none"])
+                if sensor in self.watches:
+                    await self.set_strategy(sensor, ["none"])
+                else:
+                    watched = ", ".join(self.watches) or "nothing"
+                    self.note(f"{sensor} was not watched (watched: {watched})", "error")
         elif command == "/unwatch" and not self.watches:
             self.note("nothing is watched; /watch SENSOR starts watching")
         elif command == "/unwatch":
@@ -455,6 +460,10 @@ class Shell:
             if not (len(name) > 1 and name.startswith("/") and name.endswith("/")):
                 sensors.append(name)
                 continue
+            problem = regex_problem(name)
+            if problem is not None:
+                self.note(problem, "error")
+                continue
             informs = await self._quiet_call("sensor-list", name)
             matched = [decode(m.arguments[0]) for m in informs or [] if m.arguments]
             if not matched:
@@ -464,6 +473,10 @@ class Shell:
 
     async def set_strategy(self, sensor: str, strategy: list[str], announce: bool = True) -> bool:
         """Set a sensor's sampling strategy and remember it for reconnections."""
+        unknown = unknown_strategy(strategy, sensor, server_major(self.client))
+        if unknown is not None:
+            self.note(unknown, "error")
+            return False
         try:
             # Parameters are seconds here; a v4 server reads milliseconds.
             wire = strategy_params_to_wire(strategy[0], strategy[1:], server_major(self.client))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
-from ..flags import ProtocolFlags
 from ..message import Message
 from ..peer_units import strategy_params_to_wire
+from .advice import regex_problem, unknown_strategy
 from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from .grammar import TOOLS
 from .render import (
@@ -31,6 +31,7 @@ from .render import (
     render_update,
     update_row,
 )
+from .shell_notes import stop_requests
 
 __all__ = ["Output", "get", "list_", "monitor", "one_shot", "request_name"]
 
@@ -108,13 +109,26 @@ def failure_status(exc: RequestFailed) -> int:
     return EXIT_FAIL if isinstance(exc, FailReplyError | InvalidReply) else EXIT_ERROR
 
 
-def describe_failure(name: str, exc: RequestFailed) -> str:
-    """One line about a request that got no reply."""
+def describe_failure(name: str, exc: RequestFailed, client: CmdClient | None = None) -> str:
+    """One line about a request that got no reply (with `client`: its timeout and the fix)."""
     if isinstance(exc, RequestTimeout):
+        if client is not None:
+            return f"?{name}: {client.describe_timeout(name)}"
         return f"?{name}: no reply: {exc}"
     if isinstance(exc, ConnectionLost):
         return f"?{name}: connection lost: {exc}"
     return f"?{name}: {exc}"
+
+
+async def _stop_requests_of(client: CmdClient, name: str) -> list[str]:
+    """The device's requests that could stop `name` (from ``?help``; [] if it cannot say)."""
+    client.on_inform = None  # the ?help informs are for us, not output
+    try:
+        _, informs = await client.call("help", timeout=2.0)
+    except (RequestFailed, OSError, asyncio.CancelledError):
+        return []
+    requests = {decode(m.arguments[0]): "" for m in informs if m.arguments}
+    return stop_requests(name, requests)
 
 
 async def one_shot(
@@ -143,11 +157,16 @@ async def one_shot(
         reply, _ = await client.tracked_call(name, *words[1:])
     except asyncio.CancelledError:  # Ctrl-C: say what happens to the request
         host, port = address
+        stops = await _stop_requests_of(client, name)
+        how = (
+            "to stop it, send " + " or ".join(f"?{s} (katcp-cmd {host}:{port} {s})" for s in stops)
+            if stops
+            else "to stop it, send the device's stop request if it has one (katcp-cmd list "
+            f"{host}:{port} --requests --filter 'stop|abort')"
+        )
         output.error(
             f"interrupted: ?{name} was sent and continues on the device at {host}:{port} "
-            f"until it replies (KATCP cannot cancel a request); to stop it, send the "
-            f"device's stop request if it has one (katcp-cmd list {host}:{port} --requests "
-            f"--filter 'stop|abort')"
+            f"until it replies (KATCP cannot cancel a request); {how}"
         )
         raise
     except (FailReplyError, InvalidReply) as exc:
@@ -161,7 +180,7 @@ async def one_shot(
             )
         return EXIT_FAIL
     except RequestFailed as exc:
-        output.error(describe_failure(name, exc))
+        output.error(describe_failure(name, exc, client))
         return EXIT_ERROR
     finally:
         await client.aclose()
@@ -180,6 +199,11 @@ async def _sensor_infos(
     infos: dict[str, SensorInfo] = {}
     all_found = True
     for name in names:
+        problem = regex_problem(name)
+        if problem is not None:
+            output.error(problem)
+            all_found = False
+            continue
         try:
             _, informs = await client.tracked_call("sensor-list", name)
         except (FailReplyError, InvalidReply) as exc:
@@ -223,7 +247,7 @@ async def get(
             for inform in informs:
                 updates.extend(SensorUpdate.from_inform(inform, infos, server_major(client)))
     except RequestFailed as exc:
-        raise CmdError(describe_failure("sensor-value", exc), failure_status(exc)) from None
+        raise CmdError(describe_failure("sensor-value", exc, client), failure_status(exc)) from None
     finally:
         await client.aclose()
     if fmt is None and not as_json:
@@ -270,7 +294,7 @@ async def list_(
     try:
         _, informs = await client.tracked_call("help" if requests else "sensor-list")
     except RequestFailed as exc:
-        raise CmdError(describe_failure("sensor-list", exc), failure_status(exc)) from None
+        raise CmdError(describe_failure("sensor-list", exc, client), failure_status(exc)) from None
     finally:
         await client.aclose()
     rows: list[list[str]] = []
@@ -373,9 +397,11 @@ async def monitor(
             try:
                 await client.tracked_call("sensor-sampling", name, strategy[0], *wire)
             except (FailReplyError, InvalidReply) as exc:
+                # The server's refusal of an unknown strategy is katcp-python's terse text:
+                # say which strategies exist.
+                said = unknown_strategy(strategy, name, major)
                 raise CmdError(
-                    f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}"
-                    + _known_strategies_hint(strategy[0], major),
+                    said or f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}",
                     EXIT_FAIL,
                 ) from None
         if maximum is not None and count >= maximum:
@@ -394,17 +420,10 @@ async def monitor(
         # Also while the strategies were being set: the updates may already be printing.
         raise CmdError(f"connection to {address[0]}:{address[1]} lost") from None
     except RequestFailed as exc:
-        raise CmdError(describe_failure("sensor-sampling", exc), failure_status(exc)) from None
+        raise CmdError(
+            describe_failure("sensor-sampling", exc, client), failure_status(exc)
+        ) from None
     finally:
         if not done.done():
             done.cancel()
         await client.aclose()
-
-
-def _known_strategies_hint(name: str, major: int) -> str:
-    """Name the strategies that exist when `name` is not one (the server's refusal, in
-    katcp-python's words ``Unknown strategy name: x.``, does not)."""
-    known = ProtocolFlags.STRATEGIES_V4 if major < 5 else ProtocolFlags.STRATEGIES_V5
-    if name in known:
-        return ""
-    return f" KATCP v{major} strategies are {', '.join(sorted(known))}"

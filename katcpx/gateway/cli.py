@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..closed_stdout import quiet_on_closed_stdout
 from ..web.cli import load_config, strategy_from
 from ..web.hub import DeviceSpec, parse_device_spec
 from ..web.redis_keys import DEFAULT_PREFIX
@@ -119,6 +120,7 @@ async def run(gateway: Any, stop: asyncio.Event | None = None) -> None:
         await gateway.stop()
 
 
+@quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-gateway``; returns the exit status."""
     parser = build_parser()

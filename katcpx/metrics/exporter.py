@@ -24,6 +24,7 @@ import tornado.web
 
 from .._signals import stop_on_signals
 from .._version import __version__
+from ..closed_stdout import quiet_on_closed_stdout
 from ..web.hub import DeviceHub, DeviceSpec, parse_device_spec
 from .options import (
     DEFAULT_MAX_STRING_LENGTH,
@@ -191,6 +192,7 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     log.log(level, "%d %s %s (%s)", status, request.method, request.uri, request.remote_ip)
 
 
+@quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-exporter``; returns the exit status."""
     parser = build_parser()

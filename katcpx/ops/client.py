@@ -207,10 +207,24 @@ class AsyncOpAccessor:
         Seconds to wait for the reply of each request (a ``wait`` adds its own timeout).
     """
 
-    def __init__(self, caller: Caller, timeout: float | None = 5.0) -> None:
+    def __init__(self, caller: Caller, timeout: float | None = 5.0, device: str = "") -> None:
         self._caller = caller
         self._timeout = timeout
         self._infos: dict[str, OpInfo] | None = None
+        #: The device's name or address, for messages ("" when unknown).
+        self.device = device
+
+    async def unknown(self, name: str) -> str | None:
+        """Say that the device has no operation `name` and which it has; None if it has it."""
+        try:
+            infos = await self.list(refresh=True)
+        except FailReplyError:
+            infos = {}  # no ?op-list: the device has no operations
+        if name in infos:
+            return None
+        where = f" on {self.device}" if self.device else ""
+        has = ", ".join(_python_name(n) for n in sorted(infos)) or "none"
+        return f"no operation {name!r}{where}; its operations: {has}"
 
     async def list(self, refresh: bool = False) -> dict[str, OpInfo]:
         """The device's operations by KATCP name (``?op-list``, cached)."""
@@ -271,6 +285,9 @@ class AsyncOpHandle:
             return OpReply(OK, text, session)
         # Refused: fill in the session so the reply shows what is going on.
         message = " ".join(texts) or "Request failed."
+        unknown = await acc.unknown(self.name)
+        if unknown is not None:
+            return OpReply(ERROR, f"{unknown} (?{self.name}-{verb}: {message})", session)
         if verb != "status":
             ok, texts, _ = await acc._caller(f"{self.name}-status", timeout=acc._timeout)
             if ok and len(texts) > 1:
@@ -460,15 +477,18 @@ def ops_for(
     from ..resource import KATCPClientResource, ThreadSafeKATCPClientResourceWrapper
 
     if isinstance(target, ThreadSafeKATCPClientResourceWrapper):
-        accessor = AsyncOpAccessor(_resource_caller(target.__subject__), timeout)
+        accessor = AsyncOpAccessor(
+            _resource_caller(target.__subject__), timeout, target.__subject__.name
+        )
         if sync is False:
             return accessor
         wrapper = target._ioloop_wrapper
         return SyncOpAccessor(accessor, wrapper.call_in_ioloop)
     if isinstance(target, KATCPClientResource):
-        accessor = AsyncOpAccessor(_resource_caller(target), timeout)
+        accessor = AsyncOpAccessor(_resource_caller(target), timeout, target.name)
     elif callable(getattr(target, "call", None)):
-        accessor = AsyncOpAccessor(_client_caller(target), timeout)
+        device = str(getattr(target, "bind_address_string", ""))
+        accessor = AsyncOpAccessor(_client_caller(target), timeout, device)
     else:
         raise TypeError(f"ops_for() needs a katcpx client or resource, not {target!r}")
     return SyncOpAccessor(accessor, _asyncio_runner) if sync else accessor

@@ -25,6 +25,7 @@ from typing import Any
 
 from .._signals import stop_on_signals
 from .._version import __version__
+from ..closed_stdout import quiet_on_closed_stdout
 from ..metrics.options import (
     add_metrics_options,
     configure_logging,
@@ -241,6 +242,7 @@ def redis_source(
     return RedisSource(url, request_timeout=timeout)
 
 
+@quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-web``; returns the exit status."""
     parser = build_parser()

@@ -786,7 +786,7 @@ class DeviceHub:
                 status="timeout",
                 reply=[],
                 informs=[],
-                error=f"timed out after {timeout} s",
+                error=_no_reply(timeout),
             )
         except Exception as exc:
             result.update(ok=False, status="error", reply=[], informs=[], error=str(exc))
@@ -806,8 +806,17 @@ class DeviceHub:
                 # The client turns a timeout into a local fail reply, as katcp-python does.
                 if is_timeout_reply(reply.reply):
                     result["status"] = "timeout"
+                    result["error"] = _no_reply(timeout)
         result["elapsed"] = round(time.monotonic() - started, 6)
         return result
+
+
+def _no_reply(timeout: float) -> str:
+    """The error of a request that got no reply within `timeout` seconds, with the fix."""
+    return (
+        f"no reply within {float(timeout):g} s; the request may still be running on the "
+        'device: give a larger "timeout" (seconds)'
+    )
 
 
 def _compile(pattern: str) -> ClientPattern:

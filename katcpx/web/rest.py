@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import tornado.web
@@ -109,6 +110,18 @@ def sensor_info(hub: SensorSource, device: str, sensor: Any) -> dict[str, Any]:
     }
 
 
+#: reStructuredText inline markup in help texts: ``literal``, :role:`text`, `text`.
+_RST_INLINE = re.compile(r"(?::[\w-]+:)?``?([^`]+)``?")
+
+
+def plain_text(text: str) -> str:
+    """`text` without reStructuredText inline markup (``#log`` reads as #log).
+
+    Help texts are docstrings; the dashboard shows their first line as plain text.
+    """
+    return _RST_INLINE.sub(r"\1", text)
+
+
 def request_info(device: str, request: Any) -> dict[str, Any]:
     """A request's name, help text, one-line summary, timeout hint and parameters."""
     description = request.description
@@ -116,7 +129,7 @@ def request_info(device: str, request: Any) -> dict[str, Any]:
         "device": device,
         "name": request.name,
         "description": description,
-        "summary": description.strip().split("\n", 1)[0],
+        "summary": plain_text(description.strip().split("\n", 1)[0]),
         "timeout_hint": request.timeout_hint,
         "parameters": parse_parameters(description),
     }

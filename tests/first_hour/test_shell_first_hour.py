@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from collections.abc import Iterator
@@ -66,6 +67,19 @@ def test_shell_watch_takes_regex(shell: pexpect.spawn) -> None:
     shell.expect("-- nothing is watched; /watch SENSOR starts watching")
 
 
+def test_shell_says_what_is_wrong(shell: pexpect.spawn) -> None:
+    shell.expect(r"\d+>")
+    shell.send("/watch /(/\r")
+    shell.expect(r"invalid regular expression /\(/: missing \)")
+    shell.send("/unwatch az\r")
+    shell.expect(r"az was not watched \(watched: nothing\)")
+    shell.send("/strategy az fast\r")
+    shell.expect(
+        "cannot set strategy 'fast' on az: Unknown strategy name: fast. "
+        "KATCP v5 strategies are auto, differential"
+    )
+
+
 def test_shell_ctrl_c_says_request_continues(antenna: Sim, tmp_path: Path) -> None:
     proc = spawn(tmp_path, antenna.address("antenna"))
     try:
@@ -108,3 +122,22 @@ def test_shell_offers_to_wait_without_server(tmp_path: Path) -> None:
         assert proc.exitstatus == 2
     finally:
         proc.close(force=True)
+
+
+async def test_shell_wait_says_connection_refused() -> None:
+    """A server still starting: say its refusal, not the silence of the one now listening."""
+    from katcpx.client import AsyncClient
+    from katcpx.cmd.connection import tcp_failure
+
+    port = free_port()
+    client = AsyncClient("127.0.0.1", port, auto_reconnect=False)
+    client.set_ioloop()
+    client.start()
+    try:
+        await asyncio.wait_for(client.until_stopped(), TIMEOUT)  # its one attempt failed
+        with socket.socket() as listener:  # the server is up now, not yet speaking KATCP
+            listener.bind(("127.0.0.1", port))
+            listener.listen()
+            assert tcp_failure(client) == "Connection refused"
+    finally:
+        await client.aclose()

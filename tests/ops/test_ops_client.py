@@ -129,6 +129,10 @@ async def test_accessor_names_and_parameters(ops):
         await ops.nope()
     reply = await ops.nope.status()
     assert reply.status is ERROR and "Unknown request" in reply.msg
+    # It names the operation, the device, and the operations the device has.
+    assert ops.device.startswith("127.0.0.1:")
+    assert reply.msg.startswith(f"no operation 'nope' on {ops.device}; ")
+    assert "its operations: " in reply.msg and "cool_down" in reply.msg
     with pytest.raises(AttributeError):
         ops._private  # noqa: B018
 

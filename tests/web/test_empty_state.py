@@ -35,7 +35,10 @@ def read_empty_states(url: str) -> dict[str, str]:
 
         wait.until(lambda d: text("#devices-empty"))
         wait.until(lambda d: text("#sensors-empty") and text("#requests-empty"))
-        return {k: text(f"#{k}-empty") for k in ("devices", "sensors", "requests")}
+        wait.until(lambda d: text("#devices li .reason"))  # the hub's first attempt failed
+        states = {k: text(f"#{k}-empty") for k in ("devices", "sensors", "requests")}
+        states["reason"] = text("#devices li .reason")
+        return states
     finally:
         b.quit()
 
@@ -57,3 +60,5 @@ async def test_empty_state_every_device_down() -> None:
     assert "start the devices (for the simulated site: katcpx-sim site)" in states["devices"]
     assert states["sensors"] == "No sensors to show: no device is connected (see Devices above)."
     assert states["requests"] == "No requests to show: no device is connected yet."
+    # Each disconnected device says why, next to its badge.
+    assert f"127.0.0.1:{port}" in states["reason"] and "111" in states["reason"], states

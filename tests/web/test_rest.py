@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from katcpx.sensor import Sensor
-from katcpx.web import DeviceSpec
+from katcpx.web import DeviceSpec, rest
 
 from .conftest import http, start_web
 
@@ -69,6 +69,11 @@ async def test_requests_listed_with_parameters(web):
     assert {"set-temp", "greet", "stall", "help", "sensor-value"} <= set(by_name)
     st = by_name["set-temp"]
     assert st["summary"] == "Set the temperature set point."
+    # Summaries are plain text: no reStructuredText markup (the description keeps it).
+    log_level = by_name["log-level"]
+    assert "``#log``" in log_level["description"]
+    assert log_level["summary"] == "Query or set the logging level of this client's #log informs."
+    assert rest.plain_text("see :func:`foo`, `x` and ``?stop``") == "see foo, x and ?stop"
     assert st["parameters"] == [
         {
             "name": "t",

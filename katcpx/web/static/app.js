@@ -203,6 +203,7 @@
         el("li", { "data-device": d.device },
           el("span", { class: "name", text: d.device + " " }),
           el("span", { class: "badge state-" + d.state, text: d.state }),
+          d.error ? el("span", { class: "reason", text: " " + d.error + " " }) : "",
           el("span", { class: "addr muted", text: d.address + (d.description ? " · " + d.description : "") }),
           el("span", { class: "muted", text: d.sensors + " sensors · " + d.requests + " requests" }))
       );
