@@ -22,8 +22,7 @@ from typing import Any
 
 from .._version import __version__
 from ..closed_stdout import quiet_on_closed_stdout
-from ..web.cli import load_config, strategy_from
-from ..web.hub import DeviceSpec, parse_device_spec
+from ..web.cli import devices_and_options, strategy_from
 from ..web.redis_keys import DEFAULT_PREFIX
 
 __all__ = ["build_parser", "main", "run"]
@@ -125,18 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-gateway``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    specs: list[DeviceSpec] = []
-    options: dict[str, Any] = {}
-    try:
-        if args.config is not None:
-            specs, options = load_config(args.config)
-        specs += [parse_device_spec(d) for d in args.devices]
-    except ValueError as exc:
-        parser.error(str(exc))
-
-    def opt(name: str, default: Any) -> Any:
-        value = getattr(args, name)
-        return options.get(name, default) if value is None else value
+    specs, options, opt = devices_and_options(parser, args)
 
     logging.basicConfig(
         level=str(opt("log_level", "INFO")).upper(),

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,41 @@ def load_config(path: Path) -> tuple[list[DeviceSpec], dict[str, Any]]:
     return specs, options
 
 
+def devices_and_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[DeviceSpec], dict[str, Any], Callable[[str, Any], Any]]:
+    """The devices and options of a katcpx-web style command line (katcpx-web, katcpx-gateway).
+
+    Devices come from ``--config`` then the positional ``[name=]host:port`` arguments; an
+    option given on the command line beats the config file's.
+
+    Returns
+    -------
+    specs, options, opt
+        The device specs, the config file's options, and ``opt(name, default)``: the
+        option's command-line value, else the config file's, else `default`.
+
+    Raises
+    ------
+    SystemExit
+        Through ``parser.error`` on a bad config file or device argument.
+    """
+    specs: list[DeviceSpec] = []
+    options: dict[str, Any] = {}
+    try:
+        if args.config is not None:
+            specs, options = load_config(args.config)
+        specs += [parse_device_spec(d) for d in args.devices]
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    def opt(name: str, default: Any) -> Any:
+        value = getattr(args, name)
+        return options.get(name, default) if value is None else value
+
+    return specs, options, opt
+
+
 def strategy_from(min_interval: float, max_interval: float = 60.0) -> tuple[str, ...]:
     """The sampling strategy for a rate limit: ``event`` if `min_interval` is 0.
 
@@ -247,18 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``katcpx-web``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    specs: list[DeviceSpec] = []
-    options: dict[str, Any] = {}
-    try:
-        if args.config is not None:
-            specs, options = load_config(args.config)
-        specs += [parse_device_spec(d) for d in args.devices]
-    except ValueError as exc:
-        parser.error(str(exc))
-
-    def opt(name: str, default: Any) -> Any:
-        value = getattr(args, name)
-        return options.get(name, default) if value is None else value
+    specs, options, opt = devices_and_options(parser, args)
 
     try:
         configure_logging(log_level(str(opt("log_level", "INFO"))))

@@ -147,7 +147,7 @@ async def test_unreachable_device_is_down_not_an_error() -> None:
         # (without a scrape) and once by the scrape.
         wanted = {
             f"WARNING katcpx.exporter: device ghost at 127.0.0.1:{port}: not connected after",
-            f"WARNING katcpx.metrics: device ghost at 127.0.0.1:{port} is not connected",
+            f"WARNING katcp.metrics: device ghost at 127.0.0.1:{port} is not connected",
         }
         while wanted:
             line = await exporter.readline()

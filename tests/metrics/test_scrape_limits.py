@@ -75,7 +75,7 @@ async def test_timeout_bounds_a_scrape_with_a_frozen_device() -> None:
         await sim.stop()
         healthy.stop()
     log = await output(exporter)
-    assert "katcpx.metrics: reading the sensors of psu at 127.0.0.1:" in log, log
+    assert "katcp.metrics: reading the sensors of psu at 127.0.0.1:" in log, log
     assert "no ?sensor-value reply within 0.5 s" in log, log
     assert "metrics: metrics:" not in log
 

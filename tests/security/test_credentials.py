@@ -196,7 +196,7 @@ def test_disconnect_text_has_no_stray_quotes(pki: Pki) -> None:
 def test_server_context_warns_of_a_not_yet_valid_certificate(tmp_path, caplog) -> None:
     from katcpx.tls import server_context
 
-    caplog.set_level(logging.WARNING, "katcpx.tls")
+    caplog.set_level(logging.WARNING, "katcp.tls")
     ca = trustme.CA()
     later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
     cert = ca.issue_cert("127.0.0.1", not_before=later)

@@ -25,7 +25,7 @@ async def until(condition, timeout: float = TIMEOUT) -> None:
 
 
 async def test_tls_device_without_tls_ca_is_warned_and_shown(pki: Pki, caplog) -> None:
-    caplog.set_level(logging.INFO, "katcpx.web")
+    caplog.set_level(logging.INFO, "katcp.web")
     device = DeviceWithRequests("127.0.0.1", 0, ssl_context=pki.server_ctx())
     device.set_concurrency_options(thread_safe=False, handler_thread=False)
     device.set_ioloop()
