@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -211,12 +212,44 @@ def _split_server(
     return parse_address(server), words
 
 
-def _run(coro: Coroutine[Any, Any, int], interrupted: int = 130) -> int:
-    """Run a tool; Ctrl-C ends it with status `interrupted` (128 + SIGINT by default)."""
+def _run(
+    coro: Coroutine[Any, Any, int], interrupted: int = 130, *, sigint_cancels: bool = True
+) -> int:
+    """Run a tool; Ctrl-C ends it with status `interrupted` (128 + SIGINT by default).
+
+    With `sigint_cancels`, Ctrl-C cancels only the tool's own task, so its ``except
+    CancelledError`` can still talk to the device (say how to stop a running request), on
+    every Python: 3.11's ``asyncio.run`` does this itself, 3.10's cancels every task at once.
+    """
     try:
-        return asyncio.run(coro)
+        return asyncio.run(_cancelled_by_sigint(coro, interrupted) if sigint_cancels else coro)
     except KeyboardInterrupt:
         return interrupted
+
+
+async def _cancelled_by_sigint(coro: Coroutine[Any, Any, int], interrupted: int) -> int:
+    """Await `coro`; SIGINT cancels it, and then the result is `interrupted`."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    hit = False
+
+    def on_sigint() -> None:
+        nonlocal hit
+        hit = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals here: as before
+        return await task
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if hit:
+            return interrupted
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def _timeouts(opts: argparse.Namespace) -> dict[str, Any]:
@@ -266,7 +299,8 @@ def _dispatch(argv: list[str]) -> int:
             verbose=opts.verbose,
             ssl_context=client_context_from_args(opts, PROG),
             **_timeouts(opts),
-        )
+        ),
+        sigint_cancels=False,  # the shell's prompt takes Ctrl-C itself
     )
 
 
