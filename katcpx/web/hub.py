@@ -26,6 +26,7 @@ from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
 from .freshness import freshness
 from .ring import RingHistory
+from .sinks import SinkRegistry
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -239,7 +240,7 @@ class _Subscription:
     sampled_since: float | None = None
 
 
-class DeviceHub:
+class DeviceHub(SinkRegistry):
     """KATCP client resources for a set of devices, shared by all web clients.
 
     Everything runs on one asyncio loop, the one :meth:`start` is awaited on; call the
@@ -306,7 +307,7 @@ class DeviceHub:
             )
         self.tls = ssl_context is not None
         self._warned: dict[str, str] = {}
-        self._sinks: dict[Sink, set[tuple[str, str]]] = {}
+        SinkRegistry.__init__(self)
         self._subs: dict[tuple[str, str], _Subscription] = {}
         self._watchers: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -549,24 +550,6 @@ class DeviceHub:
         return None if sub is None or sub.error else sub.sampled_since
 
     # -- sinks and subscriptions ----------------------------------------------------------------
-
-    def attach(self, sink: Sink) -> None:
-        """Start sending device state changes to `sink`."""
-        self._sinks.setdefault(sink, set())
-
-    def detach(self, sink: Sink) -> None:
-        """Drop `sink` and all its subscriptions."""
-        for device, sensor in list(self._sinks.get(sink, ())):
-            self.unsubscribe(sink, device, sensor)
-        self._sinks.pop(sink, None)
-
-    def sinks(self) -> list[Sink]:
-        """The attached sinks."""
-        return list(self._sinks)
-
-    def subscriptions(self, sink: Sink) -> list[tuple[str, str]]:
-        """``(device, sensor)`` pairs `sink` is subscribed to."""
-        return sorted(self._sinks.get(sink, ()))
 
     def subscriber_count(self, device: str, sensor: str) -> int:
         """How many sinks are subscribed to a sensor."""

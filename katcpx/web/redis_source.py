@@ -41,6 +41,7 @@ from .hub import (
     dumps,
 )
 from .redis_keys import Keys
+from .sinks import SinkRegistry
 
 __all__ = ["GatewayUnavailable", "RedisHistory", "RedisSource"]
 
@@ -168,7 +169,7 @@ class RedisHistory:
         return found
 
 
-class RedisSource:
+class RedisSource(SinkRegistry):
     """Devices and sensors from Redis, as written by ``katcpx-gateway``.
 
     Parameters
@@ -214,7 +215,7 @@ class RedisSource:
         self._values: dict[tuple[str, str], str] = {}
         self._last_ids: dict[str, bytes] = {}
         self._subs: dict[tuple[str, str], dict[Sink, None]] = {}
-        self._sinks: dict[Sink, set[tuple[str, str]]] = {}
+        SinkRegistry.__init__(self)
         self._tasks: list[asyncio.Future[None]] = []
         self._loaded = asyncio.Event()
         self._stopping = False
@@ -489,24 +490,6 @@ class RedisSource:
         return found
 
     # -- sinks and subscriptions -------------------------------------------------------------
-
-    def attach(self, sink: Sink) -> None:
-        """Start sending device state changes to `sink`."""
-        self._sinks.setdefault(sink, set())
-
-    def detach(self, sink: Sink) -> None:
-        """Drop `sink` and all its subscriptions."""
-        for device, sensor in list(self._sinks.get(sink, ())):
-            self.unsubscribe(sink, device, sensor)
-        self._sinks.pop(sink, None)
-
-    def sinks(self) -> list[Sink]:
-        """The attached sinks."""
-        return list(self._sinks)
-
-    def subscriptions(self, sink: Sink) -> list[tuple[str, str]]:
-        """``(device, sensor)`` pairs `sink` is subscribed to."""
-        return sorted(self._sinks.get(sink, ()))
 
     def subscriber_count(self, device: str, sensor: str) -> int:
         """How many sinks of this instance are subscribed to a sensor."""
