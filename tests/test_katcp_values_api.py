@@ -327,3 +327,45 @@ def test_resource_sensor_params_are_the_inspecting_clients_values():
     assert got["f"] == ([-1.5, 2.5], [b"-1.5", b"2.5"])
     assert got["e"] == (["a", "b"], [b"a", b"b"])
     assert got["b"] == ([], [])
+
+
+def test_testutils_return_values_and_timeouts(katcp_python):
+    code = (
+        OLD_PYTHON_SHIM
+        + """
+import re, unittest
+from katcp import Message
+from katcp.testutils import BlockingTestClient, DeviceTestServer, wait_sensor
+def show(label, fn):
+    try:
+        r = fn()
+        if hasattr(r, "arguments"):
+            r = str(r)
+        print(label, "->", type(r).__name__, re.sub(r"\\d+(\\.\\d+)?", "N", str(r)))
+    except AssertionError as exc:
+        print(label, "fails the test")
+case = unittest.TestCase()
+server = DeviceTestServer("127.0.0.1", 0)
+show("server.start", lambda: server.start(timeout=5))
+c = BlockingTestClient(case, *server.bind_address)
+show("client.start", lambda: c.start(timeout=5))
+show("wait_protocol", lambda: c.wait_protocol(5))
+show("assert_request_succeeds", lambda: c.assert_request_succeeds("watchdog"))
+show("assert_request_fails", lambda: c.assert_request_fails("raise-fail"))
+show("get_sensor", lambda: c.get_sensor("an.int"))
+show("get_sensor_value", lambda: c.get_sensor_value("an.int", int))
+show("wait_condition false", lambda: c.wait_condition(0.2, lambda: False))
+show("wait_condition true", lambda: c.wait_condition(0.2, lambda: True))
+show("wait_until_sensor_equals timeout", lambda: c.wait_until_sensor_equals(0.3, "an.int", 4))
+show("wait_until_sensor_equals", lambda: c.wait_until_sensor_equals(0.3, "an.int", 3))
+show("slow-command timeout",
+     lambda: c.blocking_request(Message.request("slow-command", "5"), timeout=0.2)[0])
+show("wait_sensor timeout", lambda: wait_sensor(server.get_sensor("an.int"), 4, timeout=0.2))
+show("client.stop", lambda: c.stop())
+show("client.join", lambda: c.join(timeout=5))
+show("server.stop", lambda: server.stop())
+show("server.join", lambda: server.join(timeout=5))
+"""
+    )
+    ours = assert_same(katcp_python, code)
+    assert "server.stop -> NoneType None" in ours
