@@ -283,7 +283,7 @@ class DeviceTestServer(DeviceServer):
         loop = self.ioloop.asyncio_loop  # type: ignore[union-attr]
         return loop
 
-    def stop(self, *args: Any, **kwargs: Any) -> None:
+    def stop(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]  # katcp-python
         """Stop as the server does, releasing any ``?slow-command`` first.
 
         Returns None, as katcp-python's ``DeviceTestServer.stop`` (whose override drops the
