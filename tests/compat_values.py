@@ -29,6 +29,17 @@ for _name in ("MutableMapping", "Mapping", "Sequence", "MutableSet", "Callable",
 """
 
 
+def device_class(name: str, base: str = "DeviceServer") -> str:
+    """Snippet text defining `name`, a device of katcp's `base` with no sensors of its own."""
+    return (
+        f"class {name}(katcp.{base}):\n"
+        '    VERSION_INFO = ("s", 1, 0)\n'
+        '    BUILD_INFO = ("s", 1, 0, "")\n'
+        "    def setup_sensors(self):\n"
+        "        pass\n"
+    )
+
+
 def run_snippet(python: Path | str, library: str, code: str, timeout: float = 120) -> list[str]:
     """Run `code` with `library` imported as ``katcp`` in `python`; return stdout lines."""
     code = textwrap.dedent(code)

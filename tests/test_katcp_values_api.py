@@ -9,7 +9,7 @@ the clients, resources, inspecting client and thread-safe wrappers, whether a ti
 
 from __future__ import annotations
 
-from compat_values import OLD_PYTHON_SHIM, assert_same
+from compat_values import OLD_PYTHON_SHIM, assert_same, device_class
 
 # A server whose ?slow never answers within the tests' timeouts, and the helpers the
 # snippets print through. Numbers in texts (elapsed seconds, ports) are masked as N.
@@ -149,16 +149,13 @@ server.stop(); server.join(timeout=5)
 
 
 def test_start_stop_join_wait_return_values(katcp_python):
-    code = """
+    code = (
+        device_class("D")
+        + """
 import concurrent.futures
 def show(label, fn):
     r = fn()
     print(label, type(r).__name__, r if isinstance(r, (bool, type(None))) else "")
-class D(katcp.DeviceServer):
-    VERSION_INFO = ("s", 1, 0)
-    BUILD_INFO = ("s", 1, 0, "")
-    def setup_sensors(self):
-        pass
 s = D("127.0.0.1", 0)
 show("running before", s.running)
 show("start(timeout)", lambda: s.start(timeout=5))
@@ -190,6 +187,7 @@ show("manager start(timeout)", lambda: m.start(5))
 show("manager stop(timeout).result", lambda: m.stop(5).result(5))
 show("manager join", lambda: m.join(5))
 """
+    )
     ours = assert_same(katcp_python, code)
     assert "start(timeout) NoneType None" in ours
 
