@@ -367,3 +367,24 @@ show("server.join", lambda: server.join(timeout=5))
     )
     ours = assert_same(katcp_python, code)
     assert "server.stop -> NoneType None" in ours
+
+
+def test_resource_sensor_from_katcp_python_description(katcp_python):
+    # katcp-python's own tests (and its inspecting client) make a KATCPSensor from
+    # katcp.Sensor's arguments: the type as a constant, params as values.
+    code = (
+        OLD_PYTHON_SHIM
+        + """
+from unittest import mock
+from katcp import resource, Sensor
+for d in [dict(sensor_type=Sensor.INTEGER, name="test.int", params=[-1000, 1000], default=0,
+               initial_status=Sensor.NOMINAL),
+          dict(sensor_type=Sensor.FLOAT, name="f", params=[0.5, 2.5], units="V"),
+          dict(sensor_type=Sensor.DISCRETE, name="d", params=["a", "b"], description="D."),
+          dict(sensor_type=Sensor.BOOLEAN, name="b")]:
+    s = resource.KATCPSensor(d, mock.Mock())
+    raw = b"a" if d["sensor_type"] == Sensor.DISCRETE else b"1"
+    print(s.name, s.type, repr(s.parse_value(raw)), repr(s.description), repr(s.units))
+"""
+    )
+    assert_same(katcp_python, code)

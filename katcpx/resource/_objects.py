@@ -168,20 +168,32 @@ class KATCPSensor:
     ----------
     sensor_description
         Dict with keys ``name``, ``description``, ``units``, ``type`` (the KATCP type name,
-        e.g. ``"integer"``) and ``params`` (list of formatted type parameters).
+        e.g. ``"integer"``) and ``params`` (list of formatted type parameters); or in
+        katcp-python's form, ``sensor_type`` (a ``Sensor`` type constant) and ``params`` as
+        values (``[-1000, 1000]``).
     sensor_manager
         The owning resource (see :class:`SensorManager`).
     """
 
     def __init__(self, sensor_description: dict[str, Any], sensor_manager: SensorManager) -> None:
         self._manager = sensor_manager
-        self._description = dict(sensor_description)
+        description = dict(sensor_description)
+        if "type" not in description and "sensor_type" in description:
+            # katcp-python's form (katcp.Sensor's arguments): the type as a constant and the
+            # params as values, as its tests and inspecting client pass them.
+            type_name = Sensor.SENSOR_TYPE_NAMES.get(description["sensor_type"], "")
+            description["type"] = type_name
+            if description.get("description") is None:  # katcp.Sensor's default text
+                units = description.get("units") or ""
+                unit_text = f"in unit {units}" if units else "with no unit"
+                description["description"] = (
+                    f"{type_name.capitalize()} sensor {description['name']!r} {unit_text}"
+                )
+        self._description = description
         self._name: str = str(sensor_description["name"])
         self._listeners: dict[Any, tuple[Listener, bool]] = {}
         self._reading = KATCPSensorReading(0.0, 0.0, Sensor.UNKNOWN, None)
-        self._parser = _parser_for(
-            str(sensor_description.get("type", "string")), self.formatted_params
-        )
+        self._parser = _parser_for(str(description.get("type", "string")), self.formatted_params)
         #: KATCP major version used to parse timestamps and values.
         self.major = 5
 
