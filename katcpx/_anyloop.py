@@ -17,6 +17,8 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, cast
 
+from ._compat import wait_for
+
 __all__ = ["done_future", "future_of", "until_futures"]
 
 T = TypeVar("T")
@@ -150,6 +152,6 @@ def until_futures(
             fut.add_done_callback(settle)
 
     async def wait() -> None:
-        await asyncio.wait_for(asyncio.wrap_future(outcome), timeout)
+        await wait_for(asyncio.wrap_future(outcome), timeout)
 
     return future_of(wait)

@@ -18,6 +18,19 @@ class WaitTimeout(*TIMEOUT_BASES):  # type: ignore[misc]
     """A wait timed out: both a builtin ``TimeoutError`` and an ``asyncio.TimeoutError``."""
 
 
+#: The text of the timeout katcp-python's ``until_*`` waits raise (tornado's ``with_timeout``
+#: says ``Timeout``); katcpx's say the same, so code matching the text keeps working.
+TIMEOUT_TEXT = "Timeout"
+
+
+async def wait_for(awaitable: Any, timeout: float | None) -> Any:
+    """``asyncio.wait_for``, failing like katcp-python's waits: ``WaitTimeout("Timeout")``."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        raise WaitTimeout(TIMEOUT_TEXT) from None
+
+
 class Python2Next:
     """Provides ``next()``, which katcp-python's classes inherit from ``future``'s ``newobject``.
 

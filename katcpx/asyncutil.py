@@ -38,10 +38,21 @@ __all__ = [
 logger = logging.getLogger("katcp.core")
 
 
-def _resolved(value: Any = True) -> asyncio.Future[Any]:
-    future: asyncio.Future[Any] = asyncio.Future()
+def _resolved(value: Any = True, ioloop: IOLoop | None = None) -> asyncio.Future[Any]:
+    future = _new_future(ioloop)
     future.set_result(value)
     return future
+
+
+def _new_future(ioloop: IOLoop | None) -> asyncio.Future[Any]:
+    """A future of ``ioloop``'s asyncio loop (else of the current one).
+
+    An event made in one thread for a loop running in another (katcp-python's
+    ``InspectingClientAsync(..., ioloop=loop)``) must wake waiters on *that* loop; a bare
+    ``asyncio.Future()`` would bind to the constructing thread's loop and never wake them.
+    """
+    loop = getattr(ioloop, "asyncio_loop", None)
+    return loop.create_future() if loop is not None else asyncio.Future()
 
 
 def _with_timeout(
@@ -70,7 +81,7 @@ class AsyncEvent:
     def __init__(self, ioloop: IOLoop | None = None) -> None:
         self._ioloop = ioloop or IOLoop.current()
         self._flag = False
-        self._waiter: asyncio.Future[Any] = asyncio.Future()
+        self._waiter = _new_future(self._ioloop)
 
     def isSet(self) -> bool:
         """Return whether the event is set."""
@@ -82,7 +93,7 @@ class AsyncEvent:
         """Set the event and resolve the futures :meth:`until_set` returned."""
         self._flag = True
         # A fresh waiter first: a callback woken below may clear and wait again.
-        waiter, self._waiter = self._waiter, asyncio.Future()
+        waiter, self._waiter = self._waiter, _new_future(self._ioloop)
         if not waiter.done():
             waiter.set_result(True)
 
@@ -100,7 +111,7 @@ class AsyncEvent:
             forever.
         """
         if self._flag:
-            return _resolved()
+            return _resolved(True, self._ioloop)
         return _with_timeout(self._waiter, timeout, self._ioloop)
 
     def wait_with_ioloop(self, ioloop: IOLoop, timeout: float | None = None) -> bool:
@@ -170,9 +181,7 @@ class AsyncState:
         self._state = ordered[0] if initial_state is None else initial_state
         if self._state not in self._valid_states:
             raise ValueError(f"initial state {self._state!r} is not one of {ordered}")
-        self._waiters: dict[Hashable, asyncio.Future[Any]] = {
-            state: asyncio.Future() for state in ordered
-        }
+        self._waiters = {state: _new_future(self._ioloop) for state in ordered}
 
     @property
     def state(self) -> Hashable:
@@ -198,7 +207,7 @@ class AsyncState:
         """
         self._check(state)
         self._state = state
-        waiter, self._waiters[state] = self._waiters[state], asyncio.Future()
+        waiter, self._waiters[state] = self._waiters[state], _new_future(self._ioloop)
         if not waiter.done():
             waiter.set_result(True)
 
@@ -212,7 +221,7 @@ class AsyncState:
         """
         self._check(state)
         if state == self._state:
-            return _resolved()
+            return _resolved(True, self._ioloop)
         return _with_timeout(self._waiters[state], timeout, self._ioloop)
 
     def until_state_in(

@@ -26,7 +26,7 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 
-from .asyncutil import AsyncEvent
+from .asyncutil import AsyncEvent, transform_future
 from .compat import convert_method_name
 from .errors import FailReplyError, InvalidReply
 from .flags import ProtocolFlags
@@ -196,8 +196,8 @@ class FakeAsyncClient:
         return self._event("running").until_set(timeout)
 
     def until_connected(self, timeout: float | None = None) -> Any:
-        """Future resolving once started."""
-        return self._event("connected").until_set(timeout)
+        """Future resolving (None, as katcp-python's client's) once started."""
+        return transform_future(lambda _: None, self._event("connected").until_set(timeout))
 
     until_protocol = until_connected
 

@@ -294,6 +294,7 @@ class Sensor:
         self._discrete_values: frozenset[str] | None = None
         self._check = checker
 
+        given = params
         params = list(params) if params is not None else []
         if sensor_type in (self.INTEGER, self.FLOAT):
             params = [checker(p) for p in params]
@@ -328,7 +329,10 @@ class Sensor:
             default_value = params[0]
         elif params:
             raise ValueError(f"{self.stype} sensors take no params, got {params!r}")
-        self.params = params
+        # katcp-python keeps a numeric sensor's params as given (a tuple stays a tuple);
+        # discrete values become a list of str, as there.
+        numeric = sensor_type in (self.INTEGER, self.FLOAT)
+        self.params: Any = tuple(params) if numeric and isinstance(given, tuple) else params
         self.formatted_params = [formatter(p, DEFAULT_KATCP_MAJOR) for p in params]
 
         if description is None:
@@ -678,7 +682,7 @@ class Sensor:
     def parse_params(
         cls,
         sensor_type: int,
-        formatted_params: Sequence[bytes],
+        formatted_params: Sequence[bytes | str],
         major: int = DEFAULT_KATCP_MAJOR,
     ) -> list[Any]:
         """Parse the params of a ``#sensor-list`` inform into Python values.
@@ -688,9 +692,16 @@ class Sensor:
         sensor_type
             A type constant.
         formatted_params
-            The params as bytes.
+            The params as bytes (``str`` is taken as its UTF-8, where katcp-python takes it
+            for numbers only).
         major
             KATCP major version.
+
+        Returns
+        -------
+        list
+            ``int`` for integer sensors, ``float`` for float, ``str`` for discrete, the
+            parsed value for the other types: katcp-python's forms.
 
         Raises
         ------
@@ -698,4 +709,6 @@ class Sensor:
             If a param does not parse as the sensor type.
         """
         parser = cls._CODECS[sensor_type][2]
-        return [parser(p, major) for p in formatted_params]
+        return [
+            parser(p.encode("utf-8") if isinstance(p, str) else p, major) for p in formatted_params
+        ]

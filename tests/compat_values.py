@@ -17,6 +17,29 @@ _PRELUDE = {
 }
 
 
+#: Prepend to a snippet that needs katcp-python's testutils or resource waits: they import
+#: the external ``mock`` package (unittest.mock since) and the collections ABC names that
+#: Python 3.10 moved to ``collections.abc``.
+OLD_PYTHON_SHIM = """\
+import collections, collections.abc, sys, unittest.mock
+sys.modules.setdefault("mock", unittest.mock)
+for _name in ("MutableMapping", "Mapping", "Sequence", "MutableSet", "Callable", "Iterable"):
+    if not hasattr(collections, _name):
+        setattr(collections, _name, getattr(collections.abc, _name))
+"""
+
+
+def device_class(name: str, base: str = "DeviceServer") -> str:
+    """Snippet text defining `name`, a device of katcp's `base` with no sensors of its own."""
+    return (
+        f"class {name}(katcp.{base}):\n"
+        '    VERSION_INFO = ("s", 1, 0)\n'
+        '    BUILD_INFO = ("s", 1, 0, "")\n'
+        "    def setup_sensors(self):\n"
+        "        pass\n"
+    )
+
+
 def run_snippet(python: Path | str, library: str, code: str, timeout: float = 120) -> list[str]:
     """Run `code` with `library` imported as ``katcp`` in `python`; return stdout lines."""
     code = textwrap.dedent(code)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from compat_values import assert_same, run_snippet
+from compat_values import OLD_PYTHON_SHIM, assert_same, run_snippet
 
 
 def test_message_type_constants(katcp_python):
@@ -141,15 +141,7 @@ def test_server_log_lines_reach_the_katcp_logger_at_katcp_python_levels(katcp_py
     assert_same(katcp_python, code)
 
 
-# katcp-python's testutils imports the external ``mock`` package (unittest.mock since), and
-# its tornado 4 testing module the collections ABC names that Python 3.10 moved away.
-_MOCK = """\
-import collections, collections.abc, sys, unittest.mock
-sys.modules.setdefault("mock", unittest.mock)
-for _name in ("MutableMapping", "Mapping", "Sequence", "MutableSet", "Callable", "Iterable"):
-    if not hasattr(collections, _name):
-        setattr(collections, _name, getattr(collections.abc, _name))
-"""
+_MOCK = OLD_PYTHON_SHIM
 
 
 def test_assert_request_fails_returns_bytes_status(katcp_python):

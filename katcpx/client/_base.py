@@ -623,12 +623,15 @@ class ClientBase:
         """Return future that resolves when the client is running."""
         return future_of(lambda: self._running.until_set(timeout))
 
-    def until_connected(self, timeout: float | None = None) -> asyncio.Future[bool]:
-        """Return future that resolves when the client is connected."""
+    def until_connected(self, timeout: float | None = None) -> asyncio.Future[None]:
+        """Return future that resolves (None, as katcp-python's) when the client is connected.
+
+        It fails with ``TimeoutError("Timeout")`` after `timeout` seconds, as katcp-python's.
+        """
         return future_of(lambda: self._until_after_running(self._connected, timeout))
 
-    def until_protocol(self, timeout: float | None = None) -> asyncio.Future[bool]:
-        """Return future that resolves after receipt of katcp protocol info.
+    def until_protocol(self, timeout: float | None = None) -> asyncio.Future[None]:
+        """Return future that resolves (None) after receipt of katcp protocol info.
 
         When it resolves, the server's protocol information is in :attr:`protocol_flags`.
         """
@@ -638,12 +641,12 @@ class ClientBase:
         """Return future that resolves when the client is disconnected."""
         return future_of(lambda: self._disconnected.until_set(timeout))
 
-    async def _until_after_running(self, event: StateEvent, timeout: float | None) -> bool:
+    async def _until_after_running(self, event: StateEvent, timeout: float | None) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
         await self._running.until_set(timeout)
         remaining = None if timeout is None else max(0.0, timeout - (loop.time() - start))
-        return await event.until_set(remaining)
+        await event.until_set(remaining)  # katcp-python's coroutine resolves with None
 
     def _check_not_loop(self, what: str) -> None:
         if self._in_loop_thread():

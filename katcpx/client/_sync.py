@@ -8,7 +8,7 @@ from typing import Any
 
 from tornado.platform.asyncio import AsyncIOLoop
 
-from .._compat import WaitTimeout
+from .._compat import wait_for
 
 
 def _resolve(fut: asyncio.Future[Any]) -> None:
@@ -76,10 +76,7 @@ class StateEvent:
             if timeout is None:
                 await fut
             else:
-                try:
-                    await asyncio.wait_for(fut, timeout)
-                except asyncio.TimeoutError:
-                    raise WaitTimeout(f"not set within {timeout} s") from None
+                await wait_for(fut, timeout)
         finally:
             with self._lock:
                 if fut in self._waiters:

@@ -322,7 +322,11 @@ class AsyncClient(DeviceClient):
             self._by_mid.pop(entry.mid, None)
         # An entry without id stays queued (done): a late reply must not match a newer request.
         assert entry.timeout is not None  # only entries with a timeout are queued to expire
-        entry.fail(_TIMEOUT_TEXT.format(name=entry.name, timeout=entry.timeout), RequestTimeout)
+        assert self._loop is not None
+        # The seconds since the request went out, as katcp-python words it (a loop that was
+        # busy makes it a little more than the timeout).
+        elapsed = self._loop.time() - (entry.deadline - entry.timeout)
+        entry.fail(_TIMEOUT_TEXT.format(name=entry.name, timeout=elapsed), RequestTimeout)
 
     def _fail_all(self, reason: str) -> None:
         entries = list(self._by_mid.values())

@@ -332,7 +332,7 @@ def _text(value: Any) -> str:
 
 def sample_of(sensor: Any) -> SensorSample:
     """The current reading of `sensor` (a :class:`KATCPSensor`, or any object with its
-    ``name``, ``type``, ``units``, ``description``, ``params`` and ``reading``)."""
+    ``name``, ``type``, ``units``, ``description``, ``formatted_params`` and ``reading``)."""
     reading = sensor.reading
     value = reading.value
     if sensor.type == "address" and isinstance(value, list) and len(value) == 2:
@@ -344,7 +344,8 @@ def sample_of(sensor: Any) -> SensorSample:
         units=sensor.units,
         description=sensor.description,
         params=tuple(
-            p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in sensor.params
+            p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p)
+            for p in sensor.formatted_params
         ),
         timestamp=timestamp if math.isfinite(timestamp) else 0.0,
         status=reading.status,

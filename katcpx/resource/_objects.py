@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from .._compat import TIMEOUT_TEXT
 from ..message import Message
 from ..sensor import Sensor, parse_timestamp
 from ._types import (
@@ -167,18 +168,32 @@ class KATCPSensor:
     ----------
     sensor_description
         Dict with keys ``name``, ``description``, ``units``, ``type`` (the KATCP type name,
-        e.g. ``"integer"``) and ``params`` (list of formatted type parameters).
+        e.g. ``"integer"``) and ``params`` (list of formatted type parameters); or in
+        katcp-python's form, ``sensor_type`` (a ``Sensor`` type constant) and ``params`` as
+        values (``[-1000, 1000]``).
     sensor_manager
         The owning resource (see :class:`SensorManager`).
     """
 
     def __init__(self, sensor_description: dict[str, Any], sensor_manager: SensorManager) -> None:
         self._manager = sensor_manager
-        self._description = dict(sensor_description)
+        description = dict(sensor_description)
+        if "type" not in description and "sensor_type" in description:
+            # katcp-python's form (katcp.Sensor's arguments): the type as a constant and the
+            # params as values, as its tests and inspecting client pass them.
+            type_name = Sensor.SENSOR_TYPE_NAMES.get(description["sensor_type"], "")
+            description["type"] = type_name
+            if description.get("description") is None:  # katcp.Sensor's default text
+                units = description.get("units") or ""
+                unit_text = f"in unit {units}" if units else "with no unit"
+                description["description"] = (
+                    f"{type_name.capitalize()} sensor {description['name']!r} {unit_text}"
+                )
+        self._description = description
         self._name: str = str(sensor_description["name"])
         self._listeners: dict[Any, tuple[Listener, bool]] = {}
         self._reading = KATCPSensorReading(0.0, 0.0, Sensor.UNKNOWN, None)
-        self._parser = _parser_for(str(sensor_description.get("type", "string")), self.params)
+        self._parser = _parser_for(str(description.get("type", "string")), self.formatted_params)
         #: KATCP major version used to parse timestamps and values.
         self.major = 5
 
@@ -215,8 +230,20 @@ class KATCPSensor:
         return str(self._description.get("type", "string"))
 
     @property
-    def params(self) -> list[bytes]:
-        """Formatted type parameters (e.g. discrete values)."""
+    def params(self) -> list[Any]:
+        """Type parameters as Python values, in :attr:`katcpx.Sensor.params`'s form.
+
+        ``int`` for integer sensors, ``float`` for float, ``str`` for discrete, ``[]`` for
+        the other types: what katcp-python's ``InspectingClientAsync.future_get_sensor``
+        gives (its ``KATCPSensor`` has no ``params``; this is a katcpx extension). Params
+        a server sends that do not parse as the type read as ``[]``; their text is in
+        :attr:`formatted_params`.
+        """
+        return list(self._parser.params)
+
+    @property
+    def formatted_params(self) -> list[bytes]:
+        """Type parameters as the server sent them (e.g. ``[b"0", b"10"]``)."""
         return [
             p if isinstance(p, bytes) else str(p).encode()
             for p in self._description.get("params", ())
@@ -422,9 +449,7 @@ class KATCPSensor:
                 return bool(reading.value == condition_or_value)
 
         if self.sampling_strategy == _NONE_STRATEGY:
-            raise KATCPSensorError(
-                f"Cannot wait on sensor {self._name!r}: it does not have a strategy set"
-            )
+            raise KATCPSensorError("Cannot wait on a sensor that does not have a strategy set")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
 
@@ -442,9 +467,7 @@ class KATCPSensor:
         def on_timeout() -> None:
             if not fut.done():
                 fut.set_exception(
-                    SensorWaitTimeout(
-                        f"Sensor {self._name!r} did not satisfy the condition in {timeout} s"
-                    )
+                    SensorWaitTimeout(TIMEOUT_TEXT)  # katcp-python's (tornado's) text
                 )
 
         handle = loop.call_later(timeout, on_timeout) if timeout is not None else None

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._anyloop import done_future, future_of
+from .._compat import wait_for
 
 __all__ = ["StateMachine"]
 
@@ -70,7 +71,7 @@ class StateMachine:
     def until_state(self, state: str, timeout: float | None = None) -> asyncio.Future[bool]:
         """Future resolving with True when the state is `state` (now or later).
 
-        It fails with ``asyncio.TimeoutError`` after `timeout` seconds. Without a running
+        It fails with ``TimeoutError('Timeout')`` after `timeout` seconds, as katcp-python's. Without a running
         loop in the calling thread it is a ``concurrent.futures.Future``.
         """
         return self.until_state_in((state,), timeout)
@@ -97,4 +98,4 @@ class StateMachine:
             self._waiters.append((wanted, fut))
         if timeout is None:
             return fut
-        return asyncio.ensure_future(asyncio.wait_for(fut, timeout))
+        return asyncio.ensure_future(wait_for(fut, timeout))

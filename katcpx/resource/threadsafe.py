@@ -47,8 +47,8 @@ __all__ = [
 
 log = logging.getLogger("katcp.resource")
 
-#: Extra seconds a blocking call waits beyond an operation's own `timeout`, so that the
-#: operation's timeout (with its proper result or exception) wins the race.
+#: Extra seconds :meth:`ThreadSafeKATCPClientResourceWrapper.shutdown` (a katcpx extension)
+#: waits beyond the stop's own `timeout`, so the stop's own result wins the race.
 TIMEOUT_GRACE = 1.0
 
 
@@ -200,13 +200,17 @@ class IOLoopThreadWrapper:
         ------
         RuntimeError
             If called from the loop's own thread (it would deadlock).
-        TimeoutError
-            If the call has not finished after `timeout` (plus :data:`TIMEOUT_GRACE`).
+        concurrent.futures.TimeoutError
+            If the call has not finished after `timeout` seconds (`default_timeout` when
+            None), with no message, as katcp-python's. The wait is exactly `timeout`, as in
+            katcp-python: an operation given the same `timeout` (say
+            ``wrapper.req.slow(timeout=1)``) usually raises this rather than returning its
+            own ``fail`` reply. An exception of ``fn`` itself (a ``TimeoutError`` too) is
+            raised unchanged.
         """
         if threading.get_ident() == self._thread_id:
             raise RuntimeError("Cannot call a thread-wrapped object from the ioloop")
-        if timeout is None:
-            timeout = self.default_timeout
+        timeout = timeout or self.default_timeout  # 0 too means the default, as katcp-python
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def run() -> None:
@@ -231,11 +235,12 @@ class IOLoopThreadWrapper:
             fut.add_done_callback(done)
 
         self.ioloop.add_callback(run)
-        wait = None if timeout is None else timeout + TIMEOUT_GRACE
-        try:
-            return result.result(wait)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError(f"{fn!r} did not finish within {wait} s") from None
+        # Wait on the outcome apart from reading it: a TimeoutError that fn itself raised
+        # must come out unchanged, not be taken for this wait's own timeout.
+        done, _ = concurrent.futures.wait((result,), timeout)
+        if not done:
+            raise concurrent.futures.TimeoutError()
+        return result.result()
 
     def decorate_callable(self, callable_: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap `callable_` so calling it runs it on the loop (its ``timeout`` kwarg bounds the wait)."""
@@ -511,7 +516,7 @@ def threadsafe_resource(
     if sync_timeout:
         try:
             ioloop_wrapper.call_in_ioloop(subject.until_synced, (sync_timeout,), {}, sync_timeout)
-        except (TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
             wrapper.shutdown()
             raise
     return wrapper

@@ -224,7 +224,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def start(self, timeout: float | None = None) -> bool | None:
+    def start(self, timeout: float | None = None) -> None:
         """Start the server: in a new managed ioloop thread unless :meth:`set_ioloop` was used.
 
         The listening sockets are bound before this returns (so :attr:`bind_address` is
@@ -240,8 +240,9 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
 
         Returns
         -------
-        bool or None
-            Whether the server is running, when `timeout` was given.
+        None
+            Always, as katcp-python's ``DeviceServer.start``; :meth:`wait_running` or
+            :meth:`running` say whether it runs.
 
         Raises
         ------
@@ -258,7 +259,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
                     return None
                 deadline = time.monotonic() + timeout
                 self._stopped.wait(timeout)
-                return self._running.wait(max(0.0, deadline - time.monotonic()))
+                self._running.wait(max(0.0, deadline - time.monotonic()))
+                return None
             self._stopped.wait(_RESTART_WAIT)
         if self._running.is_set() or self._starting:
             raise RuntimeError("Server already started")
@@ -286,8 +288,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             try:
                 self._running_cf.result(timeout)  # raises what stopped the server starting
             except concurrent.futures.TimeoutError:
-                return False
-            return True
+                pass  # not running yet: katcp-python returns (None) all the same
         return None
 
     def stop(self, timeout: float | None = 1.0) -> concurrent.futures.Future[None]:

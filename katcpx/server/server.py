@@ -678,8 +678,8 @@ class AsyncDeviceServer(DeviceServer):
         self._deferred_ioloop = False
         super().set_ioloop(ioloop)
 
-    def start(self, timeout: float | None = None) -> bool | None:
-        """Start the server on its ioloop (see the class notes for which one)."""
+    def start(self, timeout: float | None = None) -> None:
+        """Start the server on its ioloop (see the class notes for which one); returns None."""
         if self._deferred_ioloop:
             self.set_ioloop()
-        return super().start(timeout)
+        super().start(timeout)

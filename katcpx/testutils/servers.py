@@ -283,14 +283,19 @@ class DeviceTestServer(DeviceServer):
         loop = self.ioloop.asyncio_loop  # type: ignore[union-attr]
         return loop
 
-    def stop(self, *args: Any, **kwargs: Any) -> Any:
+    def stop(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]  # katcp-python
+        """Stop as the server does, releasing any ``?slow-command`` first.
+
+        Returns None, as katcp-python's ``DeviceTestServer.stop`` (whose override drops the
+        server's future); :meth:`join` waits for the stop.
+        """
         for fut in list(self._slow_futures.values()):
             if not fut.done():
                 try:
                     fut.get_loop().call_soon_threadsafe(_resolve, fut)
                 except RuntimeError:  # the loop is already closed
                     pass
-        return super().stop(*args, **kwargs)
+        super().stop(*args, **kwargs)
 
 
 def _resolve(fut: asyncio.Future[Any]) -> None:

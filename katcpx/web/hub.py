@@ -217,7 +217,7 @@ def sensor_meta(device: str, sensor: KATCPSensor) -> dict[str, Any]:
         "sensor_type": sensor.type,
         "units": sensor.units,
         "description": sensor.description,
-        "params": [p.decode("utf-8", "replace") for p in sensor.params],
+        "params": [p.decode("utf-8", "replace") for p in sensor.formatted_params],
         "numeric": sensor.type in NUMERIC_TYPES,
     }
 

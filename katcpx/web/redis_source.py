@@ -94,7 +94,7 @@ class _Sensor:
         self.type: str = meta.get("sensor_type", "")
         self.units: str = meta.get("units", "")
         self.description: str = meta.get("description", "")
-        self.params = [str(p).encode() for p in meta.get("params", [])]
+        self.formatted_params = [str(p).encode() for p in meta.get("params", [])]
 
     @property
     def reading(self) -> _Reading:

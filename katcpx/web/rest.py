@@ -99,7 +99,7 @@ def sensor_info(hub: SensorSource, device: str, sensor: Any) -> dict[str, Any]:
         "type": sensor.type,
         "units": sensor.units,
         "description": sensor.description,
-        "params": [p.decode("utf-8", "replace") for p in sensor.params],
+        "params": [p.decode("utf-8", "replace") for p in sensor.formatted_params],
         "numeric": sensor.type in ("integer", "float", "timestamp"),
         "value": jsonable(reading.value),
         "status": reading.status,

@@ -119,7 +119,8 @@ def connect(server: DeviceServerBase, skip_greeting: bool = True) -> Client:
 @contextlib.contextmanager
 def running(server: T) -> Iterator[T]:
     """Start `server` on its managed thread, stop and join it afterwards."""
-    assert server.start(timeout=TIMEOUT)
+    server.start(timeout=TIMEOUT)
+    assert server.running()
     try:
         yield server
     finally:

@@ -19,7 +19,7 @@ def test_managed_lifecycle():
     srv = ExampleServer("127.0.0.1", 0)
     srv.setDaemon(True)
     assert not srv.running()
-    assert srv.start(timeout=TIMEOUT) is True
+    assert srv.start(timeout=TIMEOUT) is None  # as katcp-python's DeviceServer.start
     assert srv.running() and srv.wait_running(TIMEOUT)
     host, port = srv.bind_address
     assert host == "127.0.0.1" and port > 0

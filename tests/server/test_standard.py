@@ -206,7 +206,8 @@ def test_interface_changed_on_sensor_add_remove(server):
 
 def test_halt_sends_disconnect_and_stops():
     srv = ExampleServer("127.0.0.1", 0)
-    assert srv.start(timeout=TIMEOUT)
+    srv.start(timeout=TIMEOUT)
+    assert srv.running()
     with connect(srv) as c, connect(srv) as other:
         c.send(Message.request("halt", mid=1))
         rest = c.read_until_closed()

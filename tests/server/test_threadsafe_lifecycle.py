@@ -81,7 +81,8 @@ def test_server_stop_while_set_ioloop_start_is_pending_takes_effect(side_loop):
     stopped.result(TIMEOUT)
     assert not srv.running()
     # Today's fault: the stop was dropped and the next start raised "Server already started".
-    assert srv.start(timeout=TIMEOUT)
+    srv.start(timeout=TIMEOUT)
+    assert srv.running()
     with connect(srv) as c:
         assert c.request("watchdog")[0].reply_ok()
     srv.stop().result(TIMEOUT)
@@ -128,11 +129,13 @@ def test_server_start_right_after_stop_on_its_own_loop_takes_effect():
 def test_server_start_from_another_thread_right_after_stop(side_loop):
     srv = ExampleServer("127.0.0.1", 0)
     srv.set_ioloop(side_loop)
-    assert srv.start(timeout=TIMEOUT)
+    srv.start(timeout=TIMEOUT)
+    assert srv.running()
     gate = hold(side_loop)  # the stop cannot finish until the gate opens
     srv.stop(0)
     threading.Timer(0.2, gate.set).start()
-    assert srv.start(timeout=TIMEOUT)  # waits for the stop, then starts
+    srv.start(timeout=TIMEOUT)  # waits for the stop, then starts
+    assert srv.running()
     with connect(srv) as c:
         assert c.request("watchdog")[0].reply_ok()
     srv.stop().result(TIMEOUT)
