@@ -11,7 +11,7 @@ registered; other requests reply ``ok``).
 :func:`fake_KATCP_client_resource_container_factory` make fake resources: real
 :class:`~katcpx.resource.KATCPClientResource` objects (or containers) whose inspecting client
 is a :class:`FakeResourceInspectingClient`, reporting to the resource through the
-:class:`~katcpx.resource.inspecting.InspectingOwner` interface as the real client does.
+:class:`~katcpx.resource.InspectingOwner` interface as the real client does.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ from .errors import FailReplyError, InvalidReply
 from .flags import ProtocolFlags
 from .kattypes import Int, return_reply
 from .message import Message
-from .resource import escape_name
-from .resource._types import AttrDict
-from .resource.inspecting import InspectingOwner, ModelChanges, apply_model_diff
+from .resource import AttrDict, InspectingOwner, ModelChanges, apply_model_diff, escape_name
 from .sensor import Sensor
 from .server import ClientRequestConnection
-from .testutils.servers import ClientConnectionTest
+from .testutils import ClientConnectionTest
 
 __all__ = [
     "AttrDict",

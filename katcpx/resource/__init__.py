@@ -12,6 +12,7 @@ from ..sensor import Sensor
 from ._objects import KATCPRequest, KATCPSensor
 from ._types import (
     AttrDict,
+    DefaultAttrDict,
     KATCPReply,
     KATCPResourceError,
     KATCPResourceInactive,
@@ -22,17 +23,17 @@ from ._types import (
     escape_name,
     normalize_strategy_parameters,
 )
-from .abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
-from .client_resource import KATCPClientResource
-from .container import (
+from ._abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
+from ._client_resource import KATCPClientResource
+from ._container import (
     ClientGroup,
     GroupRequest,
     GroupResults,
     GroupWaitResults,
     KATCPClientResourceContainer,
 )
-from .inspecting import InspectingClient, ModelChanges
-from .threadsafe import (
+from ._inspecting import InspectingClient, InspectingOwner, ModelChanges, apply_model_diff
+from ._threadsafe import (
     AttrMappingProxy,
     IOLoopManager,
     IOLoopThreadWrapper,
@@ -76,6 +77,9 @@ __all__ = [
     "GroupWaitResults",
     "KATCPClientResourceContainer",
     "AttrDict",
+    "DefaultAttrDict",
+    "InspectingOwner",
+    "apply_model_diff",
     "InspectingClient",
     "KATCPClientResource",
     "KATCPReply",

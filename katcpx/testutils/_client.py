@@ -11,7 +11,7 @@ from typing import Any
 from ..client import BlockingClient
 from ..message import Message
 from ..sensor import Sensor
-from .helpers import list_to_native_strings
+from ._helpers import list_to_native_strings
 
 __all__ = ["BlockingTestClient", "MessageRecorder"]
 

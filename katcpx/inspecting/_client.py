@@ -22,9 +22,9 @@ from tornado.ioloop import IOLoop
 from ..asyncutil import AsyncEvent, AsyncState, future_timeout_manager, until_any, until_later
 from ..compat import ensure_native_str
 from ..message import Message
-from ..resource._types import AttrDict
+from ..resource import AttrDict
 from ..sensor import Sensor
-from .types import (
+from ._types import (
     ExponentialRandomBackoff,
     InformHookClient,
     InspectingClientStateType,

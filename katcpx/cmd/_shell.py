@@ -30,11 +30,11 @@ from ..errors import FailReplyError, InvalidReply, KatcpSyntaxError, RequestFail
 from ..message import Message
 from ..parser import MessageParser
 from ..peer_units import strategy_params_to_wire
-from .advice import regex_problem, unknown_strategy
-from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
-from .render import color_enabled, decode, paint, render_message
-from .shell_notes import offer_to_wait, stop_requests
-from .tools import Output, describe_failure, request_name
+from ._advice import regex_problem, unknown_strategy
+from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
+from ._render import color_enabled, decode, paint, render_message
+from ._shell_notes import offer_to_wait, stop_requests
+from ._tools import Output, describe_failure, request_name
 
 __all__ = ["KatcpCompleter", "Shell", "history_path", "run_shell"]
 

@@ -29,8 +29,8 @@ from tornado.ioloop import IOLoop
 from tornado.platform.asyncio import AsyncIOLoop
 
 from ._objects import KATCPRequest, KATCPSensor
-from .client_resource import KATCPClientResource
-from .container import ClientGroup, KATCPClientResourceContainer
+from ._client_resource import KATCPClientResource
+from ._container import ClientGroup, KATCPClientResourceContainer
 
 __all__ = [
     "AttrMappingProxy",

@@ -20,7 +20,7 @@ from ._types import (
     escape_name,
     normalize_strategy_parameters,
 )
-from .client_resource import KATCPClientResource, list_sensors
+from ._client_resource import KATCPClientResource, list_sensors
 
 __all__ = [
     "ClientGroup",

@@ -28,7 +28,7 @@ from ._types import (
     escape_name,
     normalize_strategy_parameters,
 )
-from .inspecting import InspectingClient, ModelChanges
+from ._inspecting import InspectingClient, ModelChanges
 
 if TYPE_CHECKING:
     from ..metrics.stats import ResourceStats
