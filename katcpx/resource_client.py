@@ -36,9 +36,9 @@ from .inspecting import (
 from .message import Message
 from .resource import (
     AttrDict,
-    DefaultAttrDict,
     AttrMappingProxy,
     ClientGroup,
+    DefaultAttrDict,
     GroupRequest,
     GroupResults,
     IOLoopThreadWrapper,

@@ -9,7 +9,29 @@ from ..asyncutil import hashable_identity
 from ..compat import ensure_native_str
 from ..message import Message
 from ..sensor import Sensor
+from ._abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
+from ._client_resource import KATCPClientResource
+from ._container import (
+    ClientGroup,
+    GroupRequest,
+    GroupResults,
+    GroupWaitResults,
+    KATCPClientResourceContainer,
+)
+from ._inspecting import InspectingClient, InspectingOwner, ModelChanges, apply_model_diff
 from ._objects import KATCPRequest, KATCPSensor
+from ._threadsafe import (
+    AttrMappingProxy,
+    IOLoopManager,
+    IOLoopThreadWrapper,
+    MappingProxy,
+    ThreadSafeKATCPClientGroupWrapper,
+    ThreadSafeKATCPClientResourceRequestWrapper,
+    ThreadSafeKATCPClientResourceWrapper,
+    ThreadSafeKATCPSensorWrapper,
+    ThreadSafeMethodAttrWrapper,
+    threadsafe_resource,
+)
 from ._types import (
     AttrDict,
     DefaultAttrDict,
@@ -22,28 +44,6 @@ from ._types import (
     SensorWaitTimeout,
     escape_name,
     normalize_strategy_parameters,
-)
-from ._abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
-from ._client_resource import KATCPClientResource
-from ._container import (
-    ClientGroup,
-    GroupRequest,
-    GroupResults,
-    GroupWaitResults,
-    KATCPClientResourceContainer,
-)
-from ._inspecting import InspectingClient, InspectingOwner, ModelChanges, apply_model_diff
-from ._threadsafe import (
-    AttrMappingProxy,
-    IOLoopManager,
-    IOLoopThreadWrapper,
-    MappingProxy,
-    ThreadSafeKATCPClientGroupWrapper,
-    ThreadSafeKATCPClientResourceRequestWrapper,
-    ThreadSafeKATCPClientResourceWrapper,
-    ThreadSafeKATCPSensorWrapper,
-    ThreadSafeMethodAttrWrapper,
-    threadsafe_resource,
 )
 
 #: katcp-python ran on Python 2 as well; katcpx does not.

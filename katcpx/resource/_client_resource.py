@@ -16,6 +16,7 @@ from ..errors import FailReplyError, InvalidReply, RequestFailed
 from ..flags import ProtocolFlags
 from ..message import Message
 from ..peer_units import strategy_params_to_wire
+from ._inspecting import InspectingClient, ModelChanges
 from ._objects import KATCPRequest, KATCPSensor, Listener
 from ._state import StateMachine
 from ._types import (
@@ -28,7 +29,6 @@ from ._types import (
     escape_name,
     normalize_strategy_parameters,
 )
-from ._inspecting import InspectingClient, ModelChanges
 
 if TYPE_CHECKING:
     from ..metrics.stats import ResourceStats

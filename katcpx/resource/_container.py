@@ -12,6 +12,7 @@ from typing import Any
 from tornado.ioloop import IOLoop
 
 from .._anyloop import until_futures
+from ._client_resource import KATCPClientResource, list_sensors
 from ._objects import KATCPSensor, Listener
 from ._types import (
     AttrDict,
@@ -20,7 +21,6 @@ from ._types import (
     escape_name,
     normalize_strategy_parameters,
 )
-from ._client_resource import KATCPClientResource, list_sensors
 
 __all__ = [
     "ClientGroup",

@@ -28,9 +28,9 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.platform.asyncio import AsyncIOLoop
 
-from ._objects import KATCPRequest, KATCPSensor
 from ._client_resource import KATCPClientResource
 from ._container import ClientGroup, KATCPClientResourceContainer
+from ._objects import KATCPRequest, KATCPSensor
 
 __all__ = [
     "AttrMappingProxy",
