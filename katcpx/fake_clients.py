@@ -387,14 +387,14 @@ class FakeResourceInspectingClient(FakeAsyncClient):
     def stop(self, timeout: float | None = None) -> None:
         super().stop(timeout)
         self.synced = False
-        self._owner._client_state("disconnected")
+        self._owner.state_changed("disconnected")
 
     def mark_interface_changed(self) -> None:
         """Re-sync the model from the registered sensors and handlers."""
         if not self.is_connected():
             return
         self.synced = False
-        self._owner._client_state("syncing")
+        self._owner.state_changed("syncing")
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.ensure_future(self._sync())
 
@@ -421,9 +421,9 @@ class FakeResourceInspectingClient(FakeAsyncClient):
         apply_model_diff(self.requests, wanted, changes.requests_added, changes.requests_removed)
         apply_model_diff(self.sensors, described, changes.sensors_added, changes.sensors_removed)
         if changes:
-            await self._owner._apply_changes(changes)
+            await self._owner.apply_changes(changes)
         self.synced = True
-        self._owner._client_state("synced")
+        self._owner.state_changed("synced")
 
     async def _listing(self, request: str) -> list[list[str]]:
         _reply, informs = await self.future_request(Message.request(request))
@@ -454,7 +454,7 @@ def fake_KATCP_client_resource_factory(
 
     class FakeKATCPClientResource(KATCPClientResourceClass):
         def inspecting_client_factory(self, host: str, port: int, ioloop_set_to: Any) -> Any:
-            client = FakeResourceInspectingClient(host, port, owner=self)
+            client = FakeResourceInspectingClient(host, port, owner=self.inspecting_owner)
             client.set_ioloop(ioloop_set_to)
             self.fake_inspecting_client_manager = FakeInspectingClientManager(
                 _ResourceManagerTarget(client)
