@@ -20,7 +20,6 @@ import asyncio
 import inspect
 import logging
 import textwrap
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ from tornado.ioloop import IOLoop
 
 from .asyncutil import AsyncEvent
 from .compat import convert_method_name
+from .crossing import LoopBinding
 from .errors import FailReplyError, InvalidReply
 from .flags import ProtocolFlags
 from .kattypes import Int, return_reply
@@ -125,7 +125,7 @@ class FakeAsyncClient:
         self.client_connection = ClientConnectionTest()
         self.protocol_flags: ProtocolFlags | None = None
         self.ioloop: IOLoop | None = None
-        self.ioloop_thread_id: int | None = None
+        self._binding = LoopBinding()
         self._next_mid = 0
         self._events: dict[str, AsyncEvent] = {}
 
@@ -134,6 +134,11 @@ class FakeAsyncClient:
         if name not in self._events:
             self._events[name] = AsyncEvent(self.ioloop)
         return self._events[name]
+
+    @property
+    def ioloop_thread_id(self) -> int | None:
+        """``threading.get_ident()`` of the loop's thread once started (katcp-python's)."""
+        return self._binding.thread_id
 
     @property
     def bind_address(self) -> tuple[str, int]:
@@ -163,7 +168,8 @@ class FakeAsyncClient:
         """Start: connected at once, with protocol flags ``5.0-IM``."""
         if self.ioloop is None:
             self.set_ioloop()
-        self.ioloop_thread_id = threading.get_ident()
+        # Started on the loop's thread, as katcp-python's fake is.
+        self._binding.bind(getattr(self.ioloop, "asyncio_loop", None))
         self._event("stopped").clear()
         self._event("running").set()
         self._event("connected").set()

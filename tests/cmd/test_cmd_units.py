@@ -10,6 +10,7 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
 from katcpx.cmd._cli import main
+from katcpx.cmd._completion import KatcpCompleter
 from katcpx.cmd._connection import CmdError, looks_like_address, parse_address
 from katcpx.cmd._render import (
     SensorInfo,
@@ -18,7 +19,6 @@ from katcpx.cmd._render import (
     render_message,
     render_update,
 )
-from katcpx.cmd._shell import KatcpCompleter
 from katcpx.cmd._tools import request_name
 from katcpx.message import Message
 
