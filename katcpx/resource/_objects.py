@@ -8,7 +8,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from ..message import Message
 from ..sensor import Sensor, parse_timestamp
 from ._types import (
     KATCPReply,
@@ -504,8 +503,3 @@ def _make_parser(name: str, type_name: str, params: list[bytes]) -> Sensor:
         return Sensor(stype, "sensor", "", "", [])
     except (ValueError, TypeError):
         return Sensor(Sensor.STRING, "sensor", "", "", [])
-
-
-def build_request_message(name: str, args: Sequence[Any], mid: int | None) -> Message:
-    """The request message for ``?name args`` with an optional explicit id."""
-    return Message.request(name, *args, mid=mid)
