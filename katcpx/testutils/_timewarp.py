@@ -24,6 +24,7 @@ from tornado.ioloop import IOLoop
 from tornado.locks import Event
 
 from ..crossing import LoopBinding
+from ._helpers import request_handler
 
 __all__ = [
     "AsyncWaitingMock",
@@ -178,9 +179,11 @@ def handle_mock_req(dev: Any, req: Any) -> Any:
         Resolves with ``(reply_msg, inform_msgs)`` once the handler replied.
     """
     future = req.reply_and_inform_msgs_future
-    handler = dev._request_handlers[req.msg.name]
+    handler = request_handler(dev, req.msg.name)
+    if handler is None:
+        raise KeyError(f"{type(dev).__name__} has no handler for request {req.msg.name!r}")
     try:
-        result = handler(dev, req, req.msg)
+        result = handler(req, req.msg)
     except Exception as exc:
         reply = dev.create_exception_reply_and_log(req.msg, (type(exc), exc, exc.__traceback__))
         req.reply(*reply.arguments)
