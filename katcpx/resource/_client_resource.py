@@ -17,7 +17,7 @@ from ._inspecting import InspectingClient, InspectingOwner, ModelChanges
 from ._listing import list_sensors
 from ._model import ResourceModel
 from ._objects import KATCPRequest, KATCPSensor
-from ._sampling import SensorSamplingMixin, SensorsManager
+from ._sampling import SensorSamplingMixin
 from ._state import StateMachine
 from ._strategies import StrategyBook
 from ._types import (
@@ -395,7 +395,7 @@ class KATCPClientResource(SensorSamplingMixin):
         return None
 
     def _make_sensor(self, desc: dict[str, Any]) -> KATCPSensor:
-        return KATCPSensor(desc, SensorsManager(self))
+        return KATCPSensor(desc, _SensorsManager(self))
 
     def _sensor_status(self, msg: Message) -> None:
         self._model.sensor_status(msg, self._major_version)
@@ -533,3 +533,30 @@ async def _wait_bool(fut: Awaitable[bool]) -> bool:
         return await fut
     except SensorWaitTimeout:
         return False
+
+
+class _SensorsManager:
+    """What a resource hands its :class:`KATCPSensor` objects: katcp-python's sensor
+    manager contract, where ``set_sampling_strategy`` resolves with ``(success, info)``
+    (the resource's own method of that name resolves with a dict)."""
+
+    def __init__(self, resource: KATCPClientResource) -> None:
+        self._resource = resource
+
+    @property
+    def name(self) -> str:
+        return self._resource.name
+
+    def get_sampling_strategy(self, sensor_name: str) -> StrategyParams:
+        return self._resource.get_sampling_strategy(sensor_name)
+
+    def set_sampling_strategy(
+        self, sensor_name: str, strategy_and_params: Any
+    ) -> asyncio.Future[tuple[bool, Any]]:
+        return self._resource.set_sensor_sampling_strategy(sensor_name, strategy_and_params)
+
+    def drop_sampling_strategy(self, sensor_name: str) -> None:
+        self._resource.drop_sampling_strategy(sensor_name)
+
+    def poll_sensor(self, sensor_name: str) -> Awaitable[None]:
+        return self._resource.poll_sensor(sensor_name)

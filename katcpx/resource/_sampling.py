@@ -2,8 +2,7 @@
 
 :class:`SensorSamplingMixin` gives :class:`~katcpx.resource.KATCPClientResource`
 katcp-python's strategy and listener methods on top of its :class:`StrategyBook` (what is
-memorised and sent) and its :class:`ResourceModel` (the sensor objects);
-:class:`SensorsManager` is what the resource hands each of its sensors.
+memorised and sent) and its :class:`ResourceModel` (the sensor objects).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._anyloop import done_future
 from ._inspecting import InspectingClient
@@ -20,10 +19,7 @@ from ._objects import Listener
 from ._strategies import StrategyBook
 from ._types import StrategyParams, escape_name, normalize_strategy_parameters
 
-if TYPE_CHECKING:
-    from ._client_resource import KATCPClientResource
-
-__all__ = ["SensorSamplingMixin", "SensorsManager"]
+__all__ = ["SensorSamplingMixin"]
 
 
 class SensorSamplingMixin:
@@ -183,30 +179,3 @@ class SensorSamplingMixin:
 async def _echo_strategy(applying: Awaitable[dict[str, Any]], passed: Any) -> dict[str, Any]:
     """The results of `applying`, each replaced by the strategy `passed` (katcp-python's)."""
     return {ident: passed for ident in await applying}
-
-
-class SensorsManager:
-    """What a resource hands its :class:`KATCPSensor` objects: katcp-python's sensor
-    manager contract, where ``set_sampling_strategy`` resolves with ``(success, info)``
-    (the resource's own method of that name resolves with a dict)."""
-
-    def __init__(self, resource: KATCPClientResource) -> None:
-        self._resource = resource
-
-    @property
-    def name(self) -> str:
-        return self._resource.name
-
-    def get_sampling_strategy(self, sensor_name: str) -> StrategyParams:
-        return self._resource.get_sampling_strategy(sensor_name)
-
-    def set_sampling_strategy(
-        self, sensor_name: str, strategy_and_params: Any
-    ) -> asyncio.Future[tuple[bool, Any]]:
-        return self._resource.set_sensor_sampling_strategy(sensor_name, strategy_and_params)
-
-    def drop_sampling_strategy(self, sensor_name: str) -> None:
-        self._resource.drop_sampling_strategy(sensor_name)
-
-    def poll_sensor(self, sensor_name: str) -> Awaitable[None]:
-        return self._resource.poll_sensor(sensor_name)
