@@ -10,7 +10,7 @@ from ..compat import ensure_native_str
 from ..message import Message
 from ..sensor import Sensor
 from ._abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
-from ._client_resource import KATCPClientResource
+from ._client_resource import KATCPClientResource, ResourceParent
 from ._container import (
     ClientGroup,
     GroupRequest,
@@ -82,6 +82,7 @@ __all__ = [
     "apply_model_diff",
     "InspectingClient",
     "KATCPClientResource",
+    "ResourceParent",
     "KATCPReply",
     "KATCPRequest",
     "KATCPResourceError",
