@@ -35,6 +35,10 @@ from ._tools import Output, describe_failure, request_name
 
 __all__ = ["Shell", "run_shell"]
 
+#: The informs of a connection's greeting (``#version-connect``; KATCP v4's ``#version`` and
+#: ``#build-state``).
+GREETING_INFORMS = frozenset({"version-connect", "version", "build-state"})
+
 HELP = """\
 Type requests as on telnet: '?sensor-value cpu.temp' (the '?' is optional). Quote
 arguments that contain spaces ('?set-name "my device"'); katcp-cmd does the KATCP
@@ -89,6 +93,11 @@ class Shell:
         self._raw_in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_task: asyncio.Task[None] | None = None
+        # The first connection's greeting is shown once, by show_versions (interactive mode:
+        # the names it showed), and never in script output; connecting may return before
+        # all of it has arrived. Later connections' greetings print as they come.
+        self._first_connection = True
+        self._greeting_shown: set[str] | None = None
         client.on_inform = self._on_inform
         client.on_reply = self._on_reply
         if client.role is not None:
@@ -146,6 +155,7 @@ class Shell:
 
         They arrive while connecting, before the shell prints anything.
         """
+        self._greeting_shown = set(self.client.versions)
         for name, values in self.client.versions.items():
             if name in ("version", "build-state"):  # KATCP v4
                 self.show(Message.inform(name, *values), unsolicited=True)
@@ -174,7 +184,21 @@ class Shell:
                 "error",
             )
 
+    def _is_shown_greeting(self, msg: Message) -> bool:
+        """Whether `msg` belongs to the first connection's greeting, shown by
+        :meth:`show_versions` or not at all (script mode)."""
+        if msg.name not in GREETING_INFORMS or not self._first_connection:
+            return False
+        if self._greeting_shown is None:
+            return True
+        name = msg.name
+        if name == "version-connect":
+            name = decode(msg.arguments[0]) if msg.arguments else ""
+        return name in self._greeting_shown
+
     def _on_inform(self, msg: Message, unsolicited: bool) -> None:
+        if self._is_shown_greeting(msg):
+            return
         if msg.name == "interface-changed":
             self.schedule_refresh()
         if self._quiet[msg.name] and not unsolicited:
@@ -238,6 +262,7 @@ class Shell:
         client = self.client
         while True:
             await client.until_disconnected()
+            self._first_connection = False
             self.connected = False
             self._forget_raw(dict(self._raw_in_flight))  # their replies will never come
             self.note(f"connection to {self.address} lost; reconnecting...", "fail")
