@@ -64,7 +64,7 @@ from .kattypes import (
 from .kattypes.types import FLOAT_TS_KATCP_MAJOR
 from .message import Message
 from .parser import MessageParser
-from .resource._types import AttrDict, DefaultAttrDict
+from .resource import AttrDict, DefaultAttrDict
 from .sensor import Reading, Sensor
 from .server.metaclass import DeviceMetaclass, convert_method_name
 

@@ -11,7 +11,7 @@ registered; other requests reply ``ok``).
 :func:`fake_KATCP_client_resource_container_factory` make fake resources: real
 :class:`~katcpx.resource.KATCPClientResource` objects (or containers) whose inspecting client
 is a :class:`FakeResourceInspectingClient`, reporting to the resource through the
-:class:`~katcpx.resource.inspecting.InspectingOwner` interface as the real client does.
+:class:`~katcpx.resource.InspectingOwner` interface as the real client does.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import asyncio
 import inspect
 import logging
 import textwrap
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,16 +27,15 @@ from tornado.ioloop import IOLoop
 
 from .asyncutil import AsyncEvent, transform_future
 from .compat import convert_method_name
+from .crossing import LoopBinding
 from .errors import FailReplyError, InvalidReply
 from .flags import ProtocolFlags
 from .kattypes import Int, return_reply
 from .message import Message
-from .resource import escape_name
-from .resource._types import AttrDict
-from .resource.inspecting import InspectingOwner, ModelChanges, apply_model_diff
+from .resource import AttrDict, InspectingOwner, ModelChanges, apply_model_diff, escape_name
 from .sensor import Sensor
 from .server import ClientRequestConnection
-from .testutils.servers import ClientConnectionTest
+from .testutils import ClientConnectionTest
 
 __all__ = [
     "AttrDict",
@@ -127,7 +125,7 @@ class FakeAsyncClient:
         self.client_connection = ClientConnectionTest()
         self.protocol_flags: ProtocolFlags | None = None
         self.ioloop: IOLoop | None = None
-        self.ioloop_thread_id: int | None = None
+        self._binding = LoopBinding()
         self._next_mid = 0
         self._events: dict[str, AsyncEvent] = {}
 
@@ -136,6 +134,11 @@ class FakeAsyncClient:
         if name not in self._events:
             self._events[name] = AsyncEvent(self.ioloop)
         return self._events[name]
+
+    @property
+    def ioloop_thread_id(self) -> int | None:
+        """``threading.get_ident()`` of the loop's thread once started (katcp-python's)."""
+        return self._binding.thread_id
 
     @property
     def bind_address(self) -> tuple[str, int]:
@@ -165,7 +168,8 @@ class FakeAsyncClient:
         """Start: connected at once, with protocol flags ``5.0-IM``."""
         if self.ioloop is None:
             self.set_ioloop()
-        self.ioloop_thread_id = threading.get_ident()
+        # Started on the loop's thread, as katcp-python's fake is.
+        self._binding.bind(getattr(self.ioloop, "asyncio_loop", None))
         self._event("stopped").clear()
         self._event("running").set()
         self._event("connected").set()
@@ -389,14 +393,14 @@ class FakeResourceInspectingClient(FakeAsyncClient):
     def stop(self, timeout: float | None = None) -> None:
         super().stop(timeout)
         self.synced = False
-        self._owner._client_state("disconnected")
+        self._owner.state_changed("disconnected")
 
     def mark_interface_changed(self) -> None:
         """Re-sync the model from the registered sensors and handlers."""
         if not self.is_connected():
             return
         self.synced = False
-        self._owner._client_state("syncing")
+        self._owner.state_changed("syncing")
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.ensure_future(self._sync())
 
@@ -423,9 +427,9 @@ class FakeResourceInspectingClient(FakeAsyncClient):
         apply_model_diff(self.requests, wanted, changes.requests_added, changes.requests_removed)
         apply_model_diff(self.sensors, described, changes.sensors_added, changes.sensors_removed)
         if changes:
-            await self._owner._apply_changes(changes)
+            await self._owner.apply_changes(changes)
         self.synced = True
-        self._owner._client_state("synced")
+        self._owner.state_changed("synced")
 
     async def _listing(self, request: str) -> list[list[str]]:
         _reply, informs = await self.future_request(Message.request(request))
@@ -456,7 +460,7 @@ def fake_KATCP_client_resource_factory(
 
     class FakeKATCPClientResource(KATCPClientResourceClass):
         def inspecting_client_factory(self, host: str, port: int, ioloop_set_to: Any) -> Any:
-            client = FakeResourceInspectingClient(host, port, owner=self)
+            client = FakeResourceInspectingClient(host, port, owner=self.inspecting_owner)
             client.set_ioloop(ioloop_set_to)
             self.fake_inspecting_client_manager = FakeInspectingClientManager(
                 _ResourceManagerTarget(client)

@@ -11,9 +11,9 @@ from .inspecting import (
     InspectingClientStateType,
     RequestType,
     SyncError,
+    ic_logger,
 )
-from .inspecting.types import ic_logger
-from .resource._types import AttrDict
+from .resource import AttrDict
 
 #: katcp-python's private name for the inform-hook client, which its tests use.
 _InformHookDeviceClient = InformHookClient

@@ -1,7 +1,7 @@
 """katcp-python's ``katcp.ioloop_manager`` layout (a facade).
 
 :class:`IOLoopManager`, :class:`IOLoopThreadWrapper` and :class:`ThreadSafeMethodAttrWrapper`
-live in :mod:`katcpx.resource.threadsafe`; :class:`ObjectWrapper` in
+live in :mod:`katcpx.resource`; :class:`ObjectWrapper` in
 :mod:`katcpx.object_proxy`.
 """
 
@@ -20,7 +20,7 @@ from tornado.concurrent import Future as tornado_Future
 from tornado.platform.asyncio import AsyncIOLoop
 
 from .object_proxy import ObjectWrapper
-from .resource.threadsafe import IOLoopManager, IOLoopThreadWrapper, ThreadSafeMethodAttrWrapper
+from .resource import IOLoopManager, IOLoopThreadWrapper, ThreadSafeMethodAttrWrapper
 
 log = logging.getLogger("katcp.ioloop_manager")
 

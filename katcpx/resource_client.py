@@ -1,7 +1,7 @@
 """katcp-python's ``katcp.resource_client`` layout (a facade).
 
 The resource, container, group and thread-safe wrappers are :mod:`katcpx.resource`'s; the
-inspecting-client building blocks are in :mod:`katcpx.resource.inspecting_compat`; the
+inspecting-client building blocks are in :mod:`katcpx.inspecting`; the
 future helpers in :mod:`katcpx.asyncutil`.
 """
 
@@ -26,10 +26,19 @@ from .asyncutil import (
     until_any,
     until_some,
 )
+from .inspecting import (
+    KATCPClientResourceRequest,
+    KATCPClientResourceSensorsManager,
+    ReplyWrappedInspectingClientAsync,
+    list_sensors,
+    monitor_resource_sync_state,
+)
 from .message import Message
 from .resource import (
+    AttrDict,
     AttrMappingProxy,
     ClientGroup,
+    DefaultAttrDict,
     GroupRequest,
     GroupResults,
     IOLoopThreadWrapper,
@@ -43,14 +52,6 @@ from .resource import (
     ThreadSafeKATCPClientResourceWrapper,
     ThreadSafeKATCPSensorWrapper,
     ThreadSafeMethodAttrWrapper,
-)
-from .resource._types import AttrDict, DefaultAttrDict
-from .resource.inspecting_compat import (
-    KATCPClientResourceRequest,
-    KATCPClientResourceSensorsManager,
-    ReplyWrappedInspectingClientAsync,
-    list_sensors,
-    monitor_resource_sync_state,
 )
 
 #: katcp-python ran on Python 2 as well; katcpx does not.

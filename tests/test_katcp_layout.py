@@ -356,7 +356,7 @@ def test_modules_are_lazy_attributes_and_katcpx_alone_imports_no_tornado():
         "assert 'tornado' not in sys.modules, 'import katcpx imported tornado'\n"
         "assert katcp.core.Message is katcp.Message\n"
         "assert katcp.kattypes.request is not None\n"
-        "assert katcp.testutils.BlockingTestClient.__module__ == 'katcpx.testutils.client'\n"
+        "assert katcp.testutils.BlockingTestClient.__module__ == 'katcpx.testutils._client'\n"
         "assert katcp.inspecting_client.InspectingClientAsync is not None\n"
         "assert set(katcp.KATCP_MODULES) <= set(dir(katcp))\n"
     )

@@ -16,7 +16,7 @@ import pytest
 from server.helpers import ExampleServer, connect, running
 
 from katcpx.client import AsyncClient, BlockingClient, is_timeout_reply
-from katcpx.cmd.render import SensorUpdate
+from katcpx.cmd._render import SensorUpdate
 from katcpx.flags import ProtocolFlags
 from katcpx.message import Message
 from katcpx.peer_units import strategy_params_to_wire

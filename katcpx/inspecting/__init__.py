@@ -1,12 +1,21 @@
-"""katcp-python's inspecting client, katcpx's implementation (``katcpx.inspecting_client``)."""
+"""katcp-python's inspecting client, katcpx's implementation (``katcpx.inspecting_client``),
+and the parts of ``katcp.resource_client`` built on it (``katcpx.resource_client``)."""
 
-from .client import InspectingClientAsync
-from .types import (
+from ._client import InspectingClientAsync
+from ._resource_compat import (
+    KATCPClientResourceRequest,
+    KATCPClientResourceSensorsManager,
+    ReplyWrappedInspectingClientAsync,
+    list_sensors,
+    monitor_resource_sync_state,
+)
+from ._types import (
     ExponentialRandomBackoff,
     InformHookClient,
     InspectingClientStateType,
     RequestType,
     SyncError,
+    ic_logger,
 )
 
 __all__ = [
@@ -14,6 +23,12 @@ __all__ = [
     "InformHookClient",
     "InspectingClientAsync",
     "InspectingClientStateType",
+    "KATCPClientResourceRequest",
+    "KATCPClientResourceSensorsManager",
+    "ReplyWrappedInspectingClientAsync",
     "RequestType",
     "SyncError",
+    "ic_logger",
+    "list_sensors",
+    "monitor_resource_sync_state",
 ]

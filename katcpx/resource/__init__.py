@@ -9,30 +9,18 @@ from ..asyncutil import hashable_identity
 from ..compat import ensure_native_str
 from ..message import Message
 from ..sensor import Sensor
-from ._objects import KATCPRequest, KATCPSensor
-from ._types import (
-    AttrDict,
-    KATCPReply,
-    KATCPResourceError,
-    KATCPResourceInactive,
-    KATCPSensorError,
-    KATCPSensorReading,
-    SensorResultTuple,
-    SensorWaitTimeout,
-    escape_name,
-    normalize_strategy_parameters,
-)
-from .abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
-from .client_resource import KATCPClientResource
-from .container import (
+from ._abstract import KATCPDummyRequest, KATCPResource, KATCPSensorsManager
+from ._client_resource import KATCPClientResource, ResourceParent
+from ._container import (
     ClientGroup,
     GroupRequest,
     GroupResults,
     GroupWaitResults,
     KATCPClientResourceContainer,
 )
-from .inspecting import InspectingClient, ModelChanges
-from .threadsafe import (
+from ._inspecting import InspectingClient, InspectingOwner, ModelChanges, apply_model_diff
+from ._objects import KATCPRequest, KATCPSensor
+from ._threadsafe import (
     AttrMappingProxy,
     IOLoopManager,
     IOLoopThreadWrapper,
@@ -43,6 +31,19 @@ from .threadsafe import (
     ThreadSafeKATCPSensorWrapper,
     ThreadSafeMethodAttrWrapper,
     threadsafe_resource,
+)
+from ._types import (
+    AttrDict,
+    DefaultAttrDict,
+    KATCPReply,
+    KATCPResourceError,
+    KATCPResourceInactive,
+    KATCPSensorError,
+    KATCPSensorReading,
+    SensorResultTuple,
+    SensorWaitTimeout,
+    escape_name,
+    normalize_strategy_parameters,
 )
 
 #: katcp-python ran on Python 2 as well; katcpx does not.
@@ -76,8 +77,12 @@ __all__ = [
     "GroupWaitResults",
     "KATCPClientResourceContainer",
     "AttrDict",
+    "DefaultAttrDict",
+    "InspectingOwner",
+    "apply_model_diff",
     "InspectingClient",
     "KATCPClientResource",
+    "ResourceParent",
     "KATCPReply",
     "KATCPRequest",
     "KATCPResourceError",

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from .._compat import TIMEOUT_TEXT
-from ..message import Message
 from ..sensor import Sensor, parse_timestamp
 from ._types import (
     KATCPReply,
@@ -527,8 +526,3 @@ def _make_parser(name: str, type_name: str, params: list[bytes]) -> Sensor:
         return Sensor(stype, "sensor", "", "", [])
     except (ValueError, TypeError):
         return Sensor(Sensor.STRING, "sensor", "", "", [])
-
-
-def build_request_message(name: str, args: Sequence[Any], mid: int | None) -> Message:
-    """The request message for ``?name args`` with an optional explicit id."""
-    return Message.request(name, *args, mid=mid)

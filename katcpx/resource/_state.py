@@ -9,6 +9,7 @@ from typing import Any
 
 from .._anyloop import done_future, future_of
 from .._compat import wait_for
+from ..crossing import LoopBinding
 
 __all__ = ["StateMachine"]
 
@@ -23,7 +24,8 @@ class StateMachine:
 
     :meth:`set_state` runs on the owner's loop; a waiter awaiting from another loop (or
     from a thread without one, see :func:`~katcpx._anyloop.future_of`) is woken on its own
-    loop.
+    loop, through a :class:`~katcpx.crossing.LoopBinding` made on that loop when it began
+    waiting.
 
     Parameters
     ----------
@@ -38,7 +40,7 @@ class StateMachine:
         if initial not in self.states:
             raise ValueError(f"unknown state {initial!r}")
         self.state = initial
-        self._waiters: list[tuple[frozenset[str], asyncio.Future[bool]]] = []
+        self._waiters: list[tuple[frozenset[str], asyncio.Future[bool], LoopBinding]] = []
         # Waiters may be added from other loops' threads while set_state runs.
         self._lock = threading.Lock()
 
@@ -50,21 +52,13 @@ class StateMachine:
             self.state = state
             waiters, self._waiters = self._waiters, []
         keep = []
-        for wanted, fut in waiters:
+        for wanted, fut, binding in waiters:
             if fut.done():
                 continue
             if state in wanted:
-                loop = fut.get_loop()
-                try:
-                    same = asyncio.get_running_loop() is loop
-                except RuntimeError:
-                    same = False
-                if same:
-                    fut.set_result(True)
-                else:
-                    loop.call_soon_threadsafe(_resolve, fut)
+                binding.call_here_or_soon(_resolve, fut)
             else:
-                keep.append((wanted, fut))
+                keep.append((wanted, fut, binding))
         with self._lock:
             self._waiters = keep + self._waiters
 
@@ -89,13 +83,14 @@ class StateMachine:
         return future_of(lambda: self._until_in(wanted, timeout))
 
     def _until_in(self, wanted: frozenset[str], timeout: float | None) -> asyncio.Future[bool]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
+        binding = LoopBinding()
+        binding.bind()
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         with self._lock:
             if self.state in wanted:
                 fut.set_result(True)
                 return fut
-            self._waiters.append((wanted, fut))
+            self._waiters.append((wanted, fut, binding))
         if timeout is None:
             return fut
         return asyncio.ensure_future(wait_for(fut, timeout))

@@ -34,8 +34,8 @@ from ..message import Message
 from ..object_proxy import ObjectWrapper
 from ..sensor import Sensor
 from ..server import ClientConnection, DeviceServer
-from .client import BlockingTestClient, MessageRecorder
-from .helpers import (
+from ._client import BlockingTestClient, MessageRecorder
+from ._helpers import (
     AtomicIaddCallback,
     TestLogHandler,
     WaitingMock,
@@ -46,7 +46,7 @@ from .helpers import (
     start_thread_with_cleanup,
     suppress_queue_repeats,
 )
-from .sensors import (
+from ._sensors import (
     SensorComparisonMixin,
     SensorTransitionStatusWaiter,
     SensorTransitionWaiter,
@@ -54,14 +54,14 @@ from .sensors import (
     wait_sensor,
     wait_sensor_async,
 )
-from .servers import (
+from ._servers import (
     AsyncDeviceTestServer,
     ClientConnectionTest,
     DeviceTestSensor,
     DeviceTestServer,
     DeviceTestServerWithTimeoutHints,
 )
-from .timewarp import (
+from ._timewarp import (
     AsyncWaitingMock,
     TimewarpAsyncTestCase,
     TimewarpAsyncTestCaseTimeAdvancer,

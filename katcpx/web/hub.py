@@ -10,9 +10,7 @@ when the first arrives and one ``?sensor-sampling <name> none`` when the last le
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import ssl
 import time
 from collections.abc import Hashable, Iterable, Sequence
@@ -20,10 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._anyloop import future_of
-from ..client import is_timeout_reply
 from ..client_regex import ClientPattern, ClientRegexError, compile_client_regex
-from ..errors import RequestTimeout
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
+from ._devices import DeviceSpec, parse_device_spec
+from ._errors import (
+    BadFilter,
+    DeviceUnavailable,
+    HubError,
+    UnknownDevice,
+    UnknownRequest,
+    UnknownSensor,
+)
+from ._json import dumps, jsonable, sensor_meta
+from ._request_call import issue
 from .freshness import freshness
 from .ring import RingHistory
 from .sinks import SinkRegistry
@@ -42,128 +49,17 @@ __all__ = [
     "dumps",
     "jsonable",
     "parse_device_spec",
+    "sensor_meta",
 ]
 
 log = logging.getLogger("katcp.web")
 
 #: Sampling strategy of a subscription unless the hub is given another.
 DEFAULT_STRATEGY: tuple[str, ...] = ("event",)
-#: Text of the fail reply the client makes up when a request times out.
-#: Sensor types whose values the dashboard can plot.
-NUMERIC_TYPES = frozenset({"integer", "float", "timestamp"})
-
-
-@dataclass(frozen=True)
-class DeviceSpec:
-    """A KATCP device to serve.
-
-    Attributes
-    ----------
-    name
-        Name used in URLs and messages.
-    host, port
-        Address of the device's KATCP server.
-    description
-        Free text shown on the dashboard.
-    """
-
-    name: str
-    host: str
-    port: int
-    description: str = ""
-
-    @property
-    def address(self) -> str:
-        """``host:port``."""
-        return f"{self.host}:{self.port}"
-
-
-def parse_device_spec(text: str, description: str = "") -> DeviceSpec:
-    """Parse ``name=host:port``, ``host:port`` or ``:port`` (localhost).
-
-    Parameters
-    ----------
-    text
-        The device address, optionally prefixed with a name. Without a name the device is
-        named after its address.
-    description
-        Description of the device.
-
-    Raises
-    ------
-    ValueError
-        If `text` is not of that form.
-    """
-    name, sep, address = text.strip().partition("=")
-    if not sep:
-        name, address = "", name
-    elif not name.strip():
-        raise ValueError(f"device {text!r}: empty name before '=' (write name=host:port)")
-    host, colon, port_text = address.rpartition(":")
-    if not colon:
-        raise ValueError(f"device {text!r}: expected [name=]host:port")
-    host = host.strip().strip("[]") or "127.0.0.1"
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"device {text!r}: port {port_text!r} is not a number") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"device {text!r}: port {port} out of range")
-    name = name.strip() or f"{host}:{port}"
-    if "/" in name:
-        raise ValueError(f"device {text!r}: a name may not contain '/'")
-    return DeviceSpec(name, host, port, description)
 
 
 #: Seconds between looks at a disconnected device's link error.
 LINK_ERROR_CHECK = 0.5
-
-
-class HubError(Exception):
-    """A request the hub cannot serve; `code` and `http_status` say why.
-
-    Parameters
-    ----------
-    message
-        Human readable explanation.
-    """
-
-    code = "error"
-    http_status = 400
-
-
-class UnknownDevice(HubError):
-    """No device of that name is configured."""
-
-    code = "unknown_device"
-    http_status = 404
-
-
-class UnknownSensor(HubError):
-    """The device has no sensor of that name."""
-
-    code = "unknown_sensor"
-    http_status = 404
-
-
-class UnknownRequest(HubError):
-    """The device has no request of that name."""
-
-    code = "unknown_request"
-    http_status = 404
-
-
-class DeviceUnavailable(HubError):
-    """The device is not connected (or not yet synced)."""
-
-    code = "device_unavailable"
-    http_status = 503
-
-
-class BadFilter(HubError):
-    """A sensor filter that is not an acceptable regular expression."""
-
-    code = "bad_filter"
 
 
 class Sink(Protocol):
@@ -171,55 +67,6 @@ class Sink(Protocol):
 
     def push(self, text: str, key: Hashable | None = None) -> None:
         """Queue one JSON text; a newer text with the same non-None `key` may replace it."""
-
-
-def jsonable(value: Any) -> Any:
-    """Convert a sensor value or request argument to something :func:`json.dumps` accepts.
-
-    Non-finite floats become the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``
-    (which JavaScript's ``Number()`` parses back), since JSON has no literal for them.
-    """
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return jsonable(item())
-        except (TypeError, ValueError):
-            pass
-    enum_value = getattr(value, "value", None)
-    if isinstance(value, Hashable) and isinstance(enum_value, (str, int)):
-        return str(getattr(value, "name", enum_value)).lower()
-    return str(value)
-
-
-def dumps(obj: dict[str, Any]) -> str:
-    """Compact JSON of a message whose values went through :func:`jsonable`."""
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
-
-
-def sensor_meta(device: str, sensor: KATCPSensor) -> dict[str, Any]:
-    """The ``meta`` message of a sensor: its type, units, description and type params."""
-    return {
-        "type": "meta",
-        "device": device,
-        "sensor": sensor.name,
-        "sensor_type": sensor.type,
-        "units": sensor.units,
-        "description": sensor.description,
-        "params": [p.decode("utf-8", "replace") for p in sensor.formatted_params],
-        "numeric": sensor.type in NUMERIC_TYPES,
-    }
 
 
 def _has_reading(sensor: KATCPSensor) -> bool:
@@ -749,57 +596,7 @@ class DeviceHub(SinkRegistry):
         res = self.resource(device)
         if not res.is_connected():
             raise DeviceUnavailable(f"device {device!r} is {res.state}")
-        for arg in args:
-            if not (arg is None or isinstance(arg, (str, int, float, bool))):
-                raise HubError(f"request arguments must be scalars, not {type(arg).__name__}")
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise HubError("timeout must be a positive number")
-        if timeout is None:
-            hint = None if self.timeout_wins else obj.timeout_hint
-            timeout = hint or self.request_timeout
-        started = time.monotonic()
-        result: dict[str, Any] = {"device": device, "request": obj.name}
-        try:
-            reply = await asyncio.wait_for(
-                obj.issue_request(*args, timeout=float(timeout)), float(timeout) + 1.0
-            )
-        except (RequestTimeout, asyncio.TimeoutError):
-            result.update(
-                ok=False,
-                status="timeout",
-                reply=[],
-                informs=[],
-                error=_no_reply(timeout),
-            )
-        except Exception as exc:
-            result.update(ok=False, status="error", reply=[], informs=[], error=str(exc))
-        else:
-            arguments = [a.decode("utf-8", "replace") for a in reply.reply.arguments]
-            status = arguments[0] if arguments else "invalid"
-            result.update(
-                ok=status == "ok",
-                status=status if status in ("ok", "fail") else "invalid",
-                reply=arguments[1:],
-                informs=[
-                    [a.decode("utf-8", "replace") for a in m.arguments] for m in reply.informs
-                ],
-            )
-            if status != "ok":
-                result["error"] = " ".join(arguments[1:]) or status
-                # The client turns a timeout into a local fail reply, as katcp-python does.
-                if is_timeout_reply(reply.reply):
-                    result["status"] = "timeout"
-                    result["error"] = _no_reply(timeout)
-        result["elapsed"] = round(time.monotonic() - started, 6)
-        return result
-
-
-def _no_reply(timeout: float) -> str:
-    """The error of a request that got no reply within `timeout` seconds, with the fix."""
-    return (
-        f"no reply within {float(timeout):g} s; the request may still be running on the "
-        'device: give a larger "timeout" (seconds)'
-    )
+        return await issue(device, obj, args, timeout, self.request_timeout, not self.timeout_wins)
 
 
 def _compile(pattern: str) -> ClientPattern:

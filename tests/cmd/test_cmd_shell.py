@@ -138,6 +138,9 @@ def test_reconnect_after_server_restart(own_device: Device, history: Path) -> No
         proc.send("watchdog\r")
         proc.expect("-- \\?watchdog: connection lost: Not connected")
         own_device.start()  # same port
+        # A new connection's greeting prints as it arrives (the first one's is shown once,
+        # at the start).
+        proc.expect(r"#version-connect katcp-protocol \S+\r+\n")
         proc.expect("-- reconnected to 127.0.0.1:")
         # The watch is restored on the new connection.
         proc.expect(r"#sensor-status \S+ 1 cpu.temp unknown 42.5\r+\n")
@@ -163,3 +166,18 @@ def test_piped_stdin_runs_lines_in_order(device: Device) -> None:
     proc.expect(pexpect.EOF)
     lines = proc.before.splitlines()
     assert lines == ["!echo ok one", '!broken fail "it is broken"', "!echo ok two", "EXIT=1"]
+
+
+def test_first_greeting_shown_once(own_device: Device, history: Path) -> None:
+    # The first connection's greeting is printed once, when the prompt starts; a greeting
+    # inform of a name already shown is not printed again, whenever it arrives (connecting
+    # may finish before the whole greeting is in: script output never shows it).
+    proc = spawn_shell(own_device.address, history)
+    try:
+        own_device.command("inform version-connect katcp-protocol 5.0-again")
+        own_device.command("inform hello-there after the greeting")
+        proc.expect("#hello-there after the greeting\r+\n")
+        assert "5.0-again" not in proc.before
+        quit_shell(proc)
+    finally:
+        proc.close(force=True)

@@ -9,17 +9,17 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from katcpx.cmd.cli import main
-from katcpx.cmd.connection import CmdError, looks_like_address, parse_address
-from katcpx.cmd.render import (
+from katcpx.cmd._cli import main
+from katcpx.cmd._completion import KatcpCompleter
+from katcpx.cmd._connection import CmdError, looks_like_address, parse_address
+from katcpx.cmd._render import (
     SensorInfo,
     SensorUpdate,
     quote_argument,
     render_message,
     render_update,
 )
-from katcpx.cmd.shell import KatcpCompleter
-from katcpx.cmd.tools import request_name
+from katcpx.cmd._tools import request_name
 from katcpx.message import Message
 
 

@@ -114,7 +114,7 @@ def test_error_tells_fix_closed_stdout_is_quiet() -> None:
     # Every tool's entry point is wrapped the same way.
     from katcpx_devices.sim import main as sim_main
 
-    from katcpx.cmd.cli import main as cmd_main
+    from katcpx.cmd._cli import main as cmd_main
     from katcpx.gateway.cli import main as gateway_main
     from katcpx.metrics.exporter import main as exporter_main
     from katcpx.web.cli import main as web_main
@@ -138,7 +138,7 @@ def test_error_tells_fix_sim_port_option_for_device() -> None:
 
 
 def test_error_tells_fix_cmd_port_not_a_number(capsys: pytest.CaptureFixture[str]) -> None:
-    from katcpx.cmd.cli import main
+    from katcpx.cmd._cli import main
 
     assert main(["nohost:abc", "watchdog"]) == 2
     assert main(["get", "nohost:", "temperature"]) == 2
@@ -149,7 +149,7 @@ def test_error_tells_fix_cmd_port_not_a_number(capsys: pytest.CaptureFixture[str
 
 
 def test_error_tells_fix_cmd_timeout_says_request_may_still_run() -> None:
-    from katcpx.cmd.connection import CmdClient, seconds
+    from katcpx.cmd._connection import CmdClient, seconds
 
     assert (seconds(1.0), seconds(0.5), seconds(300)) == ("1 s", "0.5 s", "300 s")
     client = CmdClient("127.0.0.1", 1, timeout=5.0)

@@ -127,7 +127,7 @@ def test_shell_offers_to_wait_without_server(tmp_path: Path) -> None:
 async def test_shell_wait_says_connection_refused() -> None:
     """A server still starting: say its refusal, not the silence of the one now listening."""
     from katcpx.client import AsyncClient
-    from katcpx.cmd.connection import tcp_failure
+    from katcpx.cmd._connection import tcp_failure
 
     port = free_port()
     client = AsyncClient("127.0.0.1", port, auto_reconnect=False)

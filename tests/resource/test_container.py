@@ -169,3 +169,28 @@ async def test_children_reconnect_jittered_after_restart(antenna):
     finally:
         c.stop()
         await asyncio.gather(*c.until_stopped(timeout=T).values())
+
+
+async def test_container_filter_samples_a_sensor_that_appears_later(array):
+    # The container's filter is on <child>_<sensor>; the child asks its parent
+    # (child_sensors_changed) for the strategies of sensors it has just learnt of.
+    await array.set_sampling_strategies("^m000_late_", "event")
+    reply = await array.req.m000_add_sensor("late.one", 7)
+    assert reply
+    await array.until_synced(timeout=T)
+    child = array.children.m000
+    assert child.get_sampling_strategy("late_one") == ("event",)
+    assert child.sensor.late_one.sampling_strategy == ("event",)
+    # The strategy was sent: the reading arrives without being polled.
+    assert await child.sensor.late_one.wait(7, timeout=T)
+    assert array.children.m001.get_sampling_strategy("late_one") == ("none",)
+
+
+async def test_resource_apply_sampling_strategy_reports_each_sensor(array):
+    child = array.children.m001  # katcpx server with flag B: one bulk request
+    results = await child.apply_sampling_strategy(["pos.az", "temp", "no.such"], "event")
+    assert results == {"pos_az": ("event",), "temp": ("event",)}  # unknown: not sent
+    assert child.sensor.temp.sampling_strategy == ("event",)
+    assert child.get_sampling_strategy("no_such") == ("event",)  # memorised for later
+    results = await child.apply_sampling_strategy(["temp"], ("period", -1))
+    assert isinstance(results["temp"], str)  # the server's refusal text

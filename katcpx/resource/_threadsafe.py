@@ -28,9 +28,10 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.platform.asyncio import AsyncIOLoop
 
+from ..crossing import LoopBinding
+from ._client_resource import KATCPClientResource
+from ._container import ClientGroup, KATCPClientResourceContainer
 from ._objects import KATCPRequest, KATCPSensor
-from .client_resource import KATCPClientResource
-from .container import ClientGroup, KATCPClientResourceContainer
 
 __all__ = [
     "AttrMappingProxy",
@@ -181,11 +182,10 @@ class IOLoopThreadWrapper:
 
     def __init__(self, ioloop: IOLoop | None = None) -> None:
         self.ioloop = ioloop if ioloop is not None else IOLoop.current()
-        self._thread_id: int | None = None
-        self.ioloop.add_callback(self._install)
-
-    def _install(self) -> None:
-        self._thread_id = threading.get_ident()
+        # Bound once the loop runs; until then no thread is the loop's, and hand-offs queue
+        # on the IOLoop (add_callback) so calls made before it starts are kept.
+        self._binding = LoopBinding()
+        self.ioloop.add_callback(self._binding.bind)
 
     def call_in_ioloop(
         self,
@@ -208,7 +208,7 @@ class IOLoopThreadWrapper:
             own ``fail`` reply. An exception of ``fn`` itself (a ``TimeoutError`` too) is
             raised unchanged.
         """
-        if threading.get_ident() == self._thread_id:
+        if self._binding.on_loop():
             raise RuntimeError("Cannot call a thread-wrapped object from the ioloop")
         timeout = timeout or self.default_timeout  # 0 too means the default, as katcp-python
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()

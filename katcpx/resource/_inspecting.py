@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ..client import AsyncClient
 from ..errors import RequestFailed
@@ -91,17 +92,18 @@ class ModelChanges:
         )
 
 
-class InspectingOwner(Protocol):
-    """What the inspecting client reports to (a :class:`KATCPClientResource`)."""
+@dataclass(frozen=True)
+class InspectingOwner:
+    """What the inspecting client reports to (a resource's
+    :attr:`~katcpx.resource.KATCPClientResource.inspecting_owner`); each is called on the
+    client's loop."""
 
-    def _client_state(self, state: str) -> None:
-        """The sync state changed: ``"disconnected"``, ``"syncing"`` or ``"synced"``."""
-
-    async def _apply_changes(self, changes: ModelChanges) -> None:
-        """Apply a sync's findings (awaited before the state becomes ``"synced"``)."""
-
-    def _sensor_status(self, msg: Message) -> None:
-        """A ``#sensor-status`` inform arrived."""
+    #: The sync state changed: ``"disconnected"``, ``"syncing"`` or ``"synced"``.
+    state_changed: Callable[[str], None]
+    #: Apply a sync's findings (awaited before the state becomes ``"synced"``).
+    apply_changes: Callable[[ModelChanges], Awaitable[None]]
+    #: A ``#sensor-status`` inform arrived.
+    sensor_status: Callable[[Message], None]
 
 
 @dataclass
@@ -193,7 +195,7 @@ class InspectingClient(AsyncClient):
             self._worker = asyncio.ensure_future(self._sync_worker(new_connection=True))
         else:
             self._pending = _Pending()
-            self._owner._client_state("disconnected")
+            self._owner.state_changed("disconnected")
 
     def _client_stopped(self) -> None:
         super()._client_stopped()
@@ -205,7 +207,7 @@ class InspectingClient(AsyncClient):
 
     def inform_sensor_status(self, msg: Message) -> None:
         """Pass ``#sensor-status`` to the owner."""
-        self._owner._sensor_status(msg)
+        self._owner.sensor_status(msg)
 
     def inform_interface_changed(self, msg: Message) -> None:
         """Queue an incremental re-sync for ``#interface-changed`` (any of its forms)."""
@@ -237,7 +239,7 @@ class InspectingClient(AsyncClient):
             # Report "syncing" at once, so that a caller whose request changed the interface
             # (the inform precedes the reply) can await until_synced() for the new model.
             self._synced = False
-            self._owner._client_state("syncing")
+            self._owner.state_changed("syncing")
         if self._worker is None or self._worker.done():
             self._worker = asyncio.ensure_future(self._sync_worker(new_connection=False))
 
@@ -249,7 +251,7 @@ class InspectingClient(AsyncClient):
                 # Connected: "syncing" at once, as katcp-python's inspecting client reports
                 # connected-not-synced before the device has said anything; a silent device
                 # so shows as connected rather than disconnected.
-                self._owner._client_state("syncing")
+                self._owner.state_changed("syncing")
                 try:
                     await self.until_ready(self.PROTOCOL_TIMEOUT)
                 except asyncio.TimeoutError:
@@ -259,7 +261,7 @@ class InspectingClient(AsyncClient):
                     )
             if self._synced:
                 self._synced = False
-                self._owner._client_state("syncing")
+                self._owner.state_changed("syncing")
             while self._pending or new_connection:
                 pending, self._pending = self._pending, _Pending()
                 try:
@@ -283,9 +285,9 @@ class InspectingClient(AsyncClient):
                 changes.new_connection = new_connection
                 new_connection = False
                 if changes:
-                    await self._owner._apply_changes(changes)
+                    await self._owner.apply_changes(changes)
             self._synced = True
-            self._owner._client_state("synced")
+            self._owner.state_changed("synced")
         except asyncio.CancelledError:
             raise
         except RequestFailed as exc:

@@ -17,16 +17,16 @@ from typing import Any
 
 from ..closed_stdout import quiet_on_closed_stdout
 from ..tls import add_tls_arguments, client_context_from_args
-from .connection import (
+from ._connection import (
     EXIT_ERROR,
     CmdError,
     bad_port_message,
     looks_like_address,
     parse_address,
 )
-from .grammar import arrange
-from .render import color_enabled
-from .tools import Output, get, list_, monitor, one_shot
+from ._grammar import arrange
+from ._render import color_enabled
+from ._tools import Output, get, list_, monitor, one_shot
 
 __all__ = ["main"]
 
@@ -286,7 +286,7 @@ def _dispatch(argv: list[str]) -> int:
                 **_timeouts(opts),
             )
         )
-    from .shell import run_shell  # prompt_toolkit is only needed here
+    from ._shell import run_shell  # prompt_toolkit is only needed here
 
     return _run(
         run_shell(

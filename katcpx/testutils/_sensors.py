@@ -9,7 +9,7 @@ from typing import Any
 
 from ..message import Message
 from ..sensor import Reading, Sensor
-from .helpers import add_mid_to_msg_str, suppress_queue_repeats
+from ._helpers import add_mid_to_msg_str, suppress_queue_repeats
 
 __all__ = [
     "SensorComparisonMixin",

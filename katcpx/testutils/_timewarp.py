@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from threading import get_ident
 from typing import Any
 from unittest import mock
 
@@ -23,6 +22,9 @@ from tornado.concurrent import Future as tornado_Future
 from tornado.concurrent import chain_future
 from tornado.ioloop import IOLoop
 from tornado.locks import Event
+
+from ..crossing import LoopBinding
+from ._helpers import request_handler
 
 __all__ = [
     "AsyncWaitingMock",
@@ -59,11 +61,14 @@ class TimewarpAsyncTestCase(tornado.testing.AsyncTestCase):
         # tornado's IOLoop.time() is time.time(), not its asyncio loop's clock: warp both.
         ioloop.time = lambda: self.ioloop_time
 
-        def remember_thread() -> None:
-            self.ioloop_thread_id = get_ident()
-
-        ioloop.add_callback(remember_thread)
+        self._loop_binding = LoopBinding()
+        ioloop.add_callback(self._loop_binding.bind)
         return ioloop
+
+    @property
+    def ioloop_thread_id(self) -> int | None:
+        """``threading.get_ident()`` of the loop's thread once it runs (katcp-python's)."""
+        return self._loop_binding.thread_id
 
     def wake_ioloop(self) -> Any:
         """Return a future that resolves on the loop's next turn (so due timers run)."""
@@ -174,9 +179,11 @@ def handle_mock_req(dev: Any, req: Any) -> Any:
         Resolves with ``(reply_msg, inform_msgs)`` once the handler replied.
     """
     future = req.reply_and_inform_msgs_future
-    handler = dev._request_handlers[req.msg.name]
+    handler = request_handler(dev, req.msg.name)
+    if handler is None:
+        raise KeyError(f"{type(dev).__name__} has no handler for request {req.msg.name!r}")
     try:
-        result = handler(dev, req, req.msg)
+        result = handler(req, req.msg)
     except Exception as exc:
         reply = dev.create_exception_reply_and_log(req.msg, (type(exc), exc, exc.__traceback__))
         req.reply(*reply.arguments)

@@ -14,6 +14,7 @@ from typing import Any
 from tornado import gen
 
 from ..asyncutil import AsyncEvent
+from ..crossing import LoopBinding
 from ..errors import FailReply
 from ..flags import ProtocolFlags
 from ..kattypes import (
@@ -109,6 +110,8 @@ class DeviceTestServer(DeviceServer):
         self.restart_queue: queue.Queue[Any] = queue.Queue()
         self.set_restart_queue(self.restart_queue)
         self._slow_futures: dict[Any, asyncio.Future[Any]] = {}
+        # The slow command's handler runs in the handler thread: it hands its wait over.
+        self._loop_binding = LoopBinding()
         self._cnt_futures: set[tuple[int, Any]] = set()
         self.proceed_on_client_connect = _LazyEvent()
 
@@ -194,7 +197,9 @@ class DeviceTestServer(DeviceServer):
         if req.client_connection in self._slow_futures:
             raise FailReply("A slow command is already running for this connection")
         wait_time = float(msg.arguments[0])
-        loop = self._server_loop()
+        loop = self._loop_binding.loop
+        if loop is None:
+            raise FailReply("The server is not running")
         fut = self._slow_futures[req.client_connection] = loop.create_future()
 
         async def wait_then_reply() -> None:
@@ -206,14 +211,14 @@ class DeviceTestServer(DeviceServer):
                 self._slow_futures.pop(req.client_connection, None)
             req.reply("ok")
 
-        loop.call_soon_threadsafe(lambda: loop.create_task(wait_then_reply()))
+        self._loop_binding.call(lambda: loop.create_task(wait_then_reply()))
         raise _async_reply()
 
     def request_cancel_slow_command(self, req: Any, msg: Message) -> Message:
         """Cancel slow command request, resulting in it replying immediately."""
         fut = self._slow_futures.pop(req.client_connection, None)
         if fut is not None and not fut.done():
-            fut.get_loop().call_soon_threadsafe(_resolve, fut)
+            self._loop_binding.call_here_or_soon(_resolve, fut)
         return req.make_reply("ok")
 
     @request(Str(), Float(), Int(), Bool())
@@ -279,9 +284,13 @@ class DeviceTestServer(DeviceServer):
                 if not fut.done():
                     fut.set_result(self._test_msgs)
 
-    def _server_loop(self) -> asyncio.AbstractEventLoop:
-        loop = self.ioloop.asyncio_loop  # type: ignore[union-attr]
-        return loop
+    def on_server_start(self) -> None:
+        super().on_server_start()
+        self._loop_binding.bind()
+
+    def on_server_stop(self) -> None:
+        self._loop_binding.unbind()
+        super().on_server_stop()
 
     def stop(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]  # katcp-python
         """Stop as the server does, releasing any ``?slow-command`` first.
@@ -291,10 +300,8 @@ class DeviceTestServer(DeviceServer):
         """
         for fut in list(self._slow_futures.values()):
             if not fut.done():
-                try:
-                    fut.get_loop().call_soon_threadsafe(_resolve, fut)
-                except RuntimeError:  # the loop is already closed
-                    pass
+                # Dropped when the loop has stopped already: the wait went with it.
+                self._loop_binding.call_here_or_soon(_resolve, fut)
         super().stop(*args, **kwargs)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from tornado.ioloop import IOLoop
 
 from .._anyloop import until_futures
+from ._client_resource import KATCPClientResource
+from ._listing import list_sensors
 from ._objects import KATCPSensor, Listener
 from ._types import (
     AttrDict,
@@ -20,7 +22,6 @@ from ._types import (
     escape_name,
     normalize_strategy_parameters,
 )
-from .client_resource import KATCPClientResource, list_sensors
 
 __all__ = [
     "ClientGroup",
@@ -376,25 +377,37 @@ class KATCPClientResourceContainer:
         child.start()
         return child
 
-    # -- callbacks from children -----------------------------------------------------------
+    # -- what children report (the ResourceParent interface) ------------------------------
 
-    def _child_requests_changed(self, child: KATCPClientResource) -> None:
+    def child_requests_changed(self, child: KATCPClientResource) -> None:
+        """A child's exposed requests changed: rebuild :attr:`req` and its groups' ``req``."""
         self._req = None
         for group in dict.values(self._groups):
             if child in group.clients:
                 group.client_updated(child)
 
-    def _child_sensors_changed(self, child: KATCPClientResource, added: Sequence[str] = ()) -> None:
+    def child_sensors_changed(
+        self, child: KATCPClientResource, added: Sequence[str] = ()
+    ) -> dict[str, tuple[str, ...]]:
+        """A child's sensors changed: rebuild :attr:`sensor`.
+
+        Returns
+        -------
+        dict
+            The strategies this container's :meth:`set_sampling_strategies` filters give
+            the `added` sensors (child identifiers) that have none yet.
+        """
         self._sensor = None
         prefix = escape_name(child.name) + "_"
+        wanted: dict[str, tuple[str, ...]] = {}
         for ident in added:
             if child.get_sampling_strategy(ident) != ("none",):
                 continue
             for pattern, strategy in self._strategy_filters:
                 if pattern.search(prefix + ident):
-                    # Cached before the child applies its strategies for the new sensors.
-                    child._strategy_cache[ident] = strategy
+                    wanted[ident] = strategy
                     break
+        return wanted
 
     # -- life cycle and state --------------------------------------------------------------
 
@@ -540,12 +553,10 @@ class KATCPClientResourceContainer:
     def _set_on_children(
         self, by_child: dict[str, list[str]], strategy: tuple[str, ...]
     ) -> asyncio.Future[dict[str, dict[str, Any]]]:
-        jobs: dict[str, Awaitable[dict[str, Any]]] = {}
-        for child_name, idents in by_child.items():
-            child = self._children[child_name]
-            for ident in idents:
-                child._strategy_cache[ident] = strategy
-            jobs[child_name] = child._apply_strategies(idents)
+        jobs: dict[str, Awaitable[dict[str, Any]]] = {
+            child_name: self._children[child_name].apply_sampling_strategy(idents, strategy)
+            for child_name, idents in by_child.items()
+        }
         return _gather_dict(jobs)
 
     def set_sensor_listener(

@@ -10,19 +10,15 @@ executed one after the other instead (``echo '?help' | katcp-cmd HOST:PORT``).
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import ssl
 import sys
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.history import History
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from ..client import KatcpClientDisconnected
@@ -30,27 +26,18 @@ from ..errors import FailReplyError, InvalidReply, KatcpSyntaxError, RequestFail
 from ..message import Message
 from ..parser import MessageParser
 from ..peer_units import strategy_params_to_wire
-from .advice import regex_problem, unknown_strategy
-from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
-from .render import color_enabled, decode, paint, render_message
-from .shell_notes import offer_to_wait, stop_requests
-from .tools import Output, describe_failure, request_name
+from ._advice import regex_problem, unknown_strategy
+from ._completion import LOCAL_COMMANDS, KatcpCompleter, history_path, open_history
+from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
+from ._render import color_enabled, decode, paint, render_message
+from ._shell_notes import offer_to_wait, stop_requests
+from ._tools import Output, describe_failure, request_name
 
-__all__ = ["KatcpCompleter", "Shell", "history_path", "run_shell"]
+__all__ = ["Shell", "run_shell"]
 
-#: Requests whose first argument is a sensor name.
-SENSOR_REQUESTS = frozenset({"sensor-value", "sensor-list", "sensor-sampling"})
-STRATEGIES = ("auto", "event", "period", "differential", "event-rate", "differential-rate", "none")
-
-LOCAL_COMMANDS = {
-    "/help": "show this help",
-    "/watch": "SENSOR... [PERIOD]: print updates (event strategy, or period PERIOD); "
-    "a /regex/ names every sensor it matches",
-    "/unwatch": "[SENSOR...]: stop watching (all when no sensor is named)",
-    "/strategy": "SENSOR STRATEGY [PARAM...]: set a sampling strategy",
-    "/raw": "toggle raw mode: type and see the escaped wire format",
-    "/quit": "leave (also /exit or Ctrl-D)",
-}
+#: The informs of a connection's greeting (``#version-connect``; KATCP v4's ``#version`` and
+#: ``#build-state``).
+GREETING_INFORMS = frozenset({"version-connect", "version", "build-state"})
 
 HELP = """\
 Type requests as on telnet: '?sensor-value cpu.temp' (the '?' is optional). Quote
@@ -58,60 +45,6 @@ arguments that contain spaces ('?set-name "my device"'); katcp-cmd does the KATC
 escaping. Tab completes request and sensor names. ?help lists the server's requests.
 Local commands:
 """
-
-
-def history_path(option: str | None = None) -> str:
-    """The history file: `option`, else ``$KATCP_CMD_HISTORY``, else ``~/.katcp_cmd_history``."""
-    return (
-        option or os.environ.get("KATCP_CMD_HISTORY") or os.path.expanduser("~/.katcp_cmd_history")
-    )
-
-
-class KatcpCompleter(Completer):
-    """Completes request names, local commands, sensor names and strategy names.
-
-    Parameters
-    ----------
-    shell
-        The shell whose :attr:`Shell.requests` and :attr:`Shell.sensors` to offer.
-    """
-
-    def __init__(self, shell: Shell) -> None:
-        self.shell = shell
-
-    def get_completions(
-        self, document: Document, complete_event: CompleteEvent
-    ) -> Iterable[Completion]:
-        """Yield the completions of the word before the cursor."""
-        text = document.text_before_cursor
-        words = text.split()
-        if not words or text[-1].isspace():
-            words.append("")
-        current, index = words[-1], len(words) - 1
-        if index == 0:
-            if current.startswith("/"):
-                yield from _matches(current, LOCAL_COMMANDS)
-            else:
-                word = current[1:] if current.startswith("?") else current
-                yield from _matches(word, self.shell.requests)
-            return
-        first = words[0].lstrip("?")
-        sensors = self.shell.sensors
-        if first in ("/watch", "/unwatch") or (index == 1 and first in SENSOR_REQUESTS):
-            yield from _matches(current, sensors)
-        elif first == "/strategy" and index == 1:
-            yield from _matches(current, sensors)
-        elif index == 2 and first in ("/strategy", "sensor-sampling"):
-            yield from _matches(current, dict.fromkeys(STRATEGIES, ""))
-
-
-def _matches(word: str, names: dict[str, str]) -> Iterable[Completion]:
-    # The space ends the word, as a shell's completion does: the next word can follow.
-    for name in sorted(names):
-        if name.startswith(word):
-            yield Completion(
-                name + " ", start_position=-len(word), display=name, display_meta=names[name]
-            )
 
 
 class Shell:
@@ -160,6 +93,11 @@ class Shell:
         self._raw_in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_task: asyncio.Task[None] | None = None
+        # The first connection's greeting is shown once, by show_versions (interactive mode:
+        # the names it showed), and never in script output; connecting may return before
+        # all of it has arrived. Later connections' greetings print as they come.
+        self._first_connection = True
+        self._greeting_shown: set[str] | None = None
         client.on_inform = self._on_inform
         client.on_reply = self._on_reply
         if client.role is not None:
@@ -217,6 +155,7 @@ class Shell:
 
         They arrive while connecting, before the shell prints anything.
         """
+        self._greeting_shown = set(self.client.versions)
         for name, values in self.client.versions.items():
             if name in ("version", "build-state"):  # KATCP v4
                 self.show(Message.inform(name, *values), unsolicited=True)
@@ -245,7 +184,21 @@ class Shell:
                 "error",
             )
 
+    def _is_shown_greeting(self, msg: Message) -> bool:
+        """Whether `msg` belongs to the first connection's greeting, shown by
+        :meth:`show_versions` or not at all (script mode)."""
+        if msg.name not in GREETING_INFORMS or not self._first_connection:
+            return False
+        if self._greeting_shown is None:
+            return True
+        name = msg.name
+        if name == "version-connect":
+            name = decode(msg.arguments[0]) if msg.arguments else ""
+        return name in self._greeting_shown
+
     def _on_inform(self, msg: Message, unsolicited: bool) -> None:
+        if self._is_shown_greeting(msg):
+            return
         if msg.name == "interface-changed":
             self.schedule_refresh()
         if self._quiet[msg.name] and not unsolicited:
@@ -309,6 +262,7 @@ class Shell:
         client = self.client
         while True:
             await client.until_disconnected()
+            self._first_connection = False
             self.connected = False
             self._forget_raw(dict(self._raw_in_flight))  # their replies will never come
             self.note(f"connection to {self.address} lost; reconnecting...", "fail")
@@ -561,16 +515,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _open_history(path: str) -> History:
-    try:
-        with open(path, "a"):
-            pass
-    except OSError as exc:
-        print(f"katcp-cmd: history not saved: {path}: {exc.strerror}", file=sys.stderr)
-        return InMemoryHistory()
-    return FileHistory(path)
-
-
 async def run_shell(
     address: tuple[str, int],
     *,
@@ -614,7 +558,7 @@ async def run_shell(
     )
     try:
         if interactive:
-            return await shell.interact(_open_history(history_path(history)))
+            return await shell.interact(open_history(history_path(history)))
         return await shell.script()
     finally:
         await shell.close()

@@ -11,7 +11,7 @@ from typing import Any
 from ..client import BlockingClient
 from ..message import Message
 from ..sensor import Sensor
-from .helpers import list_to_native_strings
+from ._helpers import list_to_native_strings, request_names
 
 __all__ = ["BlockingTestClient", "MessageRecorder"]
 
@@ -404,7 +404,7 @@ class BlockingTestClient(BlockingClient):
         got = {entry(*m.arguments[:2]) for m in informs}
         want = {entry(*e) if with_desc else entry(e) for e in expected_list}
         if exclude_defaults:
-            defaults = set(DeviceServer._request_handlers)
+            defaults = request_names(DeviceServer)
             got = {g for g in got if (g[0] if with_desc else g) not in defaults}
         self.test.assertEqual(
             got,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
+from ..compat import convert_method_name
 from ..message import Message
 from ..object_proxy import ObjectWrapper
 
@@ -23,6 +24,8 @@ __all__ = [
     "counting_callback",
     "list_to_native_strings",
     "mock_req",
+    "request_handler",
+    "request_names",
     "start_thread_with_cleanup",
     "suppress_queue_repeats",
 ]
@@ -248,3 +251,28 @@ def mock_req(req_name: str, *args: Any, **kwargs: Any) -> WaitingMock:
     req.reply.side_effect = reply
     req.inform.side_effect = lambda *a: req.inform_msgs.append(Message.reply_inform(req.msg, *a))
     return req
+
+
+def request_handler(server: Any, name: str) -> Callable[..., Any] | None:
+    """The ``request_*`` method of `server` (a device server or its class) handling request
+    `name`, as its class serves it, or None.
+
+    katcp-python's test utilities read the handler table directly; this asks the public
+    surface instead: the method by its name, and the class's ``check_protocol`` (handlers
+    the server's protocol version leaves out are not served).
+    """
+    handler = getattr(server, "request_" + name.replace("-", "_"), None)
+    cls: Any = server if isinstance(server, type) else type(server)
+    if not callable(handler) or not cls.check_protocol(handler):
+        return None
+    return handler
+
+
+def request_names(server_class: type) -> set[str]:
+    """Names of the requests `server_class` serves from its ``request_*`` methods."""
+    return {
+        convert_method_name("request_", attr)
+        for attr in dir(server_class)
+        if attr.startswith("request_")
+        and request_handler(server_class, convert_method_name("request_", attr)) is not None
+    }

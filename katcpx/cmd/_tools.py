@@ -1,7 +1,7 @@
 """The non-interactive modes: one request, and the ``get``/``list``/``monitor`` tools.
 
 Each tool is a coroutine taking parsed options and returning the exit status; failures meant
-for people are raised as :class:`~katcpx.cmd.connection.CmdError`.
+for people are raised as :class:`~katcpx.cmd.CmdError`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, TextIO
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
 from ..message import Message
 from ..peer_units import strategy_params_to_wire
-from .advice import regex_problem, unknown_strategy
-from .connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
-from .grammar import TOOLS
-from .render import (
+from ._advice import regex_problem, unknown_strategy
+from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
+from ._grammar import TOOLS
+from ._render import (
     SEVERITY,
     SensorInfo,
     SensorUpdate,
@@ -31,7 +31,7 @@ from .render import (
     render_update,
     update_row,
 )
-from .shell_notes import stop_requests
+from ._shell_notes import stop_requests
 
 __all__ = ["Output", "get", "list_", "monitor", "one_shot", "request_name"]
 
@@ -78,7 +78,7 @@ async def _connect(
     verbose: bool,
     ssl_context: ssl.SSLContext | None,
 ) -> CmdClient:
-    """Connect for a tool (see :func:`~katcpx.cmd.connection.connect`)."""
+    """Connect for a tool (see :func:`~katcpx.cmd._connection.connect`)."""
     return await connect(
         address,
         timeout=timeout,

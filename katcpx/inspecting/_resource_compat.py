@@ -1,7 +1,7 @@
 """The parts of katcp-python's ``katcp.resource_client`` built on ``InspectingClientAsync``.
 
 katcpx's own :class:`~katcpx.resource.KATCPClientResource` keeps its model with
-:mod:`katcpx.resource.inspecting`; these classes serve code written against katcp-python's
+:class:`katcpx.resource.InspectingClient`; these classes serve code written against katcp-python's
 building blocks: requests issued through a reply-wrapping inspecting client, and a sensors
 manager that remembers strategies and re-applies them after a reconnect.
 """
@@ -15,17 +15,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..asyncutil import AsyncEvent, log_future_exceptions, transform_future, until_any
-from ..inspecting import InspectingClientAsync
 from ..message import Message
-from ._objects import KATCPRequest, KATCPSensor
-from ._types import (
+from ..resource import (
+    KATCPClientResourceContainer,
     KATCPReply,
+    KATCPRequest,
+    KATCPSensor,
     KATCPSensorError,
+    KATCPSensorsManager,
     SensorResultTuple,
     escape_name,
     normalize_strategy_parameters,
 )
-from .abstract import KATCPSensorsManager
+from ._client import InspectingClientAsync
 
 __all__ = [
     "KATCPClientResourceRequest",
@@ -280,8 +282,6 @@ def list_sensors(
 
 
 def _is_container(parent: Any) -> bool:
-    from .container import KATCPClientResourceContainer
-
     return isinstance(parent, KATCPClientResourceContainer)
 
 

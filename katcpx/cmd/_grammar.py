@@ -9,7 +9,7 @@ them sends them as they are).
 
 from __future__ import annotations
 
-from .connection import CmdError, looks_like_address
+from ._connection import CmdError, looks_like_address
 
 __all__ = ["TOOLS", "arrange", "option_name"]
 
