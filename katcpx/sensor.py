@@ -21,12 +21,26 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
+from .codec import (
+    LRU_CONSTANTS,
+    LRU_ERROR,
+    LRU_NOMINAL,
+    LRU_VALUES,
+    VALUE_CODECS,
+    ValueCodec,
+    as_text,
+    check_sensor_name,
+    check_string,
+    format_timestamp,
+    parse_timestamp,
+    type_name,
+)
 from .errors import KatcpSyntaxError, KatcpTypeError
 from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
-from .kattypes.types import (
+from .kattypes import (
     Address,
     Bool,
     Discrete,
@@ -36,40 +50,6 @@ from .kattypes.types import (
     Lru,
     Str,
     Timestamp,
-)
-from .sensor_codec import (
-    _NAME_RE,
-    LRU_CONSTANTS,
-    LRU_ERROR,
-    LRU_NOMINAL,
-    LRU_VALUES,
-    _check_address,
-    _check_bool,
-    _check_int,
-    _check_lru,
-    _check_real,
-    _check_string,
-    _check_timestamp,
-    _format_address,
-    _format_bool,
-    _format_float,
-    _format_int,
-    _format_lru,
-    _format_str,
-    _format_timestamp_value,
-    _Formatter,
-    _parse_address,
-    _parse_bool,
-    _parse_float,
-    _parse_int,
-    _parse_lru,
-    _parse_str,
-    _parse_timestamp_value,
-    _Parser,
-    _text,
-    _type_name,
-    format_timestamp,
-    parse_timestamp,
 )
 
 __all__ = [
@@ -235,16 +215,9 @@ class Sensor:
     LRU_VALUES: ClassVar[dict[int, bytes]] = LRU_VALUES
     LRU_CONSTANTS: ClassVar[dict[bytes, int]] = LRU_CONSTANTS
 
-    #: Per type: (checker, formatter, parser, default value).
-    _CODECS: ClassVar[dict[int, tuple[Callable[[Any], Any], _Formatter, _Parser, Any]]] = {
-        INTEGER: (_check_int, _format_int, _parse_int, 0),
-        FLOAT: (_check_real, _format_float, _parse_float, 0.0),
-        BOOLEAN: (_check_bool, _format_bool, _parse_bool, False),
-        LRU: (_check_lru, _format_lru, _parse_lru, LRU_NOMINAL),
-        DISCRETE: (_check_string, _format_str, _parse_str, None),
-        STRING: (_check_string, _format_str, _parse_str, ""),
-        TIMESTAMP: (_check_timestamp, _format_timestamp_value, _parse_timestamp_value, 0.0),
-        ADDRESS: (_check_address, _format_address, _parse_address, ("0.0.0.0", None)),
+    #: Per type constant: its checker, formatter, parser and default (``katcpx.codec``).
+    CODECS: ClassVar[dict[int, ValueCodec]] = {
+        code: VALUE_CODECS[name] for code, name in SENSOR_TYPE_NAMES.items()
     }
 
     def __init__(
@@ -261,15 +234,10 @@ class Sensor:
             if sensor_type not in self.SENSOR_SHORTCUTS:
                 raise ValueError(f"no sensor type for Python type {sensor_type.__name__}")
             sensor_type = self.SENSOR_SHORTCUTS[sensor_type]
-        if sensor_type not in self._CODECS:
+        if sensor_type not in self.CODECS:
             raise ValueError(f"unknown sensor type {sensor_type!r}")
-        name = _text(name, "sensor name")
-        if not _NAME_RE.match(name):
-            raise ValueError(
-                f"invalid sensor name {name!r}: spec 5.1 allows only letters, digits, "
-                f"'.', '-' and '_'"
-            )
-        units = "" if units is None else _text(units, "units")
+        name = check_sensor_name(name)
+        units = "" if units is None else as_text(units, "units")
         if initial_status is None:
             initial_status = self.UNKNOWN
         if initial_status not in self.STATUSES:
@@ -280,7 +248,7 @@ class Sensor:
                 "(milliseconds before KATCP v5)"
             )
 
-        checker, formatter, parser, default_value = self._CODECS[sensor_type]
+        checker, formatter, parser, default_value = self.CODECS[sensor_type]
         self._sensor_type = sensor_type
         self.stype = self.type = self.SENSOR_TYPE_NAMES[sensor_type]
         self.name = name
@@ -317,13 +285,13 @@ class Sensor:
                     )
                 self._warn_min, self._warn_max = params[2], params[3]
         elif sensor_type == self.DISCRETE:
-            params = [_text(p, "discrete value") for p in params]
+            params = [as_text(p, "discrete value") for p in params]
             if not params:
                 raise ValueError("a discrete sensor needs at least one value in params")
             if len(set(params)) != len(params):
                 raise ValueError(f"discrete sensor values are repeated: {params!r}")
             for p in params:
-                _check_string(p)
+                check_string(p)
             self._discrete_values = frozenset(params)
             default_value = params[0]
         elif params:
@@ -334,7 +302,7 @@ class Sensor:
         if description is None:
             unit_description = f"in unit {units}" if units else "with no unit"
             description = f"{self.stype.capitalize()} sensor {name!r} {unit_description}"
-        self.description = _text(description, "description")
+        self.description = as_text(description, "description")
 
         if default is not None:
             default_value = self._check_value(default)
@@ -631,7 +599,7 @@ class Sensor:
             If `s_value` is not a valid value for this sensor.
         """
         if not isinstance(s_value, bytes):
-            raise KatcpTypeError(f"sensor value must be bytes, not {_type_name(s_value)}")
+            raise KatcpTypeError(f"sensor value must be bytes, not {type_name(s_value)}")
         value = self._parser(s_value, katcp_major)
         if self._discrete_values is not None and value not in self._discrete_values:
             raise ValueError(self._not_discrete(value))
@@ -697,5 +665,5 @@ class Sensor:
         ValueError
             If a param does not parse as the sensor type.
         """
-        parser = cls._CODECS[sensor_type][2]
+        parser = cls.CODECS[sensor_type][2]
         return [parser(p, major) for p in formatted_params]

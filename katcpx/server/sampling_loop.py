@@ -222,7 +222,7 @@ class SamplingManager:
             return cached[1]
         timestamp, status, value = sensor.format_reading(reading, major=self.major)
         line = bytes(
-            Message._new(
+            Message.from_parts(
                 Message.INFORM,
                 "sensor-status",
                 [timestamp, b"1", sensor.name.encode("utf-8"), status, value],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import decimal
+import copy
 import enum
 import numbers
 import re
@@ -10,13 +10,11 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
+from ..codec import format_float, format_timestamp, parse_timestamp
 from ..errors import KatcpTypeError, KatcpValueTypeError
-from ..flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+from ..flags import DEFAULT_KATCP_MAJOR
 
-#: First KATCP major version that allows a fractional part in (millisecond) timestamps.
-FLOAT_TS_KATCP_MAJOR = 4
-
-_F = TypeVar("_F", bound=Callable[..., Any])
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 
 # C99 strtod's decimal forms (the spec excludes hex floats and leading white space); Python's
 # float() alone would also accept white space and digit-group underscores.
@@ -66,8 +64,36 @@ class KatcpType:
 
     def __init__(self, default: Any = None, optional: bool = False, multiple: bool = False):
         self._default = default
-        self._optional = optional
-        self._multiple = multiple
+        #: Whether a missing value is allowed.
+        self.optional = optional
+        #: Whether the value takes every remaining argument (the last parameter only).
+        self.multiple = multiple
+
+    # katcp-python 0.9.3's names for the two options, for subclasses that use them.
+    @property
+    def _optional(self) -> bool:
+        return self.optional
+
+    @_optional.setter
+    def _optional(self, value: bool) -> None:
+        self.optional = value
+
+    @property
+    def _multiple(self) -> bool:
+        return self.multiple
+
+    @_multiple.setter
+    def _multiple(self, value: bool) -> None:
+        self.multiple = value
+
+    def with_options(self, optional: bool = False, multiple: bool = False) -> KatcpType:
+        """This type, or a copy that is also optional and/or multiple."""
+        if (optional and not self.optional) or (multiple and not self.multiple):
+            other = copy.copy(self)
+            other.optional = self.optional or optional
+            other.multiple = self.multiple or multiple
+            return other
+        return self
 
     def get_default(self) -> Any:
         """Return the default value.
@@ -77,7 +103,7 @@ class KatcpType:
         KatcpTypeError
             If there is no default and the value is not optional.
         """
-        if self._default is None and not self._optional:
+        if self._default is None and not self.optional:
             raise KatcpTypeError("No value or default given")  # katcp-python 0.9.3's text
         return self._default
 
@@ -233,7 +259,7 @@ class Float(_Bounded):
 
     def encode(self, value: Any, major: int) -> bytes:
         if type(value) is float or isinstance(value, numbers.Real):
-            return repr(float(value)).encode("ascii")
+            return format_float(value)
         raise KatcpValueTypeError(f"could not encode {value!r} as float: not a number")
 
     def decode(self, value: bytes, major: int) -> float:
@@ -455,14 +481,14 @@ class Address(KatcpType):
 class Timestamp(KatcpType):
     """The KATCP timestamp type; values are float seconds since the Unix epoch.
 
-    On the wire, KATCP 5 and later use seconds (packed with microsecond precision) and
-    earlier versions use milliseconds (packed as an integer).
+    On the wire, KATCP 5 and later use seconds and earlier versions milliseconds (a whole
+    number before KATCP 4), written by :func:`katcpx.codec.format_timestamp`.
 
     Notes
     -----
-    Milliseconds are rounded to the nearest integer when packing and divided (not
-    multiplied by 0.001) when unpacking, so whole milliseconds round-trip exactly;
-    katcp-python truncated, which could lose a millisecond.
+    Packing writes the exact decimal that unpacks to the same float, the one timestamp rule
+    of every katcpx producer (spec 5.1 section 3: any accuracy); katcp-python 0.9.3 rounds
+    to microseconds (``%.6f``) and truncates milliseconds.
     """
 
     name = "timestamp"
@@ -474,20 +500,18 @@ class Timestamp(KatcpType):
             raise KatcpValueTypeError(f"could not encode {value!r} as timestamp") from None
         except ValueError:
             raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
-        if major >= SEC_TS_KATCP_MAJOR:
-            return b"%.6f" % seconds
         try:
-            return b"%d" % round(seconds * 1000)
-        except (ValueError, OverflowError):
+            return format_timestamp(seconds, major)
+        except ValueError:
             raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
 
     def decode(self, value: bytes, major: int) -> Any:
         if not _FLOAT_RE.match(value):
             raise KatcpTypeError(f"Could not parse value '{_show(value)}' as timestamp.")
-        decoded = float(value)
-        if major < SEC_TS_KATCP_MAJOR:
-            decoded = decoded / 1000
-        return decoded
+        try:
+            return parse_timestamp(value, major)
+        except ValueError:  # inf or nan, which katcp-python accepts here
+            return float(value)
 
 
 class _Now:
@@ -534,22 +558,12 @@ class StrictTimestamp(KatcpType):
     def encode(self, value: Any, major: int) -> bytes:
         if not isinstance(value, numbers.Real):
             raise KatcpValueTypeError(f"could not encode {value!r} as strict timestamp")
-        if major < SEC_TS_KATCP_MAJOR:
-            if major < FLOAT_TS_KATCP_MAJOR:
-                return b"%d" % round(float(value) * 1000)
-            value = float(value) * 1000
-        text = repr(float(value))
-        if "e" in text or "n" in text:  # exponent form; inf and nan fail check() first
-            text = format(decimal.Decimal(text), "f")
-        return text.encode("ascii")
+        return format_timestamp(float(value), major)
 
     def decode(self, value: bytes, major: int) -> float:
         if not _STRICT_TS_RE.match(value):
             raise KatcpTypeError(f"could not parse '{_show(value)}' as strict timestamp")
-        decoded = float(value)
-        if major < SEC_TS_KATCP_MAJOR:
-            decoded = decoded / 1000
-        return decoded
+        return parse_timestamp(value, major)
 
     def check(self, value: Any, major: int) -> None:
         try:
@@ -646,7 +660,7 @@ class Regex(Str):
             )
 
 
-class _Bytes(KatcpType):
+class BytesType(KatcpType):
     """Raw argument bytes, unchanged (what a ``bytes`` annotation means)."""
 
     name = "string"
@@ -662,7 +676,7 @@ class _Bytes(KatcpType):
         return value
 
 
-def _enum_wire(member: enum.Enum) -> bytes:
+def enum_wire(member: enum.Enum) -> bytes:
     """Wire form of an enum member: its ``katcp_value``, else its lower-cased, dashed name."""
     custom = getattr(member, "katcp_value", None)
     if custom is not None:
@@ -670,7 +684,7 @@ def _enum_wire(member: enum.Enum) -> bytes:
     return member.name.lower().replace("_", "-").encode("ascii")
 
 
-class _EnumType(KatcpType):
+class EnumType(KatcpType):
     """An :class:`enum.Enum` subclass as a discrete type (matched ignoring case)."""
 
     name = "discrete"
@@ -678,12 +692,12 @@ class _EnumType(KatcpType):
     def __init__(self, cls: type[enum.Enum], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._cls = cls
-        self._lookup = {_enum_wire(m).lower(): m for m in cls}
+        self._lookup = {enum_wire(m).lower(): m for m in cls}
 
     def encode(self, value: Any, major: int) -> bytes:
         if not isinstance(value, self._cls):
             raise KatcpValueTypeError(f"could not encode {value!r} as {self._cls.__name__}")
-        return _enum_wire(value)
+        return enum_wire(value)
 
     def decode(self, value: bytes, major: int) -> enum.Enum:
         try:
