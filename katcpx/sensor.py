@@ -310,7 +310,6 @@ class Sensor:
         self._observers_lock = threading.Lock()
         # One tuple in one attribute: the unit of atomicity for readers in other threads.
         self._current_reading = Reading(time.time(), initial_status, default_value)
-        self._formatted: tuple[Any, int, tuple[bytes, bytes, bytes]] = (None, 0, (b"", b"", b""))
 
     def __repr__(self) -> str:
         cls = type(self)
@@ -562,20 +561,15 @@ class Sensor:
             KATCP major version. Before v5, timestamps are in milliseconds and statuses new
             in v5 are sent as their nearest v4 status (see ``STATUSES_RAW_V4``).
         """
-        # Servers format the same reading for every client and every ?sensor-value, so the
-        # last result is kept; readings are immutable tuples, so identity is a safe key.
-        cached = self._formatted
-        if cached[0] is reading and cached[1] == major:
-            return cached[2]
+        # Not cached here: the server's sampling manager formats each reading once, in its
+        # one cache (katcpx.sensor_informs.ReadingFormatter) for every client.
         timestamp, status, value = reading
         statuses = self.STATUSES_RAW if major >= SEC_TS_KATCP_MAJOR else self.STATUSES_RAW_V4
-        formatted = (
+        return (
             format_timestamp(timestamp, major),
             statuses[status],
             self._formatter(value, major),
         )
-        self._formatted = (reading, major, formatted)
-        return formatted
 
     def read_formatted(self, major: int = DEFAULT_KATCP_MAJOR) -> tuple[bytes, bytes, bytes]:
         """Read the sensor and format the reading as ``(timestamp, status, value)`` bytes."""

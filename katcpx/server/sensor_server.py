@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._version import VERSION_STR
 from ..client_regex import ClientRegexError, compile_client_regex
+from ..crossing import LoopBinding
 from ..errors import FailReply
 from ..message import Message
 from ..sensor import Sensor
@@ -106,10 +106,10 @@ class SensorDeviceServer(DeviceServerBase):
     # -- loop hooks ---------------------------------------------------------------------
 
     def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._sampling = SamplingManager(
-            loop, major=self.PROTOCOL_INFO.major, handoff=self._handoff
-        )
-        self._sampling.loop_thread_id = threading.get_ident()
+        # The server's own LoopBinding will be passed here once the server has one.
+        binding = LoopBinding()
+        binding.bind(loop)
+        self._sampling = SamplingManager(binding, major=self.PROTOCOL_INFO.major)
 
     def _on_uninstall(self) -> None:
         if self._sampling is not None:

@@ -230,39 +230,32 @@ def test_timer_scheduler_batches_and_cancels():
 
 
 def test_thousands_of_period_strategies_share_one_timer():
-    from katcpx.sampling import SampleStrategy
+    from katcpx.crossing import LoopBinding
     from katcpx.server import SamplingManager
+
+    class Client:
+        """A sampling client: the manager sends it #sensor-status lines."""
+
+        def __init__(self) -> None:
+            self.count = 0
+
+        def send_bytes(self, data: bytes) -> None:
+            assert data.startswith(b"#sensor-status ") and data.endswith(b"\n")
+            self.count += 1
+            if self.count == 30:  # initial value + two periods, for 10 sensors
+                reached.add(self)
+                if len(reached) == len(clients):
+                    all_done.set()
 
     async def main():
         loop = asyncio.get_running_loop()
-        manager = SamplingManager(loop)
-        manager.loop_thread_id = threading.get_ident()
+        binding = LoopBinding()
+        binding.bind(loop)
+        manager = SamplingManager(binding)
         sensors = [Sensor(Sensor.INTEGER, f"s{i}", "", "") for i in range(10)]
-        counts: dict[int, int] = {}
-        reached: set[int] = set()
-        all_done = asyncio.Event()
         start = loop.time()
-        clients = [object() for _ in range(300)]
-        for n, client in enumerate(clients):
-
-            def send(sensor, reading, n=n):
-                counts[n] = counts.get(n, 0) + 1
-                if counts[n] == 30:  # initial value + two periods, for 10 sensors
-                    reached.add(n)
-                    if len(reached) == len(clients):
-                        all_done.set()
-
-            for sensor in sensors:
-                strategy = SampleStrategy.get_strategy(
-                    "period",
-                    send,
-                    sensor,
-                    "0.05",
-                    clock=manager.clock,
-                    scheduler=manager.scheduler,
-                    observe=False,
-                )
-                manager.set_strategy(client, sensor, strategy)
+        for client in clients:
+            manager.set_strategies(client, sensors, "period", [b"0.05"])
         assert len(manager.scheduler) == 3000
         ours = [h for h in loop._scheduled if not h.cancelled()]
         assert len(ours) == 1  # one loop timer for 3000 strategies
@@ -274,4 +267,7 @@ def test_thousands_of_period_strategies_share_one_timer():
         manager.close()
         assert len(manager.scheduler) == 0 and manager.scheduler.loop_timers == 0
 
+    reached: set[Client] = set()
+    all_done = asyncio.Event()
+    clients = [Client() for _ in range(300)]
     asyncio.run(main())
