@@ -44,6 +44,7 @@ from ._sampling_kinds import (
 )
 from .compat import is_bytes, is_text
 from .message import Message
+from .sensor import Sensor
 from .sensor_informs import (
     AGE_OF_UNIVERSE,
     format_inform_v4,
@@ -60,6 +61,7 @@ __all__ = [
     "is_text",
     "logger",
     "Message",
+    "Sensor",
     "PY2",
     "format_inform_v4",
     "format_inform_v5",
