@@ -22,15 +22,10 @@ import builtins
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from ._sensor_constants import SensorConstants
 from .codec import (
-    LRU_CONSTANTS,
-    LRU_ERROR,
-    LRU_NOMINAL,
-    LRU_VALUES,
-    VALUE_CODECS,
-    ValueCodec,
     as_text,
     check_sensor_name,
     check_string,
@@ -40,17 +35,6 @@ from .codec import (
 )
 from .errors import KatcpSyntaxError, KatcpTypeError
 from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
-from .kattypes import (
-    Address,
-    Bool,
-    Discrete,
-    Float,
-    Int,
-    KatcpType,
-    Lru,
-    Str,
-    Timestamp,
-)
 
 __all__ = [
     "Reading",
@@ -88,7 +72,7 @@ class SensorObserver(Protocol):
         """Receive a new reading of `sensor`."""
 
 
-class Sensor:
+class Sensor(SensorConstants):
     """A KATCP sensor: a named, typed value with a status and a timestamp.
 
     Parameters
@@ -132,93 +116,6 @@ class Sensor:
     any thread sees a whole reading, never parts of two. :meth:`set` notifies observers in the
     setter's thread.
     """
-
-    # Type constants, with katcp-python's values.
-    INTEGER: ClassVar[int] = 0
-    FLOAT: ClassVar[int] = 1
-    BOOLEAN: ClassVar[int] = 2
-    LRU: ClassVar[int] = 3
-    DISCRETE: ClassVar[int] = 4
-    STRING: ClassVar[int] = 5
-    TIMESTAMP: ClassVar[int] = 6
-    ADDRESS: ClassVar[int] = 7
-
-    #: Type constant to the type's KATCP name.
-    SENSOR_TYPE_NAMES: ClassVar[dict[int, str]] = {
-        INTEGER: "integer",
-        FLOAT: "float",
-        BOOLEAN: "boolean",
-        LRU: "lru",
-        DISCRETE: "discrete",
-        STRING: "string",
-        TIMESTAMP: "timestamp",
-        ADDRESS: "address",
-    }
-    #: KATCP type name to type constant.
-    SENSOR_TYPE_LOOKUP: ClassVar[dict[str, int]] = {v: k for k, v in SENSOR_TYPE_NAMES.items()}
-    #: Type constant to (kattype class, default value), as in katcp-python 0.9.3.
-    SENSOR_TYPES: ClassVar[dict[int, tuple[type[KatcpType], Any]]] = {
-        INTEGER: (Int, 0),
-        FLOAT: (Float, 0.0),
-        BOOLEAN: (Bool, False),
-        LRU: (Lru, Lru.LRU_NOMINAL),
-        DISCRETE: (Discrete, "unknown"),
-        STRING: (Str, ""),
-        TIMESTAMP: (Timestamp, 0.0),
-        ADDRESS: (Address, Address.NULL),
-    }
-    #: The kattype that formats and parses reading timestamps (katcp-python 0.9.3's name).
-    TIMESTAMP_TYPE: ClassVar[Timestamp] = Timestamp()
-    #: Python types accepted in place of a type constant.
-    SENSOR_SHORTCUTS: ClassVar[dict[type, int]] = {
-        int: INTEGER,
-        builtins.float: FLOAT,
-        str: STRING,
-        bool: BOOLEAN,
-    }
-
-    # Status constants.
-    UNKNOWN: ClassVar[int] = 0
-    NOMINAL: ClassVar[int] = 1
-    WARN: ClassVar[int] = 2
-    ERROR: ClassVar[int] = 3
-    FAILURE: ClassVar[int] = 4
-    UNREACHABLE: ClassVar[int] = 5
-    INACTIVE: ClassVar[int] = 6
-
-    #: Status constant to status name as bytes (what goes on the wire).
-    STATUSES_RAW: ClassVar[dict[int, bytes]] = {
-        UNKNOWN: b"unknown",
-        NOMINAL: b"nominal",
-        WARN: b"warn",
-        ERROR: b"error",
-        FAILURE: b"failure",
-        UNREACHABLE: b"unreachable",
-        INACTIVE: b"inactive",
-    }
-    #: Status constant to status name.
-    STATUSES: ClassVar[dict[int, str]] = {k: v.decode() for k, v in STATUSES_RAW.items()}
-    #: Status name to status constant.
-    STATUS_NAMES: ClassVar[dict[str, int]] = {v: k for k, v in STATUSES.items()}
-    #: Status name as bytes to status constant.
-    STATUS_NAMES_RAW: ClassVar[dict[bytes, int]] = {v: k for k, v in STATUSES_RAW.items()}
-    #: What each status is sent as to a KATCP v4 peer (unreachable and inactive are v5).
-    STATUSES_RAW_V4: ClassVar[dict[int, bytes]] = {
-        **STATUSES_RAW,
-        UNREACHABLE: b"failure",
-        INACTIVE: b"unknown",
-    }
-
-    # LRU values (the lru type is deprecated since KATCP v5).
-    LRU_NOMINAL: ClassVar[int] = LRU_NOMINAL
-    LRU_ERROR: ClassVar[int] = LRU_ERROR
-    LRU_VALUES: ClassVar[dict[int, bytes]] = LRU_VALUES
-    LRU_CONSTANTS: ClassVar[dict[bytes, int]] = LRU_CONSTANTS
-
-    #: Per type constant: its checker, formatter, parser and default (``katcpx.codec``).
-    CODECS: ClassVar[dict[int, ValueCodec]] = {
-        code: VALUE_CODECS[name] for code, name in SENSOR_TYPE_NAMES.items()
-    }
 
     def __init__(
         self,
@@ -500,7 +397,7 @@ class Sensor:
     def set_value(
         self,
         value: Any,
-        status: int = NOMINAL,
+        status: int = SensorConstants.NOMINAL,
         timestamp: builtins.float | None = None,
         major: int = DEFAULT_KATCP_MAJOR,
     ) -> None:

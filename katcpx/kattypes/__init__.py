@@ -51,8 +51,15 @@ from ._decorators import (
     unpack_message,
 )
 from ._packing import Parameter, pack_types, unpack_types
-from ._types import (
+from ._special_types import (
     Address,
+    Regex,
+    StrictTimestamp,
+    Struct,
+    Timestamp,
+    TimestampOrNow,
+)
+from ._types import (
     Bool,
     Discrete,
     DiscreteMulti,
@@ -60,12 +67,7 @@ from ._types import (
     Int,
     KatcpType,
     Lru,
-    Regex,
     Str,
-    StrictTimestamp,
-    Struct,
-    Timestamp,
-    TimestampOrNow,
 )
 
 #: katcp-python's conversion factors between v4 (ms) and v5 (s) times.

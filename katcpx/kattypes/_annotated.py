@@ -16,7 +16,8 @@ from ..flags import DEFAULT_KATCP_MAJOR
 from ..message import Message
 from ._decorators import is_pending_result, then
 from ._packing import Unpacker
-from ._types import Bool, BytesType, EnumType, Float, Int, KatcpType, Str, enum_wire
+from ._special_types import BytesType, EnumType, enum_wire
+from ._types import Bool, Float, Int, KatcpType, Str
 
 # ---------------------------------------------------------------------------------------
 # Annotation-driven handlers
