@@ -13,6 +13,7 @@ from .._version import VERSION_STR
 from ..errors import FailReply
 from ..flags import ProtocolFlags
 from ..message import Message
+from ..sensor_informs import ReadingFormatter
 from ..sampling import SamplingError
 from .access import show_roles
 from .connection import ClientRequestConnection
@@ -485,9 +486,12 @@ class DeviceServer(SensorDeviceServer):
         sensors = self._matching_sensors(msg)
         # A full dump is thousands of informs: the sampling manager's formatter writes them
         # straight to wire bytes, from the cache #sensor-status also uses.
+        # (Called directly on a server not running, there is no manager: format afresh.)
         manager = self._sampling
-        assert manager is not None
-        value_line = manager.formatter.value_line
+        formatter = (
+            manager.formatter if manager is not None else ReadingFormatter(self.PROTOCOL_INFO.major)
+        )
+        value_line = formatter.value_line
         lines = [value_line(sensor, msg.mid) for _, sensor in sensors]
         if lines:
             lines.append(b"")
