@@ -36,9 +36,6 @@ __all__ = [
     "CACHED_NAME_MAX",
 ]
 
-# Every special byte but the space: the spaces of a joined line are counted instead.
-_SPECIAL_BYTES_BUT_SPACE: Final = SPECIAL_BYTES.replace(b" ", b"")
-
 
 _TYPE_PREFIX: Final = {0: b"?", 1: b"!", 2: b"#"}
 # Encoded ``?name`` heads by message type (indexed by ``mtype``), capped like the name cache.
@@ -183,14 +180,12 @@ class Message:
         args = self.arguments
         if not args:
             return head + b"\n"
-        # One C-level scan decides whether anything needs escaping (most messages don't):
-        # the join's own spaces are counted rather than searched for.
+        if b"" in args:  # an empty argument is always escaped (\@): no need to look
+            return b"%s %s\n" % (head, escape_arguments(args))
+        # One C-level scan counts the special bytes: the join's own spaces and nothing else
+        # means nothing needs escaping (most messages).
         joined = b" ".join(args)
-        if (
-            b"" in args
-            or joined.count(b" ") != len(args) - 1
-            or len(joined.translate(None, _SPECIAL_BYTES_BUT_SPACE)) != len(joined)
-        ):
+        if len(joined) - len(joined.translate(None, SPECIAL_BYTES)) != len(args) - 1:
             joined = escape_arguments(args)
         return b"%s %s\n" % (head, joined)
 

@@ -78,6 +78,10 @@ def test_escape_arguments_matches_the_spec_escapes() -> None:
         args = [bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(5)]
         expected = b" ".join(_escape_one_by_one(a) for a in args)
         assert codec.escape_arguments(args) == expected, args
+        assert bytes(Message.inform("x", *args)) == b"#x " + expected + b"\n"
+        if not any(set(a) & {0, 10, 13, 27, 1} for a in args):  # the parser's fast path
+            escaped = [_escape_one_by_one(a) for a in args]
+            assert codec.unescape_arguments(escaped) == args, args
         for arg in args:
             assert codec.unescape_argument(codec.escape_argument(arg)) == arg
 

@@ -13,8 +13,8 @@ from .._version import VERSION_STR
 from ..errors import FailReply
 from ..flags import ProtocolFlags
 from ..message import Message
-from ..sensor_informs import ReadingFormatter
 from ..sampling import SamplingError
+from ..sensor_informs import ReadingFormatter
 from .access import show_roles
 from .connection import ClientRequestConnection
 from .sensor_server import SensorDeviceServer, _arg, construct_name_filter
