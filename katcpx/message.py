@@ -19,6 +19,7 @@ from .codec import (
     check_name,
     escape_argument,
     escape_arguments,
+    escape_spaces,
     format_argument,
     unescape_argument,
     wire_argument,
@@ -36,6 +37,9 @@ __all__ = [
     "CACHED_NAME_MAX",
 ]
 
+
+#: Every special byte but the space: a joined line's spaces are counted instead.
+_SPECIAL_BYTES_BUT_SPACE: Final = SPECIAL_BYTES.replace(b" ", b"")
 
 _TYPE_PREFIX: Final = {0: b"?", 1: b"!", 2: b"#"}
 # Encoded ``?name`` heads by message type (indexed by ``mtype``), capped like the name cache.
@@ -182,11 +186,14 @@ class Message:
             return head + b"\n"
         if b"" in args:  # an empty argument is always escaped (\@): no need to look
             return b"%s %s\n" % (head, escape_arguments(args))
-        # One C-level scan counts the special bytes: the join's own spaces and nothing else
-        # means nothing needs escaping (most messages).
+        # Two C-level scans: no special byte but spaces, and only the join's own spaces,
+        # means nothing needs escaping (most messages); spaces alone (text) take the short
+        # escape path.
         joined = b" ".join(args)
-        if len(joined) - len(joined.translate(None, SPECIAL_BYTES)) != len(args) - 1:
+        if len(joined.translate(None, _SPECIAL_BYTES_BUT_SPACE)) != len(joined):
             joined = escape_arguments(args)
+        elif joined.count(b" ") != len(args) - 1:
+            joined = escape_spaces(args)
         return b"%s %s\n" % (head, joined)
 
     def __str__(self) -> str:
