@@ -134,8 +134,20 @@ def parse_line(line: bytes) -> Message:
     cached = _head_cache.get(head)
     if cached is not None:
         return Message.from_parts(cached[0], cached[1], parts, None)
-    mtype, name, mid = _parse_head(head, line)
-    return Message.from_parts(mtype, name, parts, mid)
+    # ``?name[mid]``: a known head plus a plain id (no leading zero, in range).
+    bracket = head.find(b"[")
+    if bracket > 0 and head[-1] == 93:  # ]
+        cached = _head_cache.get(head[:bracket])
+        mid = head[bracket + 1 : -1]
+        if (
+            cached is not None
+            and mid.isdigit()
+            and mid[0] != 48  # 0
+            and (len(mid) < 10 or int(mid) <= MAX_MID)
+        ):
+            return Message.from_parts(cached[0], cached[1], parts, mid)
+    mtype, name, mid_ = _parse_head(head, line)
+    return Message.from_parts(mtype, name, parts, mid_)
 
 
 class MessageParser:
