@@ -17,15 +17,20 @@ Strategy parameters are in the units of the KATCP major version: seconds from v5
 milliseconds before (spec section 1.1). Which strategies exist in which version is
 :func:`strategy_exists` (``event-rate`` and ``differential-rate`` are new in v5).
 
-The strategy base and schedulers live in ``_sampling_base.py``, the strategies in
-``_sampling_kinds.py``; this module is their API.
+The strategy base, schedulers and basic strategies live in ``_sampling_core.py``, the
+differential and rate-limited strategies in ``_sampling_rates.py``; this module is their
+API.
 """
 
 from __future__ import annotations
 
-from ._sampling_base import (
+from ._sampling_core import (
     ManualScheduler,
     ManualTimer,
+    SampleAuto,
+    SampleEvent,
+    SampleNone,
+    SamplePeriod,
     SampleStrategy,
     SamplingError,
     Scheduler,
@@ -33,14 +38,10 @@ from ._sampling_base import (
     logger,
     strategy_exists,
 )
-from ._sampling_kinds import (
-    SampleAuto,
+from ._sampling_rates import (
     SampleDifferential,
     SampleDifferentialRate,
-    SampleEvent,
     SampleEventRate,
-    SampleNone,
-    SamplePeriod,
 )
 from .compat import is_bytes, is_text
 from .message import Message

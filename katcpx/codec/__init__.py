@@ -16,18 +16,15 @@ parser, sensors, kattypes, ``#log``, operations and the clients agree:
 from ._lines import (
     CACHED_NAME_MAX,
     MAX_MID,
-    SPECIAL_BYTES,
     UNESCAPES,
     check_mid,
     check_name,
     encode_text,
-    escape_argument,
     escape_arguments,
     escape_spaces,
     format_argument,
     unescape_argument,
     unescape_arguments,
-    wire_argument,
 )
 from ._values import (
     FLOAT_TS_KATCP_MAJOR,
@@ -35,12 +32,15 @@ from ._values import (
     LRU_ERROR,
     LRU_NOMINAL,
     LRU_VALUES,
+    SPECIAL_BYTES,
     VALUE_CODECS,
     ValueCodec,
     as_text,
     check_address,
     check_sensor_name,
     check_string,
+    escape_argument,
+    escape_specials,
     format_address,
     format_float,
     format_timestamp,
@@ -48,6 +48,7 @@ from ._values import (
     parse_float,
     parse_timestamp,
     type_name,
+    wire_argument,
 )
 
 __all__ = [
@@ -83,4 +84,5 @@ __all__ = [
     "parse_float",
     "parse_timestamp",
     "type_name",
+    "escape_specials",
 ]

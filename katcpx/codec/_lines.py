@@ -8,6 +8,7 @@ import re
 from typing import Any, Final
 
 from ..errors import KatcpSyntaxError
+from ._values import escape_argument, escape_specials
 
 __all__ = [
     "MAX_MID",
@@ -16,12 +17,9 @@ __all__ = [
     "check_mid",
     "format_argument",
     "encode_text",
-    "SPECIAL_BYTES",
     "UNESCAPES",
-    "escape_argument",
     "escape_arguments",
     "escape_spaces",
-    "wire_argument",
     "unescape_argument",
     "unescape_arguments",
 ]
@@ -148,8 +146,6 @@ def encode_text(text: str) -> bytes:
         return text.encode("utf-8", "replace")
 
 
-#: Bytes that may not appear raw inside an argument (the spec's <special> production).
-SPECIAL_BYTES: Final = b"\\ \0\n\r\x1b\t"
 #: Escape code (the byte after the backslash) to the byte it stands for; ``@`` is empty.
 UNESCAPES: Final = {
     92: b"\\",
@@ -164,29 +160,6 @@ UNESCAPES: Final = {
 _UNESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
 
 
-def escape_argument(arg: bytes) -> bytes:
-    """Escape the special bytes of one argument; the empty argument becomes ``\\@``."""
-    if not arg:
-        return b"\\@"
-    return _escape_specials(arg)
-
-
-def _escape_specials(data: bytes) -> bytes:
-    """Escape every special byte of `data` (one argument, or several joined by \\x01)."""
-    # Backslash first, so the backslashes the other escapes add are not doubled. A chain
-    # of C-level replaces beats finding out first which specials are present: a replace
-    # that finds nothing costs about what a membership test does.
-    return (
-        data.replace(b"\\", b"\\\\")
-        .replace(b" ", b"\\_")
-        .replace(b"\n", b"\\n")
-        .replace(b"\t", b"\\t")
-        .replace(b"\r", b"\\r")
-        .replace(b"\0", b"\\0")
-        .replace(b"\x1b", b"\\e")
-    )
-
-
 def escape_arguments(args: list[bytes]) -> bytes:
     r"""Escape every argument and join them with spaces, in a few C-level passes.
 
@@ -198,7 +171,7 @@ def escape_arguments(args: list[bytes]) -> bytes:
     joined = b"\x01".join(args)
     if joined.count(b"\x01") != len(args) - 1:  # a \x01 inside an argument
         return b" ".join([escape_argument(arg) for arg in args])
-    out = _escape_specials(joined)
+    out = escape_specials(joined)
     if b"" in args:
         # Two passes: the first leaves a pair between runs of empty arguments.
         out = out.replace(b"\x01\x01", b"\x01\\@\x01").replace(b"\x01\x01", b"\x01\\@\x01")
@@ -218,13 +191,6 @@ def escape_spaces(args: list[bytes]) -> bytes:
     if joined.count(b"\x01") != len(args) - 1:  # a \x01 inside an argument
         return escape_arguments(args)
     return joined.replace(b" ", b"\\_").replace(b"\x01", b" ")
-
-
-def wire_argument(arg: bytes) -> bytes:
-    """Return formatted argument `arg` as it goes on the wire: escaped only if it must be."""
-    if arg and len(arg.translate(None, SPECIAL_BYTES)) == len(arg):
-        return arg
-    return escape_argument(arg)
 
 
 def _unescape_match(match: re.Match[bytes]) -> bytes:

@@ -6,6 +6,8 @@ kattypes, ``#log``, ``#op-message``, clients): the exact decimal that parses bac
 same float (spec 5.1 section 3 allows any accuracy), never rounded or truncated.
 katcp-python rounds to microseconds (README, differences).
 
+Escapes (spec 5.1 section 3.1) are here too: how one value's bytes appear in a line.
+
 Each sensor type has a :class:`ValueCodec` in :data:`VALUE_CODECS`: a checker (validates a
 Python value, returns its normal form), a formatter (value to bytes) and a parser (bytes to
 value). Formatters do not check: they are the hot path of every ``#sensor-status``.
@@ -21,11 +23,15 @@ import operator
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from ..flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
 
 __all__ = [
+    "SPECIAL_BYTES",
+    "escape_argument",
+    "escape_specials",
+    "wire_argument",
     "FLOAT_TS_KATCP_MAJOR",
     "format_timestamp",
     "parse_timestamp",
@@ -54,6 +60,44 @@ LRU_NOMINAL = 0
 LRU_ERROR = 1
 LRU_VALUES: dict[int, bytes] = {LRU_NOMINAL: b"nominal", LRU_ERROR: b"error"}
 LRU_CONSTANTS: dict[bytes, int] = {v: k for k, v in LRU_VALUES.items()}
+
+# ---------------------------------------------------------------------------------------------
+# Escapes (spec 5.1 section 3.1): how one value's bytes appear inside a line
+# ---------------------------------------------------------------------------------------------
+
+#: Bytes that may not appear raw inside an argument (the spec's <special> production).
+SPECIAL_BYTES: Final = b"\\ \0\n\r\x1b\t"
+
+
+def escape_argument(arg: bytes) -> bytes:
+    """Escape the special bytes of one argument; the empty argument becomes ``\\@``."""
+    if not arg:
+        return b"\\@"
+    return escape_specials(arg)
+
+
+def escape_specials(data: bytes) -> bytes:
+    """Escape every special byte of `data` (one argument, or several joined by \\x01)."""
+    # Backslash first, so the backslashes the other escapes add are not doubled. A chain
+    # of C-level replaces beats finding out first which specials are present: a replace
+    # that finds nothing costs about what a membership test does.
+    return (
+        data.replace(b"\\", b"\\\\")
+        .replace(b" ", b"\\_")
+        .replace(b"\n", b"\\n")
+        .replace(b"\t", b"\\t")
+        .replace(b"\r", b"\\r")
+        .replace(b"\0", b"\\0")
+        .replace(b"\x1b", b"\\e")
+    )
+
+
+def wire_argument(arg: bytes) -> bytes:
+    """Return formatted argument `arg` as it goes on the wire: escaped only if it must be."""
+    if arg and len(arg.translate(None, SPECIAL_BYTES)) == len(arg):
+        return arg
+    return escape_argument(arg)
+
 
 # ---------------------------------------------------------------------------------------------
 # Timestamps

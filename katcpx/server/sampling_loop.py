@@ -8,9 +8,9 @@ Two pieces:
 * :class:`SamplingManager` — owns sampling: it builds each client's strategies with its own
   callback, keeps which strategy each client has on each sensor, attaches a single
   observer per sampled sensor, moves updates from any thread onto the loop through the
-  server's :class:`~katcpx.crossing.LoopBinding` (batched), and formats each reading once,
-  with the :class:`~katcpx.sensor_informs.ReadingFormatter` that also serves
-  ``#sensor-value``.
+  server's :class:`~katcpx.crossing.LoopBinding` (batched), and formats each reading once.
+* :class:`ReadingFormatter` — the manager's one formatter and one cache of sensor informs:
+  it serves both ``#sensor-status`` (sampling) and ``#sensor-value`` (``?sensor-value``).
 
 A sensor update's path: ``Sensor.set_value`` → the manager's observer → the manager's
 ``dispatch`` (on the loop) → the strategy's ``update`` → the manager's ``send_status`` →
@@ -26,14 +26,20 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..codec import wire_argument
 from ..crossing import LoopBinding
 from ..sampling import SampleStrategy, SamplingError, strategy_exists
-from ..sensor_informs import ReadingFormatter
 
 if TYPE_CHECKING:
     from ..sensor import Reading, Sensor
 
-__all__ = ["TimerScheduler", "TimerHandle", "SamplingManager", "SamplingClient"]
+__all__ = [
+    "TimerScheduler",
+    "TimerHandle",
+    "ReadingFormatter",
+    "SamplingManager",
+    "SamplingClient",
+]
 
 
 class TimerHandle:
@@ -160,6 +166,61 @@ class TimerScheduler:
             self._arm(heap[0][0])
 
 
+class ReadingFormatter:
+    """Formats sensor readings for one protocol version, each reading once.
+
+    Parameters
+    ----------
+    major : int
+        KATCP major version of the informs (timestamps in ms and v4 statuses before 5).
+
+    Notes
+    -----
+    The cache holds one entry per sensor: its last formatted reading, keyed by the
+    reading's identity (readings are immutable tuples, and a sensor stores a new one on
+    every set). It is bounded by the number of sensors; :meth:`forget` drops a removed one.
+    Use it from one thread (the server's loop).
+    """
+
+    __slots__ = ("major", "_cache")
+
+    def __init__(self, major: int = 5) -> None:
+        self.major = major
+        # sensor -> (reading, its escaped "ts 1 name status value" tail)
+        self._cache: dict[Sensor, tuple[Reading, bytes]] = {}
+
+    def _tail(self, sensor: Sensor, reading: Reading) -> bytes:
+        cached = self._cache.get(sensor)
+        if cached is not None and cached[0] is reading:
+            return cached[1]
+        timestamp, status, value = sensor.format_reading(reading, self.major)
+        name = wire_argument(sensor.name.encode("utf-8"))
+        tail = b"%s 1 %s %s %s" % (timestamp, name, status, wire_argument(value))
+        self._cache[sensor] = (reading, tail)
+        return tail
+
+    def status_line(self, sensor: Sensor, reading: Reading) -> bytes:
+        """The ``#sensor-status`` wire line (with its ``\\n``) of `reading` of `sensor`."""
+        return b"#sensor-status %s\n" % self._tail(sensor, reading)
+
+    def value_line(self, sensor: Sensor, mid: bytes | None = None) -> bytes:
+        """The ``#sensor-value`` wire line (without ``\\n``) of `sensor`'s current reading.
+
+        Parameters
+        ----------
+        mid : bytes, optional
+            The message id of the ``?sensor-value`` request it answers.
+        """
+        tail = self._tail(sensor, sensor.read())
+        if mid is None:
+            return b"#sensor-value %s" % tail
+        return b"#sensor-value[%s] %s" % (mid, tail)
+
+    def forget(self, sensor: Sensor) -> None:
+        """Drop `sensor`'s entry (it was removed from the server)."""
+        self._cache.pop(sensor, None)
+
+
 #: A ``katcpx.sampling`` strategy (built with ``observe=False``).
 Strategy = SampleStrategy
 
@@ -249,10 +310,6 @@ class SamplingManager:
         return self.scheduler.clock
 
     # -- formatting --------------------------------------------------------------------
-
-    def status_line(self, sensor: Sensor, reading: Reading) -> bytes:
-        """The ``#sensor-status`` wire line for `reading`, formatted once per reading."""
-        return self.formatter.status_line(sensor, reading)
 
     def send_status(self, client: SamplingClient, sensor: Sensor, reading: Reading) -> None:
         """Send `client` the ``#sensor-status`` of `reading`: every strategy's callback."""

@@ -96,12 +96,7 @@ class SensorDeviceServer(DeviceServerBase):
 
         A snapshot for metrics: taken without locking, it may miss a strategy set meanwhile.
         """
-        counts: dict[str, int] = {}
-        for strategies in list(self._strategies.values()):
-            for strategy in list(strategies.values()):
-                name = strategy.get_sampling_formatted()[0].decode()
-                counts[name] = counts.get(name, 0) + 1
-        return counts
+        return self._sampling.strategy_counts() if self._sampling is not None else {}
 
     # -- loop hooks ---------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from ..errors import FailReply
 from ..flags import ProtocolFlags
 from ..message import Message
 from ..sampling import SamplingError
-from ..sensor_informs import ReadingFormatter
 from .access import show_roles
 from .connection import ClientRequestConnection
+from .sampling_loop import ReadingFormatter
 from .sensor_server import SensorDeviceServer, _arg, construct_name_filter
 
 __all__ = ["DeviceServer", "AsyncDeviceServer", "construct_name_filter"]

@@ -1,4 +1,5 @@
-"""The sampling strategies of spec 5.1 section 7.1, table 9 (``katcpx.sampling``).
+"""The differential and rate-limited sampling strategies of spec 5.1 section 7.1, table 9
+(``differential``, ``event-rate``, ``differential-rate``; ``katcpx.sampling``).
 
 Public names are re-exported by :mod:`katcpx.sampling`.
 """
@@ -8,145 +9,22 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from ._sampling_base import (
+from ._sampling_core import (
     InformCallback,
+    SampleEvent,
     SampleStrategy,
     SamplingError,
     TimerHandle,
+    parse_seconds,
+    plain_number,
 )
-from .codec import parse_timestamp
-from .flags import SEC_TS_KATCP_MAJOR
 from .sensor import Reading, Sensor
 
 __all__ = [
-    "SampleNone",
-    "SampleAuto",
-    "SamplePeriod",
-    "SampleEvent",
     "SampleDifferential",
     "SampleEventRate",
     "SampleDifferentialRate",
 ]
-
-
-def _plain_number(param: Any, what: str) -> Any:
-    """Refuse parameter types that are neither formatted bytes/str nor numbers."""
-    if isinstance(param, bool) or not isinstance(param, (bytes, str, int, float)):
-        raise SamplingError(f"{what} must be a number, not {param!r}")
-    return param.encode("ascii", "replace") if isinstance(param, str) else param
-
-
-def _parse_seconds(param: Any, what: str, major: int) -> float:
-    """Parse a period given in `major`'s units (ms before v5) into seconds."""
-    param = _plain_number(param, what)
-    try:
-        if isinstance(param, bytes):
-            return parse_timestamp(param, major)
-    except ValueError:
-        raise SamplingError(f"{what} must be a number, not {param!r}") from None
-    seconds = float(param)
-    if not math.isfinite(seconds):
-        raise SamplingError(f"{what} must be finite, not {param!r}")
-    return seconds if major >= SEC_TS_KATCP_MAJOR else seconds / 1000
-
-
-class SampleNone(SampleStrategy):
-    """The ``none`` strategy: never report."""
-
-    STRATEGY = SampleStrategy.NONE
-
-    def _start(self) -> None:
-        pass
-
-
-class SampleAuto(SampleStrategy):
-    """The ``auto`` strategy: report every update of the sensor."""
-
-    STRATEGY = SampleStrategy.AUTO
-    OBSERVE_UPDATES = True
-
-    def update(self, sensor: Sensor, reading: Reading) -> None:
-        """Report `reading`."""
-        if not self._cancelled:
-            self.inform(reading)
-
-
-class SamplePeriod(SampleStrategy):
-    """The ``period`` strategy: report the current reading every `period`.
-
-    Ticks stay on a fixed grid (no drift). After a stall of more than a period, missed ticks
-    are dropped, not sent in a burst. Each tick costs one ``call_at`` and no other allocation.
-    """
-
-    STRATEGY = SampleStrategy.PERIOD
-    PARAM_NAMES = ("period",)
-    NEEDS_SCHEDULER = True
-
-    def __init__(
-        self, inform_callback: InformCallback, sensor: Sensor, *params: Any, **kwargs: Any
-    ) -> None:
-        super().__init__(inform_callback, sensor, *params, **kwargs)
-        self._period = _parse_seconds(params[0], "period", self._major)
-        if self._period <= 0:
-            raise SamplingError("period must be positive")
-        self._sched = self._need_scheduler()
-        self._handle: TimerHandle | None = None
-        self._next = 0.0
-        self._tick_callback = self._tick  # bound once, not per tick
-
-    @property
-    def period(self) -> float:
-        """The period in seconds."""
-        return self._period
-
-    def _start(self) -> None:
-        now = self._clock()
-        self.inform(self._sensor.read())
-        self._next = now + self._period
-        self._handle = self._sched.call_at(self._next, self._tick_callback)
-
-    def _tick(self) -> None:
-        if self._cancelled:
-            return
-        self.inform(self._sensor.read())
-        period = self._period
-        self._next += period
-        now = self._clock()
-        if self._next <= now:
-            self._next = now + period
-        self._handle = self._sched.call_at(self._next, self._tick_callback)
-
-    def _cancel_timers(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-
-class SampleEvent(SampleStrategy):
-    """The ``event`` strategy: report whenever the value or the status changes."""
-
-    STRATEGY = SampleStrategy.EVENT
-    OBSERVE_UPDATES = True
-
-    _last_status: int | None = None
-    _last_value: Any = None
-
-    def _start(self) -> None:
-        reading = self._sensor.read()
-        self._last_status = reading.status
-        self._last_value = reading.value
-        self.inform(reading)
-
-    def _changed(self, reading: Reading) -> bool:
-        return reading.status != self._last_status or reading.value != self._last_value
-
-    def update(self, sensor: Sensor, reading: Reading) -> None:
-        """Report `reading` if it differs from the last reported one."""
-        if self._cancelled or not self._changed(reading):
-            return
-        self._last_status = reading.status
-        self._last_value = reading.value
-        self.inform(reading)
 
 
 def _parse_difference(sensor: Sensor, param: Any, strategy: str, major: int) -> Any:
@@ -159,9 +37,9 @@ def _parse_difference(sensor: Sensor, param: Any, strategy: str, major: int) -> 
             f"{strategy} strategy needs a numeric sensor (integer, float or timestamp), "
             f"not a {sensor.stype} sensor"
         )
-    param = _plain_number(param, "difference")
+    param = plain_number(param, "difference")
     if stype == Sensor.TIMESTAMP:
-        difference: Any = _parse_seconds(param, "difference", major)
+        difference: Any = parse_seconds(param, "difference", major)
     elif isinstance(param, bytes):
         try:
             difference = Sensor.parse_params(stype, [param])[0]
@@ -237,8 +115,8 @@ class SampleEventRate(SampleStrategy):
     ) -> None:
         super().__init__(inform_callback, sensor, *params, **kwargs)
         shortest, longest = params[-2:]
-        self._shortest = _parse_seconds(shortest, "shortest-period", self._major)
-        self._longest = _parse_seconds(longest, "longest-period", self._major)
+        self._shortest = parse_seconds(shortest, "shortest-period", self._major)
+        self._longest = parse_seconds(longest, "longest-period", self._major)
         if self._shortest < 0:
             raise SamplingError("shortest-period must not be negative")
         if self._longest <= 0:
