@@ -271,3 +271,52 @@ def test_thousands_of_period_strategies_share_one_timer():
     all_done = asyncio.Event()
     clients = [Client() for _ in range(300)]
     asyncio.run(main())
+
+
+def test_a_sensor_updates_path_touches_six_files_and_the_crossing():
+    """set_value -> observer -> strategy -> manager -> formatter -> connection -> transport.
+
+    Traced on the loop's thread (a sensor set elsewhere reaches the loop through the
+    server's LoopBinding first). docs/design.md lists the same files.
+    """
+    import os
+    import sys
+
+    import katcpx
+
+    root = os.path.dirname(katcpx.__file__)
+    srv = ExampleServer("127.0.0.1", 0)
+    srv.set_concurrency_options(thread_safe=False, handler_thread=False)
+    with running(srv), connect(srv) as c:
+        c.request("sensor-sampling", "an.int", "event")
+        c.backlog.clear()
+        touched: set[str] = set()
+        done = threading.Event()
+
+        def profile(frame, event, arg):
+            if event == "call":
+                path = frame.f_code.co_filename
+                if path.startswith(root):
+                    touched.add(os.path.relpath(path, root))
+
+        def update_on_loop():
+            sys.setprofile(profile)
+            try:
+                srv.int_sensor.set_value(55, timestamp=1002.0)
+            finally:
+                sys.setprofile(None)
+                done.set()
+
+        srv.ioloop.add_callback(update_on_loop)
+        assert done.wait(TIMEOUT)
+        inform = c.wait_inform("sensor-status")
+        assert inform.arguments == [b"1002.0", b"1", b"an.int", b"nominal", b"55"]
+        path_files = touched - {"crossing.py"}
+        assert path_files == {
+            "sensor.py",
+            "server/sampling_loop.py",
+            "_sampling_core.py",
+            os.path.join("codec", "_values.py"),
+            "server/connection.py",
+            "transport.py",
+        }, touched
