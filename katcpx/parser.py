@@ -134,7 +134,15 @@ def parse_line(line: bytes) -> Message:
     cached = _head_cache.get(head)
     if cached is not None:
         return Message.from_parts(cached[0], cached[1], parts, None)
-    # ``?name[mid]``: a known head plus a plain id (no leading zero, in range).
+    known = _known_head_with_mid(head)
+    if known is not None:
+        return Message.from_parts(known[0], known[1], parts, known[2])
+    mtype, name, mid = _parse_head(head, line)
+    return Message.from_parts(mtype, name, parts, mid)
+
+
+def _known_head_with_mid(head: bytes) -> tuple[int, str, bytes] | None:
+    """``?name[mid]`` with a cached head and a plain id (no leading zero, in range)."""
     bracket = head.find(b"[")
     if bracket > 0 and head[-1] == 93:  # ]
         cached = _head_cache.get(head[:bracket])
@@ -145,9 +153,8 @@ def parse_line(line: bytes) -> Message:
             and mid[0] != 48  # 0
             and (len(mid) < 10 or int(mid) <= MAX_MID)
         ):
-            return Message.from_parts(cached[0], cached[1], parts, mid)
-    mtype, name, mid_ = _parse_head(head, line)
-    return Message.from_parts(mtype, name, parts, mid_)
+            return cached[0], cached[1], mid
+    return None
 
 
 class MessageParser:
@@ -241,20 +248,11 @@ class StreamParser:
                     del parts[0]
                     out.append(new(cached[0], cached[1], parts, None))
                     continue
-                # ``?name[mid]``: a known head plus a plain id (no leading zero, in range).
-                bracket = head.find(b"[")
-                if bracket > 0 and head[-1] == 93 and line[0] not in (32, 9):  # ]
-                    cached = cache.get(head[:bracket])
-                    mid = head[bracket + 1 : -1]
-                    if (
-                        cached is not None
-                        and mid.isdigit()
-                        and mid[0] != 48  # 0
-                        and (len(mid) < 10 or int(mid) <= MAX_MID)
-                    ):
-                        del parts[0]
-                        out.append(new(cached[0], cached[1], parts, mid))
-                        continue
+                known = _known_head_with_mid(head)
+                if known is not None and line[0] not in (32, 9):
+                    del parts[0]
+                    out.append(new(known[0], known[1], parts, known[2]))
+                    continue
             try:
                 out.append(parse_line(line))
             except KatcpSyntaxError as error:
