@@ -1,9 +1,10 @@
-"""KATCP messages: construction, argument formatting and escaping (no I/O).
+"""KATCP messages: construction and the wire line (no I/O).
 
 A message is a request (``?``), reply (``!``) or inform (``#``) with a name, an optional
 message id and a list of arguments. Arguments are stored already formatted as ``bytes``
 (katcp-python does the same), so formatting a message for the wire only has to escape and
-join.
+join. Names, ids, argument formatting and escapes are the wire codec's
+(:mod:`katcpx.codec`); this module re-exports katcp-python's names for them.
 """
 
 from __future__ import annotations
