@@ -148,6 +148,11 @@ def test_status_line_cached_and_shared(server):
         assert a.wait_inform("sensor-status").arguments[-1] == b"77"
         assert b.wait_inform("sensor-status").arguments[-1] == b"77"
         assert len(calls) == 1
+        # One cache serves #sensor-value too: the reading is not formatted again.
+        reply, informs = a.request("sensor-value", "an.int")
+        assert reply.arguments == [b"ok", b"1"]
+        assert informs[0].arguments[2:] == [b"an.int", b"nominal", b"77"]
+        assert len(calls) == 1
 
 
 def test_bulk_sensor_sampling():
