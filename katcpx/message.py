@@ -20,7 +20,6 @@ from .codec import (
     check_name,
     escape_argument,
     escape_arguments,
-    escape_spaces,
     format_argument,
     unescape_argument,
     wire_argument,
@@ -194,7 +193,14 @@ class Message:
         if len(joined.translate(None, _SPECIAL_BYTES_BUT_SPACE)) != len(joined):
             joined = escape_arguments(args)
         elif joined.count(b" ") != len(args) - 1:
-            joined = escape_spaces(args)
+            # Text whose only special bytes are spaces (the usual reason to escape), inlined
+            # from the codec for speed: join on \x01 (none inside, the count proves) and
+            # escape the spaces, then the separators become spaces.
+            joined = b"\x01".join(args)
+            if joined.count(b"\x01") == len(args) - 1:
+                joined = joined.replace(b" ", b"\\_").replace(b"\x01", b" ")
+            else:
+                joined = escape_arguments(args)
         return b"%s %s\n" % (head, joined)
 
     def __str__(self) -> str:

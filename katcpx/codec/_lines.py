@@ -19,7 +19,6 @@ __all__ = [
     "encode_text",
     "UNESCAPES",
     "escape_arguments",
-    "escape_spaces",
     "unescape_argument",
     "unescape_arguments",
 ]
@@ -180,17 +179,6 @@ def escape_arguments(args: list[bytes]) -> bytes:
         if out[-1] == 1:
             out += b"\\@"
     return out.replace(b"\x01", b" ")
-
-
-def escape_spaces(args: list[bytes]) -> bytes:
-    """Join non-empty arguments whose only special bytes are spaces, escaping those.
-
-    The short path of :func:`escape_arguments` for text (the usual reason to escape).
-    """
-    joined = b"\x01".join(args)
-    if joined.count(b"\x01") != len(args) - 1:  # a \x01 inside an argument
-        return escape_arguments(args)
-    return joined.replace(b" ", b"\\_").replace(b"\x01", b" ")
 
 
 def _unescape_match(match: re.Match[bytes]) -> bytes:
