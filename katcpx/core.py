@@ -50,6 +50,7 @@ from .flags import (
     ProtocolFlags,
 )
 from .kattypes import (
+    FLOAT_TS_KATCP_MAJOR,
     MS_TO_SEC_FAC,
     SEC_TO_MS_FAC,
     Address,
@@ -61,7 +62,6 @@ from .kattypes import (
     Str,
     Timestamp,
 )
-from .kattypes.types import FLOAT_TS_KATCP_MAJOR
 from .message import Message
 from .parser import MessageParser
 from .resource import AttrDict, DefaultAttrDict

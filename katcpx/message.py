@@ -1,20 +1,29 @@
-"""KATCP messages: construction, argument formatting and escaping (no I/O).
+"""KATCP messages: construction and the wire line (no I/O).
 
 A message is a request (``?``), reply (``!``) or inform (``#``) with a name, an optional
 message id and a list of arguments. Arguments are stored already formatted as ``bytes``
 (katcp-python does the same), so formatting a message for the wire only has to escape and
-join.
+join. Names, ids, argument formatting and escapes are the wire codec's
+(:mod:`katcpx.codec`); this module re-exports katcp-python's names for them.
 """
 
 from __future__ import annotations
 
-import logging
-import numbers
-import re
 from collections.abc import Iterable
 from typing import Any, ClassVar, Final
 
-from .errors import KatcpSyntaxError
+from .codec import (
+    CACHED_NAME_MAX,
+    MAX_MID,
+    SPECIAL_BYTES,
+    check_mid,
+    check_name,
+    escape_argument,
+    escape_arguments,
+    format_argument,
+    unescape_argument,
+    wire_argument,
+)
 
 __all__ = [
     "Message",
@@ -25,196 +34,12 @@ __all__ = [
     "check_name",
     "check_mid",
     "MAX_MID",
+    "CACHED_NAME_MAX",
 ]
 
-#: Largest message identifier the spec allows (2**31 - 1).
-MAX_MID: Final = 2**31 - 1
 
-_NAME_RE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*\Z")
-#: Bytes that may not appear raw inside an argument (the spec's <special> production).
-_SPECIAL_BYTES: Final = b"\\ \0\n\r\x1b\t"
-_SPECIAL_BYTES_BUT_SPACE: Final = b"\\\0\n\r\x1b\t"
-_UNESCAPE_CODES: Final = {
-    b"\\": b"\\",
-    b"_": b" ",
-    b"0": b"\0",
-    b"n": b"\n",
-    b"r": b"\r",
-    b"e": b"\x1b",
-    b"t": b"\t",
-    b"@": b"",
-}
-_UNESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
-_log = logging.getLogger("katcp.core")
-
-# Names already known to be valid. Real devices use a few hundred names at most; the caps
-# stop a hostile peer from growing it without bound: in entries, and in bytes, since a name
-# may be as long as a message (MiB) and only short names are kept.
-_valid_names: set[str] = set()
-_VALID_NAMES_CAP: Final = 4096
-#: Longest name (characters) that the name caches of this module and the parser keep;
-#: with their entry caps each cache holds at most about 4096 * 64 bytes of names.
-CACHED_NAME_MAX: Final = 64
-
-
-def check_name(name: str) -> str:
-    """Return `name` if it is a valid KATCP message name, else raise `KatcpSyntaxError`.
-
-    `KatcpSyntaxError` is a ``ValueError``; katcp-python 0.9.3 raises it here too.
-
-    Names match ``[A-Za-z][A-Za-z0-9-]*`` (spec section 2.1).
-    """
-    if name in _valid_names:
-        return name
-    if not isinstance(name, str):
-        raise KatcpSyntaxError(f"message name must be str, not {type(name).__name__}")
-    if not name.isascii() or _NAME_RE.match(name.encode("ascii")) is None:
-        # katcp-python 0.9.3's exception class and text (a subclass of ValueError here).
-        raise KatcpSyntaxError(
-            "Command name should consist only of alphanumeric characters and dashes"
-            f" (got {name!r})."
-        )
-    if len(_valid_names) < _VALID_NAMES_CAP and len(name) <= CACHED_NAME_MAX:
-        _valid_names.add(name)
-    return name
-
-
-def check_mid(mid: bytes | str | int | None) -> bytes | None:
-    """Normalise a message id to its digits as ``bytes`` (or None).
-
-    Accepts an int, or str/bytes of digits, in the range 1 to 2**31-1.
-    """
-    if mid is None:
-        return None
-    if isinstance(mid, bool):
-        raise ValueError("message id must be an integer, not bool")
-    if isinstance(mid, numbers.Integral):
-        value = int(mid)
-    else:
-        raw = mid.encode("ascii") if isinstance(mid, str) else bytes(mid)
-        if not raw.isdigit() or raw[:1] == b"0":
-            raise ValueError(f"message id {mid!r} is not a positive decimal integer")
-        value = int(raw)
-    if not 1 <= value <= MAX_MID:
-        raise ValueError(f"message id {value} is outside the range 1 to {MAX_MID}")
-    return b"%d" % value
-
-
-def format_argument(arg: Any) -> bytes:
-    """Format one message argument as bytes (before escaping).
-
-    bool → ``1``/``0``; int → decimal; float → ``repr`` (round-trips exactly); str → UTF-8;
-    bytes → unchanged; None → empty argument. numpy scalars format as their Python type;
-    anything else formats as ``str(arg)``.
-    """
-    kind = type(arg)
-    if kind is bytes:
-        return arg
-    if kind is str:
-        return _encode_text(arg)
-    if kind is bool:
-        return b"1" if arg else b"0"
-    if kind is int:
-        return b"%d" % arg
-    if kind is float:
-        return repr(arg).encode("ascii")
-    if arg is None:
-        return b""
-    # Subclasses and numpy scalars (numpy.bool_ is not an int; numpy.float64 is a float).
-    if isinstance(arg, bool) or getattr(getattr(arg, "dtype", None), "kind", None) == "b":
-        return b"1" if arg else b"0"
-    if isinstance(arg, (bytes, bytearray, memoryview)):
-        return bytes(arg)
-    if isinstance(arg, str):
-        return _encode_text(str.__str__(arg))
-    if isinstance(arg, numbers.Integral):
-        return b"%d" % int(arg)
-    if isinstance(arg, numbers.Real):
-        return repr(float(arg)).encode("ascii")
-    return _encode_text(str(arg))
-
-
-def _encode_text(text: str) -> bytes:
-    """Encode `text` as UTF-8; characters UTF-8 cannot hold (lone surrogates) become ``?``.
-
-    This is what katcp-python 0.9.3 does, logging an error: a message is still sent, and
-    the log names the argument that was changed.
-    """
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        _log.error(
-            "message argument %.200r holds characters UTF-8 cannot encode; replaced with '?'", text
-        )
-        return text.encode("utf-8", "replace")
-
-
-def escape_argument(arg: bytes) -> bytes:
-    """Escape the special bytes of one argument; the empty argument becomes ``\\@``."""
-    if not arg:
-        return b"\\@"
-    return _escape_specials(arg)
-
-
-def _escape_specials(data: bytes) -> bytes:
-    """Escape every special byte of `data` (one argument, or several joined by \\x01)."""
-    # Backslash first, so the backslashes the other escapes add are not doubled.
-    return (
-        data.replace(b"\\", b"\\\\")
-        .replace(b" ", b"\\_")
-        .replace(b"\0", b"\\0")
-        .replace(b"\n", b"\\n")
-        .replace(b"\r", b"\\r")
-        .replace(b"\x1b", b"\\e")
-        .replace(b"\t", b"\\t")
-    )
-
-
-def _escape_joined(args: list[bytes]) -> bytes:
-    r"""Escape every argument and join them with spaces, in a few C-level passes.
-
-    The arguments are joined with \x01 (not escaped by KATCP): when no argument holds one,
-    which the count proves, the escapes are applied to the whole line at once (a handful of
-    ``bytes.replace`` calls, not seven per argument), empty arguments become ``\@`` where
-    separators meet, and the separators become spaces.
-    """
-    joined = b"\x01".join(args)
-    if joined.count(b"\x01") != len(args) - 1:  # a \x01 inside an argument
-        return b" ".join([escape_argument(arg) for arg in args])
-    out = _escape_specials(joined)
-    if b"" in args:
-        # Two passes: the first leaves a pair between runs of empty arguments.
-        out = out.replace(b"\x01\x01", b"\x01\\@\x01").replace(b"\x01\x01", b"\x01\\@\x01")
-        if not out or out[:1] == b"\x01":
-            out = b"\\@" + out
-        if out[-1:] == b"\x01":
-            out += b"\\@"
-    return out.replace(b"\x01", b" ")
-
-
-def wire_argument(arg: bytes) -> bytes:
-    """Return formatted argument `arg` as it goes on the wire: escaped only if it must be."""
-    if arg and len(arg.translate(None, _SPECIAL_BYTES)) == len(arg):
-        return arg
-    return escape_argument(arg)
-
-
-def _unescape_match(match: re.Match[bytes]) -> bytes:
-    code = match.group(1)
-    try:
-        return _UNESCAPE_CODES[code]
-    except KeyError:
-        if code is None:
-            raise KatcpSyntaxError("trailing backslash", column=match.start()) from None
-        raise KatcpSyntaxError(f"unknown escape {match.group()!r}", column=match.start()) from None
-
-
-def unescape_argument(arg: bytes) -> bytes:
-    """Reverse :func:`escape_argument`; raises `KatcpSyntaxError` on a bad escape."""
-    if b"\\" not in arg:
-        return arg
-    return _UNESCAPE_RE.sub(_unescape_match, arg)
-
+#: Every special byte but the space: a joined line's spaces are counted instead.
+_SPECIAL_BYTES_BUT_SPACE: Final = SPECIAL_BYTES.replace(b" ", b"")
 
 _TYPE_PREFIX: Final = {0: b"?", 1: b"!", 2: b"#"}
 # Encoded ``?name`` heads by message type (indexed by ``mtype``), capped like the name cache.
@@ -283,8 +108,14 @@ class Message:
         self.mid = check_mid(mid)
 
     @classmethod
-    def _new(cls, mtype: int, name: str, arguments: list[bytes], mid: bytes | None) -> Message:
-        """Build a message from trusted, already formatted parts (no checks)."""
+    def from_parts(
+        cls, mtype: int, name: str, arguments: list[bytes], mid: bytes | None
+    ) -> Message:
+        """Build a message from trusted, already formatted parts, without checks.
+
+        For the parser and for code that formats arguments itself: `name` must be a valid
+        name, `arguments` formatted bytes (the list is kept, not copied) and `mid` digits.
+        """
         msg = cls.__new__(cls)
         msg.mtype = mtype
         msg.name = name
@@ -312,7 +143,7 @@ class Message:
     @classmethod
     def reply_to_request(cls, req_msg: Message, *args: Any) -> Message:
         """Create the reply to `req_msg`, copying its name and message id."""
-        msg = cls._new(cls.REPLY, req_msg.name, [], req_msg.mid)
+        msg = cls.from_parts(cls.REPLY, req_msg.name, [], req_msg.mid)
         if args:
             msg.arguments = [format_argument(arg) for arg in args]
         return msg
@@ -320,14 +151,14 @@ class Message:
     @classmethod
     def reply_inform(cls, req_msg: Message, *args: Any) -> Message:
         """Create an inform in reply to `req_msg`, copying its name and message id."""
-        msg = cls._new(cls.INFORM, req_msg.name, [], req_msg.mid)
+        msg = cls.from_parts(cls.INFORM, req_msg.name, [], req_msg.mid)
         if args:
             msg.arguments = [format_argument(arg) for arg in args]
         return msg
 
     def copy(self) -> Message:
         """Return a shallow copy of the message and its argument list."""
-        return self._new(self.mtype, self.name, list(self.arguments), self.mid)
+        return self.from_parts(self.mtype, self.name, list(self.arguments), self.mid)
 
     @staticmethod
     def format_argument(arg: Any) -> bytes:
@@ -353,15 +184,23 @@ class Message:
         args = self.arguments
         if not args:
             return head + b"\n"
-        # One C-level scan decides whether anything needs escaping (most messages don't):
-        # the join's own spaces are counted rather than searched for.
+        if b"" in args:  # an empty argument is always escaped (\@): no need to look
+            return b"%s %s\n" % (head, escape_arguments(args))
+        # Two C-level scans: no special byte but spaces, and only the join's own spaces,
+        # means nothing needs escaping (most messages); spaces alone (text) take the short
+        # escape path.
         joined = b" ".join(args)
-        if (
-            b"" in args
-            or joined.count(b" ") != len(args) - 1
-            or len(joined.translate(None, _SPECIAL_BYTES_BUT_SPACE)) != len(joined)
-        ):
-            joined = _escape_joined(args)
+        if len(joined.translate(None, _SPECIAL_BYTES_BUT_SPACE)) != len(joined):
+            joined = escape_arguments(args)
+        elif joined.count(b" ") != len(args) - 1:
+            # Text whose only special bytes are spaces (the usual reason to escape), inlined
+            # from the codec for speed: join on \x01 (none inside, the count proves) and
+            # escape the spaces, then the separators become spaces.
+            joined = b"\x01".join(args)
+            if joined.count(b"\x01") == len(args) - 1:
+                joined = joined.replace(b" ", b"\\_").replace(b"\x01", b" ")
+            else:
+                joined = escape_arguments(args)
         return b"%s %s\n" % (head, joined)
 
     def __str__(self) -> str:

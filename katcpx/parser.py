@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from .codec import CACHED_NAME_MAX, MAX_MID, check_name, unescape_argument, unescape_arguments
 from .errors import KatcpSyntaxError, MessageTooLong
-from .message import CACHED_NAME_MAX, MAX_MID, Message, check_name
+from .message import Message
 
 __all__ = ["MessageParser", "StreamParser", "parse_line", "DEFAULT_MAX_MSG_SIZE"]
 
@@ -30,17 +31,6 @@ _CAREFUL_BYTES: Final = b"\\\x00\x1b\x0b\x0c\r\n"
 _FORBIDDEN_BYTES: Final = b"\x00\x1b\x0b\x0c\r\n"
 _TOKEN_RE = re.compile(rb"[^ \t]+")
 _BAD_RAW_RE = re.compile(rb"[\x00\x1b\r\n]")
-_ESCAPE_RE = re.compile(rb"\\(.)?", re.DOTALL)
-_UNESCAPES: Final = {
-    92: b"\\",
-    95: b" ",
-    48: b"\0",
-    110: b"\n",
-    114: b"\r",
-    101: b"\x1b",
-    116: b"\t",
-    64: b"",
-}
 _RAW_NAMES: Final = {0: "NUL", 27: "ESC", 13: "carriage return", 10: "newline"}
 
 # Parsed heads without a message id, e.g. b"#sensor-status" -> (INFORM, "sensor-status").
@@ -92,26 +82,10 @@ def _unescape_token(token: bytes, line: bytes, offset: int) -> bytes:
             line,
             offset + bad.start(),
         )
-    if 92 not in token:
-        return token
-    pieces = []
-    pos = 0
-    for match in _ESCAPE_RE.finditer(token):
-        code = match.group(1)
-        if code is None:
-            raise KatcpSyntaxError("trailing backslash", line, offset + match.start())
-        replacement = _UNESCAPES.get(code[0])
-        if replacement is None:
-            raise KatcpSyntaxError(
-                f"unknown escape {match.group().decode('latin-1')!r}",
-                line,
-                offset + match.start(),
-            )
-        pieces.append(token[pos : match.start()])
-        pieces.append(replacement)
-        pos = match.end()
-    pieces.append(token[pos:])
-    return b"".join(pieces)
+    try:
+        return unescape_argument(token)
+    except KatcpSyntaxError as error:
+        raise KatcpSyntaxError(error.problem, line, offset + (error.column or 0)) from None
 
 
 def _parse_careful(line: bytes) -> Message:
@@ -128,32 +102,7 @@ def _parse_careful(line: bytes) -> Message:
         )
     mtype, name, mid = _parse_head(head, line)
     arguments = [_unescape_token(m.group(), line, m.start()) for m in tokens[1:]]
-    return Message._new(mtype, name, arguments, mid)
-
-
-def _unescape_arguments(args: list[bytes]) -> list[bytes] | None:
-    """Unescape arguments known to hold no raw special bytes; None if an escape is bad.
-
-    All arguments are joined with \\v (never raw on this path, never produced by an escape)
-    and split on escaped backslashes, so each remaining escape is replaced by a C-level
-    ``bytes.replace`` over the whole line rather than per argument in Python.
-    """
-    pieces = b"\v".join(args).split(b"\\\\")
-    for i, piece in enumerate(pieces):
-        if 92 in piece:
-            piece = (
-                piece.replace(b"\\_", b" ")
-                .replace(b"\\n", b"\n")
-                .replace(b"\\r", b"\r")
-                .replace(b"\\t", b"\t")
-                .replace(b"\\0", b"\0")
-                .replace(b"\\e", b"\x1b")
-                .replace(b"\\@", b"")
-            )
-            if 92 in piece:
-                return None
-            pieces[i] = piece
-    return b"\\".join(pieces).split(b"\v")
+    return Message.from_parts(mtype, name, arguments, mid)
 
 
 def parse_line(line: bytes) -> Message:
@@ -178,15 +127,34 @@ def parse_line(line: bytes) -> Message:
         if 92 in head:
             return _parse_careful(line)
         # Escapes but nothing forbidden: bytes.split() was right, unescape the arguments.
-        unescaped = _unescape_arguments(parts)
+        unescaped = unescape_arguments(parts)
         if unescaped is None:
             return _parse_careful(line)  # for the error text, with its column
         parts = unescaped
     cached = _head_cache.get(head)
     if cached is not None:
-        return Message._new(cached[0], cached[1], parts, None)
+        return Message.from_parts(cached[0], cached[1], parts, None)
+    known = _known_head_with_mid(head)
+    if known is not None:
+        return Message.from_parts(known[0], known[1], parts, known[2])
     mtype, name, mid = _parse_head(head, line)
-    return Message._new(mtype, name, parts, mid)
+    return Message.from_parts(mtype, name, parts, mid)
+
+
+def _known_head_with_mid(head: bytes) -> tuple[int, str, bytes] | None:
+    """``?name[mid]`` with a cached head and a plain id (no leading zero, in range)."""
+    bracket = head.find(b"[")
+    if bracket > 0 and head[-1] == 93:  # ]
+        cached = _head_cache.get(head[:bracket])
+        mid = head[bracket + 1 : -1]
+        if (
+            cached is not None
+            and mid.isdigit()
+            and mid[0] != 48  # 0
+            and (len(mid) < 10 or int(mid) <= MAX_MID)
+        ):
+            return cached[0], cached[1], mid
+    return None
 
 
 class MessageParser:
@@ -262,7 +230,7 @@ class StreamParser:
                     del lines[0]  # the end of an over-long line
         limit = self.max_msg_size
         cache = _head_cache
-        new = Message._new
+        new = Message.from_parts
         for line in lines:
             if not line:
                 continue
@@ -280,20 +248,11 @@ class StreamParser:
                     del parts[0]
                     out.append(new(cached[0], cached[1], parts, None))
                     continue
-                # ``?name[mid]``: a known head plus a plain id (no leading zero, in range).
-                bracket = head.find(b"[")
-                if bracket > 0 and head[-1] == 93 and line[0] not in (32, 9):  # ]
-                    cached = cache.get(head[:bracket])
-                    mid = head[bracket + 1 : -1]
-                    if (
-                        cached is not None
-                        and mid.isdigit()
-                        and mid[0] != 48  # 0
-                        and (len(mid) < 10 or int(mid) <= MAX_MID)
-                    ):
-                        del parts[0]
-                        out.append(new(cached[0], cached[1], parts, mid))
-                        continue
+                known = _known_head_with_mid(head)
+                if known is not None and line[0] not in (32, 9):
+                    del parts[0]
+                    out.append(new(known[0], known[1], parts, known[2]))
+                    continue
             try:
                 out.append(parse_line(line))
             except KatcpSyntaxError as error:

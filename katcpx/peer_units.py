@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .codec import format_timestamp, parse_timestamp
 from .flags import SEC_TS_KATCP_MAJOR
-from .sensor_codec import format_timestamp, parse_timestamp
 
 __all__ = [
     "seconds_to_wire",

@@ -21,56 +21,20 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
 
-from .errors import KatcpSyntaxError, KatcpTypeError
-from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
-from .kattypes.types import (
-    Address,
-    Bool,
-    Discrete,
-    Float,
-    Int,
-    KatcpType,
-    Lru,
-    Str,
-    Timestamp,
-)
-from .sensor_codec import (
-    _NAME_RE,
-    LRU_CONSTANTS,
-    LRU_ERROR,
-    LRU_NOMINAL,
-    LRU_VALUES,
-    _check_address,
-    _check_bool,
-    _check_int,
-    _check_lru,
-    _check_real,
-    _check_string,
-    _check_timestamp,
-    _format_address,
-    _format_bool,
-    _format_float,
-    _format_int,
-    _format_lru,
-    _format_str,
-    _format_timestamp_value,
-    _Formatter,
-    _parse_address,
-    _parse_bool,
-    _parse_float,
-    _parse_int,
-    _parse_lru,
-    _parse_str,
-    _parse_timestamp_value,
-    _Parser,
-    _text,
-    _type_name,
+from ._sensor_constants import SensorConstants
+from .codec import (
+    as_text,
+    check_sensor_name,
+    check_string,
     format_timestamp,
     parse_timestamp,
+    type_name,
 )
+from .errors import KatcpSyntaxError, KatcpTypeError
+from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
 
 __all__ = [
     "Reading",
@@ -108,7 +72,7 @@ class SensorObserver(Protocol):
         """Receive a new reading of `sensor`."""
 
 
-class Sensor:
+class Sensor(SensorConstants):
     """A KATCP sensor: a named, typed value with a status and a timestamp.
 
     Parameters
@@ -153,100 +117,6 @@ class Sensor:
     setter's thread.
     """
 
-    # Type constants, with katcp-python's values.
-    INTEGER: ClassVar[int] = 0
-    FLOAT: ClassVar[int] = 1
-    BOOLEAN: ClassVar[int] = 2
-    LRU: ClassVar[int] = 3
-    DISCRETE: ClassVar[int] = 4
-    STRING: ClassVar[int] = 5
-    TIMESTAMP: ClassVar[int] = 6
-    ADDRESS: ClassVar[int] = 7
-
-    #: Type constant to the type's KATCP name.
-    SENSOR_TYPE_NAMES: ClassVar[dict[int, str]] = {
-        INTEGER: "integer",
-        FLOAT: "float",
-        BOOLEAN: "boolean",
-        LRU: "lru",
-        DISCRETE: "discrete",
-        STRING: "string",
-        TIMESTAMP: "timestamp",
-        ADDRESS: "address",
-    }
-    #: KATCP type name to type constant.
-    SENSOR_TYPE_LOOKUP: ClassVar[dict[str, int]] = {v: k for k, v in SENSOR_TYPE_NAMES.items()}
-    #: Type constant to (kattype class, default value), as in katcp-python 0.9.3.
-    SENSOR_TYPES: ClassVar[dict[int, tuple[type[KatcpType], Any]]] = {
-        INTEGER: (Int, 0),
-        FLOAT: (Float, 0.0),
-        BOOLEAN: (Bool, False),
-        LRU: (Lru, Lru.LRU_NOMINAL),
-        DISCRETE: (Discrete, "unknown"),
-        STRING: (Str, ""),
-        TIMESTAMP: (Timestamp, 0.0),
-        ADDRESS: (Address, Address.NULL),
-    }
-    #: The kattype that formats and parses reading timestamps (katcp-python 0.9.3's name).
-    TIMESTAMP_TYPE: ClassVar[Timestamp] = Timestamp()
-    #: Python types accepted in place of a type constant.
-    SENSOR_SHORTCUTS: ClassVar[dict[type, int]] = {
-        int: INTEGER,
-        builtins.float: FLOAT,
-        str: STRING,
-        bool: BOOLEAN,
-    }
-
-    # Status constants.
-    UNKNOWN: ClassVar[int] = 0
-    NOMINAL: ClassVar[int] = 1
-    WARN: ClassVar[int] = 2
-    ERROR: ClassVar[int] = 3
-    FAILURE: ClassVar[int] = 4
-    UNREACHABLE: ClassVar[int] = 5
-    INACTIVE: ClassVar[int] = 6
-
-    #: Status constant to status name as bytes (what goes on the wire).
-    STATUSES_RAW: ClassVar[dict[int, bytes]] = {
-        UNKNOWN: b"unknown",
-        NOMINAL: b"nominal",
-        WARN: b"warn",
-        ERROR: b"error",
-        FAILURE: b"failure",
-        UNREACHABLE: b"unreachable",
-        INACTIVE: b"inactive",
-    }
-    #: Status constant to status name.
-    STATUSES: ClassVar[dict[int, str]] = {k: v.decode() for k, v in STATUSES_RAW.items()}
-    #: Status name to status constant.
-    STATUS_NAMES: ClassVar[dict[str, int]] = {v: k for k, v in STATUSES.items()}
-    #: Status name as bytes to status constant.
-    STATUS_NAMES_RAW: ClassVar[dict[bytes, int]] = {v: k for k, v in STATUSES_RAW.items()}
-    #: What each status is sent as to a KATCP v4 peer (unreachable and inactive are v5).
-    STATUSES_RAW_V4: ClassVar[dict[int, bytes]] = {
-        **STATUSES_RAW,
-        UNREACHABLE: b"failure",
-        INACTIVE: b"unknown",
-    }
-
-    # LRU values (the lru type is deprecated since KATCP v5).
-    LRU_NOMINAL: ClassVar[int] = LRU_NOMINAL
-    LRU_ERROR: ClassVar[int] = LRU_ERROR
-    LRU_VALUES: ClassVar[dict[int, bytes]] = LRU_VALUES
-    LRU_CONSTANTS: ClassVar[dict[bytes, int]] = LRU_CONSTANTS
-
-    #: Per type: (checker, formatter, parser, default value).
-    _CODECS: ClassVar[dict[int, tuple[Callable[[Any], Any], _Formatter, _Parser, Any]]] = {
-        INTEGER: (_check_int, _format_int, _parse_int, 0),
-        FLOAT: (_check_real, _format_float, _parse_float, 0.0),
-        BOOLEAN: (_check_bool, _format_bool, _parse_bool, False),
-        LRU: (_check_lru, _format_lru, _parse_lru, LRU_NOMINAL),
-        DISCRETE: (_check_string, _format_str, _parse_str, None),
-        STRING: (_check_string, _format_str, _parse_str, ""),
-        TIMESTAMP: (_check_timestamp, _format_timestamp_value, _parse_timestamp_value, 0.0),
-        ADDRESS: (_check_address, _format_address, _parse_address, ("0.0.0.0", None)),
-    }
-
     def __init__(
         self,
         sensor_type: int | type,
@@ -261,15 +131,10 @@ class Sensor:
             if sensor_type not in self.SENSOR_SHORTCUTS:
                 raise ValueError(f"no sensor type for Python type {sensor_type.__name__}")
             sensor_type = self.SENSOR_SHORTCUTS[sensor_type]
-        if sensor_type not in self._CODECS:
+        if sensor_type not in self.CODECS:
             raise ValueError(f"unknown sensor type {sensor_type!r}")
-        name = _text(name, "sensor name")
-        if not _NAME_RE.match(name):
-            raise ValueError(
-                f"invalid sensor name {name!r}: spec 5.1 allows only letters, digits, "
-                f"'.', '-' and '_'"
-            )
-        units = "" if units is None else _text(units, "units")
+        name = check_sensor_name(name)
+        units = "" if units is None else as_text(units, "units")
         if initial_status is None:
             initial_status = self.UNKNOWN
         if initial_status not in self.STATUSES:
@@ -280,7 +145,7 @@ class Sensor:
                 "(milliseconds before KATCP v5)"
             )
 
-        checker, formatter, parser, default_value = self._CODECS[sensor_type]
+        checker, formatter, parser, default_value = self.CODECS[sensor_type]
         self._sensor_type = sensor_type
         self.stype = self.type = self.SENSOR_TYPE_NAMES[sensor_type]
         self.name = name
@@ -318,13 +183,13 @@ class Sensor:
                     )
                 self._warn_min, self._warn_max = params[2], params[3]
         elif sensor_type == self.DISCRETE:
-            params = [_text(p, "discrete value") for p in params]
+            params = [as_text(p, "discrete value") for p in params]
             if not params:
                 raise ValueError("a discrete sensor needs at least one value in params")
             if len(set(params)) != len(params):
                 raise ValueError(f"discrete sensor values are repeated: {params!r}")
             for p in params:
-                _check_string(p)
+                check_string(p)
             self._discrete_values = frozenset(params)
             default_value = params[0]
         elif params:
@@ -338,7 +203,7 @@ class Sensor:
         if description is None:
             unit_description = f"in unit {units}" if units else "with no unit"
             description = f"{self.stype.capitalize()} sensor {name!r} {unit_description}"
-        self.description = _text(description, "description")
+        self.description = as_text(description, "description")
 
         if default is not None:
             default_value = self._check_value(default)
@@ -346,7 +211,6 @@ class Sensor:
         self._observers_lock = threading.Lock()
         # One tuple in one attribute: the unit of atomicity for readers in other threads.
         self._current_reading = Reading(time.time(), initial_status, default_value)
-        self._formatted: tuple[Any, int, tuple[bytes, bytes, bytes]] = (None, 0, (b"", b"", b""))
 
     def __repr__(self) -> str:
         cls = type(self)
@@ -537,7 +401,7 @@ class Sensor:
     def set_value(
         self,
         value: Any,
-        status: int = NOMINAL,
+        status: int = SensorConstants.NOMINAL,
         timestamp: builtins.float | None = None,
         major: int = DEFAULT_KATCP_MAJOR,
     ) -> None:
@@ -598,20 +462,15 @@ class Sensor:
             KATCP major version. Before v5, timestamps are in milliseconds and statuses new
             in v5 are sent as their nearest v4 status (see ``STATUSES_RAW_V4``).
         """
-        # Servers format the same reading for every client and every ?sensor-value, so the
-        # last result is kept; readings are immutable tuples, so identity is a safe key.
-        cached = self._formatted
-        if cached[0] is reading and cached[1] == major:
-            return cached[2]
+        # Not cached here: the server's sampling manager formats each reading once, in its
+        # one cache (katcpx.sensor_informs.ReadingFormatter) for every client.
         timestamp, status, value = reading
         statuses = self.STATUSES_RAW if major >= SEC_TS_KATCP_MAJOR else self.STATUSES_RAW_V4
-        formatted = (
+        return (
             format_timestamp(timestamp, major),
             statuses[status],
             self._formatter(value, major),
         )
-        self._formatted = (reading, major, formatted)
-        return formatted
 
     def read_formatted(self, major: int = DEFAULT_KATCP_MAJOR) -> tuple[bytes, bytes, bytes]:
         """Read the sensor and format the reading as ``(timestamp, status, value)`` bytes."""
@@ -635,7 +494,7 @@ class Sensor:
             If `s_value` is not a valid value for this sensor.
         """
         if not isinstance(s_value, bytes):
-            raise KatcpTypeError(f"sensor value must be bytes, not {_type_name(s_value)}")
+            raise KatcpTypeError(f"sensor value must be bytes, not {type_name(s_value)}")
         value = self._parser(s_value, katcp_major)
         if self._discrete_values is not None and value not in self._discrete_values:
             raise ValueError(self._not_discrete(value))
@@ -708,7 +567,7 @@ class Sensor:
         ValueError
             If a param does not parse as the sensor type.
         """
-        parser = cls._CODECS[sensor_type][2]
+        parser = cls.CODECS[sensor_type][2]
         return [
             parser(p.encode("utf-8") if isinstance(p, str) else p, major) for p in formatted_params
         ]

@@ -578,3 +578,50 @@ def test_timers_fired_slightly_early_still_report(name, informs):
     strategy.start()
     sched.advance(12)
     assert len(informs.sent) == 3
+
+
+# --- versions and loop binding ---------------------------------------------------------------
+
+
+def test_strategy_exists_is_the_one_version_table():
+    from katcpx.flags import ProtocolFlags
+    from katcpx.sampling import strategy_exists
+
+    for major, allowed in ((4, ProtocolFlags.STRATEGIES_V4), (5, ProtocolFlags.STRATEGIES_V5)):
+        for raw in SampleStrategy.SAMPLING_LOOKUP.values():
+            name = raw.decode()
+            assert strategy_exists(raw, major) == strategy_exists(name, major) == (name in allowed)
+    assert not strategy_exists("event-rate", 4) and strategy_exists("event-rate", 5)
+
+
+def test_loop_bound_strategy_takes_updates_from_other_threads_onto_its_loop():
+    """katcp-python's binding: the strategy's LoopBinding moves updates onto the loop."""
+    import threading
+
+    from tornado.ioloop import IOLoop
+
+    threads: list[int] = []
+    sensor = int_sensor()
+
+    async def main():
+        loop_thread = threading.get_ident()
+        got = asyncio.Event()
+
+        def inform(sensor, reading):
+            threads.append(threading.get_ident())
+            if reading.value == 7:
+                got.set()
+
+        strategy = SampleStrategy.get_strategy("auto", inform, sensor, ioloop=IOLoop.current())
+        strategy.start()
+        while strategy.loop_binding is None or not strategy.loop_binding.bound:
+            await asyncio.sleep(0.001)
+        setter = threading.Thread(target=sensor.set_value, args=(7,))
+        setter.start()
+        await asyncio.wait_for(got.wait(), 5)
+        setter.join(5)
+        strategy.cancel()
+        assert strategy.loop_binding.on_loop()
+        assert set(threads) == {loop_thread}
+
+    asyncio.run(main())

@@ -17,6 +17,7 @@ from server.helpers import ExampleServer, connect, running
 
 from katcpx.client import AsyncClient, BlockingClient, is_timeout_reply
 from katcpx.cmd._render import SensorUpdate
+from katcpx.crossing import LoopBinding
 from katcpx.flags import ProtocolFlags
 from katcpx.message import Message
 from katcpx.peer_units import strategy_params_to_wire
@@ -162,7 +163,9 @@ def test_sampling_errors_reach_the_exception_handler_with_the_exception() -> Non
     seen: list[dict] = []
     loop.set_exception_handler(lambda _loop, context: seen.append(context))
     try:
-        manager = SamplingManager(loop, major=5)
+        binding = LoopBinding()
+        binding.bind(loop)  # this thread is the loop's: updates dispatch right here
+        manager = SamplingManager(binding, major=5)
         sensor = Sensor(Sensor.INTEGER, "x", "", "", [0, 10])
 
         class Broken:
@@ -177,7 +180,6 @@ def test_sampling_errors_reach_the_exception_handler_with_the_exception() -> Non
             def cancel(self):
                 pass
 
-        manager.loop_thread_id = threading.get_ident()  # updates dispatch right here
         manager.set_strategy("client", sensor, Broken())  # type: ignore[arg-type]
         sensor.set_value(3)
         assert len(seen) == 1

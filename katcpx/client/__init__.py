@@ -19,8 +19,7 @@ from ..asyncutil import AsyncEvent, LatencyTimer, until_later
 from ..compat import ensure_native_str
 from ..errors import KatcpClientError
 from ..flags import SEC_TS_KATCP_MAJOR, ProtocolFlags
-from ..kattypes import SEC_TO_MS_FAC
-from ..kattypes.types import FLOAT_TS_KATCP_MAJOR
+from ..kattypes import FLOAT_TS_KATCP_MAJOR, SEC_TO_MS_FAC
 from ..message import Message
 from ..parser import MessageParser
 from ..server.metaclass import DeviceMetaclass

@@ -272,7 +272,7 @@ class AsyncClient(DeviceClient):
         by_mid[mid] = entry
         if timeout is not None:
             self._arm_timeout(entry, timeout)
-        conn.write(bytes(Message._new(_REQUEST, name, formatted, mid)))
+        conn.write(bytes(Message.from_parts(_REQUEST, name, formatted, mid)))
 
     def _arm_timeout(self, entry: Pending, timeout: float) -> None:
         """Queue `entry` to time out; requests sharing a timeout value share one loop timer."""

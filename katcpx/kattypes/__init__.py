@@ -25,17 +25,24 @@ Errors
   :class:`~katcpx.errors.KatcpTypeError` (a bug in the handler, not in the request).
 """
 
+from ..codec import FLOAT_TS_KATCP_MAJOR
 from ..compat import convert_method_name, ensure_native_str, is_bytes, is_text
 from ..errors import FailReply, KatcpTypeError, KatcpValueTypeError
 from ..flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
 from ..message import Message
-from .annotated import prepare_request_handler
-from .decorators import (
+from ._annotated import prepare_request_handler
+from ._decorators import (
+    CONCURRENT_REPLY,
+    HAS_KATCP_PROTOCOL_FLAGS,
+    MINIMUM_KATCP_VERSION,
+    REQUEST_TIMEOUT_HINT,
     async_make_reply,
     concurrent_reply,
+    handler_marker,
     has_katcp_protocol_flags,
     inform,
     make_reply,
+    mark_handler,
     minimum_katcp_version,
     request,
     request_timeout_hint,
@@ -43,10 +50,16 @@ from .decorators import (
     send_reply,
     unpack_message,
 )
-from .packing import Parameter, pack_types, unpack_types
-from .types import (
-    FLOAT_TS_KATCP_MAJOR,
+from ._packing import Parameter, pack_types, unpack_types
+from ._special_types import (
     Address,
+    Regex,
+    StrictTimestamp,
+    Struct,
+    Timestamp,
+    TimestampOrNow,
+)
+from ._types import (
     Bool,
     Discrete,
     DiscreteMulti,
@@ -54,12 +67,7 @@ from .types import (
     Int,
     KatcpType,
     Lru,
-    Regex,
     Str,
-    StrictTimestamp,
-    Struct,
-    Timestamp,
-    TimestampOrNow,
 )
 
 #: katcp-python's conversion factors between v4 (ms) and v5 (s) times.
@@ -67,6 +75,12 @@ SEC_TO_MS_FAC = 1000
 MS_TO_SEC_FAC = 1.0 / 1000
 
 __all__ = [
+    "CONCURRENT_REPLY",
+    "HAS_KATCP_PROTOCOL_FLAGS",
+    "MINIMUM_KATCP_VERSION",
+    "REQUEST_TIMEOUT_HINT",
+    "handler_marker",
+    "mark_handler",
     "DEFAULT_KATCP_MAJOR",
     "MS_TO_SEC_FAC",
     "Message",

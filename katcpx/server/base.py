@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from tornado.ioloop import IOLoop
 
 from .._compat import Python2Next
+from ..codec import format_timestamp
 from ..errors import AsyncReply, FailReply, KatcpSyntaxError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
-from ..peer_units import seconds_to_wire
 from ..tls import TlsAcceptor
 from .access import DEFAULT_POLICY, AccessPolicy, Role, refusal
 from .bad_line import invalid_reply
@@ -1120,9 +1120,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if timestamp is None:
             timestamp = time.time()
         major = self.PROTOCOL_INFO.major
-        # v5: katcp-python's six decimals; v4: exact milliseconds (katcpx.peer_units).
-        ts = b"%.6f" % timestamp if major >= 5 else seconds_to_wire(timestamp, major)
-        return Message.inform("log", level_name, ts, name, msg)
+        # The codec's one timestamp rule: the exact decimal (milliseconds before v5).
+        return Message.inform("log", level_name, format_timestamp(timestamp, major), name, msg)
 
 
 def _no_handler(*args: Any) -> None:

@@ -279,6 +279,10 @@ class ClientConnection:
         else:
             self._handoff.call(self._send_bytes, data)
 
+    def send_bytes(self, data: bytes) -> None:
+        """Queue formatted wire bytes (whole lines) for the client; on the loop."""
+        self._send_bytes(data)
+
     def _send_bytes(self, data: bytes) -> None:
         """Send a pre-formatted line (loop thread only)."""
         if not self._closed:

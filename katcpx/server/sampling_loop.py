@@ -5,29 +5,41 @@ Two pieces:
 * :class:`TimerScheduler` — the ``scheduler`` that ``katcpx.sampling`` strategies are given.
   All timers live in one heap and are driven by a single loop timer, so thousands of
   ``period`` strategies cost one ``loop.call_at`` handle, not one per (client, sensor).
-* :class:`SamplingManager` — which strategy each client has on each sensor. It attaches a
-  single observer per sampled sensor, moves updates from any thread onto the loop in
-  batches, and caches each reading's formatted ``#sensor-status`` line so a reading is
-  formatted once however many clients receive it.
+* :class:`SamplingManager` — owns sampling: it builds each client's strategies with its own
+  callback, keeps which strategy each client has on each sensor, attaches a single
+  observer per sampled sensor, moves updates from any thread onto the loop through the
+  server's :class:`~katcpx.crossing.LoopBinding` (batched), and formats each reading once.
+* :class:`ReadingFormatter` — the manager's one formatter and one cache of sensor informs:
+  it serves both ``#sensor-status`` (sampling) and ``#sensor-value`` (``?sensor-value``).
+
+A sensor update's path: ``Sensor.set_value`` → the manager's observer → the manager's
+``dispatch`` (on the loop) → the strategy's ``update`` → the manager's ``send_status`` →
+the formatter's cached line → ``client.send_bytes`` (the connection and its transport).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..message import Message
-from ..sampling import SampleStrategy
-from .handoff import LoopHandoff
+from ..codec import wire_argument
+from ..crossing import LoopBinding
+from ..sampling import SampleStrategy, SamplingError, strategy_exists
 
 if TYPE_CHECKING:
-    from ..sensor import Sensor
+    from ..sensor import Reading, Sensor
 
-__all__ = ["TimerScheduler", "TimerHandle", "SamplingManager"]
+__all__ = [
+    "TimerScheduler",
+    "TimerHandle",
+    "ReadingFormatter",
+    "SamplingManager",
+    "SamplingClient",
+]
 
 
 class TimerHandle:
@@ -45,7 +57,7 @@ class TimerHandle:
         """Cancel the timer (no-op when it already ran or was cancelled)."""
         if not self.cancelled:
             self.cancelled = True
-            self._scheduler._cancelled_one()
+            self._scheduler.note_cancelled()
 
 
 class TimerScheduler:
@@ -110,7 +122,8 @@ class TimerScheduler:
             self._timer = None
         self._timer_when = float("inf")
 
-    def _cancelled_one(self) -> None:
+    def note_cancelled(self) -> None:
+        """Count one cancelled timer (its handle calls this); compacts the heap lazily."""
         self._cancelled += 1
         # Lazy deletion keeps cancel O(1); compact when dead entries dominate.
         if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
@@ -153,15 +166,77 @@ class TimerScheduler:
             self._arm(heap[0][0])
 
 
+class ReadingFormatter:
+    """Formats sensor readings for one protocol version, each reading once.
+
+    Parameters
+    ----------
+    major : int
+        KATCP major version of the informs (timestamps in ms and v4 statuses before 5).
+
+    Notes
+    -----
+    The cache holds one entry per sensor: its last formatted reading, keyed by the
+    reading's identity (readings are immutable tuples, and a sensor stores a new one on
+    every set). It is bounded by the number of sensors; :meth:`forget` drops a removed one.
+    Use it from one thread (the server's loop).
+    """
+
+    __slots__ = ("major", "_cache")
+
+    def __init__(self, major: int = 5) -> None:
+        self.major = major
+        # sensor -> (reading, its escaped "ts 1 name status value" tail)
+        self._cache: dict[Sensor, tuple[Reading, bytes]] = {}
+
+    def _tail(self, sensor: Sensor, reading: Reading) -> bytes:
+        cached = self._cache.get(sensor)
+        if cached is not None and cached[0] is reading:
+            return cached[1]
+        timestamp, status, value = sensor.format_reading(reading, self.major)
+        name = wire_argument(sensor.name.encode("utf-8"))
+        tail = b"%s 1 %s %s %s" % (timestamp, name, status, wire_argument(value))
+        self._cache[sensor] = (reading, tail)
+        return tail
+
+    def status_line(self, sensor: Sensor, reading: Reading) -> bytes:
+        """The ``#sensor-status`` wire line (with its ``\\n``) of `reading` of `sensor`."""
+        return b"#sensor-status %s\n" % self._tail(sensor, reading)
+
+    def value_line(self, sensor: Sensor, mid: bytes | None = None) -> bytes:
+        """The ``#sensor-value`` wire line (without ``\\n``) of `sensor`'s current reading.
+
+        Parameters
+        ----------
+        mid : bytes, optional
+            The message id of the ``?sensor-value`` request it answers.
+        """
+        tail = self._tail(sensor, sensor.read())
+        if mid is None:
+            return b"#sensor-value %s" % tail
+        return b"#sensor-value[%s] %s" % (mid, tail)
+
+    def forget(self, sensor: Sensor) -> None:
+        """Drop `sensor`'s entry (it was removed from the server)."""
+        self._cache.pop(sensor, None)
+
+
 #: A ``katcpx.sampling`` strategy (built with ``observe=False``).
 Strategy = SampleStrategy
+
+
+class SamplingClient(Protocol):
+    """What the manager needs of a client connection: a way to send wire bytes."""
+
+    def send_bytes(self, data: bytes) -> None:
+        """Queue formatted wire bytes for the client (on the loop)."""
 
 
 class _SensorObserver:
     """The one observer the manager attaches to a sampled sensor.
 
-    ``update`` may be called from any thread. Updates from foreign threads are queued and
-    the loop is woken once per batch rather than once per update.
+    ``update`` may be called from any thread; updates from other threads reach the loop
+    through the server's binding, which wakes the loop once per batch.
     """
 
     __slots__ = ("manager", "sensor")
@@ -172,10 +247,7 @@ class _SensorObserver:
 
     def update(self, sensor: Sensor, reading: Any) -> None:
         manager = self.manager
-        if threading.get_ident() == manager.loop_thread_id:
-            manager._dispatch(sensor, reading)
-        else:
-            manager.handoff.call(manager._dispatch, sensor, reading)
+        manager.binding.call_here_or_soon(manager.dispatch, sensor, reading)
 
 
 class SamplingManager:
@@ -183,56 +255,125 @@ class SamplingManager:
 
     Parameters
     ----------
-    loop
-        The server's event loop.
-    major
-        KATCP major version, which selects the timestamp format.
-    clock
-        Time source for strategies and the timer scheduler (default ``loop.time``).
-    handoff
-        How sensor updates made on other threads reach the loop (default: its own).
+    binding : LoopBinding
+        The server's loop binding: the loop the strategies and timers run on, and the way
+        sensor updates made on other threads reach it. Every method but the observers'
+        runs on that loop; the scheduler is made on first use, once the binding is bound.
+    major : int
+        KATCP major version: the strategies that exist, parameter units (ms before v5) and
+        the timestamp format.
+    clock : callable, optional
+        Time source for strategies and the timer scheduler (default: the loop's clock).
+
+    Notes
+    -----
+    Formatting: :attr:`formatter` formats each reading once, however many clients receive
+    it, and serves ``#sensor-value`` from the same cache.
     """
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        binding: LoopBinding,
         major: int = 5,
         clock: Callable[[], float] | None = None,
-        handoff: LoopHandoff | None = None,
     ) -> None:
-        self.loop = loop
-        self.handoff = handoff if handoff is not None else LoopHandoff(loop)
-        self.loop_thread_id: int | None = None
+        self.binding = binding
         self.major = major
-        self.scheduler = TimerScheduler(loop, clock)
-        self.clock = self.scheduler.clock
+        self.formatter = ReadingFormatter(major)
+        self._clock = clock
+        self._scheduler: TimerScheduler | None = None
         #: client connection -> {sensor: strategy}
         self.by_client: dict[Any, dict[Sensor, Strategy]] = {}
         #: sensor -> {client connection: strategy}
         self.by_sensor: dict[Sensor, dict[Any, Strategy]] = {}
         self._observers: dict[Sensor, _SensorObserver] = {}
-        self._status_cache: dict[Sensor, tuple[Any, bytes]] = {}
+
+    @property
+    def scheduler(self) -> TimerScheduler:
+        """The one timer scheduler of every strategy (made once the binding is bound).
+
+        Raises
+        ------
+        RuntimeError
+            If the binding has no loop yet.
+        """
+        if self._scheduler is None:
+            loop = self.binding.loop
+            if loop is None:
+                raise RuntimeError("the sampling manager's loop binding is not bound")
+            self._scheduler = TimerScheduler(loop, self._clock)
+        return self._scheduler
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The strategies' clock (the scheduler's), in seconds."""
+        return self.scheduler.clock
 
     # -- formatting --------------------------------------------------------------------
 
-    def status_line(self, sensor: Sensor, reading: Any) -> bytes:
-        """The ``#sensor-status`` wire line for `reading`, formatted once per reading."""
-        cached = self._status_cache.get(sensor)
-        if cached is not None and cached[0] is reading:
-            return cached[1]
-        timestamp, status, value = sensor.format_reading(reading, major=self.major)
-        line = bytes(
-            Message._new(
-                Message.INFORM,
-                "sensor-status",
-                [timestamp, b"1", sensor.name.encode("utf-8"), status, value],
-                None,
-            )
-        )
-        self._status_cache[sensor] = (reading, line)
-        return line
+    def send_status(self, client: SamplingClient, sensor: Sensor, reading: Reading) -> None:
+        """Send `client` the ``#sensor-status`` of `reading`: every strategy's callback."""
+        client.send_bytes(self.formatter.status_line(sensor, reading))
 
     # -- strategies --------------------------------------------------------------------
+
+    def make_strategy(
+        self, client: SamplingClient, sensor: Sensor, name: str | bytes, params: Sequence[Any]
+    ) -> Strategy:
+        """Build (not start) `client`'s strategy `name` on `sensor`, reporting to it.
+
+        Parameters are in the units of :attr:`major` (ms before v5), as the client sent
+        them.
+
+        Raises
+        ------
+        SamplingError
+            For a strategy that does not exist (in this version), or bad parameters; the
+            text is fit for the ``!sensor-sampling fail`` reply (katcp-python's texts).
+        """
+        raw = name.encode("ascii", "replace") if isinstance(name, str) else name
+        shown = raw.decode("utf-8", "replace")
+        if raw not in SampleStrategy.SAMPLING_LOOKUP_REV:
+            raise SamplingError(f"Unknown strategy name: {shown}.")
+        if not strategy_exists(raw, self.major):
+            raise SamplingError(f"Strategy {shown} not allowed for version {self.major} of katcp")
+        return SampleStrategy.get_strategy(
+            raw,
+            functools.partial(self.send_status, client),
+            sensor,
+            *params,
+            clock=self.clock,
+            scheduler=self.scheduler,
+            major=self.major,
+            observe=False,
+        )
+
+    def set_strategies(
+        self,
+        client: SamplingClient,
+        sensors: Sequence[Sensor],
+        name: str | bytes,
+        params: Sequence[Any],
+    ) -> tuple[bytes, list[bytes]]:
+        """Give `client` strategy `name` on every sensor of `sensors`, all or nothing.
+
+        Starting a strategy sends its first ``#sensor-status`` at once (before the reply).
+
+        Returns
+        -------
+        tuple
+            The strategy's name and parameters as formatted for the reply.
+
+        Raises
+        ------
+        SamplingError
+            As :meth:`make_strategy`; then no strategy of `client` has changed.
+        """
+        new = [(sensor, self.make_strategy(client, sensor, name, params)) for sensor in sensors]
+        for sensor, strategy in new:
+            is_none = strategy.get_sampling() == SampleStrategy.NONE
+            self.set_strategy(client, sensor, None if is_none else strategy)
+        return new[-1][1].get_sampling_formatted()
 
     def get_strategy(self, client: Any, sensor: Sensor) -> Strategy | None:
         """The strategy `client` has on `sensor`, or None."""
@@ -251,6 +392,15 @@ class SamplingManager:
             sensor.attach(observer)
         strategy.start()
 
+    def strategy_counts(self) -> dict[str, int]:
+        """Active strategies by name (``event``, ``period``, ...); a snapshot, any thread."""
+        counts: dict[str, int] = {}
+        for strategies in list(self.by_client.values()):
+            for strategy in list(strategies.values()):
+                name = strategy.get_sampling_formatted()[0].decode()
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def clear_client(self, client: Any, remove: bool = True) -> None:
         """Cancel all of `client`'s strategies (and forget the client if `remove`)."""
         strategies = self.by_client.get(client)
@@ -261,10 +411,11 @@ class SamplingManager:
             self.by_client.pop(client, None)
 
     def remove_sensor(self, sensor: Sensor) -> None:
-        """Cancel every client's strategy on `sensor` and detach from it."""
+        """Cancel every client's strategy on `sensor`, detach from it and forget it."""
         for client in list(self.by_sensor.get(sensor, ())):
             self._drop(client, sensor)
         self._detach(sensor)
+        self.formatter.forget(sensor)
 
     def close(self) -> None:
         """Cancel everything (server shutdown)."""
@@ -272,7 +423,8 @@ class SamplingManager:
             self.clear_client(client)
         for sensor in list(self._observers):
             self._detach(sensor)
-        self.scheduler.close()
+        if self._scheduler is not None:
+            self._scheduler.close()
 
     def _drop(self, client: Any, sensor: Sensor) -> None:
         strategies = self.by_client.get(client)
@@ -289,14 +441,14 @@ class SamplingManager:
 
     def _detach(self, sensor: Sensor) -> None:
         self.by_sensor.pop(sensor, None)
-        self._status_cache.pop(sensor, None)
         observer = self._observers.pop(sensor, None)
         if observer is not None:
             sensor.detach(observer)
 
     # -- updates -----------------------------------------------------------------------
 
-    def _dispatch(self, sensor: Sensor, reading: Any) -> None:
+    def dispatch(self, sensor: Sensor, reading: Any) -> None:
+        """Hand a sensor update to every strategy that observes it (on the loop)."""
         clients = self.by_sensor.get(sensor)
         if not clients:
             return
@@ -306,9 +458,11 @@ class SamplingManager:
             try:
                 strategy.update(sensor, reading)
             except Exception as exc:
-                self.loop.call_exception_handler(
-                    {
-                        "message": f"sampling strategy update failed for sensor {sensor.name}",
-                        "exception": exc,
-                    }
-                )
+                loop = self.binding.loop
+                if loop is not None:
+                    loop.call_exception_handler(
+                        {
+                            "message": f"sampling strategy update failed for sensor {sensor.name}",
+                            "exception": exc,
+                        }
+                    )

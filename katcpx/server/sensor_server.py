@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._version import VERSION_STR
 from ..client_regex import ClientRegexError, compile_client_regex
+from ..crossing import LoopBinding
 from ..errors import FailReply
 from ..message import Message
 from ..sensor import Sensor
@@ -96,20 +96,15 @@ class SensorDeviceServer(DeviceServerBase):
 
         A snapshot for metrics: taken without locking, it may miss a strategy set meanwhile.
         """
-        counts: dict[str, int] = {}
-        for strategies in list(self._strategies.values()):
-            for strategy in list(strategies.values()):
-                name = strategy.get_sampling_formatted()[0].decode()
-                counts[name] = counts.get(name, 0) + 1
-        return counts
+        return self._sampling.strategy_counts() if self._sampling is not None else {}
 
     # -- loop hooks ---------------------------------------------------------------------
 
     def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._sampling = SamplingManager(
-            loop, major=self.PROTOCOL_INFO.major, handoff=self._handoff
-        )
-        self._sampling.loop_thread_id = threading.get_ident()
+        # The server's own LoopBinding will be passed here once the server has one.
+        binding = LoopBinding()
+        binding.bind(loop)
+        self._sampling = SamplingManager(binding, major=self.PROTOCOL_INFO.major)
 
     def _on_uninstall(self) -> None:
         if self._sampling is not None:

@@ -12,11 +12,11 @@ from typing import Any
 from .._version import VERSION_STR
 from ..errors import FailReply
 from ..flags import ProtocolFlags
-from ..message import Message, wire_argument
-from ..sampling import SampleStrategy, SamplingError
-from ..sensor import Sensor
+from ..message import Message
+from ..sampling import SamplingError
 from .access import show_roles
 from .connection import ClientRequestConnection
+from .sampling_loop import ReadingFormatter
 from .sensor_server import SensorDeviceServer, _arg, construct_name_filter
 
 __all__ = ["DeviceServer", "AsyncDeviceServer", "construct_name_filter"]
@@ -484,16 +484,15 @@ class DeviceServer(SensorDeviceServer):
             !sensor-value ok 1
         """
         sensors = self._matching_sensors(msg)
-        major = self.PROTOCOL_INFO.major
-        # A full dump is thousands of informs: format them straight to wire bytes, skipping a
-        # Message per sensor. Sensor names never need escaping; values may.
-        head = b"#sensor-value" + (b"[" + msg.mid + b"]" if msg.mid is not None else b"")
-        lines = []
-        for name, sensor in sensors:
-            timestamp, status, value = sensor.read_formatted(major)
-            lines.append(
-                b" ".join((head, timestamp, b"1", name.encode(), status, wire_argument(value)))
-            )
+        # A full dump is thousands of informs: the sampling manager's formatter writes them
+        # straight to wire bytes, from the cache #sensor-status also uses.
+        # (Called directly on a server not running, there is no manager: format afresh.)
+        manager = self._sampling
+        formatter = (
+            manager.formatter if manager is not None else ReadingFormatter(self.PROTOCOL_INFO.major)
+        )
+        value_line = formatter.value_line
+        lines = [value_line(sensor, msg.mid) for _, sensor in sensors]
         if lines:
             lines.append(b"")
             req.inform_raw(b"\n".join(lines))
@@ -574,40 +573,13 @@ class DeviceServer(SensorDeviceServer):
                 return req.make_reply("ok", names_arg, "none")
             strategy_name, params = current.get_sampling_formatted()
             return req.make_reply("ok", names_arg, strategy_name, *params)
-        strategy_name, params = args[1], args[2:]
-        info = self.PROTOCOL_INFO
-        shown = strategy_name.decode("utf-8", "replace")
-        # katcp-python 0.9.3's texts, which its users' tests compare.
-        if strategy_name not in SampleStrategy.SAMPLING_LOOKUP_REV:
-            raise FailReply(f"Unknown strategy name: {shown}.")
-        if not info.strategy_allowed(strategy_name):
-            raise FailReply(f"Strategy {shown} not allowed for version {info.major} of katcp")
-
-        def send_status(sensor: Sensor, reading: Any) -> None:
-            client._send_bytes(manager.status_line(sensor, reading))
-
-        # Build every strategy before touching any: bulk set is all or nothing.
-        new: list[tuple[Sensor, SampleStrategy]] = []
         try:
-            for sensor in sensors:
-                strategy = SampleStrategy.get_strategy(
-                    strategy_name,
-                    send_status,
-                    sensor,
-                    *params,
-                    clock=manager.clock,
-                    scheduler=manager.scheduler,
-                    major=self.PROTOCOL_INFO.major,
-                    observe=False,
-                )
-                new.append((sensor, strategy))
+            # Builds every strategy before touching any: bulk set is all or nothing.
+            formatted_name, formatted_params = manager.set_strategies(
+                client, sensors, args[1], args[2:]
+            )
         except SamplingError as exc:
             raise FailReply(str(exc)) from None
-        for sensor, strategy in new:
-            is_none = strategy.get_sampling() == SampleStrategy.NONE
-            # Starting sends the first #sensor-status now, so it goes out before the reply.
-            manager.set_strategy(client, sensor, None if is_none else strategy)
-        formatted_name, formatted_params = new[-1][1].get_sampling_formatted()
         return req.make_reply("ok", names_arg, formatted_name, *formatted_params)
 
     @_returns_future

@@ -148,6 +148,11 @@ def test_status_line_cached_and_shared(server):
         assert a.wait_inform("sensor-status").arguments[-1] == b"77"
         assert b.wait_inform("sensor-status").arguments[-1] == b"77"
         assert len(calls) == 1
+        # One cache serves #sensor-value too: the reading is not formatted again.
+        reply, informs = a.request("sensor-value", "an.int")
+        assert reply.arguments == [b"ok", b"1"]
+        assert informs[0].arguments[2:] == [b"an.int", b"nominal", b"77"]
+        assert len(calls) == 1
 
 
 def test_bulk_sensor_sampling():
@@ -230,39 +235,32 @@ def test_timer_scheduler_batches_and_cancels():
 
 
 def test_thousands_of_period_strategies_share_one_timer():
-    from katcpx.sampling import SampleStrategy
+    from katcpx.crossing import LoopBinding
     from katcpx.server import SamplingManager
+
+    class Client:
+        """A sampling client: the manager sends it #sensor-status lines."""
+
+        def __init__(self) -> None:
+            self.count = 0
+
+        def send_bytes(self, data: bytes) -> None:
+            assert data.startswith(b"#sensor-status ") and data.endswith(b"\n")
+            self.count += 1
+            if self.count == 30:  # initial value + two periods, for 10 sensors
+                reached.add(self)
+                if len(reached) == len(clients):
+                    all_done.set()
 
     async def main():
         loop = asyncio.get_running_loop()
-        manager = SamplingManager(loop)
-        manager.loop_thread_id = threading.get_ident()
+        binding = LoopBinding()
+        binding.bind(loop)
+        manager = SamplingManager(binding)
         sensors = [Sensor(Sensor.INTEGER, f"s{i}", "", "") for i in range(10)]
-        counts: dict[int, int] = {}
-        reached: set[int] = set()
-        all_done = asyncio.Event()
         start = loop.time()
-        clients = [object() for _ in range(300)]
-        for n, client in enumerate(clients):
-
-            def send(sensor, reading, n=n):
-                counts[n] = counts.get(n, 0) + 1
-                if counts[n] == 30:  # initial value + two periods, for 10 sensors
-                    reached.add(n)
-                    if len(reached) == len(clients):
-                        all_done.set()
-
-            for sensor in sensors:
-                strategy = SampleStrategy.get_strategy(
-                    "period",
-                    send,
-                    sensor,
-                    "0.05",
-                    clock=manager.clock,
-                    scheduler=manager.scheduler,
-                    observe=False,
-                )
-                manager.set_strategy(client, sensor, strategy)
+        for client in clients:
+            manager.set_strategies(client, sensors, "period", [b"0.05"])
         assert len(manager.scheduler) == 3000
         ours = [h for h in loop._scheduled if not h.cancelled()]
         assert len(ours) == 1  # one loop timer for 3000 strategies
@@ -274,4 +272,56 @@ def test_thousands_of_period_strategies_share_one_timer():
         manager.close()
         assert len(manager.scheduler) == 0 and manager.scheduler.loop_timers == 0
 
+    reached: set[Client] = set()
+    all_done = asyncio.Event()
+    clients = [Client() for _ in range(300)]
     asyncio.run(main())
+
+
+def test_a_sensor_updates_path_touches_six_files_and_the_crossing():
+    """set_value -> observer -> strategy -> manager -> formatter -> connection -> transport.
+
+    Traced on the loop's thread (a sensor set elsewhere reaches the loop through the
+    server's LoopBinding first). docs/design.md lists the same files.
+    """
+    import os
+    import sys
+
+    import katcpx
+
+    root = os.path.dirname(katcpx.__file__)
+    srv = ExampleServer("127.0.0.1", 0)
+    srv.set_concurrency_options(thread_safe=False, handler_thread=False)
+    with running(srv), connect(srv) as c:
+        c.request("sensor-sampling", "an.int", "event")
+        c.backlog.clear()
+        touched: set[str] = set()
+        done = threading.Event()
+
+        def profile(frame, event, arg):
+            if event == "call":
+                path = frame.f_code.co_filename
+                if path.startswith(root):
+                    touched.add(os.path.relpath(path, root))
+
+        def update_on_loop():
+            sys.setprofile(profile)
+            try:
+                srv.int_sensor.set_value(55, timestamp=1002.0)
+            finally:
+                sys.setprofile(None)
+                done.set()
+
+        srv.ioloop.add_callback(update_on_loop)
+        assert done.wait(TIMEOUT)
+        inform = c.wait_inform("sensor-status")
+        assert inform.arguments == [b"1002.0", b"1", b"an.int", b"nominal", b"55"]
+        path_files = touched - {"crossing.py"}
+        assert path_files == {
+            "sensor.py",
+            "server/sampling_loop.py",
+            "_sampling_core.py",
+            os.path.join("codec", "_values.py"),
+            "server/connection.py",
+            "transport.py",
+        }, touched

@@ -2,40 +2,50 @@
 
 from __future__ import annotations
 
-import decimal
-import enum
+import copy
 import numbers
 import re
-import struct
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
+from ..codec import format_float
 from ..errors import KatcpTypeError, KatcpValueTypeError
-from ..flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
+from ..flags import DEFAULT_KATCP_MAJOR
 
-#: First KATCP major version that allows a fractional part in (millisecond) timestamps.
-FLOAT_TS_KATCP_MAJOR = 4
+__all__ = [
+    "HandlerT",
+    "FLOAT_RE",
+    "show_value",
+    "show_raw",
+    "KatcpType",
+    "Int",
+    "Float",
+    "Bool",
+    "Str",
+    "Discrete",
+    "DiscreteMulti",
+    "Lru",
+]
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 
 # C99 strtod's decimal forms (the spec excludes hex floats and leading white space); Python's
 # float() alone would also accept white space and digit-group underscores.
-_FLOAT_RE = re.compile(
+FLOAT_RE = re.compile(
     rb"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)\Z", re.IGNORECASE
 )
 _PLAIN_NUMBERS = (int, float)
 _INT_RE = re.compile(rb"[+-]?\d+\Z")
-_STRICT_TS_RE = re.compile(rb"[+-]?\d+(?:\.\d+)?\Z")
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """Render a raw argument or value for an error message (no ``b''`` noise)."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
     return str(value)
 
 
-def _show_bytes(value: Any) -> str:
+def show_raw(value: Any) -> str:
     """Render a raw argument as katcp-python 0.9.3's error texts do (``b'x'`` for bytes)."""
     return repr(value) if isinstance(value, bytes) else str(value)
 
@@ -66,8 +76,36 @@ class KatcpType:
 
     def __init__(self, default: Any = None, optional: bool = False, multiple: bool = False):
         self._default = default
-        self._optional = optional
-        self._multiple = multiple
+        #: Whether a missing value is allowed.
+        self.optional = optional
+        #: Whether the value takes every remaining argument (the last parameter only).
+        self.multiple = multiple
+
+    # katcp-python 0.9.3's names for the two options, for subclasses that use them.
+    @property
+    def _optional(self) -> bool:
+        return self.optional
+
+    @_optional.setter
+    def _optional(self, value: bool) -> None:
+        self.optional = value
+
+    @property
+    def _multiple(self) -> bool:
+        return self.multiple
+
+    @_multiple.setter
+    def _multiple(self, value: bool) -> None:
+        self.multiple = value
+
+    def with_options(self, optional: bool = False, multiple: bool = False) -> KatcpType:
+        """This type, or a copy that is also optional and/or multiple."""
+        if (optional and not self.optional) or (multiple and not self.multiple):
+            other = copy.copy(self)
+            other.optional = self.optional or optional
+            other.multiple = self.multiple or multiple
+            return other
+        return self
 
     def get_default(self) -> Any:
         """Return the default value.
@@ -77,7 +115,7 @@ class KatcpType:
         KatcpTypeError
             If there is no default and the value is not optional.
         """
-        if self._default is None and not self._optional:
+        if self._default is None and not self.optional:
             raise KatcpTypeError("No value or default given")  # katcp-python 0.9.3's text
         return self._default
 
@@ -208,7 +246,7 @@ class Int(_Bounded):
 
     def decode(self, value: bytes, major: int) -> int:
         if not _INT_RE.match(value):
-            raise KatcpTypeError(f"Could not parse value '{_show_bytes(value)}' as integer.")
+            raise KatcpTypeError(f"Could not parse value '{show_raw(value)}' as integer.")
         return int(value)
 
 
@@ -233,12 +271,12 @@ class Float(_Bounded):
 
     def encode(self, value: Any, major: int) -> bytes:
         if type(value) is float or isinstance(value, numbers.Real):
-            return repr(float(value)).encode("ascii")
+            return format_float(value)
         raise KatcpValueTypeError(f"could not encode {value!r} as float: not a number")
 
     def decode(self, value: bytes, major: int) -> float:
-        if not _FLOAT_RE.match(value):
-            raise KatcpTypeError(f"Could not parse value '{_show_bytes(value)}' as float.")
+        if not FLOAT_RE.match(value):
+            raise KatcpTypeError(f"Could not parse value '{show_raw(value)}' as float.")
         return float(value)
 
     def _show_number(self, value: Any) -> str:
@@ -258,7 +296,7 @@ class Bool(KatcpType):
             return True
         if value == b"0":
             return False
-        raise KatcpTypeError(f"Boolean value must be b'0' or b'1' but is '{_show_bytes(value)}'.")
+        raise KatcpTypeError(f"Boolean value must be b'0' or b'1' but is '{show_raw(value)}'.")
 
 
 class Str(KatcpType):
@@ -281,7 +319,7 @@ class Str(KatcpType):
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
-            raise KatcpTypeError(f"could not decode '{_show(value)}' as UTF-8") from None
+            raise KatcpTypeError(f"could not decode '{show_value(value)}' as UTF-8") from None
 
 
 class Discrete(Str):
@@ -321,7 +359,7 @@ class Discrete(Str):
             caseflag = ""
         if not ok:
             raise KatcpTypeError(
-                f"Discrete value '{_show(value)}' is not one of {self._values}{caseflag}."
+                f"Discrete value '{show_value(value)}' is not one of {self._values}{caseflag}."
             )
 
     def check(self, value: Any, major: int) -> None:
@@ -408,288 +446,3 @@ class Lru(KatcpType):
             return Lru.LRU_CONSTANTS[value]
         except KeyError:
             raise KatcpTypeError("Lru value must be 'nominal' or 'error'.") from None
-
-
-class Address(KatcpType):
-    """The KATCP address type: a ``(host, port)`` tuple whose port may be None.
-
-    IPv6 hosts are written in square brackets (``[::1]:80``), as the spec requires.
-    """
-
-    name = "address"
-
-    #: Null address, for use as an initial value.
-    NULL: ClassVar[tuple[str, int | None]] = ("0.0.0.0", None)
-
-    IPV4_RE: ClassVar[re.Pattern[bytes]] = re.compile(rb"(?P<host>[^:\[\]]*)(:(?P<port>\d+))?\Z")
-    IPV6_RE: ClassVar[re.Pattern[bytes]] = re.compile(rb"\[(?P<host>[^\[\]]*)\](:(?P<port>\d+))?\Z")
-
-    def encode(self, value: Any, major: int) -> bytes:
-        try:
-            host, port = value
-            bhost = host if isinstance(host, bytes) else host.encode("ascii")
-        except (ValueError, TypeError, AttributeError, UnicodeEncodeError):
-            raise KatcpTypeError(f"could not extract host and port from {value!r}") from None
-        if b":" in bhost:
-            bhost = b"[" + bhost + b"]"
-        if port is None:
-            return bhost
-        try:
-            return b"%s:%d" % (bhost, port)
-        except TypeError:
-            raise KatcpValueTypeError(f"could not encode port {port!r} of address") from None
-
-    def decode(self, value: bytes, major: int) -> tuple[str, int | None]:
-        regex = self.IPV6_RE if value.startswith(b"[") else self.IPV4_RE
-        match = regex.match(value)
-        if match is None:
-            raise KatcpTypeError(f"Could not parse '{_show_bytes(value)}' as an address.")
-        port = match.group("port")
-        try:
-            host = match.group("host").decode("ascii")
-        except UnicodeDecodeError:
-            raise KatcpTypeError(f"Could not parse '{_show_bytes(value)}' as an address.") from None
-        return host, None if port is None else int(port)
-
-
-class Timestamp(KatcpType):
-    """The KATCP timestamp type; values are float seconds since the Unix epoch.
-
-    On the wire, KATCP 5 and later use seconds (packed with microsecond precision) and
-    earlier versions use milliseconds (packed as an integer).
-
-    Notes
-    -----
-    Milliseconds are rounded to the nearest integer when packing and divided (not
-    multiplied by 0.001) when unpacking, so whole milliseconds round-trip exactly;
-    katcp-python truncated, which could lose a millisecond.
-    """
-
-    name = "timestamp"
-
-    def encode(self, value: Any, major: int) -> bytes:
-        try:
-            seconds = float(value)
-        except TypeError:
-            raise KatcpValueTypeError(f"could not encode {value!r} as timestamp") from None
-        except ValueError:
-            raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
-        if major >= SEC_TS_KATCP_MAJOR:
-            return b"%.6f" % seconds
-        try:
-            return b"%d" % round(seconds * 1000)
-        except (ValueError, OverflowError):
-            raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
-
-    def decode(self, value: bytes, major: int) -> Any:
-        if not _FLOAT_RE.match(value):
-            raise KatcpTypeError(f"Could not parse value '{_show(value)}' as timestamp.")
-        decoded = float(value)
-        if major < SEC_TS_KATCP_MAJOR:
-            decoded = decoded / 1000
-        return decoded
-
-
-class _Now:
-    """Type of :attr:`TimestampOrNow.NOW`."""
-
-    def __repr__(self) -> str:
-        return "TimestampOrNow.NOW"
-
-
-class TimestampOrNow(Timestamp):
-    """A :class:`Timestamp`, or ``now`` which unpacks to (and packs from) :attr:`NOW`."""
-
-    name = "timestamp_or_now"
-
-    #: Value standing for the special argument ``now``.
-    NOW: ClassVar[Any] = _Now()
-
-    def encode(self, value: Any, major: int) -> bytes:
-        if value is self.NOW:
-            return b"now"
-        return super().encode(value, major)
-
-    def decode(self, value: bytes, major: int) -> Any:
-        if value == b"now":
-            return self.NOW
-        return super().decode(value, major)
-
-
-class StrictTimestamp(KatcpType):
-    """A timestamp that must have the spec's ``XXXX.YYYY`` form and not be negative.
-
-    Values are float seconds. Packing writes the shortest decimal that round-trips, without
-    an exponent.
-
-    Notes
-    -----
-    katcp-python ignores the protocol version for this type; katcpx follows the spec, where
-    timestamps before KATCP 5 are in milliseconds (a fractional part is allowed from
-    KATCP 4, so milliseconds are packed exactly for major 4 and rounded before that).
-    """
-
-    name = "strict_timestamp"
-
-    def encode(self, value: Any, major: int) -> bytes:
-        if not isinstance(value, numbers.Real):
-            raise KatcpValueTypeError(f"could not encode {value!r} as strict timestamp")
-        if major < SEC_TS_KATCP_MAJOR:
-            if major < FLOAT_TS_KATCP_MAJOR:
-                return b"%d" % round(float(value) * 1000)
-            value = float(value) * 1000
-        text = repr(float(value))
-        if "e" in text or "n" in text:  # exponent form; inf and nan fail check() first
-            text = format(decimal.Decimal(text), "f")
-        return text.encode("ascii")
-
-    def decode(self, value: bytes, major: int) -> float:
-        if not _STRICT_TS_RE.match(value):
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as strict timestamp")
-        decoded = float(value)
-        if major < SEC_TS_KATCP_MAJOR:
-            decoded = decoded / 1000
-        return decoded
-
-    def check(self, value: Any, major: int) -> None:
-        try:
-            f = float(value)
-        except TypeError:
-            raise KatcpValueTypeError(f"{value!r} is not a strict timestamp") from None
-        except ValueError:
-            raise KatcpTypeError(f"{value!r} is not a strict timestamp") from None
-        if f < 0:
-            raise KatcpTypeError("strict timestamps may not be negative")
-        if f != f or f in (float("inf"), float("-inf")):
-            raise KatcpTypeError("strict timestamps must be finite")
-
-
-class Struct(KatcpType):
-    """Values packed and unpacked with :mod:`struct`; the value is a tuple.
-
-    Parameters
-    ----------
-    fmt
-        The :func:`struct.pack` format.
-    **kwargs
-        ``default``, ``optional``, ``multiple`` as for :class:`KatcpType`.
-    """
-
-    name = "struct"
-
-    def __init__(self, fmt: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._fmt = fmt
-
-    def encode(self, value: Any, major: int) -> bytes:
-        try:
-            return struct.pack(self._fmt, *value)
-        except TypeError as e:  # not a sequence
-            raise KatcpValueTypeError(
-                f"could not pack {value!r} into struct with format {self._fmt}: {e}"
-            ) from None
-        except struct.error as e:
-            raise KatcpTypeError(
-                f"Could not pack {value} into struct with format {self._fmt}: {e}"
-            ) from None
-
-    def decode(self, value: bytes, major: int) -> tuple[Any, ...]:
-        try:
-            return struct.unpack(self._fmt, value)
-        except struct.error as e:
-            raise KatcpTypeError(
-                f"Could not unpack {_show_bytes(value)} from struct with format {self._fmt}: {e}"
-            ) from None
-
-
-class Regex(Str):
-    """A string that must match a regular expression (anchored at the start, as ``re.match``).
-
-    Parameters
-    ----------
-    regex
-        Pattern string or compiled pattern.
-    **kwargs
-        ``default``, ``optional``, ``multiple`` as for :class:`KatcpType`.
-    """
-
-    name = "regex"
-
-    _re_flags: ClassVar[list[tuple[str, int]]] = [
-        ("I", re.I),
-        ("L", re.L),
-        ("M", re.M),
-        ("S", re.S),
-        ("U", re.U),
-        ("X", re.X),
-    ]
-
-    def __init__(self, regex: str | re.Pattern[str], **kwargs: Any) -> None:
-        if isinstance(regex, re.Pattern):
-            self._pattern = regex.pattern
-            self._compiled = regex
-        else:
-            self._pattern = regex
-            self._compiled = re.compile(regex)
-        self._flags = ",".join(n for n, v in self._re_flags if self._compiled.flags & v)
-        super().__init__(**kwargs)
-
-    def check(self, value: Any, major: int) -> None:
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "backslashreplace")
-        if not isinstance(value, str):
-            raise KatcpValueTypeError(f"value {value!r} for regex '{self._pattern}' is not a str")
-        if not self._compiled.match(value):
-            raise KatcpTypeError(
-                f"Value '{_show(value)}' does not match regex '{self._pattern}' "
-                f"with flags '{self._flags}'."
-            )
-
-
-class _Bytes(KatcpType):
-    """Raw argument bytes, unchanged (what a ``bytes`` annotation means)."""
-
-    name = "string"
-
-    def encode(self, value: Any, major: int) -> bytes:
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value)
-        if isinstance(value, str):
-            return value.encode("utf-8")
-        raise KatcpValueTypeError(f"could not encode {value!r} as bytes")
-
-    def decode(self, value: bytes, major: int) -> bytes:
-        return value
-
-
-def _enum_wire(member: enum.Enum) -> bytes:
-    """Wire form of an enum member: its ``katcp_value``, else its lower-cased, dashed name."""
-    custom = getattr(member, "katcp_value", None)
-    if custom is not None:
-        return custom if isinstance(custom, bytes) else str(custom).encode("utf-8")
-    return member.name.lower().replace("_", "-").encode("ascii")
-
-
-class _EnumType(KatcpType):
-    """An :class:`enum.Enum` subclass as a discrete type (matched ignoring case)."""
-
-    name = "discrete"
-
-    def __init__(self, cls: type[enum.Enum], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._cls = cls
-        self._lookup = {_enum_wire(m).lower(): m for m in cls}
-
-    def encode(self, value: Any, major: int) -> bytes:
-        if not isinstance(value, self._cls):
-            raise KatcpValueTypeError(f"could not encode {value!r} as {self._cls.__name__}")
-        return _enum_wire(value)
-
-    def decode(self, value: bytes, major: int) -> enum.Enum:
-        try:
-            return self._lookup[value.lower()]
-        except KeyError:
-            allowed = [k.decode("utf-8", "backslashreplace") for k in self._lookup]
-            raise KatcpTypeError(
-                f"discrete value '{_show(value)}' is not one of {allowed} (case-insensitive)"
-            ) from None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import FailReply, KatcpTypeError
-from .types import KatcpType
+from ._types import KatcpType
 
 # ---------------------------------------------------------------------------------------
 # Packing and unpacking argument lists
@@ -28,17 +28,17 @@ class Parameter:
         KATCP major version used to unpack.
     """
 
-    __slots__ = ("position", "name", "_kattype", "major")
+    __slots__ = ("position", "name", "kattype", "major")
 
     def __init__(self, position: int, name: str, kattype: KatcpType, major: int) -> None:
         self.position = position
         self.name = name
-        self._kattype = kattype
+        self.kattype = kattype
         self.major = major
 
     def pack(self, value: Any) -> bytes:
         """Pack `value` with the parameter's type."""
-        return self._kattype.pack(value, major=self.major)
+        return self.kattype.pack(value, major=self.major)
 
     def unpack(self, value: bytes | None) -> Any:
         """Unpack `value` with the parameter's type.
@@ -49,18 +49,18 @@ class Parameter:
             ``Error in parameter <position> (<name>): <problem>``.
         """
         try:
-            return self._kattype.unpack(value, self.major)
+            return self.kattype.unpack(value, self.major)
         except ValueError as e:  # KatcpTypeError, and ValueErrors of user-defined types
             raise FailReply(f"Error in parameter {self.position} ({self.name}): {e}") from None
 
 
-def _check_multiple_last(types: Sequence[KatcpType]) -> None:
+def check_multiple_last(types: Sequence[KatcpType]) -> None:
     for type_ in types[:-1]:
-        if type_._multiple:
+        if type_.multiple:
             raise TypeError("Only the last parameter type can accept multiple arguments.")
 
 
-class _Unpacker:
+class Unpacker:
     """Unpacks message arguments by a fixed list of parameters (built once per handler).
 
     Parameters
@@ -85,13 +85,13 @@ class _Unpacker:
         major: int,
         python_defaults_from: int | None = None,
     ) -> None:
-        _check_multiple_last(types)
+        check_multiple_last(types)
         self.params = [
             Parameter(i + 1, argnames[i] if i < len(argnames) else "", t, major)
             for i, t in enumerate(types)
         ]
         self.nparams = len(self.params)
-        self.multiple = bool(types) and types[-1]._multiple
+        self.multiple = bool(types) and types[-1].multiple
         self.python_defaults_from = (
             self.nparams if python_defaults_from is None else python_defaults_from
         )
@@ -108,7 +108,7 @@ class _Unpacker:
             # The rest belong to the last (multiple) parameter. No Parameter per position:
             # a huge request must not grow anything that outlives it.
             last = params[-1]
-            kattype, major = last._kattype, last.major
+            kattype, major = last.kattype, last.major
             try:
                 for i in range(self.nparams, nargs):
                     values.append(kattype.unpack(args[i], major))
@@ -149,7 +149,7 @@ def unpack_types(
     FailReply
         A bad argument (naming it), too many arguments, or an absent one without default.
     """
-    return _Unpacker(types, argnames, major)(args)
+    return Unpacker(types, argnames, major)(args)
 
 
 def pack_types(types: Sequence[KatcpType], args: Sequence[Any], major: int) -> list[bytes]:
@@ -176,7 +176,7 @@ def pack_types(types: Sequence[KatcpType], args: Sequence[Any], major: int) -> l
     """
     ntypes = len(types)
     nargs = len(args)
-    multiple = ntypes > 0 and types[-1]._multiple
+    multiple = ntypes > 0 and types[-1].multiple
     if nargs > ntypes and not multiple:
         raise KatcpTypeError(f"too many arguments to pack (expected {ntypes}, got {nargs})")
     packed = [types[i].pack(args[i] if i < nargs else None, major=major) for i in range(ntypes)]

@@ -11,8 +11,8 @@ from typing import Any
 from ..errors import KatcpTypeError
 from ..flags import DEFAULT_KATCP_MAJOR
 from ..message import Message
-from .packing import _check_multiple_last, _Unpacker, pack_types
-from .types import _F, KatcpType, Str
+from ._packing import Unpacker, check_multiple_last, pack_types
+from ._types import HandlerT, KatcpType, Str
 
 # ---------------------------------------------------------------------------------------
 # Decorators
@@ -77,11 +77,11 @@ def request(
     ...         return ("ok", my_int + 1, my_float / 2.0)
     """
     del _check_req  # accepted for katcp-python compatibility; it has no effect there either
-    _check_multiple_last(types)
+    check_multiple_last(types)
 
     def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
         skip = 1 + int(has_req) + int(include_msg)
-        unpack = _Unpacker(types, _argnames(handler, skip), major)
+        unpack = Unpacker(types, _argnames(handler, skip), major)
         is_async = inspect.iscoroutinefunction(handler)
         raw: Callable[..., Any]
         if has_req:
@@ -217,7 +217,7 @@ async def async_make_reply(
     return make_reply(msgname, types, arguments, major)
 
 
-def _then(awaitable: Any, transform: Callable[[Any], Any]) -> Any:
+def then(awaitable: Any, transform: Callable[[Any], Any]) -> Any:
     """Apply `transform` to the eventual result of `awaitable`, keeping its kind.
 
     An asyncio (or tornado) future gives a future on the same loop; a
@@ -256,7 +256,7 @@ def _then(awaitable: Any, transform: Callable[[Any], Any]) -> Any:
     return out
 
 
-def _is_pending_result(value: Any) -> bool:
+def is_pending_result(value: Any) -> bool:
     return inspect.isawaitable(value) or isinstance(value, concurrent.futures.Future)
 
 
@@ -292,7 +292,7 @@ def return_reply(
     ...     def request_myreq(self, req, my_int):
     ...         return ("ok", my_int + 1, my_int * 2.0)
     """
-    _check_multiple_last(types)
+    check_multiple_last(types)
 
     def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
         if not handler.__name__.startswith("request_"):
@@ -318,9 +318,9 @@ def return_reply(
 
             def raw(self: Any, *args: Any) -> Any:
                 result = handler(self, *args)
-                if type(result) is tuple or not _is_pending_result(result):
+                if type(result) is tuple or not is_pending_result(result):
                     return reply_from(result)
-                return _then(result, reply_from)
+                return then(result, reply_from)
 
         functools.update_wrapper(raw, handler)
         return raw
@@ -350,7 +350,7 @@ def send_reply(
     ...     def my_callback(self, req):
     ...         return (req, "ok", 5, 2.0)
     """
-    _check_multiple_last(types)
+    check_multiple_last(types)
 
     def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
@@ -364,18 +364,40 @@ def send_reply(
     return decorator
 
 
-def concurrent_reply(handler: _F) -> _F:
+# The markers the decorators leave on handlers for the server's metaclass, under
+# katcp-python 0.9.3's attribute names (user code and katcp-python's tests read them).
+#: Marker: the handler's requests may run concurrently (:func:`concurrent_reply`).
+CONCURRENT_REPLY = "_concurrent_reply"
+#: Marker: ``(major, minor)``, the lowest version exposing the request.
+MINIMUM_KATCP_VERSION = "_minimum_katcp_version"
+#: Marker: the protocol flags the server must have to expose the request.
+HAS_KATCP_PROTOCOL_FLAGS = "_has_katcp_protocol_flags"
+#: Marker: the request's timeout hint in seconds, or None.
+REQUEST_TIMEOUT_HINT = "_request_timeout_hint"
+
+
+def mark_handler(handler: HandlerT, marker: str, value: Any) -> HandlerT:
+    """Leave `marker` (one of the marker constants) with `value` on `handler`; return it."""
+    setattr(handler, marker, value)
+    return handler
+
+
+def handler_marker(handler: Any, marker: str, default: Any = None) -> Any:
+    """The value of `marker` on `handler`, or `default` when it is not marked."""
+    return getattr(handler, marker, default)
+
+
+def concurrent_reply(handler: HandlerT) -> HandlerT:
     """Decorator: let the server read the client's next request before this one replies.
 
     By default a handler that returns a future (or is ``async def``) holds back the
     connection's next request until it resolves; this marks the handler
     (``_concurrent_reply = True``) so requests from one client run concurrently.
     """
-    handler._concurrent_reply = True  # type: ignore[attr-defined]
-    return handler
+    return mark_handler(handler, CONCURRENT_REPLY, True)
 
 
-def minimum_katcp_version(major: int, minor: int = 0) -> Callable[[_F], _F]:
+def minimum_katcp_version(major: int, minor: int = 0) -> Callable[[HandlerT], HandlerT]:
     """Decorator: leave the handler out of servers whose protocol version is below this.
 
     Sets ``_minimum_katcp_version = (major, minor)`` on the handler.
@@ -387,14 +409,15 @@ def minimum_katcp_version(major: int, minor: int = 0) -> Callable[[_F], _F]:
     """
     version = (major, minor)
 
-    def decorator(handler: _F) -> _F:
-        handler._minimum_katcp_version = version  # type: ignore[attr-defined]
-        return handler
+    def decorator(handler: HandlerT) -> HandlerT:
+        return mark_handler(handler, MINIMUM_KATCP_VERSION, version)
 
     return decorator
 
 
-def has_katcp_protocol_flags(protocol_flags: Iterable[str | bytes]) -> Callable[[_F], _F]:
+def has_katcp_protocol_flags(
+    protocol_flags: Iterable[str | bytes],
+) -> Callable[[HandlerT], HandlerT]:
     """Decorator: leave the handler out of servers that lack any of these protocol flags.
 
     Sets ``_has_katcp_protocol_flags`` on the handler.
@@ -405,14 +428,13 @@ def has_katcp_protocol_flags(protocol_flags: Iterable[str | bytes]) -> Callable[
         Flags such as ``ProtocolFlags.MULTI_CLIENT``.
     """
 
-    def decorator(handler: _F) -> _F:
-        handler._has_katcp_protocol_flags = protocol_flags  # type: ignore[attr-defined]
-        return handler
+    def decorator(handler: HandlerT) -> HandlerT:
+        return mark_handler(handler, HAS_KATCP_PROTOCOL_FLAGS, protocol_flags)
 
     return decorator
 
 
-def request_timeout_hint(timeout_hint: float | None) -> Callable[[_F], _F]:
+def request_timeout_hint(timeout_hint: float | None) -> Callable[[HandlerT], HandlerT]:
     """Decorator: recommend a client timeout for the request (``?request-timeout-hint``).
 
     Sets ``_request_timeout_hint`` (and katcp-python's ``request_timeout_hint``) to the hint
@@ -425,9 +447,8 @@ def request_timeout_hint(timeout_hint: float | None) -> Callable[[_F], _F]:
     """
     hint = None if timeout_hint is None else float(timeout_hint)
 
-    def decorator(handler: _F) -> _F:
-        handler._request_timeout_hint = hint  # type: ignore[attr-defined]
+    def decorator(handler: HandlerT) -> HandlerT:
         handler.request_timeout_hint = hint  # type: ignore[attr-defined]
-        return handler
+        return mark_handler(handler, REQUEST_TIMEOUT_HINT, hint)
 
     return decorator

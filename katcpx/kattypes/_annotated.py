@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import enum
 import functools
 import inspect
@@ -15,9 +14,10 @@ from typing import Any, Union
 from ..errors import KatcpTypeError
 from ..flags import DEFAULT_KATCP_MAJOR
 from ..message import Message
-from .decorators import _is_pending_result, _then
-from .packing import _Unpacker
-from .types import Bool, Float, Int, KatcpType, Str, _Bytes, _enum_wire, _EnumType
+from ._decorators import is_pending_result, then
+from ._packing import Unpacker
+from ._special_types import BytesType, EnumType, enum_wire
+from ._types import Bool, Float, Int, KatcpType, Str
 
 # ---------------------------------------------------------------------------------------
 # Annotation-driven handlers
@@ -30,17 +30,13 @@ _SIMPLE_TYPES: dict[Any, Callable[..., KatcpType]] = {
     float: Float,
     bool: Bool,
     str: Str,
-    bytes: _Bytes,
+    bytes: BytesType,
 }
 
 
 def _with_options(kattype: KatcpType, optional: bool = False, multiple: bool = False) -> KatcpType:
     """`kattype`, or a copy that is also optional/multiple (``Optional[...]``, ``*args``)."""
-    if (optional and not kattype._optional) or (multiple and not kattype._multiple):
-        kattype = copy.copy(kattype)
-        kattype._optional = kattype._optional or optional
-        kattype._multiple = kattype._multiple or multiple
-    return kattype
+    return kattype.with_options(optional, multiple)
 
 
 def _kattype_for(annotation: Any, where: str, **kwargs: Any) -> KatcpType:
@@ -63,7 +59,7 @@ def _kattype_for(annotation: Any, where: str, **kwargs: Any) -> KatcpType:
     if factory is not None:
         return factory(**kwargs)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return _EnumType(annotation, **kwargs)
+        return EnumType(annotation, **kwargs)
     if annotation is inspect.Parameter.empty:
         raise TypeError(f"{where} has no annotation")
     raise TypeError(f"{where}: unsupported annotation {annotation!r}")
@@ -124,7 +120,7 @@ class _ReplyFormatter:
 
     def __call__(self, msg: Message, result: Any) -> Message:
         if result is None:
-            return Message._new(Message.REPLY, msg.name, [b"ok"], msg.mid)
+            return Message.from_parts(Message.REPLY, msg.name, [b"ok"], msg.mid)
         if isinstance(result, Message):
             return result
         types = self.types
@@ -133,7 +129,7 @@ class _ReplyFormatter:
             return Message.reply(
                 msg.name,
                 "ok",
-                *(_enum_wire(v) if isinstance(v, enum.Enum) else v for v in values),
+                *(enum_wire(v) if isinstance(v, enum.Enum) else v for v in values),
                 mid=msg.mid,
             )
         values = (result,) if self.single or type(result) is not tuple else result
@@ -148,8 +144,8 @@ class _ReplyFormatter:
             )
         major = self.major
         # None in an Optional[X] slot is an empty argument (katcp-python's pack refuses it).
-        packed = [b"" if v is None and t._optional else t.pack(v, major=major) for t, v in pairs]
-        return Message._new(Message.REPLY, msg.name, [b"ok", *packed], msg.mid)
+        packed = [b"" if v is None and t.optional else t.pack(v, major=major) for t, v in pairs]
+        return Message.from_parts(Message.REPLY, msg.name, [b"ok", *packed], msg.mid)
 
 
 def prepare_request_handler(
@@ -243,7 +239,7 @@ def prepare_request_handler(
             if p.default is not p.empty and python_defaults_from is None:
                 python_defaults_from = i
         names.append(p.name)
-    unpack = _Unpacker(kattypes, names, major, python_defaults_from)
+    unpack = Unpacker(kattypes, names, major, python_defaults_from)
     formatter = _ReplyFormatter(hints.get("return", sig.return_annotation), where_base, major)
 
     wrapper: Callable[..., Any]
@@ -265,8 +261,8 @@ def prepare_request_handler(
                 result = func(self, req, msg, *args)
             else:
                 result = func(self, req, *args)
-            if type(result) is not tuple and _is_pending_result(result):
-                return _then(result, lambda value: formatter(msg, value))
+            if type(result) is not tuple and is_pending_result(result):
+                return then(result, lambda value: formatter(msg, value))
             return formatter(msg, result)
 
     functools.update_wrapper(wrapper, func)
