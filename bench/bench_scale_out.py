@@ -1,19 +1,24 @@
 """Scale-out: device-side load and latency with many websocket subscribers, with and without Redis.
 
-One katcpx device (own process) has 1000 float sensors; during the measurement it changes
-``--rate`` of them a second (round robin), each reading stamped with ``time.time()`` at
-``set_value``. Websocket subscribers (``--subscribers`` per web instance, all in this
-process) each subscribe to ``--per-client`` consecutive sensors, so every instance's
-subscribers together cover all 1000 sensors. Scenarios:
+The issue's shape is the default: 4 web instances x 250 websocket subscribers, each
+subscribed to all 1000 sensors of one device. The device (own process) has 1000 float
+sensors; during the measurement it changes ``--rate`` of them a second (round robin), each
+reading stamped with ``time.time()`` at ``set_value``, so every change is one websocket
+message to each of the 1000 subscribers. Subscribers (all in this process) connect with
+``?batch=1`` (one frame per loop turn of queued messages; ``--no-batch`` for one frame per
+message). Scenarios:
 
-- ``redis x1`` / ``redis x4``: katcpx-gateway -> redis-server -> 1 or 4 ``katcpx-web --redis``;
-- ``direct x4`` (baseline): 4 ``katcpx-web`` connected straight to the device, one per
-  consumer group, as one would scale without Redis.
+- ``redis x1`` / ``redis x4``: katcpx-gateway -> redis-server -> 1 or 4 ``katcpx-web --redis``
+  (250 subscribers each);
+- ``direct x4`` (baseline): the same 1000 subscribers on 4 ``katcpx-web`` connected straight
+  to the device, one per consumer group of 250, as one would scale without Redis.
 
-Printed per scenario: the device process's CPU (percent of one core over the window, and its
-client connections), websocket updates received, and the latency from ``set_value`` to the
-websocket message (p50, p99). The device-side load through Redis must stay that of one
-subscriber, whatever the number of instances.
+Printed per scenario: the device process's CPU (percent of one core over the window), its
+client connections (``?client-list``), the sensor strategies it was asked to set (its own
+count of sensors named in setting ``?sensor-sampling`` requests, in that phase), websocket
+updates received, and the latency from ``set_value`` to the websocket message (p50, p99).
+Through Redis the device-side load must stay that of one subscriber: one client, one
+strategy per sensor, whatever the number of instances.
 
 Run from the repository root: ``python bench/bench_scale_out.py [--duration 10]``.
 """
@@ -38,31 +43,59 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "gateway"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_gateway import cpu_seconds, start_many  # noqa: E402
+from bench_gateway import cpu_seconds, many_device_class, start_many  # noqa: E402
 from redis_server import RedisServer, free_port  # noqa: E402
 
 from katcpx.client import AsyncClient  # noqa: E402
 
 SENSORS = 1000
+#: Default sensor changes a second: each is a websocket message to all 1000 subscribers, so
+#: this is 20,000 messages a second through the bridges, what the 2-core machine carries
+#: beside the device, the gateway, redis-server and the 1000 subscribers themselves.
+DEFAULT_RATE = 20.0
 
 
 def run_device(port: int, rate: float, go, stop, ready) -> None:
-    """The device: SENSORS float sensors; between `go` and `stop`, `rate` changes a second."""
+    """The device: SENSORS float sensors; between `go` and `stop`, `rate` changes a second.
+
+    It answers ``?sampling-count [reset]``: how many sensors setting ``?sensor-sampling``
+    requests named since the start or the last reset.
+    """
+
+    class Counting(many_device_class(SENSORS)):
+        sampling_set = 0
+
+        async def request_sensor_sampling(self, req, msg):
+            """Count the sensors a setting request names, then do as the standard one."""
+            if len(msg.arguments) >= 2:
+                self.sampling_set += len(msg.arguments[0].split(b","))
+            return await super().request_sensor_sampling(req, msg)
+
+        def request_sampling_count(self, req, msg):
+            """Sensors named by setting ?sensor-sampling requests so far [reset: restart]."""
+            count = self.sampling_set
+            if msg.arguments and msg.arguments[0] == b"reset":
+                self.sampling_set = 0
+            return req.make_reply("ok", str(count))
 
     async def main():
-        _server, objs = await start_many(port, SENSORS)
+        _server, objs = await start_many(port, SENSORS, Counting)
         ready.set()
         n = 0
+        # Ticks of 10 ms at high rates; one change a tick below 100 a second.
+        interval = 0.01 if rate >= 100 else 1.0 / rate
+        per_tick = max(round(rate * interval), 1)
+        next_tick = time.monotonic()
         while not stop.is_set():
             if not go.is_set():
                 await asyncio.sleep(0.01)
+                next_tick = time.monotonic()
                 continue
-            start = time.monotonic()
-            # A tick every 10 ms, rate/100 changes each.
-            for _ in range(max(int(rate / 100), 1)):
+            for _ in range(per_tick):
                 objs[n % SENSORS].set_value(float(n), timestamp=time.time())
                 n += 1
-            await asyncio.sleep(max(0.01 - (time.monotonic() - start), 0))
+            next_tick += interval
+            await asyncio.sleep(max(next_tick - time.monotonic(), 0))
 
     asyncio.run(main())
 
@@ -113,6 +146,8 @@ class Subscriber:
         self.latencies = latencies
         self.subscribed = asyncio.get_running_loop().create_future()
         self.measuring = False
+        #: Update messages received (the subscription's snapshot counts).
+        self.updates = 0
         self.task = asyncio.ensure_future(self.read())
 
     async def read(self) -> None:
@@ -121,11 +156,41 @@ class Subscriber:
             if text is None:
                 return
             now = time.time()
-            if text.startswith('{"type":"update"'):
-                if self.measuring:
-                    self.latencies.append(now - json.loads(text)["timestamp"])
-            elif '"subscribed"' in text and not self.subscribed.done():
-                self.subscribed.set_result(json.loads(text))
+            if not self.measuring and self.subscribed.done():
+                # Snapshots: counted without parsing (the bench must not be the bottleneck).
+                self.updates += text.count('{"type":"update"')
+                continue
+            decoded = json.loads(text)
+            for msg in decoded if isinstance(decoded, list) else (decoded,):
+                kind = msg.get("type")
+                if kind == "update":
+                    self.updates += 1
+                    if self.measuring:
+                        self.latencies.append(now - msg["timestamp"])
+                elif kind == "subscribeSafely" and not self.subscribed.done():
+                    self.subscribed.set_result(msg)
+
+    async def subscribe(self, names: list[str]) -> None:
+        """Subscribe to `names`, retrying until the instance knows the device."""
+        for _ in range(200):
+            self.conn.write_message(
+                json.dumps({"action": "subscribeSafely", "device": "many", "sensors": names})
+            )
+            try:
+                answer = await asyncio.wait_for(asyncio.shield(self.subscribed), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            if answer["subscribed"]:
+                return
+            self.subscribed = asyncio.get_running_loop().create_future()
+        raise RuntimeError("the web instance never knew the device")
+
+
+async def device_call(port: int, *args: str) -> list:
+    """Call the device; its reply's arguments (bytes) and informs."""
+    async with await AsyncClient.connect("127.0.0.1", port) as client:
+        reply, informs = await client.call(*args, timeout=30)
+    return [reply.arguments, informs]
 
 
 async def scenario(
@@ -133,25 +198,27 @@ async def scenario(
 ) -> dict:
     latencies: list[float] = []
     subs: list[Subscriber] = []
+    query = "" if args.no_batch else "?batch=1"
+    setup = time.monotonic()
     for port in web_ports:
+        batch = []
         for i in range(args.subscribers):
-            conn = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/api/ws")
+            url = f"ws://127.0.0.1:{port}/api/ws{query}"
+            conn = await tornado.websocket.websocket_connect(url, max_message_size=64 << 20)
             sub = Subscriber(conn, latencies)
             first = (i * args.per_client) % SENSORS
             names = [f"s.{(first + k) % SENSORS:04d}" for k in range(args.per_client)]
-            for _ in range(100):  # until the instance knows the device
-                conn.write_message(
-                    json.dumps({"action": "subscribeSafely", "device": "many", "sensors": names})
-                )
-                try:
-                    answer = await asyncio.wait_for(asyncio.shield(sub.subscribed), 0.5)
-                except asyncio.TimeoutError:
-                    continue
-                if answer["subscribed"]:
-                    break
-                sub.subscribed = asyncio.get_running_loop().create_future()
+            batch.append(sub.subscribe(names))
             subs.append(sub)
-    await asyncio.sleep(1.0)  # initial snapshots drain
+        await asyncio.gather(*batch)
+    # Until every subscriber has its snapshot (an update per sensor), so the window below
+    # measures the changes alone.
+    while min(sub.updates for sub in subs) < args.per_client:
+        if time.monotonic() - setup > 600:
+            raise RuntimeError("snapshots did not arrive within 600 s")
+        await asyncio.sleep(0.2)
+    setup = time.monotonic() - setup
+    await asyncio.sleep(1.0)
     for sub in subs:
         sub.measuring = True
     cpu0, t0 = cpu_seconds(device_pid), time.monotonic()
@@ -163,13 +230,18 @@ async def scenario(
     for sub in subs:
         sub.measuring = False
         sub.conn.close()
-    async with await AsyncClient.connect("127.0.0.1", device_port) as client:
-        _, informs = await client.call("client-list", timeout=10)
+    _, informs = await device_call(device_port, "client-list")
+    (_, count), _ = await device_call(device_port, "sampling-count")
     latencies.sort()
+    expected = len(subs) * args.rate * args.per_client / SENSORS * elapsed
     return {
         "name": name,
+        "subscribers": len(subs),
+        "setup": setup,
         "cpu": 100 * cpu / elapsed,
         "clients": len(informs) - 1,  # not counting this query's own connection
+        "strategies": int(count),
+        "expected": expected,
         "updates": len(latencies),
         "p50": 1000 * statistics.median(latencies) if latencies else float("nan"),
         "p99": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
@@ -178,10 +250,17 @@ async def scenario(
 
 async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rate", type=float, default=200.0, help="sensor changes a second")
+    p.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE, help="sensor changes a second (%(default)s)"
+    )
     p.add_argument("--subscribers", type=int, default=250, help="websockets per instance")
-    p.add_argument("--per-client", type=int, default=10, help="sensors per websocket")
+    p.add_argument(
+        "--per-client", type=int, default=SENSORS, help="sensors per websocket (%(default)s)"
+    )
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured")
+    p.add_argument(
+        "--no-batch", action="store_true", help="one websocket frame per message (no ?batch=1)"
+    )
     args = p.parse_args()
     ctx = multiprocessing.get_context("spawn")
     go, stop, ready = ctx.Event(), ctx.Event(), ctx.Event()
@@ -219,6 +298,7 @@ async def main() -> int:
                 proc.terminate()
                 await proc.wait()
             procs.clear()
+            await device_call(device_port, "sampling-count", "reset")
             direct = await start_webs(procs, f"many=127.0.0.1:{device_port}")
             results.append(await scenario("direct x4", direct, device.pid, device_port, args, go))
         finally:
@@ -229,25 +309,31 @@ async def main() -> int:
             redis.kill()
             stop.set()
             device.join(10)
+    frames = "one frame per message" if args.no_batch else "?batch=1 frames"
     print(
-        f"{args.rate:g} changes/s over {SENSORS} sensors, {args.subscribers} websockets per "
-        f"instance x {args.per_client} sensors each, {args.duration:g} s measured"
+        f"{args.rate:g} changes/s over {SENSORS} sensors; {args.subscribers} websockets per "
+        f"instance, each subscribed to {args.per_client} sensors ({frames}); "
+        f"{args.duration:g} s measured"
     )
     print(
-        f"{'scenario':<10} {'device CPU':>10} {'device clients':>15} {'updates':>9} "
-        f"{'p50 ms':>8} {'p99 ms':>8}"
+        f"{'scenario':<10} {'websockets':>10} {'setup s':>8} {'device CPU':>10} "
+        f"{'clients':>8} {'strategies':>10} {'updates':>16} {'p50 ms':>8} {'p99 ms':>8}"
     )
     for r in results:
+        got = f"{r['updates']}/{r['expected']:.0f}"
         print(
-            f"{r['name']:<10} {r['cpu']:>9.1f}% {r['clients']:>15} {r['updates']:>9} "
-            f"{r['p50']:>8.1f} {r['p99']:>8.1f}"
+            f"{r['name']:<10} {r['subscribers']:>10} {r['setup']:>8.1f} {r['cpu']:>9.1f}% "
+            f"{r['clients']:>8} {r['strategies']:>10} {got:>16} {r['p50']:>8.1f} "
+            f"{r['p99']:>8.1f}"
         )
     one, four, base = results
     print(f"device CPU, redis x4 / redis x1: {four['cpu'] / one['cpu']:.2f}")
     print(f"device CPU, direct x4 / redis x4: {base['cpu'] / four['cpu']:.2f}")
-    ok = four["clients"] == one["clients"] == 1
+    ok = four["clients"] == one["clients"] == 1 and four["strategies"] == SENSORS
     print(
-        f"{'PASS' if ok else 'MISS'} through Redis the device has one client for 1 and 4 instances"
+        f"{'PASS' if ok else 'MISS'} through Redis the device has one client and one strategy "
+        f"per sensor for 1 and 4 instances ({four['clients']} client, "
+        f"{four['strategies']} strategies; direct x4: {base['clients']}, {base['strategies']})"
     )
     return 0
 
