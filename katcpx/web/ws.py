@@ -38,6 +38,7 @@ from .._version import __version__
 from .auth import check_request_size, guard_of, loads, same_origin
 from .hub import HubError, dumps
 from .source import SensorSource
+from .users import User, acting_as
 
 __all__ = ["ACTIONS", "DeviceSocketHandler"]
 
@@ -332,9 +333,11 @@ class DeviceSocketHandler(WebSocketHandler):
         ):
             raise BadMessage("'timeout' must be a positive number of seconds")
         self.hub.request(device, request)  # unknown request: an error now, not later
-        guard_of(self.settings).authorize(self._token)
+        guard = guard_of(self.settings)
+        guard.authorize(self._token)
+        user = guard.user_for(self._token, request, args)
         check_request_size(request, args)
-        self._spawn(self._do_set(msg, device, request, args, timeout))
+        self._spawn(self._do_set(msg, device, request, args, timeout, user))
 
     async def _do_set(
         self,
@@ -343,9 +346,11 @@ class DeviceSocketHandler(WebSocketHandler):
         request: str,
         args: list[Any],
         timeout: float | None,
+        user: User | None = None,
     ) -> None:
         try:
-            result = await self.hub.call(device, request, args, timeout)
+            with acting_as(user):  # the gateway's policy decides per user (--redis)
+                result = await self.hub.call(device, request, args, timeout)
         except HubError as exc:
             self._error(str(exc), exc.code, msg, device=device, request=request)
             return
