@@ -126,24 +126,27 @@ async def start(*argv: str, expect: str) -> tuple[asyncio.subprocess.Process, st
     return proc, line
 
 
-async def start_webs(procs: list, *source: str) -> list[int]:
-    """Four katcpx-web instances serving `source` on free ports; their ports."""
+async def start_webs(procs: list, *source: str) -> list[tuple[int, int]]:
+    """Four katcpx-web instances serving `source` on free ports; their ports and pids."""
     ports = []
     for _ in range(4):
         web, line = await start(
             "-m", "katcpx.web", *source, "--port", "0", "--log-level", "WARNING", expect="serving"
         )
         procs.append(web)
-        ports.append(int(re.search(r":(\d+)/", line).group(1)))  # type: ignore[union-attr]
+        port = int(re.search(r":(\d+)/", line).group(1))  # type: ignore[union-attr]
+        ports.append((port, web.pid))
     return ports
 
 
 class Subscriber:
     """One websocket subscriber: records the latency of every update it gets."""
 
-    def __init__(self, conn, latencies: list[float]) -> None:
+    def __init__(self, conn, latencies: list[float], hops: list[float]) -> None:
         self.conn = conn
         self.latencies = latencies
+        #: set_value to the reading's arrival at the gateway (direct: at the web instance).
+        self.hops = hops
         self.subscribed = asyncio.get_running_loop().create_future()
         self.measuring = False
         #: Update messages received (the subscription's snapshot counts).
@@ -167,22 +170,24 @@ class Subscriber:
                     self.updates += 1
                     if self.measuring:
                         self.latencies.append(now - msg["timestamp"])
+                        self.hops.append(msg["received"] - msg["timestamp"])
                 elif kind == "subscribeSafely" and not self.subscribed.done():
                     self.subscribed.set_result(msg)
 
     async def subscribe(self, names: list[str]) -> None:
         """Subscribe to `names`, retrying until the instance knows the device."""
-        for _ in range(200):
+        for _ in range(100):
             self.conn.write_message(
                 json.dumps({"action": "subscribeSafely", "device": "many", "sensors": names})
             )
-            try:
-                answer = await asyncio.wait_for(asyncio.shield(self.subscribed), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            if answer["subscribed"]:
+            # Each answer is awaited (a loaded instance may take seconds): a second
+            # subscribe would only resend the snapshots.
+            answer = await asyncio.wait_for(self.subscribed, 600)
+            if answer["subscribed"] or answer["already_subscribed"]:
                 return
+            # Failed: the instance does not know the device yet.
             self.subscribed = asyncio.get_running_loop().create_future()
+            await asyncio.sleep(0.5)
         raise RuntimeError("the web instance never knew the device")
 
 
@@ -194,18 +199,25 @@ async def device_call(port: int, *args: str) -> list:
 
 
 async def scenario(
-    name: str, web_ports: list[int], device_pid: int, device_port: int, args, go
+    name: str,
+    webs: list[tuple[int, int]],
+    device_pid: int,
+    device_port: int,
+    args,
+    go,
+    gateway_pid: int | None = None,
 ) -> dict:
     latencies: list[float] = []
+    hops: list[float] = []
     subs: list[Subscriber] = []
     query = "" if args.no_batch else "?batch=1"
     setup = time.monotonic()
-    for port in web_ports:
+    for port, _pid in webs:
         batch = []
         for i in range(args.subscribers):
             url = f"ws://127.0.0.1:{port}/api/ws{query}"
             conn = await tornado.websocket.websocket_connect(url, max_message_size=64 << 20)
-            sub = Subscriber(conn, latencies)
+            sub = Subscriber(conn, latencies, hops)
             first = (i * args.per_client) % SENSORS
             names = [f"s.{(first + k) % SENSORS:04d}" for k in range(args.per_client)]
             batch.append(sub.subscribe(names))
@@ -221,11 +233,18 @@ async def scenario(
     await asyncio.sleep(1.0)
     for sub in subs:
         sub.measuring = True
-    cpu0, t0 = cpu_seconds(device_pid), time.monotonic()
+    pids = {"device": [device_pid], "web": [pid for _, pid in webs]}
+    if gateway_pid is not None:
+        pids["gateway"] = [gateway_pid]
+    cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+    bench0, t0 = time.process_time(), time.monotonic()
     go.set()
     await asyncio.sleep(args.duration)
     go.clear()
-    cpu, elapsed = cpu_seconds(device_pid) - cpu0, time.monotonic() - t0
+    elapsed = time.monotonic() - t0
+    used = {k: (sum(cpu_seconds(p) for p in v) - cpu0[k]) / elapsed for k, v in pids.items()}
+    used["bench"] = (time.process_time() - bench0) / elapsed
+    cpu = used["device"] * elapsed
     await asyncio.sleep(0.5)  # stragglers
     for sub in subs:
         sub.measuring = False
@@ -233,18 +252,21 @@ async def scenario(
     _, informs = await device_call(device_port, "client-list")
     (_, count), _ = await device_call(device_port, "sampling-count")
     latencies.sort()
+    hops.sort()
     expected = len(subs) * args.rate * args.per_client / SENSORS * elapsed
     return {
         "name": name,
         "subscribers": len(subs),
         "setup": setup,
         "cpu": 100 * cpu / elapsed,
+        "others": used,
         "clients": len(informs) - 1,  # not counting this query's own connection
         "strategies": int(count),
         "expected": expected,
         "updates": len(latencies),
         "p50": 1000 * statistics.median(latencies) if latencies else float("nan"),
         "p99": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
+        "hop50": 1000 * statistics.median(hops) if hops else float("nan"),
     }
 
 
@@ -291,7 +313,7 @@ async def main() -> int:
             for count in (1, 4):
                 results.append(
                     await scenario(
-                        f"redis x{count}", webs[:count], device.pid, device_port, args, go
+                        f"redis x{count}", webs[:count], device.pid, device_port, args, go, gw.pid
                     )
                 )
             for proc in procs:
@@ -317,14 +339,25 @@ async def main() -> int:
     )
     print(
         f"{'scenario':<10} {'websockets':>10} {'setup s':>8} {'device CPU':>10} "
-        f"{'clients':>8} {'strategies':>10} {'updates':>16} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'clients':>8} {'strategies':>10} {'updates':>16} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'hop p50':>8}"
     )
     for r in results:
         got = f"{r['updates']}/{r['expected']:.0f}"
         print(
             f"{r['name']:<10} {r['subscribers']:>10} {r['setup']:>8.1f} {r['cpu']:>9.1f}% "
             f"{r['clients']:>8} {r['strategies']:>10} {got:>16} {r['p50']:>8.1f} "
-            f"{r['p99']:>8.1f}"
+            f"{r['p99']:>8.1f} {r['hop50']:>8.1f}"
+        )
+    print(
+        "hop p50: set_value to the reading's arrival at the gateway (direct: at katcpx-web), "
+        "the first hop of the latency"
+    )
+    print("CPU of the other processes over the window (percent of one core):")
+    for r in results:
+        print(
+            f"  {r['name']:<10} "
+            + ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["others"].items() if k != "device")
         )
     one, four, base = results
     print(f"device CPU, redis x4 / redis x1: {four['cpu'] / one['cpu']:.2f}")
