@@ -4,7 +4,8 @@ The issue's shape is the default: 4 web instances x 250 websocket subscribers, e
 subscribed to all 1000 sensors of one device. The device (own process) has 1000 float
 sensors; during the measurement it changes ``--rate`` of them a second (round robin), each
 reading stamped with ``time.time()`` at ``set_value``, so every change is one websocket
-message to each of the 1000 subscribers. Subscribers (all in this process) connect with
+message to each of the 1000 subscribers. Subscribers (one process per web instance, a
+consumer group) connect with
 ``?batch=1`` (one frame per loop turn of queued messages; ``--no-batch`` for one frame per
 message). Scenarios:
 
@@ -198,6 +199,55 @@ async def device_call(port: int, *args: str) -> list:
     return [reply.arguments, informs]
 
 
+def run_subscribers(port, count, per_client, batch, ready, measure, results) -> None:
+    """One consumer group in its own process: `count` websockets on the instance at `port`.
+
+    Each subscribes to `per_client` sensors and waits for its snapshot; then `ready` is
+    set. Latencies are recorded while `measure` is set; then the latencies, the first hops,
+    the setup time (s) and this process's CPU (fraction of a core) go to `results`.
+    """
+
+    async def main():
+        latencies: list[float] = []
+        hops: list[float] = []
+        subs: list[Subscriber] = []
+        query = "?batch=1" if batch else ""
+        start = time.monotonic()
+        pending = []
+        for i in range(count):
+            url = f"ws://127.0.0.1:{port}/api/ws{query}"
+            conn = await tornado.websocket.websocket_connect(url, max_message_size=64 << 20)
+            sub = Subscriber(conn, latencies, hops)
+            first = (i * per_client) % SENSORS
+            pending.append(
+                sub.subscribe([f"s.{(first + k) % SENSORS:04d}" for k in range(per_client)])
+            )
+            subs.append(sub)
+        await asyncio.gather(*pending)
+        # Until every subscriber has its snapshot (an update per sensor), so the window
+        # measures the changes alone.
+        while min(sub.updates for sub in subs) < per_client:
+            if time.monotonic() - start > 900:
+                raise RuntimeError("snapshots did not arrive within 900 s")
+            await asyncio.sleep(0.2)
+        setup = time.monotonic() - start
+        ready.set()
+        while not measure.is_set():
+            await asyncio.sleep(0.005)
+        for sub in subs:
+            sub.measuring = True
+        cpu0, t0 = time.process_time(), time.monotonic()
+        while measure.is_set():
+            await asyncio.sleep(0.005)
+        cpu = (time.process_time() - cpu0) / (time.monotonic() - t0)
+        for sub in subs:
+            sub.measuring = False
+            sub.conn.close()
+        results.send((latencies, hops, setup, cpu))
+
+    asyncio.run(main())
+
+
 async def scenario(
     name: str,
     webs: list[tuple[int, int]],
@@ -207,48 +257,59 @@ async def scenario(
     go,
     gateway_pid: int | None = None,
 ) -> dict:
-    latencies: list[float] = []
-    hops: list[float] = []
-    subs: list[Subscriber] = []
-    query = "" if args.no_batch else "?batch=1"
-    setup = time.monotonic()
+    # One process of subscribers per web instance (a consumer group): on a shared machine
+    # one process reading every websocket would get one process's share of the CPU.
+    ctx = multiprocessing.get_context("spawn")
+    loop = asyncio.get_running_loop()
+    measure = ctx.Event()
+    workers = []
     for port, _pid in webs:
-        batch = []
-        for i in range(args.subscribers):
-            url = f"ws://127.0.0.1:{port}/api/ws{query}"
-            conn = await tornado.websocket.websocket_connect(url, max_message_size=64 << 20)
-            sub = Subscriber(conn, latencies, hops)
-            first = (i * args.per_client) % SENSORS
-            names = [f"s.{(first + k) % SENSORS:04d}" for k in range(args.per_client)]
-            batch.append(sub.subscribe(names))
-            subs.append(sub)
-        await asyncio.gather(*batch)
-    # Until every subscriber has its snapshot (an update per sensor), so the window below
-    # measures the changes alone.
-    while min(sub.updates for sub in subs) < args.per_client:
-        if time.monotonic() - setup > 600:
-            raise RuntimeError("snapshots did not arrive within 600 s")
-        await asyncio.sleep(0.2)
-    setup = time.monotonic() - setup
+        ready = ctx.Event()
+        receiver, sender = ctx.Pipe(duplex=False)
+        worker = ctx.Process(
+            target=run_subscribers,
+            args=(
+                port,
+                args.subscribers,
+                args.per_client,
+                not args.no_batch,
+                ready,
+                measure,
+                sender,
+            ),
+        )
+        worker.start()
+        workers.append((worker, ready, receiver))
+    for _worker, ready, _ in workers:
+        if not await loop.run_in_executor(None, ready.wait, 900):
+            raise RuntimeError(f"subscribers of {name} not ready within 900 s")
     await asyncio.sleep(1.0)
-    for sub in subs:
-        sub.measuring = True
+    measure.set()
     pids = {"device": [device_pid], "web": [pid for _, pid in webs]}
     if gateway_pid is not None:
         pids["gateway"] = [gateway_pid]
     cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
-    bench0, t0 = time.process_time(), time.monotonic()
+    t0 = time.monotonic()
     go.set()
     await asyncio.sleep(args.duration)
     go.clear()
     elapsed = time.monotonic() - t0
     used = {k: (sum(cpu_seconds(p) for p in v) - cpu0[k]) / elapsed for k, v in pids.items()}
-    used["bench"] = (time.process_time() - bench0) / elapsed
     cpu = used["device"] * elapsed
     await asyncio.sleep(0.5)  # stragglers
-    for sub in subs:
-        sub.measuring = False
-        sub.conn.close()
+    measure.clear()
+    latencies: list[float] = []
+    hops: list[float] = []
+    setup = 0.0
+    used["subscribers"] = 0.0
+    for worker, _, receiver in workers:
+        lat, hop, took, worker_cpu = await loop.run_in_executor(None, receiver.recv)
+        latencies += lat
+        hops += hop
+        setup = max(setup, took)
+        used["subscribers"] += worker_cpu
+        worker.join(30)
+    subs = range(len(webs) * args.subscribers)
     _, informs = await device_call(device_port, "client-list")
     (_, count), _ = await device_call(device_port, "sampling-count")
     latencies.sort()
