@@ -50,10 +50,11 @@ from redis_server import RedisServer, free_port  # noqa: E402
 from katcpx.client import AsyncClient  # noqa: E402
 
 SENSORS = 1000
-#: Default sensor changes a second: each is a websocket message to all 1000 subscribers, so
-#: this is 20,000 messages a second through the bridges, what the 2-core machine carries
-#: beside the device, the gateway, redis-server and the 1000 subscribers themselves.
-DEFAULT_RATE = 20.0
+#: Default sensor changes a second. Each is a websocket message to all 1000 subscribers, so
+#: 5 changes a second are 5,000 messages a second through the bridges: what the 2-core
+#: development machine carries beside the device, the gateway, redis-server and the 1000
+#: subscribers themselves (20 a second saturated it; see bench/README.md).
+DEFAULT_RATE = 5.0
 
 
 def run_device(port: int, rate: float, go, stop, ready) -> None:
