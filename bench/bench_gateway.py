@@ -73,8 +73,8 @@ async def listener_to_redis(
     return readings / elapsed, stored, readings / cpu, readings / redis_cpu
 
 
-async def start_many(port: int, sensors: int):
-    """A katcpx device on `port` with `sensors` float sensors ``s.0000``...; it and them."""
+def many_device_class(sensors: int):
+    """A katcpx device class with `sensors` float sensors ``s.0000``..."""
     from katcpx import DeviceServer, Sensor
 
     class Many(DeviceServer):
@@ -85,7 +85,13 @@ async def start_many(port: int, sensors: int):
             for i in range(sensors):
                 self.add_sensor(Sensor.float(f"s.{i:04d}", "a sensor", "", default=0.0))
 
-    server = Many("127.0.0.1", port)
+    return Many
+
+
+async def start_many(port: int, sensors: int, cls=None):
+    """A katcpx device (`cls`, default :func:`many_device_class`) on `port`; it and its
+    sensors."""
+    server = (cls or many_device_class(sensors))("127.0.0.1", port)
     server.set_concurrency_options(handler_thread=False)
     server.set_ioloop()
     server.start()

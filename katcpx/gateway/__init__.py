@@ -11,7 +11,15 @@ except ImportError as exc:  # pragma: no cover - the 'redis' extra is part of 't
     raise ImportError("katcpx.gateway needs redis-py: pip install 'katcpx[redis]'") from exc
 
 from .control import ControlPolicy, ControlRequest, ControlServer
+from .policy import UserPolicy
 from .service import Gateway
 from .writer import RedisWriter
 
-__all__ = ["ControlPolicy", "ControlRequest", "ControlServer", "Gateway", "RedisWriter"]
+__all__ = [
+    "ControlPolicy",
+    "ControlRequest",
+    "ControlServer",
+    "Gateway",
+    "RedisWriter",
+    "UserPolicy",
+]

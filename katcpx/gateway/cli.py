@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-interval", type=_positive(float), default=None)
     p.add_argument("--timeout", type=_positive(float), default=None, help="request timeout")
+    p.add_argument(
+        "--users",
+        metavar="FILE",
+        help="users file shared with katcpx-web --users: control requests are checked "
+        "per web user (docs/security.md)",
+    )
     p.add_argument("--log-level", default=None, help="logging level (default INFO)")
     p.add_argument("--version", action="version", version=f"katcpx-gateway {__version__}")
     return p
@@ -136,6 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .service import Gateway  # needs redis-py: the 'redis' extra
     except ImportError as exc:
         parser.error(f"{exc}: install katcpx with the 'redis' extra")
+    policy = None
+    if args.users:
+        from ..web.users import load_users
+        from .policy import UserPolicy
+
+        try:
+            policy = UserPolicy(load_users(args.users))
+        except (OSError, ValueError) as exc:
+            parser.error(f"--users: {exc}")
     try:
         strategy = strategy_from(float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0)))
         gateway = Gateway(
@@ -148,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_age=args.max_age or None,
             buffer_limit=max(args.buffer, 1),
             request_timeout=float(opt("timeout", 5.0)),
+            policy=policy,
         )
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))

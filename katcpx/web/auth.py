@@ -34,6 +34,7 @@ from ..message import Message
 from ..parser import DEFAULT_MAX_MSG_SIZE
 from ..tls import build_context
 from .hub import HubError
+from .users import User, UserTable, load_users, refusal
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -235,11 +236,22 @@ class Guard:
         Whether changes are allowed at all without a token (False: read-only).
     allowed_origins
         Browser origins besides the bridge's own that may send changes.
+    users
+        Users (``--users``), each with a token and a role; their tokens work as `token`.
+    remote_roles
+        Whether the users' roles are checked elsewhere (the gateway, with ``--redis``)
+        rather than by :meth:`user_for`.
     """
 
     token: str | None = None
     control: bool = True
     allowed_origins: tuple[str, ...] = ()
+    users: UserTable | None = None
+    remote_roles: bool = False
+
+    @property
+    def _guarded(self) -> bool:
+        return self.token is not None or bool(self.users and self.users.users)
 
     @classmethod
     def for_site(
@@ -248,20 +260,29 @@ class Guard:
         token: str | None,
         allow_anonymous_control: bool,
         allowed_origins: tuple[str, ...] = (),
+        users: UserTable | None = None,
+        remote_roles: bool = False,
     ) -> Guard:
         """The guard for a bridge bound to `host` (the rules of ``katcpx-web``)."""
-        control = token is not None or allow_anonymous_control or is_loopback(host)
-        return cls(token, control, tuple(allowed_origins))
+        guard = cls(token, True, tuple(allowed_origins), users, remote_roles)
+        guard.control = guard._guarded or allow_anonymous_control or is_loopback(host)
+        return guard
 
     @property
     def mode(self) -> str:
         """``token``, ``open`` or ``read-only`` (the websocket's hello tells the dashboard)."""
-        if self.token is not None:
+        if self._guarded:
             return "token"
         return "open" if self.control else "read-only"
 
     def describe(self) -> str:
         """One line for the start-up banner."""
+        if self.users and self.users.users:
+            checked = "by the gateway" if self.remote_roles else "here"
+            return (
+                f"changes need a user's token ({len(self.users.users)} users; roles checked "
+                f"{checked})"
+            )
         if self.token is not None:
             return "changes need the token (Authorization: Bearer, or a websocket auth message)"
         if self.control:
@@ -273,14 +294,39 @@ class Guard:
 
     def announce(self, host: str | None) -> None:
         """Log at start how changes are guarded (a warning unless safe: token, or loopback)."""
-        safe = self.token is not None or (self.control and is_loopback(host))
+        safe = self._guarded or (self.control and is_loopback(host))
         log.log(logging.INFO if safe else logging.WARNING, "katcpx-web: %s", self.describe())
 
     def token_ok(self, presented: str | None) -> bool:
-        """Whether `presented` is the token (constant-time compare)."""
-        if self.token is None or presented is None:
+        """Whether `presented` is the token or a user's (constant-time compare)."""
+        if presented is None:
+            return False
+        if self.users is not None and self.users.by_token(presented) is not None:
+            return True
+        if self.token is None:
             return False
         return hmac.compare_digest(self.token.encode(), presented.encode())
+
+    def user_for(self, presented: str | None, request: str, args: list[Any]) -> User | None:
+        """The user whose token is `presented`, allowed to call `request` with `args`.
+
+        Call after :meth:`authorize`. Without ``--redis`` the user's role is checked here;
+        with it the gateway checks it (``remote_roles``).
+
+        Raises
+        ------
+        Forbidden
+            When the user's role is too low, naming the role needed and the user's.
+        """
+        if self.users is None:
+            return None
+        user = self.users.by_token(presented)
+        if user is not None and not self.remote_roles:
+            why = refusal(f"user {user.name}", user.role, request, args)
+            if why is not None:
+                log.warning("refused ?%s for user %s (role %s)", request, user.name, user.role)
+                raise Forbidden(why)
+        return user
 
     def authorize(self, presented: str | None) -> None:
         """Raise unless a change with token `presented` (None: none given) is allowed.
@@ -292,7 +338,7 @@ class Guard:
         Forbidden
             The bridge is read-only.
         """
-        if self.token is not None:
+        if self._guarded:
             if presented is None:
                 raise Unauthorized("this change needs the bridge's token")
             if not self.token_ok(presented):
@@ -331,14 +377,19 @@ class Guard:
             raise UnsupportedMediaType(
                 f"a change needs Content-Type: application/json, not {ctype or 'none'!r}"
             )
-        auth = req.headers.get("Authorization", "")
-        scheme, _, value = auth.partition(" ")
-        presented = value.strip() if scheme.lower() == "bearer" else None
+        presented = bearer(handler)
         try:
             self.authorize(presented)
         except HubError:
             log.warning("refused %s %s from %s", req.method, req.path, req.remote_ip)
             raise
+
+
+def bearer(handler: Any) -> str | None:
+    """The token of an ``Authorization: Bearer`` header of a tornado handler's request."""
+    auth = handler.request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 class UnsupportedMediaType(HubError):
@@ -374,6 +425,11 @@ def add_web_security_arguments(parser: argparse.ArgumentParser) -> None:
         help="file holding the token that changing a device needs (reading stays open)",
     )
     parser.add_argument(
+        "--users",
+        metavar="FILE",
+        help="TOML file of users, each with a role and a token file (docs/security.md)",
+    )
+    parser.add_argument(
         "--allow-anonymous-control",
         action="store_true",
         help="allow changes without a token even when bound beyond loopback",
@@ -389,9 +445,14 @@ def add_web_security_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def web_security(
-    args: argparse.Namespace, host: str, allowed_origins: tuple[str, ...]
+    args: argparse.Namespace,
+    host: str,
+    allowed_origins: tuple[str, ...],
+    remote_roles: bool = False,
 ) -> tuple[Guard, ssl.SSLContext | None]:
     """The guard and the browser-side TLS context the command line asks for.
+
+    `remote_roles`: the users' roles are checked by the gateway (``--redis``).
 
     Raises
     ------
@@ -404,7 +465,15 @@ def web_security(
             token = read_token_file(args.token_file)
         except (OSError, ValueError) as exc:
             raise SystemExit(f"katcpx-web: --token-file: {exc}") from None
-    guard = Guard.for_site(host, token, args.allow_anonymous_control, allowed_origins)
+    users = None
+    if getattr(args, "users", None):
+        try:
+            users = load_users(args.users)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"katcpx-web: --users: {exc}") from None
+    guard = Guard.for_site(
+        host, token, args.allow_anonymous_control, allowed_origins, users, remote_roles
+    )
     browser = None
     if args.tls_cert or args.tls_key:
         if not args.tls_cert:

@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hub = device_hub
         origins = opt("allow_origin", None) or options.get("allowed_origins", [])
         host = str(opt("host", "127.0.0.1"))
-        guard, browser_tls = web_security(args, host, tuple(origins))
+        guard, browser_tls = web_security(args, host, tuple(origins), bool(redis_url))
         metrics = {
             k: getattr(args, k) for k in ("device_filter", "sensor_filter", "max_string_length")
         }

@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,37 +38,16 @@ from .hub import (
     UnknownSensor,
     dumps,
 )
+from .redis_control import WATCH_TIMEOUT, GatewayUnavailable, control
+from .redis_history import READ_COUNT, RedisHistory
 from .redis_keys import Keys
 from .sinks import SinkRegistry
+from .users import caller, principal_of
 
+# GatewayUnavailable and RedisHistory live in their own modules; re-exported here.
 __all__ = ["GatewayUnavailable", "RedisHistory", "RedisSource"]
 
 log = logging.getLogger("katcpx.web")
-
-#: Seconds a control request may wait beyond its own timeout for the gateway's answer.
-CONTROL_GRACE = 2.0
-#: Seconds a Redis call may take before Redis counts as unreachable.
-WATCH_TIMEOUT = 5.0
-#: Entries read per XREAD / XREVRANGE call.
-READ_COUNT = 5000
-#: Seconds by which stream ids (gateway receive time) may lead reading timestamps.
-HISTORY_MARGIN = 60.0
-
-
-class GatewayUnavailable(HubError):
-    """No ``katcpx-gateway`` is serving this Redis, or Redis is unreachable."""
-
-    code = "gateway_unavailable"
-    http_status = 503
-
-
-class RemoteError(HubError):
-    """An error the gateway answered with; keeps its code and HTTP status."""
-
-    def __init__(self, message: str, code: str, http_status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
 
 
 @dataclass
@@ -113,62 +90,6 @@ class _Request:
     timeout_hint: float | None
 
 
-class RedisHistory:
-    """History from the device streams, by ``XREVRANGE``.
-
-    Stream ids are the gateway's receive times; the range is widened by
-    :data:`HISTORY_MARGIN` and then filtered on the readings' own timestamps.
-    """
-
-    source = "redis"
-
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
-        # Any: redis-py types replies as bytes-or-str unions; decode_responses is off here.
-        self.redis: Any = redis
-        self.keys = keys
-
-    async def query(
-        self, device: str, sensor: str, since: float, until: float, limit: int
-    ) -> list[dict[str, Any]]:
-        """See :meth:`katcpx.web.history.HistoryStore.query`.
-
-        Raises
-        ------
-        GatewayUnavailable
-            If Redis cannot be reached.
-        """
-        stream = self.keys.readings(device)
-        low = "-" if math.isinf(since) else str(max(int((since - HISTORY_MARGIN) * 1000), 0))
-        high = "+" if math.isinf(until) else str(max(int((until + HISTORY_MARGIN) * 1000), 0))
-        wanted = sensor.encode()
-        found: list[dict[str, Any]] = []
-        try:
-            while len(found) < limit:
-                entries = await self.redis.xrevrange(stream, high, low, count=READ_COUNT)
-                for _id, fields in entries:
-                    if fields.get(b"s") != wanted:
-                        continue
-                    msg = json.loads(fields[b"j"])
-                    if since <= msg["timestamp"] <= until:
-                        found.append(
-                            {
-                                "timestamp": msg["timestamp"],
-                                "value": msg["value"],
-                                "status": msg["status"],
-                                "received": msg["received"],
-                            }
-                        )
-                        if len(found) >= limit:
-                            break
-                if len(entries) < READ_COUNT:
-                    break
-                high = "(" + entries[-1][0].decode()
-        except (RedisError, OSError) as exc:
-            raise GatewayUnavailable(f"Redis unreachable: {exc}") from None
-        found.sort(key=lambda r: r["timestamp"])  # arrival order may differ
-        return found
-
-
 class RedisSource(SinkRegistry):
     """Devices and sensors from Redis, as written by ``katcpx-gateway``.
 
@@ -183,7 +104,8 @@ class RedisSource(SinkRegistry):
     request_timeout
         Default timeout (seconds) of requests whose caller and device give none.
     principal
-        Identity sent with control requests for the gateway's access policy (None: none).
+        Identity sent with control requests made for no user (see :func:`.users.caller`),
+        for the gateway's access policy; None: none.
     """
 
     def __init__(
@@ -557,47 +479,17 @@ class RedisSource(SinkRegistry):
     # -- control requests, through the gateway ----------------------------------------------
 
     async def _control(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send a control request to the gateway and wait for its answer.
+        """Send a control request to the gateway for the current web user (if any).
 
         Raises
         ------
-        GatewayUnavailable
-            No gateway, Redis unreachable, or no answer in time.
-        RemoteError
-            The gateway answered with an error (unknown name, device down, forbidden).
+        GatewayUnavailable, RemoteError
+            See :func:`.redis_control.control`.
         """
-        request_id = uuid.uuid4().hex
-        reply_key = self.keys.reply(request_id)
-        text = json.dumps(
-            {**msg, "id": request_id, "reply": reply_key, "principal": self.principal}
-        )
-        try:
-            if not await self.redis.exists(self.keys.gateway):
-                raise GatewayUnavailable(f"no katcpx-gateway is writing to Redis at {self.url}")
-            await self.redis.lpush(self.keys.control, text)
-            popped = await asyncio.wait_for(
-                self.redis.brpop([reply_key], timeout=timeout + CONTROL_GRACE),
-                timeout + CONTROL_GRACE + WATCH_TIMEOUT,
-            )
-            if popped is None:
-                taken = not await self.redis.lrem(self.keys.control, 1, text)
-                raise GatewayUnavailable(
-                    "the katcpx-gateway took the request but did not answer within "
-                    f"{timeout + CONTROL_GRACE} s"
-                    if taken
-                    else f"no katcpx-gateway took the request within {timeout + CONTROL_GRACE} s"
-                )
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise GatewayUnavailable(f"Redis at {self.url} is unreachable: {exc!r}") from None
-        answer = json.loads(popped[1])
-        if not answer.get("ok"):
-            raise RemoteError(
-                str(answer.get("error")),
-                str(answer.get("code", "error")),
-                int(answer.get("http_status", 400)),
-            )
-        result: dict[str, Any] = answer["result"]
-        return result
+        # The web user the request is made for (--users): their name and the token they
+        # presented, which the gateway checks against its own users file.
+        principal = principal_of(caller()) or self.principal
+        return await control(self.redis, self.keys, self.url, msg, timeout, principal)
 
     async def read(self, device: str, sensor: str) -> dict[str, Any]:
         """Have the gateway read a sensor afresh (``?sensor-value``); its ``update`` message.

@@ -10,10 +10,11 @@ from typing import Any
 import tornado.web
 
 from .._version import __version__
-from .auth import check_request_size, guard_of, loads
+from .auth import bearer, check_request_size, guard_of, loads
 from .history import OPENAPI_PATH as HISTORY_PATH
 from .hub import HubError, dumps, jsonable
 from .source import SensorSource
+from .users import acting_as
 
 __all__ = [
     "DeviceHandler",
@@ -278,7 +279,9 @@ class RequestHandler(_JSONHandler):
             self.fail(400, "bad_message", "timeout must be a positive number of seconds")
             return
         check_request_size(request, args)
-        result = await self.hub.call(device, request, args, timeout)
+        user = guard_of(self.settings).user_for(bearer(self), request, args)
+        with acting_as(user):  # the gateway's policy decides per user (--redis)
+            result = await self.hub.call(device, request, args, timeout)
         self.send(result, 504 if result["status"] == "timeout" else 200)
 
 

@@ -102,9 +102,12 @@ async def start_gateway(redis_url: str, *devices: str, extra: tuple[str, ...] = 
     return prog
 
 
-async def start_web_redis(redis_url: str) -> tuple[Program, Any]:
-    """A ``katcpx-web --redis`` subprocess and an object with its ``port``."""
-    prog = Program("katcpx.web", "--redis", redis_url, "--port", "0", "--log-level", "WARNING")
+async def start_web_redis(redis_url: str, *extra: str) -> tuple[Program, Any]:
+    """A ``katcpx-web --redis`` subprocess (with `extra` arguments) and an object with its
+    ``port``."""
+    prog = Program(
+        "katcpx.web", "--redis", redis_url, "--port", "0", "--log-level", "WARNING", *extra
+    )
     line = await prog.start("katcpx-web: serving")
     match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
     assert match, line
