@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..transport import KatcpProtocol
 
 if TYPE_CHECKING:
-    from ._base import ClientBase
+    from ._link import ClientLink
 
 
 class ClientProtocol(KatcpProtocol):
@@ -20,7 +20,7 @@ class ClientProtocol(KatcpProtocol):
         Resolves (with the error or None) once the connection has closed.
     """
 
-    def __init__(self, client: ClientBase, max_msg_size: int, max_write_buffer: int) -> None:
+    def __init__(self, client: ClientLink, max_msg_size: int, max_write_buffer: int) -> None:
         super().__init__(
             client._on_items,
             client._on_connection_lost,
