@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
-from typing import Any
 
 from tornado.platform.asyncio import AsyncIOLoop
 
 from .._compat import WaitTimeout
 
 
-def _resolve(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_result(True)
-
-
 class StateEvent:
     """A flag set and cleared on the client's loop, awaitable from any loop, waitable from threads.
 
     katcp-python's ``AsyncEvent`` plays this role. ``set`` wakes waiters on whatever loop they
-    await from, so a managed client's state can be awaited from the caller's own loop.
+    await from, so a managed client's state can be awaited from the caller's own loop: each
+    waiter awaits a ``concurrent.futures.Future`` (safe to resolve from any thread) through
+    ``asyncio.wrap_future``, which hands the wake-up to the waiter's own loop.
     """
 
     __slots__ = ("_flag", "_lock", "_tevent", "_waiters")
@@ -29,7 +26,7 @@ class StateEvent:
         self._flag = False
         self._tevent = threading.Event()
         self._lock = threading.Lock()
-        self._waiters: list[asyncio.Future[Any]] = []
+        self._waiters: list[concurrent.futures.Future[bool]] = []
 
     def is_set(self) -> bool:
         """Return whether the flag is set."""
@@ -46,7 +43,8 @@ class StateEvent:
             self._tevent.set()
             waiters, self._waiters = self._waiters, []
         for fut in waiters:
-            fut.get_loop().call_soon_threadsafe(_resolve, fut)
+            if fut.set_running_or_notify_cancel():  # false: its waiter gave up
+                fut.set_result(True)
 
     def clear(self) -> None:
         """Clear the flag."""
@@ -70,14 +68,14 @@ class StateEvent:
         with self._lock:
             if self._flag:
                 return True
-            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            fut: concurrent.futures.Future[bool] = concurrent.futures.Future()
             self._waiters.append(fut)
         try:
             if timeout is None:
-                await fut
+                await asyncio.wrap_future(fut)
             else:
                 try:
-                    await asyncio.wait_for(fut, timeout)
+                    await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
                 except asyncio.TimeoutError:
                     raise WaitTimeout(f"not set within {timeout} s") from None
         finally:
