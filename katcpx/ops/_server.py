@@ -23,8 +23,7 @@ from ..kattypes import concurrent_reply
 from ..message import Message
 from ..peer_units import seconds_to_wire
 from ..sensor import Sensor
-from ..server.base import DeviceServerBase
-from ..server.connection import ClientRequestConnection
+from ..server import ClientRequestConnection, DeviceServerBase
 from ..server.metaclass import prepare_handler
 from ._opdef import OpDef, jsonable, outcome, to_json
 from ._session import OpKind, OpSession, OpStatus, idle_session
@@ -154,10 +153,10 @@ class OperationsMixin:
 
     def _op_binding(self) -> LoopBinding:
         """The server's loop binding (the one way onto its loop from other threads)."""
-        binding = getattr(self, "loop_binding", None)
+        binding = getattr(self, "binding", None)
         if isinstance(binding, LoopBinding):
             return binding
-        # A server that does not share its binding: the mixin binds its own on install.
+        # A server class that does not expose its binding: the mixin binds one on install.
         return self._op_own_binding
 
     def _op_on_loop(self, func: Callable[..., OpSession], *args: Any) -> OpSession:
