@@ -287,11 +287,7 @@ class DeviceClient(ClientBase):
                 try:
                     result = handle(item)
                 except Exception:
-                    self._logger.exception(
-                        "Unhandled exception in handle_message() from %s for message %s",
-                        self.bind_address_string,
-                        item,
-                    )
+                    self._log_handler_error(item)
                     continue
                 if result is not None and inspect.isawaitable(result):
                     self._track(result, item)
@@ -303,6 +299,14 @@ class DeviceClient(ClientBase):
                 self._logger.error("BAD MESSAGE from %s: %s", self.bind_address_string, item)
             else:  # pragma: no cover - transport contract
                 self._logger.error("Unexpected item from transport: %r", item)
+
+    def _log_handler_error(self, msg: Message) -> None:
+        """Log the exception being handled, raised while handling `msg`."""
+        self._logger.exception(
+            "Unhandled exception in handle_message() from %s for message %s",
+            self.bind_address_string,
+            msg,
+        )
 
     def _track(self, awaitable: Awaitable[Any], msg: Message) -> None:
         # Handlers returning awaitables run as tasks; reading carries on meanwhile.

@@ -367,11 +367,7 @@ class RequestingClient(DeviceClient):
                             if entry.reply(item):
                                 continue
                         except Exception:
-                            self._logger.exception(
-                                "Unhandled exception in handle_message() from %s for message %s",
-                                self.bind_address_string,
-                                item,
-                            )
+                            self._log_handler_error(item)
                             continue
                     else:
                         by_mid[mid] = entry  # type: ignore[index]  # the general path warns
