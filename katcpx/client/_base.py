@@ -111,7 +111,7 @@ class ClientBase(ClientLink):
         if self._running.is_set() or not self._stopped.is_set():
             raise RuntimeError("Device client already started.")
         if self._managed:
-            thread = LoopThread(f"katcpx-client-{self.bind_address_string}")
+            thread = LoopThread(f"katcpx-client-{self.bind_address_string}", self._binding)
             thread.daemon = self._daemon
             self._loop_thread = thread
             self._ioloop = thread.start()
@@ -131,13 +131,20 @@ class ClientBase(ClientLink):
             on_loop = False
         if on_loop:
             self._binding.bind(loop)  # now, so that a blocking call made next is refused
-            loop.create_task(self._install())
+            self._spawn()
+            return
+        if self._managed:
+            self._binding.call(self._spawn)  # bound by the loop thread
         else:
-            # The binding is bound by _install, on the loop: until then asyncio's own
-            # hand-over is the way in.
-            asyncio.run_coroutine_threadsafe(self._install(), loop)
-            if timeout:
-                self.wait_running(timeout)
+            # The caller's loop, run by another thread: the binding is bound only once
+            # _install runs there, so this one hand-over is asyncio's own.
+            loop.call_soon_threadsafe(self._spawn)
+        if timeout:
+            self.wait_running(timeout)
+
+    def _spawn(self) -> None:
+        """Start the main coroutine (on the client's loop)."""
+        asyncio.get_running_loop().create_task(self._install())
 
     def _stop_now(self) -> None:
         """Begin stopping (on the loop): no more reconnecting, close the connection."""

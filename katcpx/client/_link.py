@@ -425,9 +425,7 @@ class ClientLink:
             self._logger.info("Client connect loop for %s finished.", self.bind_address_string)
             self._stopped.set()
             if self._managed and self._loop_thread is not None:
-                # The loop ends with this coroutine: hand-offs from now on fail at once.
-                self._binding.unbind()
-                self._loop_thread.stop()
+                self._loop_thread.stop()  # the loop ends with this coroutine
 
 
 def _resolve_none(fut: asyncio.Future[Any]) -> None:

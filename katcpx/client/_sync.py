@@ -9,6 +9,7 @@ import threading
 from tornado.platform.asyncio import AsyncIOLoop
 
 from .._compat import WaitTimeout
+from ..crossing import LoopBinding
 
 
 class StateEvent:
@@ -89,26 +90,33 @@ class LoopThread:
     """A tornado IOLoop running in a thread of its own (katcp-python's managed ioloop).
 
     The loop is created inside the new thread, so the caller's current IOLoop is untouched.
+    The thread binds the client's `binding` to the loop before running it and unbinds it
+    when the loop ends, so hand-overs work from the moment :meth:`start` returns and fail
+    at once after the loop has gone.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, binding: LoopBinding) -> None:
         self.name = name
         self.daemon = True
         self.thread: threading.Thread | None = None
         self.ioloop: AsyncIOLoop | None = None
+        self._binding = binding
 
     def start(self) -> AsyncIOLoop:
         """Start the thread and return its IOLoop once the loop exists."""
         ready = threading.Event()
+        binding = self._binding
 
         def run() -> None:
             ioloop = AsyncIOLoop()
             self.ioloop = ioloop
             asyncio.set_event_loop(ioloop.asyncio_loop)
+            binding.bind(ioloop.asyncio_loop)
             ioloop.add_callback(ready.set)
             try:
                 ioloop.start()
             finally:
+                binding.unbind()
                 ioloop.close(all_fds=True)
                 ready.set()
 
@@ -119,9 +127,9 @@ class LoopThread:
         return self.ioloop
 
     def stop(self) -> None:
-        """Ask the loop to stop (from any thread)."""
+        """Ask the loop to stop after its current turn (from any thread)."""
         if self.ioloop is not None:
-            self.ioloop.add_callback(self.ioloop.stop)
+            self._binding.call(self.ioloop.stop)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the loop thread to finish."""
