@@ -302,7 +302,8 @@ class AsyncClient(RequestingClient):
         else:
             resolved = timeout  # type: ignore[assignment]
         if self._binding.on_loop():
-            fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[Reply] = loop.create_future()
             if self.metrics is not None:
                 self.metrics.track(name, fut)
             conn = self._conn
@@ -312,7 +313,7 @@ class AsyncClient(RequestingClient):
                 and conn is not None
                 and not self._send_hooked
             ):
-                self._start_call(CallPending(name, fut), conn, name, args, resolved)
+                self._start_call(CallPending(name, fut), conn, loop, name, args, resolved)
             else:
                 self._start(CallPending(name, fut), Message.request(name, *args), resolved, use_mid)
             return await fut

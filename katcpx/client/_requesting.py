@@ -192,7 +192,7 @@ class RequestingClient(DeviceClient):
         else:
             self._by_mid[mid] = entry
         if timeout is not None:
-            self._arm_timeout(entry, timeout)
+            self._arm_timeout(entry, timeout, self._binding.loop)
         if not hooked:
             conn.send_message(msg)
 
@@ -200,13 +200,15 @@ class RequestingClient(DeviceClient):
         self,
         entry: Pending,
         conn: KatcpProtocol,
+        loop: asyncio.AbstractEventLoop,
         name: str,
         args: tuple[Any, ...],
         timeout: float | None,
     ) -> None:
         """:meth:`_start` for :meth:`call` when the request gets a message id (the usual case).
 
-        It skips the checks that cannot apply to a fresh request. Runs on the client's loop.
+        It skips the checks that cannot apply to a fresh request. Runs on the client's
+        `loop`.
         """
         # Built before registering: a bad name or argument raises with nothing left behind.
         msg = Message(Message.REQUEST, name, args)
@@ -217,13 +219,15 @@ class RequestingClient(DeviceClient):
         entry.mid = mid
         by_mid[mid] = entry
         if timeout is not None:
-            self._arm_timeout(entry, timeout)
+            self._arm_timeout(entry, timeout, loop)
         msg.mid = mid
         conn.write(bytes(msg))
 
-    def _arm_timeout(self, entry: Pending, timeout: float) -> None:
-        """Queue `entry` to time out; requests sharing a timeout value share one loop timer."""
-        loop = self._binding.loop
+    def _arm_timeout(
+        self, entry: Pending, timeout: float, loop: asyncio.AbstractEventLoop | None
+    ) -> None:
+        """Queue `entry` to time out on the client's `loop` (where this runs); requests
+        sharing a timeout value share one loop timer."""
         assert loop is not None
         entry.timeout = timeout
         entry.deadline = deadline = loop.time() + timeout
