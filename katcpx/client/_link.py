@@ -28,7 +28,6 @@ from ..message import Message
 from ..tls import describe_closed_before_greeting, describe_tls_error
 from ..transport import KatcpProtocol, format_address
 from ._sync import LoopThread, StateEvent
-from ._transport import ClientProtocol
 
 if TYPE_CHECKING:
     from ..metrics.stats import ClientStats
@@ -108,6 +107,8 @@ class ClientLink:
         self._received_protocol_info = StateEvent()
         self._stopping = False
         self._conn: KatcpProtocol | None = None
+        # Resolves once the latest connection has closed (made with it, on the loop).
+        self._conn_lost: asyncio.Future[None] | None = None
         self._main_task: asyncio.Task[None] | None = None
         self._connect_task: asyncio.Future[Any] | None = None
         self._sleep_fut: asyncio.Future[Any] | None = None
@@ -253,6 +254,7 @@ class ClientLink:
 
     def _on_connected(self, conn: KatcpProtocol) -> None:
         self._conn = conn
+        self._conn_lost = asyncio.get_running_loop().create_future()
         self.last_connect_time = time.time()
         self._protocol_seen = False
         if not self._static_protocol_configuration:
@@ -274,6 +276,14 @@ class ClientLink:
     def _on_connection_lost(self, conn: KatcpProtocol, exc: Exception | None) -> None:
         if conn is not self._conn:
             return
+        try:
+            self._link_closed(exc)
+        finally:
+            # Last: the main coroutine resumes after everything the close set in motion.
+            if self._conn_lost is not None and not self._conn_lost.done():
+                self._conn_lost.set_result(None)
+
+    def _link_closed(self, exc: Exception | None) -> None:
         self._conn = None
         self._connected.clear()
         greeted = self._received_protocol_info.is_set()
@@ -318,10 +328,17 @@ class ClientLink:
     def _client_stopped(self) -> None:
         """Hook called when the client stops; subclasses fail pending requests here."""
 
-    def _make_protocol(self) -> ClientProtocol:
-        return ClientProtocol(self, self.MAX_MSG_SIZE, self.MAX_WRITE_BUFFER_SIZE)
+    def _make_protocol(self) -> KatcpProtocol:
+        return KatcpProtocol(
+            self._on_items,
+            self._on_connection_lost,
+            on_connection_made=self._on_connected,
+            max_msg_size=self.MAX_MSG_SIZE,
+            max_write_buffer=self.MAX_WRITE_BUFFER_SIZE,
+            logger=self._logger,
+        )
 
-    async def _connect_once(self) -> ClientProtocol | None:
+    async def _connect_once(self) -> KatcpProtocol | None:
         """Try one connection; return the protocol when connected."""
         loop = asyncio.get_running_loop()
         host, port = self._bindaddr
@@ -386,7 +403,8 @@ class ClientLink:
             while not self._stopping:
                 conn = await self._connect_once()
                 if conn is not None:
-                    await conn.lost
+                    assert self._conn_lost is not None  # made by _on_connected
+                    await self._conn_lost
                 if self._stopping:
                     break
                 if not self._auto_reconnect:
@@ -418,9 +436,9 @@ class ClientLink:
             self._stopping = True
             last = self._conn
             self._disconnect()
-            if isinstance(last, ClientProtocol):
+            if last is not None and self._conn_lost is not None:
                 # Let connection_lost (and notify_connected(False)) run before "stopped".
-                await asyncio.wait([last.lost], timeout=1.0)
+                await asyncio.wait([self._conn_lost], timeout=1.0)
             self._client_stopped()
             self._logger.info("Client connect loop for %s finished.", self.bind_address_string)
             self._stopped.set()
