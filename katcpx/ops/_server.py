@@ -322,8 +322,9 @@ class OperationsMixin:
                 timer.cancel()
             if state.runner is not None and not state.runner.done():
                 state.runner.cancel()
+        # The binding stays bound: the cancelled operations finish on this loop after this
+        # hook, and their last messages must not be taken for hand-overs from other threads.
         super()._on_uninstall()  # type: ignore[misc]
-        self._op_own_binding.unbind()
 
     # -- requests ---------------------------------------------------------------------------
 

@@ -344,6 +344,9 @@ async def test_server_stop_cancels_running_operations():
     await asyncio.wait_for(asyncio.gather(*runners, return_exceptions=True), T)
     assert srv.op_session("poll").done and srv.op_session("acq").done
     assert srv.op_session("poll").success is False
+    # The sessions' last words are said on the stopping server's loop, not dropped.
+    texts = [text for _, text in srv.op_session("poll").messages]
+    assert texts[-2:] == ["Cancelled (server shutting down).", 'Status is now "done".']
 
 
 async def test_local_api(server):
