@@ -5,8 +5,9 @@ Future from any thread. katcpx's waits are coroutines on asyncio futures, which 
 running loop. :func:`future_of` runs the wait on the caller's running loop when there is
 one (giving an asyncio Future), and otherwise on one shared background loop (giving a
 ``concurrent.futures.Future``: block on ``.result(timeout)``, ``yield`` it in a tornado
-coroutine, or ``asyncio.wrap_future`` it). The waits wake their waiters through
-``call_soon_threadsafe``, so they work from any loop.
+coroutine, or ``asyncio.wrap_future`` it), reached through its
+:class:`~katcpx.crossing.LoopBinding`. The waits wake their waiters on whatever loop they
+await from, so they work from any loop.
 """
 
 from __future__ import annotations
@@ -18,25 +19,32 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from ._compat import wait_for
+from .crossing import LoopBinding
 
 __all__ = ["done_future", "future_of", "until_futures"]
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_shared_loop: asyncio.AbstractEventLoop | None = None
+_waits = LoopBinding()
 
 
-def _waiting_loop() -> asyncio.AbstractEventLoop:
-    """The shared loop for waits made without a running loop (started on first use)."""
-    global _shared_loop
+def _waiting_loop() -> LoopBinding:
+    """The binding of the shared loop for waits made without a running loop (started on
+    first use, in a daemon thread of its own)."""
     with _lock:
-        if _shared_loop is None:
+        if not _waits.bound:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="katcpx-waits", daemon=True)
-            thread.start()
-            _shared_loop = loop
-        return _shared_loop
+            bound = threading.Event()
+
+            def run() -> None:
+                _waits.bind(loop)
+                bound.set()
+                loop.run_forever()
+
+            threading.Thread(target=run, name="katcpx-waits", daemon=True).start()
+            bound.wait()
+        return _waits
 
 
 def future_of(make: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
@@ -62,7 +70,7 @@ def future_of(make: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         async def run() -> Any:
             return await make()
 
-        cf = asyncio.run_coroutine_threadsafe(run(), _waiting_loop())
+        cf = _waiting_loop().run_coroutine(run())
         return cast("asyncio.Future[T]", cf)
     return asyncio.ensure_future(make())
 
@@ -131,7 +139,8 @@ def until_futures(
             if fut.done():
                 continue
             if isinstance(fut, asyncio.Future):
-                # Thread-safe: the callback may run in any thread.
+                # The callback may run in any thread, and the future's loop is the caller's
+                # (no binding of ours): asyncio's own hand-over is the way onto it.
                 try:
                     fut.get_loop().call_soon_threadsafe(fut.cancel)
                 except RuntimeError:  # its loop is closed

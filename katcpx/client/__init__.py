@@ -17,20 +17,21 @@ from typing import Any
 
 from ..asyncutil import AsyncEvent, LatencyTimer, until_later
 from ..compat import ensure_native_str
-from ..errors import KatcpClientError
+from ..errors import KatcpClientDisconnected, KatcpClientError, KatcpVersionError
 from ..flags import SEC_TS_KATCP_MAJOR, ProtocolFlags
 from ..kattypes import FLOAT_TS_KATCP_MAJOR, SEC_TO_MS_FAC
 from ..message import Message
 from ..parser import MessageParser
 from ..server.metaclass import DeviceMetaclass
-from .async_client import DEFAULT, AsyncClient, BlockingClient, CallbackClient, is_timeout_reply
-from .device_client import DeviceClient, KatcpClientDisconnected, KatcpVersionError
-from .katcp_names import (
+from ._async_client import DEFAULT, AsyncClient, BlockingClient, CallbackClient, Reply
+from ._device_client import DeviceClient
+from ._katcp_names import (
     address_to_string,
     make_threadsafe,
     make_threadsafe_blocking,
     request_check,
 )
+from ._requesting import is_timeout_reply
 
 __all__ = [
     "AsyncEvent",
@@ -57,6 +58,7 @@ __all__ = [
     "DeviceClient",
     "KatcpClientDisconnected",
     "KatcpVersionError",
+    "Reply",
     "is_timeout_reply",
 ]
 

@@ -1,8 +1,8 @@
 """Collect ``request_*``, ``inform_*`` and ``reply_*`` handler methods of a client class.
 
-This is the client's private stand-in for katcp-python's ``DeviceMetaclass``; it works through
-``__init_subclass__`` so that client classes need no metaclass. Once
-``katcpx.server.metaclass`` exists the two should share one collector.
+This is the client's stand-in for katcp-python's ``DeviceMetaclass``: it works through
+``__init_subclass__`` so that client classes need no metaclass, and unlike the server's it
+neither requires docstrings nor prepares annotated request handlers.
 """
 
 from __future__ import annotations

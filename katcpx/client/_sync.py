@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
-from typing import Any
 
 from tornado.platform.asyncio import AsyncIOLoop
 
 from .._compat import wait_for
-
-
-def _resolve(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_result(True)
+from ..crossing import LoopBinding
 
 
 class StateEvent:
     """A flag set and cleared on the client's loop, awaitable from any loop, waitable from threads.
 
     katcp-python's ``AsyncEvent`` plays this role. ``set`` wakes waiters on whatever loop they
-    await from, so a managed client's state can be awaited from the caller's own loop.
+    await from, so a managed client's state can be awaited from the caller's own loop: each
+    waiter awaits a ``concurrent.futures.Future`` (safe to resolve from any thread) through
+    ``asyncio.wrap_future``, which hands the wake-up to the waiter's own loop.
     """
 
     __slots__ = ("_flag", "_lock", "_tevent", "_waiters")
@@ -29,7 +27,7 @@ class StateEvent:
         self._flag = False
         self._tevent = threading.Event()
         self._lock = threading.Lock()
-        self._waiters: list[asyncio.Future[Any]] = []
+        self._waiters: list[concurrent.futures.Future[bool]] = []
 
     def is_set(self) -> bool:
         """Return whether the flag is set."""
@@ -46,7 +44,8 @@ class StateEvent:
             self._tevent.set()
             waiters, self._waiters = self._waiters, []
         for fut in waiters:
-            fut.get_loop().call_soon_threadsafe(_resolve, fut)
+            if fut.set_running_or_notify_cancel():  # false: its waiter gave up
+                fut.set_result(True)
 
     def clear(self) -> None:
         """Clear the flag."""
@@ -70,13 +69,13 @@ class StateEvent:
         with self._lock:
             if self._flag:
                 return True
-            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            fut: concurrent.futures.Future[bool] = concurrent.futures.Future()
             self._waiters.append(fut)
         try:
             if timeout is None:
-                await fut
+                await asyncio.wrap_future(fut)
             else:
-                await wait_for(fut, timeout)
+                await wait_for(asyncio.wrap_future(fut), timeout)
         finally:
             with self._lock:
                 if fut in self._waiters:
@@ -88,26 +87,33 @@ class LoopThread:
     """A tornado IOLoop running in a thread of its own (katcp-python's managed ioloop).
 
     The loop is created inside the new thread, so the caller's current IOLoop is untouched.
+    The thread binds the client's `binding` to the loop before running it and unbinds it
+    when the loop ends, so hand-overs work from the moment :meth:`start` returns and fail
+    at once after the loop has gone.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, binding: LoopBinding) -> None:
         self.name = name
         self.daemon = True
         self.thread: threading.Thread | None = None
         self.ioloop: AsyncIOLoop | None = None
+        self._binding = binding
 
     def start(self) -> AsyncIOLoop:
         """Start the thread and return its IOLoop once the loop exists."""
         ready = threading.Event()
+        binding = self._binding
 
         def run() -> None:
             ioloop = AsyncIOLoop()
             self.ioloop = ioloop
             asyncio.set_event_loop(ioloop.asyncio_loop)
+            binding.bind(ioloop.asyncio_loop)
             ioloop.add_callback(ready.set)
             try:
                 ioloop.start()
             finally:
+                binding.unbind()
                 ioloop.close(all_fds=True)
                 ready.set()
 
@@ -118,9 +124,9 @@ class LoopThread:
         return self.ioloop
 
     def stop(self) -> None:
-        """Ask the loop to stop (from any thread)."""
+        """Ask the loop to stop after its current turn (from any thread)."""
         if self.ioloop is not None:
-            self.ioloop.add_callback(self.ioloop.stop)
+            self._binding.call(self.ioloop.stop)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the loop thread to finish."""

@@ -12,8 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..client import AsyncClient
-from ..client.async_client import DEFAULT, Reply
+from ..client import DEFAULT, AsyncClient, Reply
 from ..message import Message
 
 __all__ = ["CmdClient", "CmdError", "connect", "parse_address", "quiet_logger", "server_major"]

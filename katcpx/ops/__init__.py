@@ -2,11 +2,12 @@
 
 Server side: declare ``@task`` / ``@process`` coroutines on an
 ``OperationsMixin``-enabled device server. Client side: :func:`ops_for` gives an accessor
-whose attributes drive each operation and return readable :class:`OpReply` objects.
+whose attributes drive each operation and return readable :class:`OpReply` objects;
+resources build theirs with :func:`op_accessor` over their own request method.
 See ``docs/operations.md``.
 """
 
-from .client import (
+from ._client import (
     ERROR,
     OK,
     TIMEOUT,
@@ -14,13 +15,16 @@ from .client import (
     AsyncOpHandle,
     OpInfo,
     OpReply,
+    RequestCaller,
     ResponseCode,
     SyncOpAccessor,
     SyncOpHandle,
+    op_accessor,
     ops_for,
 )
-from .server import OpDef, OperationsMixin, process, task
-from .session import OpKind, OpSession, OpStatus
+from ._opdef import OpDef, process, task
+from ._server import OperationsMixin
+from ._session import OpKind, OpSession, OpStatus
 
 __all__ = [
     "ERROR",
@@ -35,9 +39,11 @@ __all__ = [
     "OpSession",
     "OpStatus",
     "OperationsMixin",
+    "RequestCaller",
     "ResponseCode",
     "SyncOpAccessor",
     "SyncOpHandle",
+    "op_accessor",
     "ops_for",
     "process",
     "task",

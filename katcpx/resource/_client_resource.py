@@ -177,10 +177,17 @@ class KATCPClientResource(SensorSamplingMixin):
         An :class:`~katcpx.ops.AsyncOpAccessor` (see ``docs/operations.md``).
         """
         if self._op_accessor is None:
-            from ..ops import ops_for  # ops builds on resources: import on first use
-
-            self._op_accessor = ops_for(self)
+            self._op_accessor = self.op_accessor()
         return self._op_accessor
+
+    def op_accessor(self, *, sync: bool | None = None, timeout: float | None = 5.0) -> Any:
+        """A new operations accessor over this resource's requests (see :attr:`op`).
+
+        `sync` True gives a blocking one; `timeout` is seconds per reply.
+        """
+        from ..ops import op_accessor  # operations load the server side: import on first use
+
+        return op_accessor(self._request, device=self.name, timeout=timeout, sync=bool(sync))
 
     @property
     def address(self) -> tuple[str, int]:

@@ -411,9 +411,16 @@ class ThreadSafeKATCPClientResourceWrapper(ThreadSafeMethodAttrWrapper):
     @property
     def op(self) -> Any:
         """The device's long-running operations, with blocking calls: ``res.op.slew(10, 45)``."""
-        from ..ops import ops_for  # ops builds on resources: import on first use
+        return self.op_accessor()
 
-        return ops_for(self)
+    def op_accessor(self, *, sync: bool | None = None, timeout: float | None = 5.0) -> Any:
+        """A new operations accessor: blocking (unless `sync` is False), run on the loop."""
+        from ..ops import SyncOpAccessor  # operations load the server side: import on first use
+
+        accessor = self.__subject__.op_accessor(sync=False, timeout=timeout)
+        if sync is False:
+            return accessor
+        return SyncOpAccessor(accessor, self._ioloop_wrapper.call_in_ioloop)
 
     @property
     def sensors(self) -> AttrMappingProxy:

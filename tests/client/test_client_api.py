@@ -8,7 +8,7 @@ import pytest
 from fakeserver import V5_BANNER, FakeConn, FakeServer, refusing_address, reply_for, request_parts
 
 from katcpx import Message, ProtocolFlags, RequestTimeout
-from katcpx.client import AsyncClient, BlockingClient, CallbackClient, DeviceClient
+from katcpx.client import AsyncClient, BlockingClient, CallbackClient, DeviceClient, request_check
 
 # The methods and attributes katcp-python 0.9.3's Core API lists for each client.
 DEVICE_CLIENT_NAMES = """
@@ -147,3 +147,30 @@ async def test_until_futures_time_out() -> None:
         await client.aclose()
         sock.close()
     assert await client.until_stopped(0)
+
+
+def test_request_check_raises_katcp_pythons_text_on_a_refusal() -> None:
+    """katcp.client.request_check: the reply and informs for ok, else the given exception
+    with katcp-python's text (real line breaks, not a backslash and an n)."""
+
+    def refuse_nope(conn: FakeConn, line: bytes) -> None:
+        name, mid, args = request_parts(line)
+        tag = b"[" + mid + b"]" if mid else b""
+        conn.send(b"!nope" + tag + b" fail no\n" if name == b"nope" else reply_for(line, *args))
+
+    with FakeServer(V5_BANNER, refuse_nope) as server:
+        client = BlockingClient(*server.address, timeout=5)
+        client.start(timeout=5)
+        try:
+            assert client.wait_protocol(5)
+            reply, informs = request_check(client, ValueError, "echo", "x", timeout=5)
+            assert reply.arguments == [b"ok", b"x"] and informs == []
+            with pytest.raises(ValueError) as err:
+                request_check(client, ValueError, "nope")
+            text = str(err.value)
+            assert text.startswith('Unexpected failure reply "!nope')
+            assert ' fail no"\n with device at ' in text
+            assert f'{client.bind_address_string}, request \n"?nope' in text
+        finally:
+            client.stop(5)
+            client.join(5)

@@ -14,7 +14,7 @@ from tornado import gen
 from tornado.ioloop import IOLoop
 
 from katcpx import Message, ProtocolFlags
-from katcpx.client import AsyncClient, BlockingClient, CallbackClient
+from katcpx.client import AsyncClient, BlockingClient, CallbackClient, KatcpClientDisconnected
 
 
 @pytest.fixture
@@ -252,3 +252,50 @@ def test_blocking_request_racing_stop_fails_promptly(server: FakeServer) -> None
         assert reply.mtype == Message.REPLY and reply.arguments[0] == b"fail"
         assert time.monotonic() - start < 5
         c.join(5)
+
+
+def test_loop_thread_id_is_the_bindings_and_read_only(server: FakeServer) -> None:
+    """The client's loop binding holds the loop thread's id: katcp-python's
+    ``ioloop_thread_id`` reads it, names the running loop's thread, and is gone once a
+    managed loop has ended (hand-offs then fail at once instead of queueing)."""
+    c = BlockingClient(*server.address)
+    assert c.ioloop_thread_id is None
+    c.start(timeout=5)
+    try:
+        assert c.wait_protocol(5)
+        seen: concurrent.futures.Future = concurrent.futures.Future()
+        c.ioloop.add_callback(lambda: seen.set_result(threading.get_ident()))
+        assert c.ioloop_thread_id == seen.result(5) != threading.get_ident()
+        with pytest.raises(AttributeError):
+            c.ioloop_thread_id = 1  # type: ignore[misc]
+    finally:
+        c.stop(5)
+        c.join(5)
+    assert c.ioloop_thread_id is None
+    with pytest.raises(KatcpClientDisconnected):
+        c.send_raw(b"?echo\n")
+    c.disconnect()  # nothing to disconnect: no error
+
+
+def test_stop_right_after_start_on_a_loop_in_another_thread(server: FakeServer) -> None:
+    """A client on a loop that another thread runs is stopped even before its main
+    coroutine has run (and so before its loop binding is bound)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        for _ in range(20):
+            c = BlockingClient(*server.address)
+            c.set_ioloop(loop)
+            c.start()
+            c.stop(5)
+            assert not c.running()
+            assert asyncio.run_coroutine_threadsafe(_until_stopped(c), loop).result(5)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+async def _until_stopped(c: BlockingClient) -> bool:
+    return await c.until_stopped(5)

@@ -12,8 +12,7 @@ import time
 import pytest
 from sim_process import ROOT, Sim, child_env
 
-from katcpx.ops import ERROR, OK, TIMEOUT
-from katcpx.ops.client import SyncOpAccessor
+from katcpx.ops import ERROR, OK, TIMEOUT, SyncOpAccessor
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import pathlib
 import time
 
 import pytest
 from conftest import Demo, T
 
 from katcpx.client import BlockingClient
+from katcpx.message import Message
 from katcpx.ops import (
     ERROR,
     OK,
@@ -16,6 +19,7 @@ from katcpx.ops import (
     AsyncOpAccessor,
     OpReply,
     SyncOpAccessor,
+    op_accessor,
     ops_for,
 )
 from katcpx.resource import KATCPClientResource, threadsafe_resource
@@ -157,7 +161,7 @@ async def test_resource_accessor(server):
 
 
 async def test_wait_without_timeout_repeats_bounded_waits(server, monkeypatch):
-    import katcpx.ops.client as ops_client
+    import katcpx.ops._client as ops_client
 
     monkeypatch.setattr(ops_client, "WAIT_CHUNK", 0.02)
     waits = []
@@ -237,3 +241,36 @@ def test_sync_accessor_over_threadsafe_resource(threaded_server):
         assert ops.gate.wait(0.05).status is TIMEOUT
         threaded_server.ioloop.add_callback(threaded_server.gate_open.set)
         assert ops.gate.wait(T).session["success"] is True
+
+
+async def test_accessor_over_any_request_caller(client, server):
+    """Operations need only ``await caller(name, *args, timeout=)`` -> ``(reply, informs)``:
+    here a caller over the compatibility ``future_request``, which never raises."""
+    sent: list[str] = []
+
+    async def caller(name, *args, timeout=None):
+        sent.append(name)
+        return await client.future_request(Message.request(name, *args), timeout)
+
+    acc = op_accessor(caller, device="demo", timeout=T)
+    assert isinstance(acc, AsyncOpAccessor)
+    reply = await acc.count(n=2)
+    assert reply.ok and reply.session["success"] is True
+    assert sent[:3] == ["op-list", "count-start", "count-wait"]
+    refused = await acc.count.abort()  # not running: the server's fail reply, readable
+    assert refused.status is ERROR and "is running" in refused.msg
+
+
+def test_operations_do_not_import_resources():
+    """ops builds on clients only; resources build their accessor on ops (no import cycle),
+    so no module of katcpx.ops imports katcpx.resource, not even inside a function."""
+    import katcpx.ops
+
+    imported = []
+    for path in pathlib.Path(katcpx.ops.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                imported.append((path.name, "." * node.level + (node.module or "")))
+            elif isinstance(node, ast.Import):
+                imported.extend((path.name, alias.name) for alias in node.names)
+    assert imported and not [i for i in imported if "resource" in i[1]]

@@ -344,6 +344,9 @@ async def test_server_stop_cancels_running_operations():
     await asyncio.wait_for(asyncio.gather(*runners, return_exceptions=True), T)
     assert srv.op_session("poll").done and srv.op_session("acq").done
     assert srv.op_session("poll").success is False
+    # The sessions' last words are said on the stopping server's loop, not dropped.
+    texts = [text for _, text in srv.op_session("poll").messages]
+    assert texts[-2:] == ["Cancelled (server shutting down).", 'Status is now "done".']
 
 
 async def test_local_api(server):
@@ -472,3 +475,48 @@ async def test_driven_by_aiokatcp_client(server):
     finally:
         peer.close()
         await peer.wait_closed()
+
+
+async def test_messages_and_data_from_worker_threads_reach_the_loop_in_order(caplog):
+    """add_message() and publish() from other threads cross through the server's loop
+    binding, in order; once the server has stopped they are dropped with a warning."""
+    finish = []
+
+    class Threaded(OperationsMixin, DeviceServer):
+        VERSION_INFO = ("threaded-ops", 1, 0)
+
+        def setup_sensors(self) -> None:
+            pass
+
+        @task
+        async def work(self, session) -> None:
+            """Report from a worker thread."""
+
+            def worker() -> None:
+                for i in range(50):
+                    session.add_message(f"step {i}")
+                    session.publish(i=i)
+
+            await asyncio.to_thread(worker)
+            finish.append(session)
+
+    srv = Threaded("127.0.0.1", 0)
+    srv.start(timeout=T)  # its own loop thread: this test's loop is another thread
+    try:
+        cl = await InformClient.connect(*srv.bind_address, timeout=T)
+        try:
+            await cl.call("work-start")
+            session = await wait_done(cl, "work")
+        finally:
+            await cl.aclose()
+        texts = [text for _, text in session["messages"]]
+        steps = [t for t in texts if t.startswith("step ")]
+        assert steps == [f"step {i}" for i in range(50)]
+        assert session["data"] == {"i": 49}
+    finally:
+        await asyncio.wait_for(asyncio.wrap_future(srv.stop()), T)
+        await asyncio.to_thread(srv.join, T)
+    with caplog.at_level("WARNING", logger="katcp.ops"):
+        await asyncio.to_thread(finish[0].add_message, "too late")
+    assert "dropped: the server has stopped" in caplog.text
+    assert finish[0].messages[-1][1] != "too late"

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from katcpx.client import AsyncClient, BlockingClient, CallbackClient
-from katcpx.client.async_client import is_timeout_reply
+from katcpx.client import AsyncClient, BlockingClient, CallbackClient, is_timeout_reply
 from katcpx.message import Message
 from katcpx.sensor import Sensor
 

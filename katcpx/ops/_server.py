@@ -1,201 +1,36 @@
-"""Server side of operations: ``@task``/``@process`` and :class:`OperationsMixin`.
+"""Server side of operations: :class:`OperationsMixin` runs the declared operations.
 
-Each operation becomes plain KATCP requests (``?<op>-start``, ``-status``, ``-wait`` and
-``-stop`` or ``-abort``) generated when the server class is created, so they show in
-``?help`` like hand-written ones. See ``docs/operations.md`` for the wire format.
+Each operation (an :class:`~katcpx.ops.OpDef`) becomes plain KATCP requests
+(``?<op>-start``, ``-status``, ``-wait`` and ``-stop`` or ``-abort``) generated when the
+server class is created, so they show in ``?help`` like hand-written ones. See
+``docs/operations.md`` for the wire format.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import enum
 import inspect
-import json
 import logging
 import time
 import traceback
-import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar
 
+from ..crossing import LoopBinding
 from ..errors import FailReply
+from ..kattypes import concurrent_reply
 from ..message import Message
 from ..peer_units import seconds_to_wire
 from ..sensor import Sensor
-from ..server.base import DeviceServerBase
-from ..server.connection import ClientRequestConnection
+from ..server import ClientRequestConnection, DeviceServerBase
 from ..server.metaclass import prepare_handler
-from .session import OpKind, OpSession, OpStatus, idle_session
+from ._opdef import OpDef, jsonable, outcome, to_json
+from ._session import OpKind, OpSession, OpStatus, idle_session
 
-__all__ = ["OpDef", "OperationsMixin", "process", "task"]
+__all__ = ["OperationsMixin"]
 
 log = logging.getLogger("katcp.ops")
-
-OpFunc = Callable[..., Coroutine[Any, Any, Any]]
-_F = TypeVar("_F", bound=OpFunc)
-
-
-class OpDef:
-    """An operation declared with :func:`task` or :func:`process` (a class attribute).
-
-    Attributes
-    ----------
-    func
-        The ``async def op(self, session, ...)`` coroutine function.
-    kind
-        :attr:`OpKind.TASK` or :attr:`OpKind.PROCESS`.
-    name
-        KATCP name (the function name with ``_`` as ``-``): requests are ``<name>-start``...
-    signature
-        The operation's parameters (without ``self`` and ``session``).
-    stop_timeout
-        Processes only: seconds after a stop request before the process is cancelled
-        (None: wait for it to return, however long it takes).
-    """
-
-    def __init__(
-        self,
-        func: OpFunc,
-        kind: OpKind,
-        name: str | None = None,
-        stop_timeout: float | None = None,
-    ) -> None:
-        if not inspect.iscoroutinefunction(func):
-            raise TypeError(f"{func.__qualname__}: an operation must be an 'async def'")
-        params = list(inspect.signature(func).parameters.values())
-        if len(params) < 2:
-            raise TypeError(f"{func.__qualname__}: an operation takes (self, session, ...)")
-        for p in params[2:]:
-            if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD):
-                raise TypeError(
-                    f"{func.__qualname__}: parameter {p.name!r} must be positional "
-                    "(KATCP arguments are positional)"
-                )
-            if p.name in ("self", "req"):
-                raise TypeError(f"{func.__qualname__}: parameter name {p.name!r} is reserved")
-            if p.annotation is p.empty:
-                raise TypeError(f"{func.__qualname__}: parameter {p.name!r} has no annotation")
-        self.func = func
-        self.kind = OpKind(kind)
-        self.name = name if name is not None else func.__name__.replace("_", "-")
-        if "_" in self.name:
-            raise ValueError(f"operation name {self.name!r}: use '-' rather than '_'")
-        Message(Message.REQUEST, f"{self.name}-start")  # validates the name
-        self.signature = inspect.Signature(params[2:])
-        self.stop_timeout = stop_timeout
-        self.doc = inspect.getdoc(func) or f"The {self.kind.value} {self.name}."
-        self.__doc__ = self.doc
-        self.__name__ = func.__name__
-
-    @property
-    def summary(self) -> str:
-        """First paragraph of the docstring, on one line."""
-        return " ".join(self.doc.split("\n\n", 1)[0].split())
-
-    def hints(self) -> dict[str, Any]:
-        """Resolved parameter annotations (strings from ``from __future__`` evaluated)."""
-        try:
-            return typing.get_type_hints(self.func, include_extras=True)
-        except Exception:  # a forward reference not yet defined: keep the raw ones
-            return dict(self.func.__annotations__)
-
-    def describe_params(self) -> list[dict[str, Any]]:
-        """The parameters as JSON-ready dicts: name, type, required, default, multiple."""
-        hints = self.hints()
-        out = []
-        for p in self.signature.parameters.values():
-            ann = hints.get(p.name, p.annotation)
-            entry: dict[str, Any] = {
-                "name": p.name,
-                "type": getattr(ann, "__name__", str(ann)),
-                "required": p.default is p.empty and p.kind is not p.VAR_POSITIONAL,
-                "multiple": p.kind is p.VAR_POSITIONAL,
-            }
-            if p.default is not p.empty:
-                entry["default"] = _jsonable(p.default)
-            out.append(entry)
-        return out
-
-    def __repr__(self) -> str:
-        return f"<OpDef {self.kind.value} {self.name}{self.signature}>"
-
-
-@overload
-def task(func: _F, /) -> OpDef: ...
-@overload
-def task(*, name: str | None = None) -> Callable[[_F], OpDef]: ...
-def task(func: _F | None = None, /, *, name: str | None = None) -> Any:
-    """Declare a task: an operation that ends on its own and may be aborted.
-
-    ``@task async def slew(self, session, az: float, el: float): ...`` — parameters after
-    ``session`` are annotated like request handlers (``int``, ``float``, ``bool``, ``str``,
-    an ``Enum``, ``Optional[X]``, a kattype) and come from ``?slew-start``'s arguments.
-    Abort cancels the coroutine (``asyncio.CancelledError`` at its current ``await``).
-
-    The return value sets the outcome: None → success; ``(ok, message)`` or ``ok`` (a
-    bool) → success is ``ok``; a str → success with that message. An exception ends the
-    session failed with the exception's text.
-    """
-
-    def decorate(f: _F) -> OpDef:
-        return OpDef(f, OpKind.TASK, name=name)
-
-    return decorate(func) if func is not None else decorate
-
-
-@overload
-def process(func: _F, /) -> OpDef: ...
-@overload
-def process(
-    *, name: str | None = None, stop_timeout: float | None = None
-) -> Callable[[_F], OpDef]: ...
-def process(
-    func: _F | None = None, /, *, name: str | None = None, stop_timeout: float | None = None
-) -> Any:
-    """Declare a process: an operation that runs until stopped.
-
-    The coroutine loops until ``session.stop_requested`` (``await session.sleep(dt)``
-    returns True then) and returns; a clean return after a stop is a success. With
-    `stop_timeout` a process still running that long after a stop request is cancelled
-    (and ends failed). Parameters and return value as for :func:`task`.
-    """
-
-    def decorate(f: _F) -> OpDef:
-        return OpDef(f, OpKind.PROCESS, name=name, stop_timeout=stop_timeout)
-
-    return decorate(func) if func is not None else decorate
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.name.lower()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
-
-
-def _json(value: Any) -> str:
-    # Compact: no spaces, so nothing needs KATCP escaping on the wire.
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _outcome(result: Any) -> tuple[bool, str | None]:
-    """Turn an operation's return value into ``(success, message)``."""
-    if result is None:
-        return True, None
-    if isinstance(result, bool):
-        return result, None
-    if isinstance(result, str):
-        return True, result
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], bool):
-        return result[0], None if result[1] is None else str(result[1])
-    return True, f"Returned {result!r}."
 
 
 @dataclass
@@ -262,6 +97,7 @@ class OperationsMixin:
         super().__init__(*args, **kwargs)
         self._op_states: dict[str, _OpState] = {}
         self._op_counter = 0
+        self._op_own_binding = LoopBinding()
         for name, op in self._op_defs.items():
             status = Sensor.discrete(
                 f"op.{name}.status",
@@ -273,7 +109,7 @@ class OperationsMixin:
             session = Sensor.string(
                 f"op.{name}.session",
                 f"Latest session of the {op.kind.value} {name} (JSON)",
-                default=_json(idle_session(name, op.kind)),
+                default=to_json(idle_session(name, op.kind)),
                 initial_status=Sensor.NOMINAL,
             )
             self._op_states[name] = _OpState(op, status, session)
@@ -315,25 +151,19 @@ class OperationsMixin:
 
     # -- machinery --------------------------------------------------------------------------
 
+    def _op_binding(self) -> LoopBinding:
+        """The server's loop binding (the one way onto its loop from other threads)."""
+        binding = getattr(self, "binding", None)
+        if isinstance(binding, LoopBinding):
+            return binding
+        # A server class that does not expose its binding: the mixin binds one on install.
+        return self._op_own_binding
+
     def _op_on_loop(self, func: Callable[..., OpSession], *args: Any) -> OpSession:
-        ioloop = getattr(self, "ioloop", None)
-        loop = None if ioloop is None else ioloop.asyncio_loop
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is None or running is loop:
-            return func(*args)
-        result: concurrent.futures.Future[OpSession] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                result.set_result(func(*args))
-            except BaseException as exc:
-                result.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return result.result(self.OP_CALL_TIMEOUT)
+        binding = self._op_binding()
+        if not binding.bound:
+            return func(*args)  # not running: there is no loop to hand it to
+        return binding.call_and_wait(func, *args, timeout=self.OP_CALL_TIMEOUT)
 
     def _op_start_now(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> OpSession:
         state = self._op_state(name)
@@ -395,7 +225,7 @@ class OperationsMixin:
             timer.cancel()
         state.timers.clear()
         self._op_counter += 1
-        params = {k: _jsonable(v) for k, v in bound.arguments.items()}
+        params = {k: jsonable(v) for k, v in bound.arguments.items()}
         session = OpSession(
             self._op_counter,
             state.op.name,
@@ -404,6 +234,7 @@ class OperationsMixin:
             on_change=lambda s: self._op_changed(state, s),
             on_message=self._op_message,
             max_messages=self.OP_MAX_MESSAGES,
+            binding=self._op_binding(),
         )
         state.session = session
         state.aborted = False
@@ -439,7 +270,7 @@ class OperationsMixin:
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             session.finish(False, f"Error: {text}")
             return
-        success, message = _outcome(result)
+        success, message = outcome(result)
         session.finish(success, message)
 
     def _op_force_stop(self, state: _OpState, session: OpSession) -> None:
@@ -461,7 +292,7 @@ class OperationsMixin:
             state.status_sensor.read().status != sstatus
         ):
             state.status_sensor.set(now, sstatus, session.status.value)
-        state.session_sensor.set(now, sstatus, _json(session.encoded()))
+        state.session_sensor.set(now, sstatus, to_json(session.encoded()))
 
     def _op_message(self, session: OpSession, timestamp: float, text: str) -> None:
         # Like every inform timestamp: seconds from v5, milliseconds on a v4 server.
@@ -476,6 +307,11 @@ class OperationsMixin:
             return idle_session(state.op.name, state.op.kind)
         return state.session.encoded()
 
+    def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._op_binding() is self._op_own_binding:
+            self._op_own_binding.bind(loop)
+        super()._on_install(loop)  # type: ignore[misc]
+
     def _on_uninstall(self) -> None:
         # Server stopping: cancel running operations rather than leave their tasks pending
         # on a loop that is about to stop. This is the server's internal hook, not the public
@@ -486,6 +322,8 @@ class OperationsMixin:
                 timer.cancel()
             if state.runner is not None and not state.runner.done():
                 state.runner.cancel()
+        # The binding stays bound: the cancelled operations finish on this loop after this
+        # hook, and their last messages must not be taken for hand-overs from other threads.
         super()._on_uninstall()  # type: ignore[misc]
 
     # -- requests ---------------------------------------------------------------------------
@@ -565,14 +403,14 @@ class OperationsMixin:
                 n,
                 state.op.kind.value,
                 OpStatus.IDLE.value if session is None else session.status.value,
-                _json(state.op.describe_params()),
+                to_json(state.op.describe_params()),
                 state.op.summary,
             )
         return req.make_reply("ok", len(names))
 
 
 def _reply(req: ClientRequestConnection, text: str, session: dict[str, Any]) -> Message:
-    return req.make_reply("ok", text, _json(session))
+    return req.make_reply("ok", text, to_json(session))
 
 
 def _status_text(state: _OpState, session: OpSession | None = None) -> str:
@@ -636,8 +474,7 @@ def _make_handlers(op: OpDef) -> dict[str, Callable[..., Any]]:
         "seconds, optional: wait forever).\nReplies ok <message> <session-json>; the "
         "session's status says whether it ended (done) or the wait timed out."
     )
-    wait._concurrent_reply = True  # type: ignore[attr-defined]  # don't block the connection
-    handlers[f"{attr}_wait"] = wait
+    handlers[f"{attr}_wait"] = concurrent_reply(wait)  # a long wait must not block the client
 
     if op.kind is OpKind.PROCESS:
 

@@ -1,7 +1,7 @@
 """katcp-python's ``DeviceClient``: protocol detection, sending and message dispatch.
 
 The connection life cycle (loop, connect, reconnect, start, stop, waits) lives in
-:mod:`katcpx.client._base`.
+:mod:`katcpx.client._base` and :mod:`katcpx.client._link`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import KatcpSyntaxError, MessageTooLong
+from ..errors import KatcpClientDisconnected, KatcpSyntaxError, KatcpVersionError, MessageTooLong
 from ..flags import ProtocolFlags
 from ..message import Message
 from ..transport import KatcpProtocol
-from ._base import ClientBase, KatcpClientDisconnected, KatcpVersionError, log
+from ._base import ClientBase
 from ._handlers import Handler, collect_handlers
+from ._link import log
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -234,13 +235,8 @@ class DeviceClient(ClientBase):
         katcp-python's thread-safe clients do, and never raises: a message the client cannot
         send (not connected, not running, stopped) is dropped with a warning.
         """
-        if not self._in_loop_thread():
-            loop = self._loop
-            try:
-                if loop is None:
-                    raise RuntimeError("no loop")
-                loop.call_soon_threadsafe(self._send_on_loop, msg)
-            except RuntimeError:  # never started, or stopped (loop closed)
+        if not self._binding.on_loop():
+            if not self._binding.call(self._send_on_loop, msg):  # not running
                 self._drop(msg)
             return None
         conn = self._conn
@@ -271,7 +267,7 @@ class DeviceClient(ClientBase):
         KatcpClientDisconnected
             If the client is not connected.
         """
-        if not self._in_loop_thread():
+        if not self._binding.on_loop():
             return self._run_in_loop(self.send_raw, data)
         conn = self._conn
         if conn is None:
@@ -291,11 +287,7 @@ class DeviceClient(ClientBase):
                 try:
                     result = handle(item)
                 except Exception:
-                    self._logger.exception(
-                        "Unhandled exception in handle_message() from %s for message %s",
-                        self.bind_address_string,
-                        item,
-                    )
+                    self._log_handler_error(item)
                     continue
                 if result is not None and inspect.isawaitable(result):
                     self._track(result, item)
@@ -307,6 +299,14 @@ class DeviceClient(ClientBase):
                 self._logger.error("BAD MESSAGE from %s: %s", self.bind_address_string, item)
             else:  # pragma: no cover - transport contract
                 self._logger.error("Unexpected item from transport: %r", item)
+
+    def _log_handler_error(self, msg: Message) -> None:
+        """Log the exception being handled, raised while handling `msg`."""
+        self._logger.exception(
+            "Unhandled exception in handle_message() from %s for message %s",
+            self.bind_address_string,
+            msg,
+        )
 
     def _track(self, awaitable: Awaitable[Any], msg: Message) -> None:
         # Handlers returning awaitables run as tasks; reading carries on meanwhile.

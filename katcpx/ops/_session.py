@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-import threading
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..crossing import LoopBinding
+
 __all__ = ["OpKind", "OpSession", "OpStatus", "idle_session"]
+
+log = logging.getLogger("katcp.ops")
 
 
 class OpKind(str, enum.Enum):
@@ -64,6 +68,10 @@ class OpSession:
         Called with ``(session, timestamp, text)`` for every new message.
     max_messages
         Messages kept (the oldest are dropped); a process may run for months.
+    binding
+        The server's loop binding: :meth:`add_message` and :meth:`publish` called from
+        other threads are handed over through it. None: every call is taken as made on
+        the loop (unit tests).
     """
 
     def __init__(
@@ -75,6 +83,7 @@ class OpSession:
         on_change: Callable[[OpSession], None] | None = None,
         on_message: Callable[[OpSession, float, str], None] | None = None,
         max_messages: int = 100,
+        binding: LoopBinding | None = None,
     ) -> None:
         self.session_id = session_id
         self.op_name = op_name
@@ -91,26 +100,22 @@ class OpSession:
         self._degraded = False
         self._on_change = on_change
         self._on_message = on_message
-        # Created lazily on the loop that runs the operation.
+        self._binding = binding
+        # Made on the loop that runs the operation (none when built outside a loop).
         self._stop_event: asyncio.Event | None = None
         self._done: asyncio.Future[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
-        self._bind_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            self._stop_event = asyncio.Event()
+            self._done = loop.create_future()
 
     def begin(self) -> None:
         """Announce the ``starting`` status (once its owner is ready for the change)."""
         if self._messages_total == 0:
             self.add_message(f'Status is now "{self.status.value}".')
-
-    def _bind_loop(self) -> None:
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # built outside a loop (unit tests): events made on first use
-            return
-        self._loop_thread = threading.get_ident()
-        self._stop_event = asyncio.Event()
-        self._done = self._loop.create_future()
 
     # -- state for operation code ---------------------------------------------------------
 
@@ -155,8 +160,7 @@ class OpSession:
     def add_message(self, text: str, timestamp: float | None = None) -> None:
         """Add a timestamped message (also sent as ``#op-message`` to every client)."""
         if self._off_loop():
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self.add_message, text, timestamp)
+            self._hand_over(self.add_message, text, timestamp)
             return
         ts = time.time() if timestamp is None else timestamp
         self.messages.append((ts, str(text)))
@@ -177,14 +181,19 @@ class OpSession:
         update = dict(data or {}, **items)
         json.dumps(update)
         if self._off_loop():
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self.publish, update)
+            self._hand_over(self.publish, update)
             return
         self.data.update(update)
         self._changed()
 
     def _off_loop(self) -> bool:
-        return self._loop_thread is not None and threading.get_ident() != self._loop_thread
+        binding = self._binding
+        return binding is not None and not binding.on_loop()
+
+    def _hand_over(self, func: Callable[..., None], *args: Any) -> None:
+        assert self._binding is not None
+        if not self._binding.call(func, *args):
+            log.warning("%r: %s%r dropped: the server has stopped", self, func.__name__, args)
 
     # -- state for the server -------------------------------------------------------------
 

@@ -1,10 +1,15 @@
-"""Client side of operations: :class:`OpReply` and the ``ops_for(...)`` accessors.
+"""Client side of operations: :class:`OpReply` and the operations accessors.
 
 ``ops = ops_for(client_or_resource)`` gives an accessor whose attributes are operations:
 ``await ops.slew.start(az=10, el=45)``, ``await ops.slew.wait(30)``,
 ``await ops.track.stop()``. Calling an operation directly runs a task to the end (start,
 then wait) and reads a process's status. Wrapped thread-safe resources (and
 ``sync=True``) give the same methods as plain blocking calls, for scripts.
+
+An accessor sends its requests through a :class:`RequestCaller`: any
+``await caller(name, *args, timeout=...)`` that gives ``(reply, informs)``. Clients are
+adapted here; resources hand in their own request method (see :func:`op_accessor`), so this
+module knows nothing of resources.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from ..errors import FailReplyError, InvalidReply
 from ..message import Message
@@ -29,9 +34,11 @@ __all__ = [
     "AsyncOpHandle",
     "OpInfo",
     "OpReply",
+    "RequestCaller",
     "ResponseCode",
     "SyncOpAccessor",
     "SyncOpHandle",
+    "op_accessor",
     "ops_for",
 ]
 
@@ -154,40 +161,38 @@ class OpInfo:
     description: str = ""
 
 
-#: ``call(name, *args, timeout=...) -> (ok, reply arguments after ok/fail, informs)``
-Caller = Callable[..., Awaitable[tuple[bool, list[str], list[Message]]]]
+class RequestCaller(Protocol):
+    """How an accessor sends a request: ``await caller(name, *args, timeout=t)``.
+
+    It gives the reply and the informs, ``(reply, informs)``, whatever the reply says
+    (``ok``, ``fail`` or ``invalid``); it raises only when no reply came (for example
+    ``ConnectionLost`` or ``RequestTimeout``). ``KATCPClientResource``'s request method is
+    one; :func:`ops_for` adapts katcpx clients.
+    """
+
+    def __call__(
+        self, name: str, *args: Any, timeout: float | None = None
+    ) -> Awaitable[tuple[Message, list[Message]]]: ...
 
 
 def _texts(msg: Message) -> list[str]:
     return [a.decode("utf-8", "replace") for a in msg.arguments]
 
 
-def _client_caller(client: Any) -> Caller:
+def _client_caller(client: Any) -> RequestCaller:
     """A caller over anything with katcpx's ``await client.call(name, *args, timeout=)``."""
 
     async def call(
         name: str, *args: Any, timeout: float | None = None
-    ) -> tuple[bool, list[str], list[Message]]:
+    ) -> tuple[Message, list[Message]]:
         try:
-            reply, informs = await client.call(name, *args, timeout=timeout)
-        except FailReplyError as exc:
-            return False, [str(exc)], []
-        except InvalidReply as exc:
-            return False, [str(exc)], []
-        return True, _texts(reply)[1:], informs
-
-    return call
-
-
-def _resource_caller(resource: Any) -> Caller:
-    """A caller over a ``KATCPClientResource`` (which never raises for a failed request)."""
-
-    async def call(
-        name: str, *args: Any, timeout: float | None = None
-    ) -> tuple[bool, list[str], list[Message]]:
-        reply = await resource._request(name, *args, timeout=timeout)
-        texts = _texts(reply.reply)
-        return reply.reply.reply_ok(), texts[1:], list(reply.informs)
+            return await client.call(name, *args, timeout=timeout)
+        except (FailReplyError, InvalidReply) as exc:
+            # call() raises for a refused request; the accessor reads the refusal itself.
+            reply = exc.reply
+            if reply is None:
+                reply = Message.reply(name, "fail", str(exc))
+            return reply, list(exc.informs)
 
     return call
 
@@ -207,12 +212,23 @@ class AsyncOpAccessor:
         Seconds to wait for the reply of each request (a ``wait`` adds its own timeout).
     """
 
-    def __init__(self, caller: Caller, timeout: float | None = 5.0, device: str = "") -> None:
+    def __init__(
+        self, caller: RequestCaller, timeout: float | None = 5.0, device: str = ""
+    ) -> None:
         self._caller = caller
-        self._timeout = timeout
+        #: Seconds to wait for the reply of each request (a ``wait`` adds its own).
+        self.timeout = timeout
         self._infos: dict[str, OpInfo] | None = None
         #: The device's name or address, for messages ("" when unknown).
         self.device = device
+
+    async def call(
+        self, name: str, *args: Any, timeout: float | None = None
+    ) -> tuple[bool, list[str], list[Message]]:
+        """Send request `name`; give whether it succeeded, the reply's arguments after
+        ``ok``/``fail``, and the informs. Raises only when no reply came."""
+        reply, informs = await self._caller(name, *args, timeout=timeout)
+        return reply.reply_ok(), _texts(reply)[1:], list(informs)
 
     async def unknown(self, name: str) -> str | None:
         """Say that the device has no operation `name` and which it has; None if it has it."""
@@ -229,7 +245,7 @@ class AsyncOpAccessor:
     async def list(self, refresh: bool = False) -> dict[str, OpInfo]:
         """The device's operations by KATCP name (``?op-list``, cached)."""
         if self._infos is None or refresh:
-            ok, args, informs = await self._caller("op-list", timeout=self._timeout)
+            ok, args, informs = await self.call("op-list", timeout=self.timeout)
             if not ok:
                 raise FailReplyError(f"?op-list failed: {' '.join(args)}")
             infos = {}
@@ -276,7 +292,7 @@ class AsyncOpHandle:
 
     async def _call(self, verb: str, *args: Any, timeout: float | None = None) -> OpReply:
         acc = self._accessor
-        ok, texts, _ = await acc._caller(f"{self.name}-{verb}", *args, timeout=timeout)
+        ok, texts, _ = await acc.call(f"{self.name}-{verb}", *args, timeout=timeout)
         session: dict[str, Any] = {}
         if ok:
             text = texts[0] if texts else ""
@@ -289,7 +305,7 @@ class AsyncOpHandle:
         if unknown is not None:
             return OpReply(ERROR, f"{unknown} (?{self.name}-{verb}: {message})", session)
         if verb != "status":
-            ok, texts, _ = await acc._caller(f"{self.name}-status", timeout=acc._timeout)
+            ok, texts, _ = await acc.call(f"{self.name}-status", timeout=acc.timeout)
             if ok and len(texts) > 1:
                 session = json.loads(texts[1])
         return OpReply(ERROR, message, session)
@@ -299,7 +315,7 @@ class AsyncOpHandle:
         wire = list(args)
         if params:
             wire = await self._wire_args(args, params)
-        return await self._call("start", *wire, timeout=self._accessor._timeout)
+        return await self._call("start", *wire, timeout=self._accessor.timeout)
 
     async def _wire_args(self, args: tuple[Any, ...], params: dict[str, Any]) -> list[Any]:
         info = await self._accessor.info(self.name)
@@ -328,7 +344,7 @@ class AsyncOpHandle:
 
     async def status(self) -> OpReply:
         """The latest session (status idle when the operation never ran)."""
-        return await self._call("status", timeout=self._accessor._timeout)
+        return await self._call("status", timeout=self._accessor.timeout)
 
     async def wait(self, timeout: float | None = None) -> OpReply:
         """Wait until the operation is not running; :data:`TIMEOUT` if `timeout` ran out."""
@@ -342,7 +358,7 @@ class AsyncOpHandle:
                 if not reply.ok or reply.session.get("status") in ("done", "idle"):
                     break
         if reply.ok and reply.session.get("status") not in ("done", "idle"):
-            return reply._replace(status=TIMEOUT)
+            return OpReply(TIMEOUT, reply.msg, reply.session)
         return reply
 
     async def stop(self) -> OpReply:
@@ -360,7 +376,7 @@ class AsyncOpHandle:
             return OpReply(
                 ERROR, f'"{self.name}" is a {info.kind}: use {other}() instead.', reply.session
             )
-        return await self._call(verb, timeout=self._accessor._timeout)
+        return await self._call(verb, timeout=self._accessor.timeout)
 
     async def __call__(self, *args: Any, **params: Any) -> OpReply:
         """A task: start it and wait for it to end. A process: its status."""
@@ -391,7 +407,7 @@ class SyncOpAccessor:
 
     def list(self, refresh: bool = False) -> dict[str, OpInfo]:
         """The device's operations by KATCP name (``?op-list``, cached)."""
-        return self._runner(self._async.list, (refresh,), {}, self._async._timeout)
+        return self._runner(self._async.list, (refresh,), {}, self._async.timeout)
 
     def __getitem__(self, name: str) -> SyncOpHandle:
         return SyncOpHandle(self._async[name], self._runner)
@@ -453,6 +469,36 @@ def _asyncio_runner(
     return asyncio.run(main())
 
 
+def op_accessor(
+    caller: RequestCaller,
+    *,
+    device: str = "",
+    timeout: float | None = 5.0,
+    sync: bool | None = None,
+    runner: Runner | None = None,
+) -> AsyncOpAccessor | SyncOpAccessor:
+    """The operations accessor over `caller` (how resources build their own ``op``).
+
+    Parameters
+    ----------
+    caller
+        Sends the requests (see :class:`RequestCaller`).
+    device
+        The device's name or address, for messages.
+    timeout
+        Seconds to wait for each reply (``wait`` adds its own timeout).
+    sync
+        True: a blocking accessor; False: an async one; None: blocking when `runner` is given.
+    runner
+        Runs the async methods to completion for the blocking accessor (default: each call
+        in a new event loop, so the device connection must run in a loop thread of its own).
+    """
+    accessor = AsyncOpAccessor(caller, timeout, device)
+    if sync is False or (sync is None and runner is None):
+        return accessor
+    return SyncOpAccessor(accessor, runner if runner is not None else _asyncio_runner)
+
+
 def ops_for(
     target: Any, *, sync: bool | None = None, timeout: float | None = 5.0
 ) -> AsyncOpAccessor | SyncOpAccessor:
@@ -464,7 +510,8 @@ def ops_for(
         A ``KATCPClientResource`` (async accessor), a thread-safe resource wrapper such as
         :func:`~katcpx.resource.threadsafe_resource` returns (blocking accessor), or a katcpx
         ``AsyncClient``/``BlockingClient`` (async accessor; blocking with ``sync=True``,
-        which needs the client to run its own loop thread).
+        which needs the client to run its own loop thread). Anything with an
+        ``op_accessor(sync=, timeout=)`` method builds its own accessor.
     sync
         Force a blocking (True) or async (False) accessor where both make sense.
     timeout
@@ -473,22 +520,16 @@ def ops_for(
     Returns
     -------
     AsyncOpAccessor or SyncOpAccessor
-    """
-    from ..resource import KATCPClientResource, ThreadSafeKATCPClientResourceWrapper
 
-    if isinstance(target, ThreadSafeKATCPClientResourceWrapper):
-        accessor = AsyncOpAccessor(
-            _resource_caller(target.__subject__), timeout, target.__subject__.name
-        )
-        if sync is False:
-            return accessor
-        wrapper = target._ioloop_wrapper
-        return SyncOpAccessor(accessor, wrapper.call_in_ioloop)
-    if isinstance(target, KATCPClientResource):
-        accessor = AsyncOpAccessor(_resource_caller(target), timeout, target.name)
-    elif callable(getattr(target, "call", None)):
+    Raises
+    ------
+    TypeError
+        If `target` is neither a katcpx client nor a resource.
+    """
+    build = getattr(target, "op_accessor", None)
+    if callable(build):
+        return build(sync=sync, timeout=timeout)
+    if callable(getattr(target, "call", None)):
         device = str(getattr(target, "bind_address_string", ""))
-        accessor = AsyncOpAccessor(_client_caller(target), timeout, device)
-    else:
-        raise TypeError(f"ops_for() needs a katcpx client or resource, not {target!r}")
-    return SyncOpAccessor(accessor, _asyncio_runner) if sync else accessor
+        return op_accessor(_client_caller(target), device=device, timeout=timeout, sync=bool(sync))
+    raise TypeError(f"ops_for() needs a katcpx client or resource, not {target!r}")

@@ -45,8 +45,9 @@ def request_check(client: Any, exception: type[Exception], *msg_parms: Any, **kw
     else:
         reply, informs = client.blocking_request(req_msg)
     if not reply.reply_ok():
+        # katcp-python's text, line breaks included.
         raise exception(
-            f'Unexpected failure reply "{reply}"\\n with device at '
-            f'{client.bind_address_string}, request \\n"{req_msg}"'
+            f'Unexpected failure reply "{reply}"\n with device at '
+            f'{client.bind_address_string}, request \n"{req_msg}"'
         )
     return reply, informs
