@@ -32,7 +32,7 @@ import redis
 from redis_server import RedisServer, free_port
 
 from katcpx.gateway import Gateway
-from katcpx.web.hub import DeviceSpec
+from katcpx.web._hub import DeviceSpec
 
 TARGET = 100_000
 

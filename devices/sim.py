@@ -26,7 +26,7 @@ from typing import Any
 
 from katcpx.closed_stdout import quiet_on_closed_stdout
 from katcpx.metrics import MetricsEndpoint, serve_metrics
-from katcpx.metrics.options import port_number
+from katcpx.metrics._options import port_number
 from katcpx.server.access import load_policy
 from katcpx.tls import add_tls_arguments, server_context_from_args
 

@@ -81,7 +81,7 @@ def main() -> int:
             )  # fmt: skip
             weather = int(read_until(sim, r"^weather\s+\S+:(\d+)").group(1))
             exporter = start(
-                sys.executable, "-m", "katcpx.metrics.exporter",
+                sys.executable, "-m", "katcpx.metrics._exporter",
                 f"weather=127.0.0.1:{weather}", "--listen", "127.0.0.1:0",
             )  # fmt: skip
             target = read_until(exporter, r"at http://(\S+)/metrics").group(1)

@@ -421,7 +421,7 @@ def _counted_reply_cb(
     """Wrap `reply_cb` so the client's metrics count request `name` when its reply comes.
 
     The clock starts now, when the request is sent; a timeout's made-up ``fail`` reply counts
-    as a timeout (see :meth:`katcpx.metrics.stats.ClientStats.reply_received`).
+    as a timeout (see :meth:`katcpx.metrics._stats.ClientStats.reply_received`).
     """
     started = time.perf_counter()
 

@@ -30,7 +30,7 @@ from ..transport import KatcpProtocol, format_address
 from ._sync import LoopThread, StateEvent
 
 if TYPE_CHECKING:
-    from ..metrics.stats import ClientStats
+    from ..metrics._stats import ClientStats
 
 __all__ = ["ClientLink", "tls_options"]
 

@@ -2,7 +2,7 @@
 through Redis (see ``docs/scale-out.md``).
 
 Needs the ``redis`` extra (``pip install 'katcpx[redis]'``). The key layout it writes is in
-:mod:`katcpx.web.redis_keys`; ``katcpx-web --redis URL`` reads it.
+:mod:`katcpx.web._redis_keys`; ``katcpx-web --redis URL`` reads it.
 """
 
 try:
@@ -10,10 +10,10 @@ try:
 except ImportError as exc:  # pragma: no cover - the 'redis' extra is part of 'test'
     raise ImportError("katcpx.gateway needs redis-py: pip install 'katcpx[redis]'") from exc
 
-from .control import ControlPolicy, ControlRequest, ControlServer
-from .policy import UserPolicy
-from .service import Gateway
-from .writer import RedisWriter
+from ._control import ControlPolicy, ControlRequest, ControlServer
+from ._policy import UserPolicy
+from ._service import Gateway
+from ._writer import RedisWriter
 
 __all__ = [
     "ControlPolicy",

@@ -11,10 +11,10 @@ The metric names are listed in ``docs/monitoring.md``.
 
 from __future__ import annotations
 
-from .endpoint import MetricsEndpoint, serve_metrics
-from .health import instrument_client, instrument_resource, instrument_server
-from .sensors import SensorExporter
-from .stats import ClientStats, ResourceStats, ServerStats
+from ._endpoint import MetricsEndpoint, serve_metrics
+from ._health import instrument_client, instrument_resource, instrument_server
+from ._sensors import SensorExporter
+from ._stats import ClientStats, ResourceStats, ServerStats
 
 __all__ = [
     "ClientStats",

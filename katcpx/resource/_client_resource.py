@@ -30,7 +30,7 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
-    from ..metrics.stats import ResourceStats
+    from ..metrics._stats import ResourceStats
 
 __all__ = ["KATCPClientResource", "ResourceParent"]
 

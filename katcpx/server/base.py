@@ -39,8 +39,8 @@ from .handoff import LoopHandoff
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
 
 if TYPE_CHECKING:
-    from ..metrics.endpoint import MetricsEndpoint
-    from ..metrics.stats import ServerStats
+    from ..metrics._endpoint import MetricsEndpoint
+    from ..metrics._stats import ServerStats
 
 __all__ = ["DeviceServerBase"]
 
@@ -1019,7 +1019,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         See :func:`katcpx.metrics.instrument_server` (this calls it) and
         ``docs/monitoring.md`` for the metrics. Calling it again returns the same counters.
         """
-        from ..metrics.health import instrument_server
+        from ..metrics._health import instrument_server
 
         return instrument_server(self, registry, name)
 
@@ -1047,7 +1047,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         OSError
             If the port cannot be bound.
         """
-        from ..metrics.endpoint import serve_metrics
+        from ..metrics._endpoint import serve_metrics
 
         self.enable_metrics(registry)
         return serve_metrics(port, host, registry)

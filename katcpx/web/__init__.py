@@ -2,15 +2,15 @@
 
 A websocket bridge (subscribe to sensors, issue requests), a REST API described by an
 OpenAPI document, and a live dashboard, all served by tornado on the loop that runs the
-KATCP clients. Start it with ``katcpx-web`` (see :mod:`katcpx.web.cli`) or embed it::
+KATCP clients. Start it with ``katcpx-web`` (see :mod:`katcpx.web._cli`) or embed it::
 
     hub = DeviceHub([parse_device_spec("antenna=127.0.0.1:7147")])
     server = WebServer(hub, port=8080)
     await server.start()
 """
 
-from .app import STATIC_PATH, WS_PATH, WebServer, make_app
-from .hub import (
+from ._app import STATIC_PATH, WS_PATH, WebServer, make_app
+from ._hub import (
     DEFAULT_STRATEGY,
     DeviceHub,
     DeviceSpec,
@@ -22,8 +22,8 @@ from .hub import (
     UnknownSensor,
     parse_device_spec,
 )
-from .rest import openapi_document, parse_parameters
-from .ws import ACTIONS, DeviceSocketHandler
+from ._rest import openapi_document, parse_parameters
+from ._ws import ACTIONS, DeviceSocketHandler
 
 __all__ = [
     "ACTIONS",

@@ -1,6 +1,6 @@
 """``python -m katcpx.web``: same as the ``katcpx-web`` command."""
 
-from .cli import main
+from ._cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

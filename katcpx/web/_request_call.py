@@ -1,6 +1,6 @@
 """A browser's KATCP request, issued through a hub's resource: checked, timed, summarised.
 
-Both :class:`~katcpx.web.hub.DeviceHub` and the REST and websocket handlers see a request's
+Both :class:`~katcpx.web._hub.DeviceHub` and the REST and websocket handlers see a request's
 outcome as one JSON-ready dict, whatever happened: a reply, a timeout, a lost link.
 """
 

@@ -114,9 +114,9 @@ def test_error_tells_fix_closed_stdout_is_quiet() -> None:
     from katcpx_devices.sim import main as sim_main
 
     from katcpx.cmd._cli import main as cmd_main
-    from katcpx.gateway.cli import main as gateway_main
-    from katcpx.metrics.exporter import main as exporter_main
-    from katcpx.web.cli import main as web_main
+    from katcpx.gateway._cli import main as gateway_main
+    from katcpx.metrics._exporter import main as exporter_main
+    from katcpx.web._cli import main as web_main
 
     for main in (cmd_main, gateway_main, exporter_main, web_main, sim_main):
         assert main.__wrapped__ is not None  # type: ignore[attr-defined]

@@ -8,8 +8,8 @@ import redis
 from web.conftest import start_device, stop_device
 
 from katcpx.gateway import Gateway
-from katcpx.web.hub import DeviceSpec
-from katcpx.web.redis_source import RedisSource
+from katcpx.web._hub import DeviceSpec
+from katcpx.web._redis_source import RedisSource
 
 from .conftest import TIMEOUT, Collector, wait_until
 

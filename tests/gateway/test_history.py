@@ -8,8 +8,8 @@ from web.conftest import http, start_device, start_web, stop_device
 
 from katcpx.gateway import Gateway
 from katcpx.web import WebServer
-from katcpx.web.hub import DeviceSpec
-from katcpx.web.redis_source import RedisSource
+from katcpx.web._hub import DeviceSpec
+from katcpx.web._redis_source import RedisSource
 
 from .conftest import TIMEOUT, WS, wait_until
 

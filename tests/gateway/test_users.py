@@ -14,7 +14,7 @@ from web.conftest import Thermostat, stop_device
 
 from katcpx.gateway import ControlRequest, UserPolicy
 from katcpx.kattypes import Float, request, return_reply
-from katcpx.web.users import load_users
+from katcpx.web._users import load_users
 
 from .conftest import TIMEOUT, WS, start_gateway, start_web_redis, until_synced, wait_until
 
@@ -224,7 +224,7 @@ def test_bad_users_files_are_named(tmp_path, text, error):
 async def test_without_redis_katcpx_web_checks_roles_itself(tmp_path):
     """No gateway: katcpx-web --users refuses by role before the device sees anything."""
     from katcpx.web import DeviceHub, DeviceSpec, WebServer
-    from katcpx.web.auth import Guard
+    from katcpx.web._auth import Guard
 
     table = load_users(write_users(tmp_path))
     device = Recording("127.0.0.1", 0)

@@ -112,7 +112,7 @@ async def start_exporter(devices: dict[str, int], *extra: str) -> tuple[Proc, st
     specs = [f"{name}=127.0.0.1:{port}" for name, port in devices.items()]
     exporter = await Proc.start(
         "katcpx-exporter",
-        sys.executable, "-m", "katcpx.metrics.exporter", *specs,
+        sys.executable, "-m", "katcpx.metrics._exporter", *specs,
         "--listen", "127.0.0.1:0", *extra,
     )  # fmt: skip
     m = await exporter.wait_line(r"at (http://\S+)")

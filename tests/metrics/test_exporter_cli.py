@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from katcpx.metrics.exporter import build_parser, parse_listen
+from katcpx.metrics._exporter import build_parser, parse_listen
 
 from .conftest import Gadget, eventually, fetch
 from .procs import start_exporter
@@ -17,7 +17,7 @@ from .procs import start_exporter
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "katcpx.metrics.exporter", *args],
+        [sys.executable, "-m", "katcpx.metrics._exporter", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -72,7 +72,7 @@ def test_log_level_any_case() -> None:
 @pytest.mark.parametrize(
     ("command", "flag", "said"),
     [
-        (["katcpx.metrics.exporter", "dev=127.0.0.1:1", "--listen"], "127.0.0.1:{}",
+        (["katcpx.metrics._exporter", "dev=127.0.0.1:1", "--listen"], "127.0.0.1:{}",
          ["cannot listen on 127.0.0.1:{}", "another --listen HOST:PORT (port 0 picks a free one)"]),
         (["katcpx.web", "a=127.0.0.1:1", "--port"], "{}",
          ["cannot listen on 127.0.0.1:{}", "--port 0 for any free port"]),

@@ -14,7 +14,7 @@ import tornado.websocket
 
 from katcpx.server.access import AccessPolicy, Grant, Role
 from katcpx.web import DeviceHub, DeviceSpec, WebServer
-from katcpx.web.auth import MAX_JSON_DEPTH, Guard
+from katcpx.web._auth import MAX_JSON_DEPTH, Guard
 
 from .helpers import DeviceWithRequests, Pki
 

@@ -11,7 +11,7 @@ import tornado.httpclient
 import tornado.websocket
 
 from katcpx.web import DeviceHub, DeviceSpec, WebServer
-from katcpx.web.auth import Guard
+from katcpx.web._auth import Guard
 
 from .helpers import DeviceWithRequests, Pki
 from .test_web import FIRE, TIMEOUT, TOKEN, start_site, stop_site

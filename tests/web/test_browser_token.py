@@ -8,7 +8,7 @@ import os
 import pytest
 
 from katcpx.web import DeviceHub, DeviceSpec, WebServer
-from katcpx.web.auth import Guard
+from katcpx.web._auth import Guard
 
 from . import browser
 from .conftest import TIMEOUT

@@ -13,7 +13,7 @@ import pytest
 import tornado.websocket
 
 from katcpx.web import DeviceSpec, parse_device_spec
-from katcpx.web.cli import build_parser, load_config, main, strategy_from
+from katcpx.web._cli import build_parser, load_config, main, strategy_from
 
 from .conftest import TIMEOUT
 

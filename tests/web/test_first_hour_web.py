@@ -6,7 +6,7 @@ import pytest
 
 from katcpx.sensor import Sensor
 from katcpx.web import rest
-from katcpx.web.freshness import freshness
+from katcpx.web._freshness import freshness
 
 from .conftest import http
 from .test_ws import is_update

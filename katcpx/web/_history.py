@@ -1,10 +1,10 @@
 """Sensor history: ``GET /api/devices/<device>/sensors/<sensor>/history``.
 
-Two stores answer the same query: :class:`~katcpx.web.ring.RingHistory`, an in-process ring
+Two stores answer the same query: :class:`~katcpx.web._ring.RingHistory`, an in-process ring
 buffer per sensor that the embedded hub fills with the readings of subscribed sensors (the
 default, no Redis),
 and the Redis streams written by ``katcpx-gateway`` (see
-:class:`katcpx.web.redis_source.RedisSource`). Both implement :class:`HistoryStore`.
+:class:`katcpx.web._redis_source.RedisSource`). Both implement :class:`HistoryStore`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import tornado.web
 
-from .hub import HubError, dumps, jsonable
+from ._hub import HubError, dumps, jsonable
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -41,7 +41,7 @@ def _query(name: str, description: str, kind: str = "number") -> dict[str, Any]:
     }
 
 
-#: The endpoint's entry in the OpenAPI document (see :func:`katcpx.web.rest.openapi_document`).
+#: The endpoint's entry in the OpenAPI document (see :func:`katcpx.web._rest.openapi_document`).
 OPENAPI_PATH: dict[str, Any] = {
     "get": {
         "summary": "Readings of a sensor in a time range (ring buffer, or Redis streams)",

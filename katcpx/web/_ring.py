@@ -40,7 +40,7 @@ class RingHistory:
     async def query(
         self, device: str, sensor: str, since: float, until: float, limit: int
     ) -> list[dict[str, Any]]:
-        """See :meth:`katcpx.web.history.HistoryStore.query` (values as the sensor holds them)."""
+        """See :meth:`katcpx.web._history.HistoryStore.query` (values as the sensor holds them)."""
         ring = self._rings.get((device, sensor), ())
         found = [r for r in ring if since <= r[0] <= until][-limit:] if limit > 0 else []
         found.sort(key=lambda r: r[0])  # arrival order may differ from timestamp order

@@ -2,7 +2,7 @@
 
 Nothing here imports ``prometheus_client``: recording an event is an integer increment or a
 list-slot increment, done on the object's own loop thread. The collectors in
-:mod:`katcpx.metrics.health` read these counters when Prometheus scrapes, from whatever
+:mod:`katcpx.metrics._health` read these counters when Prometheus scrapes, from whatever
 thread serves the scrape; a scrape may see a count one event behind, never a broken one.
 """
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from .options import DEFAULT_MAX_STRING_LENGTH
-from .sensors import SensorExporter, SensorSample, sample_of
-from .web import METRICS_PATH, MetricsHandler
+from ._options import DEFAULT_MAX_STRING_LENGTH
+from ._sensors import SensorExporter, SensorSample, sample_of
+from ._web import METRICS_PATH, MetricsHandler
 
 __all__ = ["SourceSensorExporter", "source_metrics_route"]
 
@@ -27,7 +27,7 @@ class SourceSensorExporter(SensorExporter):
 
     Parameters
     ----------
-    source : katcpx.web.redis_source.RedisSource
+    source : katcpx.web._redis_source.RedisSource
         Any source with ``device_names``, ``device_message(device)`` (its ``synced``) and
         ``sensors(device)`` (objects with ``name``, ``type``, ``units``, ``description``,
         ``params`` and ``reading``: ``value``, ``status``, ``timestamp``).

@@ -35,10 +35,10 @@ import tornado.web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .._version import __version__
-from .auth import check_request_size, guard_of, loads, same_origin
-from .hub import HubError, dumps
-from .source import SensorSource
-from .users import User, acting_as
+from ._auth import check_request_size, guard_of, loads, same_origin
+from ._hub import HubError, dumps
+from ._source import SensorSource
+from ._users import User, acting_as
 
 __all__ = ["ACTIONS", "DeviceSocketHandler"]
 

@@ -10,8 +10,8 @@ import tornado.web
 from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
-from .options import DEFAULT_MAX_STRING_LENGTH
-from .sensors import SensorExporter
+from ._options import DEFAULT_MAX_STRING_LENGTH
+from ._sensors import SensorExporter
 
 __all__ = ["METRICS_PATH", "MetricsHandler", "metrics_route"]
 

@@ -1,7 +1,7 @@
 """``katcpx-gateway``: carry KATCP devices' sensors into Redis for ``katcpx-web --redis``.
 
 Devices are named as for ``katcpx-web`` (``[name=]host:port`` arguments and/or the same
-JSON/TOML config file, read by :func:`katcpx.web.cli.load_config`).
+JSON/TOML config file, read by :func:`katcpx.web._cli.load_config`).
 
 Examples
 --------
@@ -22,8 +22,8 @@ from typing import Any
 
 from .._version import __version__
 from ..closed_stdout import quiet_on_closed_stdout
-from ..web.cli import devices_and_options, strategy_from
-from ..web.redis_keys import DEFAULT_PREFIX
+from ..web._cli import devices_and_options, strategy_from
+from ..web._redis_keys import DEFAULT_PREFIX
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -139,13 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not specs:
         parser.error("no devices: give [name=]host:port arguments or --config")
     try:
-        from .service import Gateway  # needs redis-py: the 'redis' extra
+        from ._service import Gateway  # needs redis-py: the 'redis' extra
     except ImportError as exc:
         parser.error(f"{exc}: install katcpx with the 'redis' extra")
     policy = None
     if args.users:
-        from ..web.users import load_users
-        from .policy import UserPolicy
+        from ..web._users import load_users
+        from ._policy import UserPolicy
 
         try:
             policy = UserPolicy(load_users(args.users))

@@ -1,8 +1,8 @@
 """What the websocket and REST handlers need from where the sensors come from.
 
-Two classes implement :class:`SensorSource`: :class:`~katcpx.web.hub.DeviceHub`, which
+Two classes implement :class:`SensorSource`: :class:`~katcpx.web._hub.DeviceHub`, which
 talks KATCP to the devices itself (the default), and
-:class:`~katcpx.web.redis_source.RedisSource`, which reads what ``katcpx-gateway`` writes to
+:class:`~katcpx.web._redis_source.RedisSource`, which reads what ``katcpx-gateway`` writes to
 Redis (``katcpx-web --redis``). The handlers are written against this protocol only.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .history import HistoryStore
-from .hub import Sink
+from ._history import HistoryStore
+from ._hub import Sink
 
 __all__ = ["SensorSource"]
 
@@ -24,7 +24,7 @@ class SensorSource(Protocol):
     (list of bytes) and ``reading`` (with ``value``, ``status``, ``timestamp``,
     ``received_timestamp``); request objects have ``name``, ``description`` and
     ``timeout_hint``, as :class:`~katcpx.resource.KATCPSensor` and
-    :class:`~katcpx.resource.KATCPRequest` do. Errors are :class:`~katcpx.web.hub.HubError`
+    :class:`~katcpx.resource.KATCPRequest` do. Errors are :class:`~katcpx.web._hub.HubError`
     subclasses.
     """
 

@@ -1,9 +1,9 @@
 """Control requests from web instances, run by the gateway against the devices.
 
 A web instance pushes a JSON request onto the ``P:control`` list (see
-:mod:`katcpx.web.redis_keys`) and waits on its own reply list. The gateway pops requests,
+:mod:`katcpx.web._redis_keys`) and waits on its own reply list. The gateway pops requests,
 asks the access policy (if one is installed) and runs them with its
-:class:`~katcpx.web.hub.DeviceHub`, so the device sees them on the gateway's one
+:class:`~katcpx.web._hub.DeviceHub`, so the device sees them on the gateway's one
 connection.
 
 Request (JSON object): ``id`` (str), ``action`` (``"call"`` or ``"read"``), ``device``,
@@ -35,8 +35,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..web.hub import DeviceHub, HubError
-from ..web.redis_keys import Keys
+from ..web._hub import DeviceHub, HubError
+from ..web._redis_keys import Keys
 
 __all__ = ["ControlPolicy", "ControlRequest", "ControlServer", "REPLY_TTL"]
 

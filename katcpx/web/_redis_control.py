@@ -1,7 +1,7 @@
 """Control requests of ``katcpx-web --redis``, sent to ``katcpx-gateway`` through Redis.
 
 The request (JSON) goes onto the ``P:control`` list with a fresh reply key; the gateway
-answers on that key (protocol in :mod:`katcpx.gateway.control`). With no gateway the request
+answers on that key (protocol in :mod:`katcpx.gateway._control`). With no gateway the request
 fails at once with :class:`GatewayUnavailable`, and so does a request no gateway answers in
 its timeout plus :data:`CONTROL_GRACE`.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from .hub import HubError
-from .redis_keys import Keys
+from ._hub import HubError
+from ._redis_keys import Keys
 
 __all__ = ["CONTROL_GRACE", "WATCH_TIMEOUT", "GatewayUnavailable", "RemoteError", "control"]
 
@@ -59,7 +59,7 @@ async def control(
     timeout
         Seconds the request may take on the device.
     principal
-        Who the request is for (:func:`katcpx.web.users.principal_of`), or None.
+        Who the request is for (:func:`katcpx.web._users.principal_of`), or None.
 
     Returns
     -------

@@ -45,7 +45,7 @@ from prometheus_client.core import (
 
 from ..client import is_timeout_reply
 from ..resource import KATCPClientResource, KATCPSensor, escape_name
-from .health import instrument_resource
+from ._health import instrument_resource
 
 __all__ = ["DROPPED_STATUSES", "SensorExporter", "SensorSample", "sample_of"]
 

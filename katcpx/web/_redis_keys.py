@@ -31,7 +31,7 @@ import json
 import math
 from typing import Any
 
-from .hub import jsonable
+from ._hub import jsonable
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -99,7 +99,7 @@ def value_json(value: Any) -> str:
     """JSON text of a sensor value, as the web protocol sends it.
 
     Non-finite floats become ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` as in
-    :func:`katcpx.web.hub.jsonable`; bytes are decoded as UTF-8; enums become their lower
+    :func:`katcpx.web._hub.jsonable`; bytes are decoded as UTF-8; enums become their lower
     case name.
     """
     # The common types first: this runs for every reading the gateway carries.

@@ -1,6 +1,6 @@
 """katcpx's own health as Prometheus metrics: servers, clients and resources.
 
-Servers, clients and resources count events in plain objects (:mod:`katcpx.metrics.stats`);
+Servers, clients and resources count events in plain objects (:mod:`katcpx.metrics._stats`);
 the collectors here turn those counters into metric families when Prometheus scrapes. One
 collector per registry and kind serves every instrumented object of that kind, each told
 apart by a label (``server``, ``client`` or ``resource``).
@@ -23,7 +23,7 @@ from prometheus_client.core import (
 )
 
 from ..sampling import SampleStrategy
-from .stats import LATENCY_BUCKETS, ClientStats, RequestStats, ResourceStats, ServerStats
+from ._stats import LATENCY_BUCKETS, ClientStats, RequestStats, ResourceStats, ServerStats
 
 __all__ = ["instrument_client", "instrument_resource", "instrument_server"]
 

@@ -1,7 +1,7 @@
 """Which browser sinks are attached to a sensor source, and what each subscribed to.
 
-Shared by :class:`~katcpx.web.hub.DeviceHub` (devices directly) and
-:class:`~katcpx.web.redis_source.RedisSource` (through a gateway): the bookkeeping is the
+Shared by :class:`~katcpx.web._hub.DeviceHub` (devices directly) and
+:class:`~katcpx.web._redis_source.RedisSource` (through a gateway): the bookkeeping is the
 same, only what a subscription costs differs.
 """
 

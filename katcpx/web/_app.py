@@ -12,12 +12,12 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from ..metrics.source import source_metrics_route
-from ..metrics.web import metrics_route
-from .auth import OPEN, Guard
-from .history import HistoryHandler
-from .hub import DeviceHub
-from .rest import (
+from ..metrics._source import source_metrics_route
+from ..metrics._web import metrics_route
+from ._auth import OPEN, Guard
+from ._history import HistoryHandler
+from ._hub import DeviceHub
+from ._rest import (
     DeviceHandler,
     DevicesHandler,
     NotFoundHandler,
@@ -27,8 +27,8 @@ from .rest import (
     SensorHandler,
     SensorsHandler,
 )
-from .source import SensorSource
-from .ws import DeviceSocketHandler
+from ._source import SensorSource
+from ._ws import DeviceSocketHandler
 
 __all__ = ["STATIC_PATH", "WS_PATH", "WebServer", "make_app"]
 
@@ -65,9 +65,9 @@ def make_app(
         Extra browser origins (e.g. ``"http://ops.example:8000"``, or ``"*"``) allowed to
         open the websocket; same-origin pages always may.
     guard
-        Who may change devices (see :mod:`katcpx.web.auth`); anyone when None.
+        Who may change devices (see :mod:`katcpx.web._auth`); anyone when None.
     metrics
-        Keyword arguments of :func:`katcpx.metrics.web.metrics_route` for ``/metrics``
+        Keyword arguments of :func:`katcpx.metrics._web.metrics_route` for ``/metrics``
         (``device_filter``, ``sensor_filter``, ``max_string_length``, ``timeout``).
     **settings
         Further tornado application settings.

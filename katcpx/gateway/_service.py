@@ -1,9 +1,9 @@
 """The gateway: one KATCP subscription per sensor, written to Redis for any number of readers.
 
-It keeps a :class:`~katcpx.web.hub.DeviceHub` (one client resource per device, as
+It keeps a :class:`~katcpx.web._hub.DeviceHub` (one client resource per device, as
 ``katcpx-web`` has), sets one sampling strategy on every sensor it carries when a device
 syncs (in bulk where the device allows), and turns every reading into an ``update`` message
-written to Redis by a :class:`~katcpx.gateway.writer.RedisWriter`. Consumers never reach
+written to Redis by a :class:`~katcpx.gateway._writer.RedisWriter`. Consumers never reach
 the devices: however many web instances and browsers there are, each device sees the
 gateway's one connection and one strategy per sensor.
 """
@@ -21,10 +21,10 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 from ..resource import KATCPSensor, escape_name
-from ..web.hub import DEFAULT_STRATEGY, DeviceHub, DeviceSpec, sensor_meta
-from ..web.redis_keys import GATEWAY_TTL, HEARTBEAT_INTERVAL, Keys, update_text, value_json
-from .control import ControlPolicy, ControlServer
-from .writer import RedisWriter, connect
+from ..web._hub import DEFAULT_STRATEGY, DeviceHub, DeviceSpec, sensor_meta
+from ..web._redis_keys import GATEWAY_TTL, HEARTBEAT_INTERVAL, Keys, update_text, value_json
+from ._control import ControlPolicy, ControlServer
+from ._writer import RedisWriter, connect
 
 __all__ = ["Gateway"]
 
@@ -53,7 +53,7 @@ class Gateway:
     redis_url
         Where Redis is (``redis://host:port/db``).
     prefix
-        First part of every key (see :mod:`katcpx.web.redis_keys`).
+        First part of every key (see :mod:`katcpx.web._redis_keys`).
     strategy
         Sampling strategy set on every carried sensor.
     sensors
@@ -67,10 +67,10 @@ class Gateway:
     request_timeout
         Default timeout (seconds) of control requests.
     policy
-        Access policy for control requests (see :mod:`katcpx.gateway.control`).
+        Access policy for control requests (see :mod:`katcpx.gateway._control`).
     heartbeat_interval
         Seconds between heartbeats; web instances deem the gateway gone after
-        :data:`~katcpx.web.redis_keys.GATEWAY_TTL` without one.
+        :data:`~katcpx.web._redis_keys.GATEWAY_TTL` without one.
 
     Raises
     ------

@@ -25,8 +25,8 @@ import tornado.web
 from .._signals import stop_on_signals
 from .._version import __version__
 from ..closed_stdout import quiet_on_closed_stdout
-from ..web.hub import DeviceHub, DeviceSpec, parse_device_spec
-from .options import (
+from ..web._hub import DeviceHub, DeviceSpec, parse_device_spec
+from ._options import (
     DEFAULT_MAX_STRING_LENGTH,
     LOG_LEVELS,
     add_metrics_options,
@@ -34,7 +34,7 @@ from .options import (
     log_level,
     positive_seconds,
 )
-from .web import METRICS_PATH, metrics_route
+from ._web import METRICS_PATH, metrics_route
 
 __all__ = ["DEFAULT_LISTEN", "build_parser", "main", "parse_device", "parse_listen", "run"]
 

@@ -1,8 +1,8 @@
 """``katcpx-web --redis``: serve browsers and REST from what ``katcpx-gateway`` writes.
 
-:class:`RedisSource` implements :class:`~katcpx.web.source.SensorSource`, the interface the
+:class:`RedisSource` implements :class:`~katcpx.web._source.SensorSource`, the interface the
 websocket and REST handlers use, from Redis instead of KATCP connections (layout in
-:mod:`katcpx.web.redis_keys`). Any number of instances can run on any number of machines:
+:mod:`katcpx.web._redis_keys`). Any number of instances can run on any number of machines:
 subscriptions stay inside each instance, so browsers cost the devices nothing. Control
 requests (``set``, REST calls, refreshes) go to the gateway through Redis, which runs them
 on its own connection; with no gateway they fail at once with ``gateway_unavailable``.
@@ -27,8 +27,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..resource import escape_name
-from .freshness import freshness
-from .hub import (
+from ._freshness import freshness
+from ._hub import (
     DEFAULT_STRATEGY,
     DeviceUnavailable,
     HubError,
@@ -38,11 +38,11 @@ from .hub import (
     UnknownSensor,
     dumps,
 )
-from .redis_control import WATCH_TIMEOUT, GatewayUnavailable, control
-from .redis_history import READ_COUNT, RedisHistory
-from .redis_keys import Keys
-from .sinks import SinkRegistry
-from .users import caller, principal_of
+from ._redis_control import WATCH_TIMEOUT, GatewayUnavailable, control
+from ._redis_history import READ_COUNT, RedisHistory
+from ._redis_keys import Keys
+from ._sinks import SinkRegistry
+from ._users import caller, principal_of
 
 # GatewayUnavailable and RedisHistory live in their own modules; re-exported here.
 __all__ = ["GatewayUnavailable", "RedisHistory", "RedisSource"]

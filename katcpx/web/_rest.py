@@ -10,11 +10,11 @@ from typing import Any
 import tornado.web
 
 from .._version import __version__
-from .auth import bearer, check_request_size, guard_of, loads
-from .history import OPENAPI_PATH as HISTORY_PATH
-from .hub import HubError, dumps, jsonable
-from .source import SensorSource
-from .users import acting_as
+from ._auth import bearer, check_request_size, guard_of, loads
+from ._history import OPENAPI_PATH as HISTORY_PATH
+from ._hub import HubError, dumps, jsonable
+from ._source import SensorSource
+from ._users import acting_as
 
 __all__ = [
     "DeviceHandler",

@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..web.redis_keys import Keys
+from ..web._redis_keys import Keys
 
 __all__ = ["APPEND_SCRIPT", "MAX_BATCH", "RedisWriter", "connect"]
 

@@ -26,17 +26,17 @@ from typing import Any
 from .._signals import stop_on_signals
 from .._version import __version__
 from ..closed_stdout import quiet_on_closed_stdout
-from ..metrics.options import (
+from ..metrics._options import (
     add_metrics_options,
     configure_logging,
     log_level,
     positive_seconds,
 )
-from .app import WebServer
-from .auth import add_web_security_arguments, device_tls, web_security
-from .hub import DeviceHub, DeviceSpec, parse_device_spec
-from .messages import listen_error
-from .source import SensorSource
+from ._app import WebServer
+from ._auth import add_web_security_arguments, device_tls, web_security
+from ._hub import DeviceHub, DeviceSpec, parse_device_spec
+from ._messages import listen_error
+from ._source import SensorSource
 
 __all__ = ["build_parser", "load_config", "main", "run", "strategy_from"]
 
@@ -271,7 +271,7 @@ def redis_source(
     if strategy_given:
         parser.error("with --redis the gateway samples: give --min-interval to katcpx-gateway")
     try:
-        from .redis_source import RedisSource
+        from ._redis_source import RedisSource
     except ImportError as exc:
         parser.error(f"--redis needs redis-py (the 'redis' extra): {exc}")
     return RedisSource(url, request_timeout=timeout)

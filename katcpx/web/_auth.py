@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 from ..message import Message
 from ..parser import DEFAULT_MAX_MSG_SIZE
 from ..tls import build_context
-from .hub import HubError
-from .users import User, UserTable, load_users, refusal
+from ._hub import HubError
+from ._users import User, UserTable, load_users, refusal
 
 __all__ = [
     "MAX_JSON_DEPTH",

@@ -9,8 +9,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .redis_control import GatewayUnavailable
-from .redis_keys import Keys
+from ._redis_control import GatewayUnavailable
+from ._redis_keys import Keys
 
 __all__ = ["HISTORY_MARGIN", "READ_COUNT", "RedisHistory"]
 
@@ -37,7 +37,7 @@ class RedisHistory:
     async def query(
         self, device: str, sensor: str, since: float, until: float, limit: int
     ) -> list[dict[str, Any]]:
-        """See :meth:`katcpx.web.history.HistoryStore.query`.
+        """See :meth:`katcpx.web._history.HistoryStore.query`.
 
         Raises
         ------

@@ -29,11 +29,11 @@ from ._errors import (
     UnknownRequest,
     UnknownSensor,
 )
+from ._freshness import freshness
 from ._json import dumps, jsonable, sensor_meta
 from ._request_call import issue
-from .freshness import freshness
-from .ring import RingHistory
-from .sinks import SinkRegistry
+from ._ring import RingHistory
+from ._sinks import SinkRegistry
 
 __all__ = [
     "DEFAULT_STRATEGY",

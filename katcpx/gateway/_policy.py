@@ -1,8 +1,8 @@
 """The gateway's per-user access policy: a users file, and the role each request needs.
 
 ``katcpx-gateway --users FILE`` (or ``users = "FILE"`` in its config) installs
-:class:`UserPolicy` as the access policy hook of :class:`~katcpx.gateway.control.ControlServer`.
-The file is the one ``katcpx-web --users`` reads (:mod:`katcpx.web.users`).
+:class:`UserPolicy` as the access policy hook of :class:`~katcpx.gateway._control.ControlServer`.
+The file is the one ``katcpx-web --users`` reads (:mod:`katcpx.web._users`).
 
 What the gateway trusts from a web instance: nothing but the credentials the user
 presented. Each control request carries the user's name and the token the browser sent
@@ -22,8 +22,8 @@ import hmac
 import logging
 from collections.abc import Mapping
 
-from ..web.users import UserTable, refusal
-from .control import ControlRequest
+from ..web._users import UserTable, refusal
+from ._control import ControlRequest
 
 __all__ = ["UserPolicy"]
 
@@ -36,7 +36,7 @@ class UserPolicy:
     Parameters
     ----------
     users
-        The site's users (:func:`katcpx.web.users.load_users`).
+        The site's users (:func:`katcpx.web._users.load_users`).
 
     Raises
     ------
