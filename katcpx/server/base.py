@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -221,6 +222,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if handler_thread and not thread_safe:
             raise ValueError("handler_thread=True requires thread_safe=True")
         self._concurrency_options = {"thread_safe": thread_safe, "handler_thread": handler_thread}
+        # As katcp-python: the dispatch is installed on the instance, so a subclass's
+        # on_message override is never on the dispatch path (requests stay answered even
+        # if it does not call super); handle_message/handle_request overrides still are.
+        self.on_message = types.MethodType(DeviceServerBase.on_message, self)  # type: ignore[method-assign]
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -709,6 +714,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     def on_message(self, client_conn: ClientConnection, msg: Message) -> Any:
         """Handle one message with the configured concurrency (katcp-python's hook).
 
+        As in katcp-python, :meth:`set_concurrency_options` installs this on the instance:
+        a subclass overriding it is not called (override :meth:`handle_message` or
+        :meth:`handle_request` to see every message).
+
         Returns None, or a future that resolves when the next message may be handled.
         """
         executor = self._handler_executor
@@ -732,7 +741,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             exc = None if f.cancelled() else f.exception()
             inner = None if f.cancelled() or exc is not None else f.result()
             if exc is not None:
-                self._logger.error("error handling %s", msg, exc_info=exc)
+                # A handle_message override raised before replying: no request unanswered.
+                self.refuse_message(client_conn, msg, str(exc))
             if _is_pending(inner):
                 self._watch(inner).add_done_callback(lambda _: outer.set_result(None))
             else:
@@ -772,13 +782,12 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     def handles_runs(self) -> bool:
         """Whether connections may hand :meth:`on_message_run` runs of requests at once.
 
-        True in handler-thread mode unless a subclass overrides :meth:`on_message` (then
-        each message goes through that hook, as in katcp-python).
+        True in handler-thread mode unless code assigned its own ``on_message`` to the
+        instance (then each message goes through it, as in katcp-python).
         """
-        return (
-            self._handler_executor is not None
-            and type(self).on_message is DeviceServerBase.on_message
-        )
+        # Only code assigning its own on_message to the instance replaces the dispatch.
+        on_message = getattr(self.on_message, "__func__", None)
+        return self._handler_executor is not None and on_message is DeviceServerBase.on_message
 
     def on_message_run(self, client_conn: ClientConnection, run: list[Message]) -> AnyFuture:
         """Handle consecutive messages of one client in the handler thread, in one hand-off.
@@ -800,8 +809,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             for index, msg in enumerate(run):
                 try:
                     result = self.handle_message(client_conn, msg)
-                except Exception:  # nothing a client sends may kill the server
-                    self._logger.exception("error handling %s", msg)
+                except Exception as exc:  # nothing a client sends may kill the server
+                    self.refuse_message(client_conn, msg, str(exc))  # and none unanswered
                     continue
                 if _is_pending(result):
                     return RunStopped(self._watch(result), run[index + 1 :])
