@@ -72,15 +72,20 @@ class MessageTooLong(KatcpSyntaxError):
         super().__init__(f"message of at least {size} bytes exceeds the {limit}-byte limit")
 
 
-class KatcpTypeError(KatcpError, ValueError):
-    """A value that a kattype could not pack, unpack or check."""
+class KatcpTypeError(KatcpError, TypeError, ValueError):
+    """A value that a kattype could not pack, unpack or check.
+
+    A ``TypeError``, as katcp-python 0.9.3's ``katcp.core.KatcpTypeError`` is, and also a
+    ``ValueError``, which katcp-python's kattypes raise for bad values: catches written for
+    either keep working.
+    """
 
 
-class KatcpValueTypeError(KatcpTypeError, TypeError):
+class KatcpValueTypeError(KatcpTypeError):
     """A value whose Python type a kattype cannot pack (``Int().pack("a")``).
 
-    It is a ``TypeError``, as katcp-python 0.9.3 raises for such values, and still a
-    :class:`KatcpTypeError` (so a ``ValueError``) like every other kattype error.
+    A :class:`KatcpTypeError`, so both a ``TypeError`` (as katcp-python 0.9.3 raises for such
+    values) and a ``ValueError`` like every other kattype error.
     """
 
 
