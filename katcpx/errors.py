@@ -25,6 +25,7 @@ __all__ = [
     "KatcpClientError",
     "KatcpVersionError",
     "KatcpClientDisconnected",
+    "NotARequestError",
     "RequestFailed",
     "FailReplyError",
     "InvalidReply",
@@ -116,6 +117,14 @@ class KatcpVersionError(KatcpClientError):
 
 class KatcpClientDisconnected(KatcpClientError):
     """Raised when sending a message while not connected to the server."""
+
+
+class NotARequestError(KatcpClientError, AssertionError, ValueError):
+    """A request API (``blocking_request``, ``future_request``, ...) was given a reply or inform.
+
+    An ``AssertionError``, as katcp-python 0.9.3 raises (its ``send_request`` asserts the
+    message type), and a ``ValueError``, as katcpx's ``send_request`` raised before.
+    """
 
 
 class RequestFailed(KatcpClientError):

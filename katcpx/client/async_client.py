@@ -37,6 +37,7 @@ from ._pending import (
 )
 from ._sync import StateEvent
 from .device_client import DeviceClient, KatcpVersionError, log
+from .request_args import check_callbacks, check_request, check_timeout
 
 __all__ = ["AsyncClient", "BlockingClient", "CallbackClient"]
 
@@ -600,6 +601,9 @@ class AsyncClient(DeviceClient):
             Whether to use message IDs. Default is to use message IDs if the server supports
             them.
         """
+        # Bad arguments fail here, in the caller, not later on the loop (katcp-python's errors).
+        check_request("callback_request", msg, timeout)
+        check_callbacks(reply_cb, inform_cb, user_data)
         if self.metrics is not None:  # count it as call() and blocking_request() are
             reply_cb = _counted_reply_cb(self.metrics, msg.name, reply_cb)
         entry = CallbackPending(msg.name, reply_cb, inform_cb, user_data)
@@ -642,6 +646,7 @@ class AsyncClient(DeviceClient):
             it is a future of the caller's running loop, or a ``concurrent.futures.Future``
             when the caller has no running loop.
         """
+        check_request("future_request", msg, timeout)  # in the caller, not on the loop
         timeout = self._timeout_for(msg.name, timeout)
         if self._in_loop_thread():
             assert self._loop is not None
@@ -697,8 +702,13 @@ class AsyncClient(DeviceClient):
         ------
         RuntimeError
             If called from the client's own loop thread, where it would deadlock.
+        NotARequestError
+            (An ``AssertionError``, as katcp-python raises.) `msg` is not a request.
+        TypeError
+            `timeout` is neither a number nor None.
         """
         self._check_blocking_allowed("blocking_request")
+        check_request("blocking_request", msg, timeout)  # in the caller, not on the loop
         started = time.perf_counter()  # for the client's request latency metrics
         timeout = self._timeout_for(msg.name, timeout)
         entry = BlockingPending(msg.name)
@@ -808,6 +818,8 @@ class AsyncClient(DeviceClient):
         """
         if use_mid and not self._server_supports_ids:
             raise KatcpVersionError("Message IDs not supported by server")
+        if timeout is not DEFAULT:
+            check_timeout("call", timeout)  # in the caller, not on the loop
         if timeout is DEFAULT:
             resolved = (
                 self._timeout_for(name, None) if self._timeout_hints else self._request_timeout

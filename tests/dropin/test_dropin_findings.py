@@ -8,6 +8,7 @@ Where the two differ by design (a README-listed difference), the test checks kat
 from __future__ import annotations
 
 import sys
+import textwrap
 
 import pytest
 from compat_values import assert_same, both, run_snippet
@@ -124,3 +125,129 @@ def test_kattype_value_errors_are_type_errors_too(katcp_python):
     """
     theirs, ours = both(katcp_python, code)
     assert ours == theirs
+
+
+_CLIENT_PRELUDE = """\
+import logging, sys, time
+logging.basicConfig(stream=sys.stdout, level=logging.ERROR, format="LOG %(name)s %(message)s")
+from katcp import DeviceServer, BlockingClient, CallbackClient, Message
+class S(DeviceServer):
+    VERSION_INFO = ("s", 1, 0)
+    BUILD_INFO = ("s", 1, 0, "")
+    def setup_sensors(self):
+        pass
+srv = S("127.0.0.1", 0)
+srv.start(timeout=5)
+def attempt(label, call):
+    started = time.time()
+    try:
+        call()
+        print(label, "no error")
+    except Exception as exc:
+        print(label, "raises AssertionError" if isinstance(exc, AssertionError)
+              else "raises " + type(exc).__name__)
+    print(label, "at once:", time.time() - started < 1.0)
+"""
+
+
+def test_request_apis_refuse_a_message_that_is_not_a_request_at_once(katcp_python):
+    # katcp-python's send_request asserts the type: AssertionError at once, never a wait for
+    # the timeout. katcpx raises NotARequestError, an AssertionError.
+    code = _CLIENT_PRELUDE + textwrap.dedent("""
+    for cls in (BlockingClient, CallbackClient):
+        c = cls(*srv.bind_address, timeout=3)
+        c.start(timeout=5)
+        c.wait_protocol(5)
+        for msg in (Message.inform("foo"), Message.reply("foo", "ok")):
+            attempt("blocking_request", lambda: c.blocking_request(msg, timeout=3))
+        attempt("send_request", lambda: c.send_request(Message.inform("foo")))
+        if not hasattr(c, "until_ready"):  # katcp-python's future_request from a thread breaks
+            print(c.future_request.__name__, "raises AssertionError")
+        else:
+            try:
+                c.future_request(Message.inform("foo"), timeout=3)
+            except AssertionError:
+                print(c.future_request.__name__, "raises AssertionError")
+        print(c.blocking_request(Message.request("watchdog"), timeout=3)[0].arguments)
+        c.stop(); c.join(5)
+    srv.stop(); srv.join(5)
+    """)
+    theirs, ours = both(katcp_python, code)
+    # katcp-python also logs a traceback per refused request when its client stops.
+    theirs = [line for line in theirs if line.startswith(("blocking", "send", "future", "["))]
+    assert ours == theirs
+    assert ours.count("blocking_request raises AssertionError") == 4
+    assert "blocking_request at once: False" not in ours
+
+
+def test_callback_request_refuses_a_non_request_at_once():
+    # katcp-python raises the AssertionError on its loop (the thread-safe wrapper waits for
+    # it); katcpx raises it in the caller, with nothing sent.
+    code = _CLIENT_PRELUDE + textwrap.dedent("""
+    c = CallbackClient(*srv.bind_address, timeout=3)
+    c.start(timeout=5)
+    c.wait_protocol(5)
+    attempt("callback_request", lambda: c.callback_request(Message.inform("foo")))
+    attempt("bad reply_cb", lambda: c.callback_request(Message.request("watchdog"), reply_cb=1))
+    attempt("bad user_data", lambda: c.callback_request(Message.request("watchdog"), user_data=1))
+    c.stop(); c.join(5); srv.stop(); srv.join(5)
+    """)
+    assert run_snippet(sys.executable, "katcpx", code) == [
+        "callback_request raises AssertionError",
+        "callback_request at once: True",
+        "bad reply_cb raises TypeError",
+        "bad reply_cb at once: True",
+        "bad user_data raises TypeError",
+        "bad user_data at once: True",
+    ]
+
+
+def test_bad_timeout_raises_type_error_in_the_caller_without_a_loop_traceback(katcp_python):
+    # katcp-python raises TypeError; katcpx raises it before handing anything to the loop, so
+    # no "Exception in callback" traceback is logged (the prelude logs ERRORs to stdout).
+    code = _CLIENT_PRELUDE + textwrap.dedent("""
+    c = BlockingClient(*srv.bind_address, timeout=3)
+    c.start(timeout=5)
+    c.wait_protocol(5)
+    attempt("blocking_request", lambda: c.blocking_request(Message.request("watchdog"), timeout="1"))
+    attempt("future_request", lambda: c.future_request(Message.request("watchdog"), timeout="1").result(3))
+    time.sleep(0.2)  # a traceback logged on the loop would show up by now
+    print(c.blocking_request(Message.request("watchdog"), timeout=3)[0].arguments)
+    c.stop(); c.join(5); srv.stop(); srv.join(5)
+    """)
+    theirs, ours = both(katcp_python, code)
+    assert theirs[:2] == ["blocking_request raises TypeError", "blocking_request at once: True"]
+    # katcp-python's future_request, called from a thread, returns a future that cannot be
+    # waited on, and logs the TypeError on its loop: katcpx raises it in the caller.
+    assert ours == [
+        *theirs[:2],
+        "future_request raises TypeError",
+        "future_request at once: True",
+        "[b'ok']",
+    ]
+
+
+def test_call_with_a_bad_timeout_raises_type_error_at_once():
+    code = """
+    import asyncio
+    from katcp import DeviceServer, AsyncClient
+    class S(DeviceServer):
+        VERSION_INFO = ("s", 1, 0)
+        BUILD_INFO = ("s", 1, 0, "")
+        def setup_sensors(self):
+            pass
+    async def main():
+        srv = S("127.0.0.1", 0)
+        srv.start(timeout=5)
+        client = await AsyncClient.connect(*srv.bind_address)
+        try:
+            await asyncio.wait_for(client.call("watchdog", timeout="1"), 2)
+        except TypeError as exc:
+            print("TypeError", exc)
+        await client.aclose()
+        srv.stop(); srv.join(5)
+    asyncio.run(main())
+    """
+    assert run_snippet(sys.executable, "katcpx", code) == [
+        "TypeError call() timeout must be a number of seconds or None, not '1'"
+    ]
