@@ -112,7 +112,7 @@ class KatcpType:
         if value is None:
             value = self.get_default()
             if value is None:
-                raise KatcpTypeError("cannot pack a None value")
+                raise KatcpTypeError("Cannot pack a None value.")  # katcp-python's text
         if not nocheck:
             self.check(value, major)
         return self.encode(value, major)
@@ -202,8 +202,10 @@ class Int(_Bounded):
                 return b"%d" % int(float(value))
         except (TypeError, ValueError, OverflowError):
             pass
-        if not isinstance(value, numbers.Real):
-            raise KatcpValueTypeError(f"could not encode {value!r} as integer: not a number")
+        if not isinstance(value, numbers.Real):  # the TypeError text katcp-python's %d gives
+            raise KatcpValueTypeError(
+                f"%d format: a real number is required, not {type(value).__name__}"
+            )
         raise KatcpTypeError(f"could not encode {value!r} as integer")
 
     def decode(self, value: bytes, major: int) -> int:
@@ -234,7 +236,7 @@ class Float(_Bounded):
     def encode(self, value: Any, major: int) -> bytes:
         if type(value) is float or isinstance(value, numbers.Real):
             return repr(float(value)).encode("ascii")
-        raise KatcpValueTypeError(f"could not encode {value!r} as float: not a number")
+        raise KatcpValueTypeError(f"Could not encode value '{value!r}' as float.")
 
     def decode(self, value: bytes, major: int) -> float:
         if not _FLOAT_RE.match(value):
@@ -429,7 +431,7 @@ class Address(KatcpType):
             host, port = value
             bhost = host if isinstance(host, bytes) else host.encode("ascii")
         except (ValueError, TypeError, AttributeError, UnicodeEncodeError):
-            raise KatcpTypeError(f"could not extract host and port from {value!r}") from None
+            raise KatcpTypeError(f"Could not extract host and port from value {value!r}") from None
         if b":" in bhost:
             bhost = b"[" + bhost + b"]"
         if port is None:
@@ -468,12 +470,12 @@ class Timestamp(KatcpType):
     name = "timestamp"
 
     def encode(self, value: Any, major: int) -> bytes:
-        try:
+        try:  # float()'s own texts, as katcp-python 0.9.3 gives them
             seconds = float(value)
-        except TypeError:
-            raise KatcpValueTypeError(f"could not encode {value!r} as timestamp") from None
-        except ValueError:
-            raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
+        except TypeError as e:
+            raise KatcpValueTypeError(str(e)) from None
+        except ValueError as e:
+            raise KatcpTypeError(str(e)) from None
         if major >= SEC_TS_KATCP_MAJOR:
             return b"%.6f" % seconds
         try:
@@ -533,7 +535,7 @@ class StrictTimestamp(KatcpType):
 
     def encode(self, value: Any, major: int) -> bytes:
         if not isinstance(value, numbers.Real):
-            raise KatcpValueTypeError(f"could not encode {value!r} as strict timestamp")
+            raise KatcpValueTypeError(f"Could not encode value '{value!r}' as strict timestamp.")
         if major < SEC_TS_KATCP_MAJOR:
             if major < FLOAT_TS_KATCP_MAJOR:
                 return b"%d" % round(float(value) * 1000)
@@ -545,21 +547,23 @@ class StrictTimestamp(KatcpType):
 
     def decode(self, value: bytes, major: int) -> float:
         if not _STRICT_TS_RE.match(value):
-            raise KatcpTypeError(f"could not parse '{_show(value)}' as strict timestamp")
+            raise KatcpTypeError(
+                f"Could not parse value '{_show_bytes(value)}' as strict timestamp."
+            )
         decoded = float(value)
         if major < SEC_TS_KATCP_MAJOR:
             decoded = decoded / 1000
         return decoded
 
     def check(self, value: Any, major: int) -> None:
-        try:
+        try:  # float()'s own texts, as katcp-python 0.9.3 gives them
             f = float(value)
-        except TypeError:
-            raise KatcpValueTypeError(f"{value!r} is not a strict timestamp") from None
-        except ValueError:
-            raise KatcpTypeError(f"{value!r} is not a strict timestamp") from None
+        except TypeError as e:
+            raise KatcpValueTypeError(str(e)) from None
+        except ValueError as e:
+            raise KatcpTypeError(str(e)) from None
         if f < 0:
-            raise KatcpTypeError("strict timestamps may not be negative")
+            raise KatcpTypeError("Strict timestamps may not be negative.")
         if f != f or f in (float("inf"), float("-inf")):
             raise KatcpTypeError("strict timestamps must be finite")
 
