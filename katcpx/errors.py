@@ -26,6 +26,7 @@ __all__ = [
     "KatcpVersionError",
     "KatcpClientDisconnected",
     "NotARequestError",
+    "MissingDocstringError",
     "RequestFailed",
     "FailReplyError",
     "InvalidReply",
@@ -124,6 +125,15 @@ class NotARequestError(KatcpClientError, AssertionError, ValueError):
 
     An ``AssertionError``, as katcp-python 0.9.3 raises (its ``send_request`` asserts the
     message type), and a ``ValueError``, as katcpx's ``send_request`` raised before.
+    """
+
+
+class MissingDocstringError(KatcpError, TypeError, AssertionError):
+    """A server or client class defines a ``request_*``/``inform_*``/``reply_*`` handler
+    without a docstring (the ``?help`` text); raised when the class is created.
+
+    A ``TypeError``, and an ``AssertionError`` as katcp-python 0.9.3's ``DeviceMetaclass``
+    raises.
     """
 
 

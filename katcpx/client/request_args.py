@@ -41,8 +41,7 @@ def check_request(api: str, msg: Message, timeout: Any = None) -> None:
     """
     if msg.mtype != Message.REQUEST:
         raise NotARequestError(
-            f"{api}() sends requests only, not the {Message.TYPE_NAMES.get(msg.mtype, '?')}"
-            f" {msg}"
+            f"{api}() sends requests only, not the {Message.TYPE_NAMES.get(msg.mtype, '?')} {msg}"
         )
     check_timeout(api, timeout)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..compat import convert_method_name
+from ..errors import MissingDocstringError
 
 __all__ = ["DeviceMetaclass", "convert_method_name", "prepare_handler"]
 
@@ -43,7 +44,8 @@ class DeviceMetaclass(type):
     dictionaries ``_request_handlers``, ``_inform_handlers`` and ``_reply_handlers``, keyed
     by KATCP name (``request_sensor_list`` → ``sensor-list``). Every handler must have a
     docstring (it is the ``?help`` text); a class that defines one without is refused with
-    ``TypeError`` when it is created. Handlers that :meth:`check_protocol` rejects for the
+    :class:`~katcpx.errors.MissingDocstringError` (a ``TypeError`` and, as in katcp-python,
+    an ``AssertionError``) when it is created. Handlers that :meth:`check_protocol` rejects for the
     class's ``PROTOCOL_INFO`` are left out. Request handlers go through
     ``kattypes.prepare_request_handler`` once, where they are defined.
     """
@@ -59,7 +61,7 @@ class DeviceMetaclass(type):
         for attr, value in dct.items():
             if attr.startswith("request_") and callable(value):
                 if value.__doc__ is None:
-                    raise TypeError(
+                    raise MissingDocstringError(
                         f"{name}.{attr}: request handler "
                         f"'{convert_method_name('request_', attr)}' has no docstring"
                     )
@@ -83,7 +85,7 @@ class DeviceMetaclass(type):
             if not callable(handler):
                 continue
             if handler.__doc__ is None:
-                raise TypeError(f"{name}.{attr}: handler has no docstring")
+                raise MissingDocstringError(f"{name}.{attr}: handler has no docstring")
             if cls.check_protocol(handler):
                 table[convert_method_name(prefix, attr)] = handler
 

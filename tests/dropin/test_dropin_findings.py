@@ -322,3 +322,29 @@ def test_missing_multiple_argument_error_names_no_parameter(katcp_python):
     """
     lines = assert_same(katcp_python, code)
     assert lines[0] == r"!sum[1] fail Error\_in\_parameter\_1\_():\_No\_value\_or\_default\_given"
+
+
+def test_client_handler_without_docstring_is_refused(katcp_python):
+    # katcp-python's DeviceMetaclass asserts every handler has a docstring, for clients too;
+    # katcpx raises MissingDocstringError, both an AssertionError and (as for servers) a
+    # TypeError.
+    code = """
+    from katcp import CallbackClient, BlockingClient, AsyncClient
+    for base in (CallbackClient, BlockingClient, AsyncClient):
+        for prefix in ("inform_", "reply_", "request_"):
+            try:
+                type("C", (base,), {prefix + "foo": lambda self, msg: None})
+                print(base.__name__, prefix, "accepted")
+            except AssertionError:
+                print(base.__name__, prefix, "refused")
+    def documented(self, msg):
+        \"\"\"Has a docstring.\"\"\"
+    type("C", (BlockingClient,), {"inform_foo": documented})
+    print("documented accepted")
+    """
+    lines = assert_same(katcp_python, code)
+    assert lines.count("BlockingClient inform_ refused") == 1
+    ours = run_snippet(
+        sys.executable, "katcpx", code.replace("except AssertionError", "except TypeError")
+    )
+    assert ours == lines
