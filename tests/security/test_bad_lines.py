@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from server.helpers import connect, running
 
 from .helpers import DeviceWithRequests
