@@ -51,6 +51,7 @@ _get_ident = threading.get_ident
 
 # The text of the fail reply that the compatibility methods give for a timeout (katcp-python
 # words it the same way); is_timeout_reply() recognises it, so callers need not parse it.
+#: katcp-python 0.9.3's text; `timeout` is the time elapsed since sending, in seconds.
 _TIMEOUT_TEXT: Final = "Request {name} timed out after {timeout:f} seconds."
 _TIMEOUT_RE: Final = re.compile(r"Request \S+ timed out after [0-9.]+ seconds\.\Z")
 
@@ -323,7 +324,10 @@ class AsyncClient(DeviceClient):
             self._by_mid.pop(entry.mid, None)
         # An entry without id stays queued (done): a late reply must not match a newer request.
         assert entry.timeout is not None  # only entries with a timeout are queued to expire
-        entry.fail(_TIMEOUT_TEXT.format(name=entry.name, timeout=entry.timeout), RequestTimeout)
+        # katcp-python reports the time elapsed since the request was sent, not the timeout.
+        assert self._loop is not None
+        elapsed = self._loop.time() - entry.deadline + entry.timeout
+        entry.fail(_TIMEOUT_TEXT.format(name=entry.name, timeout=elapsed), RequestTimeout)
 
     def _fail_all(self, reason: str) -> None:
         entries = list(self._by_mid.values())
@@ -752,8 +756,9 @@ class AsyncClient(DeviceClient):
                 # The loop is stuck (or still starting): report the timeout as the loop
                 # would have. katcp-python raises RuntimeError here.
                 entry.done = True
-                assert timeout is not None
-                entry.fail(_TIMEOUT_TEXT.format(name=entry.name, timeout=timeout), RequestTimeout)
+                assert timeout is not None and deadline is not None
+                elapsed = time.monotonic() - deadline + timeout + 1.0  # since the hand-over
+                entry.fail(_TIMEOUT_TEXT.format(name=entry.name, timeout=elapsed), RequestTimeout)
                 assert entry.result is not None
                 return entry.result
             if entry.lock.acquire(timeout=min(remaining, 0.5)):

@@ -348,3 +348,37 @@ def test_client_handler_without_docstring_is_refused(katcp_python):
         sys.executable, "katcpx", code.replace("except AssertionError", "except TypeError")
     )
     assert ours == lines
+
+
+def test_timeout_reply_reports_the_elapsed_time(katcp_python):
+    # katcp-python: "Request slow timed out after 0.200992 seconds." (time since sending).
+    code = """
+    import re, threading
+    from katcp import DeviceServer, BlockingClient, Message
+    from katcp.kattypes import request, return_reply
+    release = threading.Event()
+    class S(DeviceServer):
+        VERSION_INFO = ("s", 1, 0)
+        BUILD_INFO = ("s", 1, 0, "")
+        def setup_sensors(self):
+            pass
+        def request_slow(self, req, msg):
+            \"\"\"Never replies in time.\"\"\"
+            release.wait(5)
+            return Message.reply("slow", "ok")
+    srv = S("127.0.0.1", 0)
+    srv.start(timeout=5)
+    c = BlockingClient(*srv.bind_address)
+    c.start(timeout=5)
+    c.wait_protocol(5)
+    # Hold the client's loop past the deadline, so the time elapsed differs from the timeout.
+    import time
+    threading.Timer(0.05, lambda: c.ioloop.add_callback(time.sleep, 0.6)).start()
+    reply = c.blocking_request(Message.request("slow"), timeout=0.2)[0]
+    release.set()
+    text = reply.arguments[1].decode()
+    seconds = float(re.match(r"Request slow timed out after ([0-9.]+) seconds\\.$", text).group(1))
+    print(reply.arguments[0], 0.6 <= seconds < 1.2)
+    c.stop(); c.join(5); srv.stop(); srv.join(5)
+    """
+    assert assert_same(katcp_python, code) == ["b'fail' True"]
