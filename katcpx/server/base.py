@@ -647,7 +647,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             self.metrics.connection_dropped()
         if conn in self._connections:
             del self._connections[conn]
-            reason = f"Connection lost: {exc}" if exc else "Connection closed by client."
+            reason = repr(exc) if exc else "Socket EOF"  # katcp-python's reasons
             assert self._loop is not None
             self._loop.create_task(self._disconnect_async(conn, reason, False))
 
@@ -914,16 +914,17 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         elif isinstance(exc, AsyncReply):
             pass
         elif isinstance(exc, FailReply):
-            self._send_fail(req, str(exc))
+            self._send_fail(req, str(exc), " FUTURE")  # katcp-python's log wording
         else:
             self._send_result(
                 req,
                 self.create_exception_reply_and_log(req.msg, (type(exc), exc, exc.__traceback__)),
             )
 
-    def _send_fail(self, req: ClientRequestConnection, reason: str) -> None:
-        # katcp-python's level; the log keeps no MiB-long reason alive.
-        self._logger.error("Request %s FAIL: %s", req.msg.name, reason[:1000])
+    def _send_fail(self, req: ClientRequestConnection, reason: str, how: str = "") -> None:
+        # katcp-python's level and wording (`how` " FUTURE" for a handler that finished
+        # later); the log keeps no MiB-long reason alive.
+        self._logger.error("Request %s%s FAIL: %s", req.msg.name, how, reason[:1000])
         self._send_result(req, Message.reply(req.msg.name, "fail", reason))
 
     def _send_result(self, req: ClientRequestConnection, result: Any) -> None:

@@ -382,3 +382,49 @@ def test_timeout_reply_reports_the_elapsed_time(katcp_python):
     c.stop(); c.join(5); srv.stop(); srv.join(5)
     """
     assert assert_same(katcp_python, code) == ["b'fail' True"]
+
+
+def test_server_log_lines_and_disconnect_reason(katcp_python):
+    # katcp-python logs "Request x FAIL: ..." for a FailReply, "Request x FUTURE FAIL: ..."
+    # for one raised by a handler that finished later, and nothing for the fail reply of
+    # ?sensor-list/?sensor-value of an unknown name; a client closing gives "Socket EOF".
+    code = """
+    import logging, socket, threading
+    from katcp import DeviceServer, BlockingClient, Message, Sensor
+    records = []
+    class Keep(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.ERROR:
+                records.append(record.getMessage().split("\\n")[0])
+    logging.getLogger("katcp").addHandler(Keep())
+    logging.getLogger("katcp").setLevel(logging.ERROR)
+    gone = threading.Event()
+    reasons = []
+    class S(DeviceServer):
+        VERSION_INFO = ("s", 1, 0)
+        BUILD_INFO = ("s", 1, 0, "")
+        def setup_sensors(self):
+            self.add_sensor(Sensor.integer("n", "n", "", [0, 10], default=1))
+        def on_client_disconnect(self, conn, msg, connection_valid):
+            reasons.append((msg, connection_valid))
+            gone.set()
+            return super(S, self).on_client_disconnect(conn, msg, connection_valid)
+    srv = S("127.0.0.1", 0)
+    srv.start(timeout=5)
+    c = BlockingClient(*srv.bind_address)
+    c.start(timeout=5)
+    c.wait_protocol(5)
+    for req in (("sensor-list", "nosuch"), ("sensor-value", "nosuch"),
+                ("sensor-sampling", "n", "bogus")):
+        print(c.blocking_request(Message.request(*req), timeout=5)[0])
+    c.stop(); c.join(5)
+    gone.wait(5)
+    srv.stop(); srv.join(5)
+    print(records)
+    print(reasons)
+    """
+    lines = assert_same(katcp_python, code)
+    assert lines[-2:] == [
+        "['Request sensor-sampling FUTURE FAIL: Unknown strategy name: bogus.']",
+        "[('Socket EOF', False)]",
+    ]
