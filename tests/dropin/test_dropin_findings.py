@@ -428,3 +428,14 @@ def test_server_log_lines_and_disconnect_reason(katcp_python):
         "['Request sensor-sampling FUTURE FAIL: Unknown strategy name: bogus.']",
         "[('Socket EOF', False)]",
     ]
+
+
+def test_none_argument_is_an_empty_argument(katcp_python):
+    # katcp-python formats None as str(None); the spec has no null value (README-listed).
+    code = """
+    from katcp import Message
+    print(str(Message.request("foo", None, 1)))
+    """
+    theirs, ours = both(katcp_python, code)
+    assert theirs == ["?foo None 1"]
+    assert ours == [r"?foo \@ 1"]
