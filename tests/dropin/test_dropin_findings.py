@@ -439,3 +439,23 @@ def test_none_argument_is_an_empty_argument(katcp_python):
     theirs, ours = both(katcp_python, code)
     assert theirs == ["?foo None 1"]
     assert ours == [r"?foo \@ 1"]
+
+
+def test_request_while_disconnected_fails_without_a_message_id(katcp_python):
+    # katcp-python takes an id and hands back a request-type message (README-listed).
+    code = """
+    import socket
+    from katcp import BlockingClient, Message
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    c = BlockingClient("127.0.0.1", port)
+    c.start(timeout=5)
+    reply = c.blocking_request(Message.request("watchdog"), timeout=0.5)[0]
+    print(reply.mtype, str(reply).replace(str(port), "PORT"))
+    c.stop(); c.join(5)
+    """
+    theirs, ours = both(katcp_python, code)
+    assert theirs == [r"0 ?watchdog[1] fail Not\_connected\_to\_device\_127.0.0.1:PORT"]
+    assert ours == [r"1 !watchdog fail Not\_connected\_to\_device\_127.0.0.1:PORT"]
