@@ -15,52 +15,74 @@ from compat_values import assert_same, both, run_snippet
 
 pytestmark = pytest.mark.peers
 
+#: Run before each snippet that needs a device: a minimal server class, start/stop helpers,
+#: and ``attempt`` (prints which error a call raises and whether it raised at once).
+_DEVICE = """\
+import logging, sys, threading, time
+from katcp import DeviceServer, BlockingClient, CallbackClient, Message, Sensor
+class Device(DeviceServer):
+    VERSION_INFO = ("s", 1, 0)
+    BUILD_INFO = ("s", 1, 0, "")
+    def setup_sensors(self):
+        pass
+def serve(cls=Device, client=BlockingClient, **options):
+    srv = cls("127.0.0.1", 0)
+    if options:
+        srv.set_concurrency_options(**options)
+    srv.start(timeout=5)
+    return srv, connect(srv, client)
+def connect(srv, client=BlockingClient):
+    c = client(*srv.bind_address, timeout=3)
+    c.start(timeout=5)
+    c.wait_protocol(5)
+    return c
+def close(srv, *clients):
+    for c in clients:
+        c.stop(); c.join(5)
+    srv.stop(); srv.join(5)
+def attempt(label, call):
+    started = time.time()
+    try:
+        call()
+        print(label, "no error")
+    except Exception as exc:
+        print(label, "raises AssertionError" if isinstance(exc, AssertionError)
+              else "raises " + type(exc).__name__)
+    print(label, "at once:", time.time() - started < 1.0)
+"""
+
+
+def device(code: str) -> str:
+    """`code` (indented as in a test) after the :data:`_DEVICE` prelude."""
+    return _DEVICE + textwrap.dedent(code)
+
 
 def test_subclass_on_message_override_is_not_on_the_dispatch_path(katcp_python):
     # katcp-python's set_concurrency_options installs the dispatch on the instance: an
     # on_message override that does not call super never runs, and requests are answered.
-    code = """
-    from katcp import DeviceServer, BlockingClient, Message
+    code = device("""
+    class S(Device):
+        def on_message(self, client_conn, msg):
+            print("override called", msg)
     for options in ({}, {"handler_thread": False}, {"thread_safe": False, "handler_thread": False}):
-        class S(DeviceServer):
-            VERSION_INFO = ("s", 1, 0)
-            BUILD_INFO = ("s", 1, 0, "")
-            def setup_sensors(self):
-                pass
-            def on_message(self, client_conn, msg):
-                print("override called", msg)
-        srv = S("127.0.0.1", 0)
-        srv.set_concurrency_options(**options)
-        srv.start(timeout=5)
-        c = BlockingClient(*srv.bind_address)
-        c.start(timeout=5)
-        c.wait_protocol(5)
+        srv, c = serve(S, **options)
         print(options, c.blocking_request(Message.request("watchdog"), timeout=5)[0])
-        c.stop(); c.join(5); srv.stop(); srv.join(5)
-    """
+        close(srv, c)
+    """)
     lines = assert_same(katcp_python, code)
     assert all(line.endswith("!watchdog[1] ok") for line in lines), lines
 
 
 def test_handle_message_override_sees_every_request(katcp_python):
-    code = """
-    from katcp import DeviceServer, BlockingClient, Message
-    class S(DeviceServer):
-        VERSION_INFO = ("s", 1, 0)
-        BUILD_INFO = ("s", 1, 0, "")
-        def setup_sensors(self):
-            pass
+    code = device("""
+    class S(Device):
         def handle_message(self, client_conn, msg):
             print("seen", msg)
             return super(S, self).handle_message(client_conn, msg)
-    srv = S("127.0.0.1", 0)
-    srv.start(timeout=5)
-    c = BlockingClient(*srv.bind_address)
-    c.start(timeout=5)
-    c.wait_protocol(5)
+    srv, c = serve(S)
     print(c.blocking_request(Message.request("watchdog"), timeout=5)[0])
-    c.stop(); c.join(5); srv.stop(); srv.join(5)
-    """
+    close(srv, c)
+    """)
     assert assert_same(katcp_python, code) == ["seen ?watchdog[1]", "!watchdog[1] ok"]
 
 
@@ -127,37 +149,13 @@ def test_kattype_value_errors_are_type_errors_too(katcp_python):
     assert ours == theirs
 
 
-_CLIENT_PRELUDE = """\
-import logging, sys, time
-logging.basicConfig(stream=sys.stdout, level=logging.ERROR, format="LOG %(name)s %(message)s")
-from katcp import DeviceServer, BlockingClient, CallbackClient, Message
-class S(DeviceServer):
-    VERSION_INFO = ("s", 1, 0)
-    BUILD_INFO = ("s", 1, 0, "")
-    def setup_sensors(self):
-        pass
-srv = S("127.0.0.1", 0)
-srv.start(timeout=5)
-def attempt(label, call):
-    started = time.time()
-    try:
-        call()
-        print(label, "no error")
-    except Exception as exc:
-        print(label, "raises AssertionError" if isinstance(exc, AssertionError)
-              else "raises " + type(exc).__name__)
-    print(label, "at once:", time.time() - started < 1.0)
-"""
-
-
 def test_request_apis_refuse_a_message_that_is_not_a_request_at_once(katcp_python):
     # katcp-python's send_request asserts the type: AssertionError at once, never a wait for
     # the timeout. katcpx raises NotARequestError, an AssertionError.
-    code = _CLIENT_PRELUDE + textwrap.dedent("""
+    code = device("""
+    srv, first = serve()
     for cls in (BlockingClient, CallbackClient):
-        c = cls(*srv.bind_address, timeout=3)
-        c.start(timeout=5)
-        c.wait_protocol(5)
+        c = connect(srv, cls)
         for msg in (Message.inform("foo"), Message.reply("foo", "ok")):
             attempt("blocking_request", lambda: c.blocking_request(msg, timeout=3))
         attempt("send_request", lambda: c.send_request(Message.inform("foo")))
@@ -170,7 +168,7 @@ def test_request_apis_refuse_a_message_that_is_not_a_request_at_once(katcp_pytho
                 print(c.future_request.__name__, "raises AssertionError")
         print(c.blocking_request(Message.request("watchdog"), timeout=3)[0].arguments)
         c.stop(); c.join(5)
-    srv.stop(); srv.join(5)
+    close(srv, first)
     """)
     theirs, ours = both(katcp_python, code)
     # katcp-python also logs a traceback per refused request when its client stops.
@@ -183,14 +181,12 @@ def test_request_apis_refuse_a_message_that_is_not_a_request_at_once(katcp_pytho
 def test_callback_request_refuses_a_non_request_at_once():
     # katcp-python raises the AssertionError on its loop (the thread-safe wrapper waits for
     # it); katcpx raises it in the caller, with nothing sent.
-    code = _CLIENT_PRELUDE + textwrap.dedent("""
-    c = CallbackClient(*srv.bind_address, timeout=3)
-    c.start(timeout=5)
-    c.wait_protocol(5)
+    code = device("""
+    srv, c = serve(client=CallbackClient)
     attempt("callback_request", lambda: c.callback_request(Message.inform("foo")))
     attempt("bad reply_cb", lambda: c.callback_request(Message.request("watchdog"), reply_cb=1))
     attempt("bad user_data", lambda: c.callback_request(Message.request("watchdog"), user_data=1))
-    c.stop(); c.join(5); srv.stop(); srv.join(5)
+    close(srv, c)
     """)
     assert run_snippet(sys.executable, "katcpx", code) == [
         "callback_request raises AssertionError",
@@ -204,16 +200,15 @@ def test_callback_request_refuses_a_non_request_at_once():
 
 def test_bad_timeout_raises_type_error_in_the_caller_without_a_loop_traceback(katcp_python):
     # katcp-python raises TypeError; katcpx raises it before handing anything to the loop, so
-    # no "Exception in callback" traceback is logged (the prelude logs ERRORs to stdout).
-    code = _CLIENT_PRELUDE + textwrap.dedent("""
-    c = BlockingClient(*srv.bind_address, timeout=3)
-    c.start(timeout=5)
-    c.wait_protocol(5)
+    # no "Exception in callback" traceback is logged (ERRORs are logged to stdout).
+    code = device("""
+    logging.basicConfig(stream=sys.stdout, level=logging.ERROR, format="LOG %(name)s %(message)s")
+    srv, c = serve()
     attempt("blocking_request", lambda: c.blocking_request(Message.request("watchdog"), timeout="1"))
     attempt("future_request", lambda: c.future_request(Message.request("watchdog"), timeout="1").result(3))
     time.sleep(0.2)  # a traceback logged on the loop would show up by now
     print(c.blocking_request(Message.request("watchdog"), timeout=3)[0].arguments)
-    c.stop(); c.join(5); srv.stop(); srv.join(5)
+    close(srv, c)
     """)
     theirs, ours = both(katcp_python, code)
     assert theirs[:2] == ["blocking_request raises TypeError", "blocking_request at once: True"]
@@ -228,16 +223,11 @@ def test_bad_timeout_raises_type_error_in_the_caller_without_a_loop_traceback(ka
 
 
 def test_call_with_a_bad_timeout_raises_type_error_at_once():
-    code = """
+    code = device("""
     import asyncio
-    from katcp import DeviceServer, AsyncClient
-    class S(DeviceServer):
-        VERSION_INFO = ("s", 1, 0)
-        BUILD_INFO = ("s", 1, 0, "")
-        def setup_sensors(self):
-            pass
+    from katcp import AsyncClient
     async def main():
-        srv = S("127.0.0.1", 0)
+        srv = Device("127.0.0.1", 0)
         srv.start(timeout=5)
         client = await AsyncClient.connect(*srv.bind_address)
         try:
@@ -245,9 +235,9 @@ def test_call_with_a_bad_timeout_raises_type_error_at_once():
         except TypeError as exc:
             print("TypeError", exc)
         await client.aclose()
-        srv.stop(); srv.join(5)
+        close(srv)
     asyncio.run(main())
-    """
+    """)
     assert run_snippet(sys.executable, "katcpx", code) == [
         "TypeError call() timeout must be a number of seconds or None, not '1'"
     ]
@@ -293,14 +283,9 @@ def test_kattype_error_texts_match_katcp_python(katcp_python):
 
 def test_missing_multiple_argument_error_names_no_parameter(katcp_python):
     # katcp-python leaves *args parameters unnamed: "Error in parameter 1 (): ...".
-    code = """
-    from katcp import DeviceServer, BlockingClient, Message
+    code = device("""
     from katcp.kattypes import request, return_reply, Int
-    class S(DeviceServer):
-        VERSION_INFO = ("s", 1, 0)
-        BUILD_INFO = ("s", 1, 0, "")
-        def setup_sensors(self):
-            pass
+    class S(Device):
         @request(Int(multiple=True))
         @return_reply(Int())
         def request_sum(self, req, *vals):
@@ -311,15 +296,11 @@ def test_missing_multiple_argument_error_names_no_parameter(katcp_python):
         def request_sum2(self, req, first, *rest):
             \"\"\"Sum ints.\"\"\"
             return ("ok", first + sum(rest))
-    srv = S("127.0.0.1", 0)
-    srv.start(timeout=5)
-    c = BlockingClient(*srv.bind_address)
-    c.start(timeout=5)
-    c.wait_protocol(5)
+    srv, c = serve(S)
     for req in (("sum",), ("sum", 1, "x"), ("sum2",), ("sum2", 1, 2, "x"), ("sum", 1, 2)):
         print(c.blocking_request(Message.request(*req), timeout=5)[0])
-    c.stop(); c.join(5); srv.stop(); srv.join(5)
-    """
+    close(srv, c)
+    """)
     lines = assert_same(katcp_python, code)
     assert lines[0] == r"!sum[1] fail Error\_in\_parameter\_1\_():\_No\_value\_or\_default\_given"
 
@@ -352,35 +333,24 @@ def test_client_handler_without_docstring_is_refused(katcp_python):
 
 def test_timeout_reply_reports_the_elapsed_time(katcp_python):
     # katcp-python: "Request slow timed out after 0.200992 seconds." (time since sending).
-    code = """
-    import re, threading
-    from katcp import DeviceServer, BlockingClient, Message
-    from katcp.kattypes import request, return_reply
+    code = device("""
+    import re
     release = threading.Event()
-    class S(DeviceServer):
-        VERSION_INFO = ("s", 1, 0)
-        BUILD_INFO = ("s", 1, 0, "")
-        def setup_sensors(self):
-            pass
+    class S(Device):
         def request_slow(self, req, msg):
             \"\"\"Never replies in time.\"\"\"
             release.wait(5)
             return Message.reply("slow", "ok")
-    srv = S("127.0.0.1", 0)
-    srv.start(timeout=5)
-    c = BlockingClient(*srv.bind_address)
-    c.start(timeout=5)
-    c.wait_protocol(5)
+    srv, c = serve(S)
     # Hold the client's loop past the deadline, so the time elapsed differs from the timeout.
-    import time
     threading.Timer(0.05, lambda: c.ioloop.add_callback(time.sleep, 0.6)).start()
     reply = c.blocking_request(Message.request("slow"), timeout=0.2)[0]
     release.set()
     text = reply.arguments[1].decode()
     seconds = float(re.match(r"Request slow timed out after ([0-9.]+) seconds\\.$", text).group(1))
     print(reply.arguments[0], 0.6 <= seconds < 1.2)
-    c.stop(); c.join(5); srv.stop(); srv.join(5)
-    """
+    close(srv, c)
+    """)
     assert assert_same(katcp_python, code) == ["b'fail' True"]
 
 
@@ -388,9 +358,7 @@ def test_server_log_lines_and_disconnect_reason(katcp_python):
     # katcp-python logs "Request x FAIL: ..." for a FailReply, "Request x FUTURE FAIL: ..."
     # for one raised by a handler that finished later, and nothing for the fail reply of
     # ?sensor-list/?sensor-value of an unknown name; a client closing gives "Socket EOF".
-    code = """
-    import logging, socket, threading
-    from katcp import DeviceServer, BlockingClient, Message, Sensor
+    code = device("""
     records = []
     class Keep(logging.Handler):
         def emit(self, record):
@@ -400,29 +368,23 @@ def test_server_log_lines_and_disconnect_reason(katcp_python):
     logging.getLogger("katcp").setLevel(logging.ERROR)
     gone = threading.Event()
     reasons = []
-    class S(DeviceServer):
-        VERSION_INFO = ("s", 1, 0)
-        BUILD_INFO = ("s", 1, 0, "")
+    class S(Device):
         def setup_sensors(self):
             self.add_sensor(Sensor.integer("n", "n", "", [0, 10], default=1))
         def on_client_disconnect(self, conn, msg, connection_valid):
             reasons.append((msg, connection_valid))
             gone.set()
             return super(S, self).on_client_disconnect(conn, msg, connection_valid)
-    srv = S("127.0.0.1", 0)
-    srv.start(timeout=5)
-    c = BlockingClient(*srv.bind_address)
-    c.start(timeout=5)
-    c.wait_protocol(5)
+    srv, c = serve(S)
     for req in (("sensor-list", "nosuch"), ("sensor-value", "nosuch"),
                 ("sensor-sampling", "n", "bogus")):
         print(c.blocking_request(Message.request(*req), timeout=5)[0])
     c.stop(); c.join(5)
     gone.wait(5)
-    srv.stop(); srv.join(5)
+    close(srv)
     print(records)
     print(reasons)
-    """
+    """)
     lines = assert_same(katcp_python, code)
     assert lines[-2:] == [
         "['Request sensor-sampling FUTURE FAIL: Unknown strategy name: bogus.']",
