@@ -133,8 +133,11 @@ class MissingDocstringError(KatcpError, TypeError, AssertionError):
     without a docstring (the ``?help`` text); raised when the class is created.
 
     A ``TypeError``, and an ``AssertionError`` as katcp-python 0.9.3's ``DeviceMetaclass``
-    raises.
+    raises, with its text (``Inform 'foo' has no docstring.``) and where the handler is.
     """
+
+    def __init__(self, kind: str, name: str, where: str) -> None:
+        super().__init__(f"{where}: {kind} '{name}' has no docstring.")
 
 
 class RequestFailed(KatcpClientError):

@@ -42,6 +42,10 @@ def collect_handlers(cls: type) -> None:
             func = getattr(cls, attr, None)
             if callable(func) and not isinstance(func, type):
                 if func.__doc__ is None:
-                    raise MissingDocstringError(f"{cls.__name__}.{attr}: handler has no docstring")
+                    raise MissingDocstringError(
+                        prefix[:-1].capitalize(),
+                        attr[len(prefix) :].replace("_", "-"),
+                        f"{cls.__name__}.{attr}",
+                    )
                 table[attr[len(prefix) :].replace("_", "-")] = func
         setattr(cls, table_name, table)

@@ -62,8 +62,7 @@ class DeviceMetaclass(type):
             if attr.startswith("request_") and callable(value):
                 if value.__doc__ is None:
                     raise MissingDocstringError(
-                        f"{name}.{attr}: request handler "
-                        f"'{convert_method_name('request_', attr)}' has no docstring"
+                        "Request", convert_method_name("request_", attr), f"{name}.{attr}"
                     )
                 info = getattr(cls, "PROTOCOL_INFO", None)
                 major = info.major if info is not None else 5
@@ -85,7 +84,10 @@ class DeviceMetaclass(type):
             if not callable(handler):
                 continue
             if handler.__doc__ is None:
-                raise MissingDocstringError(f"{name}.{attr}: handler has no docstring")
+                kind = prefix[:-1].capitalize()  # katcp-python's "Inform 'x' has no docstring."
+                raise MissingDocstringError(
+                    kind, convert_method_name(prefix, attr), f"{name}.{attr}"
+                )
             if cls.check_protocol(handler):
                 table[convert_method_name(prefix, attr)] = handler
 
