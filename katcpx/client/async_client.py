@@ -37,7 +37,7 @@ from ._pending import (
 )
 from ._sync import StateEvent
 from .device_client import DeviceClient, KatcpVersionError, log
-from .request_args import check_callbacks, check_request, check_timeout
+from .request_args import check_callbacks, check_request, check_timeout, failed_future
 
 __all__ = ["AsyncClient", "BlockingClient", "CallbackClient"]
 
@@ -648,9 +648,14 @@ class AsyncClient(DeviceClient):
             Resolves with ``(reply, informs)``. Called on the client's loop it is a future of
             that loop (a tornado 6 Future is an asyncio Future). Called from another thread
             it is a future of the caller's running loop, or a ``concurrent.futures.Future``
-            when the caller has no running loop.
+            when the caller has no running loop. It has already failed, as katcp-python's
+            does, with ``NotARequestError`` (an ``AssertionError``) when `msg` is not a
+            request, or ``TypeError`` when `timeout` is neither a number nor None.
         """
-        check_request("future_request", msg, timeout)  # in the caller, not on the loop
+        try:  # in the caller, not on the loop; katcp-python fails the future it returns
+            check_request("future_request", msg, timeout)
+        except (AssertionError, TypeError) as exc:
+            return failed_future(exc, self._loop if self._in_loop_thread() else None)
         timeout = self._timeout_for(msg.name, timeout)
         if self._in_loop_thread():
             assert self._loop is not None

@@ -8,6 +8,8 @@ the loop (where it would only be logged, and the caller would wait for its timeo
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from ..errors import NotARequestError
 from ..message import Message
 
-__all__ = ["check_request", "check_timeout", "check_callbacks"]
+__all__ = ["check_request", "check_timeout", "check_callbacks", "failed_future"]
 
 
 def check_request(api: str, msg: Message, timeout: Any = None) -> None:
@@ -67,3 +69,33 @@ def check_callbacks(
                 f"callback_request() user_data must be a tuple (the callbacks' extra"
                 f" arguments) or None, not {user_data!r}"
             ) from None
+
+
+def failed_future(
+    exc: BaseException, loop: asyncio.AbstractEventLoop | None
+) -> asyncio.Future[Any] | concurrent.futures.Future[Any]:
+    """A future that already failed with `exc`, of the kind ``future_request`` returns.
+
+    katcp-python's ``future_request`` hands back its argument errors in the future it
+    returns rather than raising them.
+
+    Parameters
+    ----------
+    exc
+        The error.
+    loop
+        The client's loop when called on it; None from another thread, where the future
+        belongs to the caller's running loop, or is a ``concurrent.futures.Future`` without
+        one.
+    """
+    if loop is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            cfut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            cfut.set_exception(exc)
+            return cfut
+    # Made on this thread's own loop, so it is done when returned (wrap_future is not).
+    fut = loop.create_future()
+    fut.set_exception(exc)
+    return fut

@@ -160,12 +160,10 @@ def test_request_apis_refuse_a_message_that_is_not_a_request_at_once(katcp_pytho
             attempt("blocking_request", lambda: c.blocking_request(msg, timeout=3))
         attempt("send_request", lambda: c.send_request(Message.inform("foo")))
         if not hasattr(c, "until_ready"):  # katcp-python's future_request from a thread breaks
-            print(c.future_request.__name__, "raises AssertionError")
-        else:
-            try:
-                c.future_request(Message.inform("foo"), timeout=3)
-            except AssertionError:
-                print(c.future_request.__name__, "raises AssertionError")
+            print("future_request raises AssertionError")
+            print("future_request at once: True")
+        else:  # a future that has already failed, as katcp-python's on its loop
+            attempt("future_request", lambda: c.future_request(Message.inform("foo")).result(0))
         print(c.blocking_request(Message.request("watchdog"), timeout=3)[0].arguments)
         c.stop(); c.join(5)
     close(srv, first)
@@ -421,3 +419,31 @@ def test_request_while_disconnected_fails_without_a_message_id(katcp_python):
     theirs, ours = both(katcp_python, code)
     assert theirs == [r"0 ?watchdog[1] fail Not\_connected\_to\_device\_127.0.0.1:PORT"]
     assert ours == [r"1 !watchdog fail Not\_connected\_to\_device\_127.0.0.1:PORT"]
+
+
+def test_future_request_on_the_loop_returns_a_failed_future(katcp_python):
+    # katcp-python's future_request, on its loop, hands argument errors back in its future.
+    code = device("""
+    from tornado import gen
+    srv, c = serve(client=CallbackClient)
+    @gen.coroutine
+    def on_loop():
+        for args in ((Message.inform("foo"),), (Message.request("watchdog"), "1")):
+            f = c.future_request(*args)
+            print("returned", f.done())
+            try:
+                yield f
+            except AssertionError:
+                print("AssertionError")
+            except TypeError:
+                print("TypeError")
+    c.ioloop.add_callback(on_loop)
+    time.sleep(0.5)
+    close(srv, c)
+    """)
+    assert assert_same(katcp_python, code) == [
+        "returned True",
+        "AssertionError",
+        "returned True",
+        "TypeError",
+    ]
