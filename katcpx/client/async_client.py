@@ -50,8 +50,8 @@ _get_ident = threading.get_ident
 
 
 # The text of the fail reply that the compatibility methods give for a timeout (katcp-python
-# words it the same way); is_timeout_reply() recognises it, so callers need not parse it.
-#: katcp-python 0.9.3's text; `timeout` is the time elapsed since sending, in seconds.
+# words it the same way, with the seconds elapsed since sending as `timeout`);
+# is_timeout_reply() recognises it, so callers need not parse it.
 _TIMEOUT_TEXT: Final = "Request {name} timed out after {timeout:f} seconds."
 _TIMEOUT_RE: Final = re.compile(r"Request \S+ timed out after [0-9.]+ seconds\.\Z")
 
