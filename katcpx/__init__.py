@@ -29,6 +29,7 @@ from .errors import (
     KatcpTypeError,
     KatcpVersionError,
     MessageTooLong,
+    NotARequestError,
     RequestFailed,
     RequestTimeout,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "KatcpClientError",
     "KatcpVersionError",
     "KatcpClientDisconnected",
+    "NotARequestError",
     "RequestFailed",
     "FailReplyError",
     "InvalidReply",

@@ -25,6 +25,8 @@ __all__ = [
     "KatcpClientError",
     "KatcpVersionError",
     "KatcpClientDisconnected",
+    "NotARequestError",
+    "MissingDocstringError",
     "RequestFailed",
     "FailReplyError",
     "InvalidReply",
@@ -72,15 +74,20 @@ class MessageTooLong(KatcpSyntaxError):
         super().__init__(f"message of at least {size} bytes exceeds the {limit}-byte limit")
 
 
-class KatcpTypeError(KatcpError, ValueError):
-    """A value that a kattype could not pack, unpack or check."""
+class KatcpTypeError(KatcpError, TypeError, ValueError):
+    """A value that a kattype could not pack, unpack or check.
+
+    A ``TypeError``, as katcp-python 0.9.3's ``katcp.core.KatcpTypeError`` is, and also a
+    ``ValueError``, which katcp-python's kattypes raise for bad values: catches written for
+    either keep working.
+    """
 
 
-class KatcpValueTypeError(KatcpTypeError, TypeError):
+class KatcpValueTypeError(KatcpTypeError):
     """A value whose Python type a kattype cannot pack (``Int().pack("a")``).
 
-    It is a ``TypeError``, as katcp-python 0.9.3 raises for such values, and still a
-    :class:`KatcpTypeError` (so a ``ValueError``) like every other kattype error.
+    A :class:`KatcpTypeError`, so both a ``TypeError`` (as katcp-python 0.9.3 raises for such
+    values) and a ``ValueError`` like every other kattype error.
     """
 
 
@@ -111,6 +118,26 @@ class KatcpVersionError(KatcpClientError):
 
 class KatcpClientDisconnected(KatcpClientError):
     """Raised when sending a message while not connected to the server."""
+
+
+class NotARequestError(KatcpClientError, AssertionError, ValueError):
+    """A request API (``blocking_request``, ``future_request``, ...) was given a reply or inform.
+
+    An ``AssertionError``, as katcp-python 0.9.3 raises (its ``send_request`` asserts the
+    message type), and a ``ValueError``, as katcpx's ``send_request`` raised before.
+    """
+
+
+class MissingDocstringError(KatcpError, TypeError, AssertionError):
+    """A server or client class defines a ``request_*``/``inform_*``/``reply_*`` handler
+    without a docstring (the ``?help`` text); raised when the class is created.
+
+    A ``TypeError``, and an ``AssertionError`` as katcp-python 0.9.3's ``DeviceMetaclass``
+    raises, with its text (``Inform 'foo' has no docstring.``) and where the handler is.
+    """
+
+    def __init__(self, kind: str, name: str, where: str) -> None:
+        super().__init__(f"{where}: {kind} '{name}' has no docstring.")
 
 
 class RequestFailed(KatcpClientError):

@@ -24,6 +24,7 @@ from .codec import (
     unescape_argument,
     wire_argument,
 )
+from .errors import KatcpSyntaxError
 
 __all__ = [
     "Message",
@@ -101,7 +102,8 @@ class Message:
         mid: bytes | str | int | None = None,
     ) -> None:
         if mtype not in _TYPE_PREFIX:
-            raise ValueError(f"invalid message type {mtype!r}")
+            # katcp-python 0.9.3's exception class and text.
+            raise KatcpSyntaxError(f"Invalid command type {mtype!r}.")
         self.mtype = mtype
         self.name = check_name(name)
         self.arguments = [format_argument(arg) for arg in arguments] if arguments else []

@@ -122,7 +122,7 @@ def test_mids_normalise_to_bytes(mid, expected):
 
 
 def test_invalid_type_refused():
-    with pytest.raises(ValueError, match="message type"):
+    with pytest.raises(KatcpSyntaxError, match="Invalid command type"):
         Message(9, "x")
 
 

@@ -18,6 +18,7 @@ from ..errors import ConnectionLost, KatcpVersionError, RequestTimeout
 from ..message import Message
 from ._link import log
 from ._pending import BlockingPending, CallbackPending, CallPending, FuturePending, Pending
+from ._request_args import check_callbacks, check_request, check_timeout, failed_future
 from ._requesting import TIMEOUT_TEXT, RequestingClient, is_timeout_reply
 
 __all__ = ["DEFAULT", "AsyncClient", "BlockingClient", "CallbackClient", "is_timeout_reply"]
@@ -110,6 +111,9 @@ class AsyncClient(RequestingClient):
             Whether to use message IDs. Default is to use message IDs if the server supports
             them.
         """
+        # Bad arguments fail here, in the caller, not later on the loop (katcp-python's errors).
+        check_request("callback_request", msg, timeout)
+        check_callbacks(reply_cb, inform_cb, user_data)
         if self.metrics is not None:  # count it as call() and blocking_request() are
             reply_cb = _counted_reply_cb(self.metrics, msg.name, reply_cb)
         entry = CallbackPending(msg.name, reply_cb, inform_cb, user_data)
@@ -137,8 +141,14 @@ class AsyncClient(RequestingClient):
             Resolves with ``(reply, informs)``. Called on the client's loop it is a future of
             that loop (a tornado 6 Future is an asyncio Future). Called from another thread
             it is a future of the caller's running loop, or a ``concurrent.futures.Future``
-            when the caller has no running loop.
+            when the caller has no running loop. It has already failed, as katcp-python's
+            does, with ``NotARequestError`` (an ``AssertionError``) when `msg` is not a
+            request, or ``TypeError`` when `timeout` is neither a number nor None.
         """
+        try:  # in the caller, not on the loop; katcp-python fails the future it returns
+            check_request("future_request", msg, timeout)
+        except (AssertionError, TypeError) as exc:
+            return failed_future(exc, self._binding.loop if self._binding.on_loop() else None)
         timeout = self._timeout_for(msg.name, timeout)
         if self._binding.on_loop():
             fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -191,8 +201,13 @@ class AsyncClient(RequestingClient):
         ------
         RuntimeError
             If called from the client's own loop thread, where it would deadlock.
+        NotARequestError
+            (An ``AssertionError``, as katcp-python raises.) `msg` is not a request.
+        TypeError
+            `timeout` is neither a number nor None.
         """
         self._check_blocking_allowed("blocking_request")
+        check_request("blocking_request", msg, timeout)  # in the caller, not on the loop
         started = time.perf_counter()  # for the client's request latency metrics
         timeout = self._timeout_for(msg.name, timeout)
         entry = BlockingPending(msg.name)
@@ -229,8 +244,9 @@ class AsyncClient(RequestingClient):
                 # The loop is stuck (or still starting): report the timeout as the loop
                 # would have. katcp-python raises RuntimeError here.
                 entry.done = True
-                assert timeout is not None
-                entry.fail(TIMEOUT_TEXT.format(name=entry.name, timeout=timeout), RequestTimeout)
+                assert timeout is not None and deadline is not None
+                elapsed = time.monotonic() - deadline + timeout + 1.0  # since the hand-over
+                entry.fail(TIMEOUT_TEXT.format(name=entry.name, timeout=elapsed), RequestTimeout)
                 assert entry.result is not None
                 return entry.result
             if entry.lock.acquire(timeout=min(remaining, _POLL)):
@@ -295,6 +311,8 @@ class AsyncClient(RequestingClient):
         """
         if use_mid and not self._server_supports_ids:
             raise KatcpVersionError("Message IDs not supported by server")
+        if timeout is not DEFAULT:
+            check_timeout("call", timeout)  # in the caller, not on the loop
         if timeout is DEFAULT:
             resolved = (
                 self._timeout_for(name, None) if self._timeout_hints else self._request_timeout

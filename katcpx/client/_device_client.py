@@ -12,7 +12,13 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import KatcpClientDisconnected, KatcpSyntaxError, KatcpVersionError, MessageTooLong
+from ..errors import (
+    KatcpClientDisconnected,
+    KatcpSyntaxError,
+    KatcpVersionError,
+    MessageTooLong,
+    NotARequestError,
+)
 from ..flags import ProtocolFlags
 from ..message import Message
 from ..transport import KatcpProtocol
@@ -210,8 +216,8 @@ class DeviceClient(ClientBase):
         msg
             The request message to send.
         """
-        if msg.mtype != _REQUEST:
-            raise ValueError(f"send_request() needs a request message, not {msg!r}")
+        if msg.mtype != _REQUEST:  # katcp-python asserts: NotARequestError is an AssertionError
+            raise NotARequestError(f"send_request() sends requests only, not {msg}")
         if msg.mid is not None and not self._server_supports_ids:
             raise KatcpVersionError("Message IDs not supported by server")
         self.send_message(msg)

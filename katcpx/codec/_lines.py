@@ -68,26 +68,31 @@ def check_name(name: str) -> str:
 def check_mid(mid: bytes | str | int | None) -> bytes | None:
     """Normalise a message id to its digits as ``bytes`` (or None).
 
-    Accepts an int, or str/bytes of digits, in the range 1 to 2**31-1.
+    Accepts an int, or str/bytes of digits, in the range 1 to 2**31-1 (spec 5.1 section
+    2.2; katcp-python 0.9.3 also takes 0 and leading zeros).
 
     Raises
     ------
-    ValueError
-        For anything else.
+    KatcpSyntaxError
+        (A ``ValueError``.) For anything else, as katcp-python 0.9.3 raises
+        (``Invalid message id 'abc'.``).
     """
     if mid is None:
         return None
     if isinstance(mid, bool):
-        raise ValueError("message id must be an integer, not bool")
+        raise KatcpSyntaxError(f"Invalid message id {mid!r}: must be an integer, not bool.")
     if isinstance(mid, numbers.Integral):
         value = int(mid)
     else:
-        raw = mid.encode("ascii") if isinstance(mid, str) else bytes(mid)
+        try:
+            raw = mid.encode("ascii") if isinstance(mid, str) else bytes(mid)
+        except (TypeError, ValueError):
+            raw = b""
         if not raw.isdigit() or raw[:1] == b"0":
-            raise ValueError(f"message id {mid!r} is not a positive decimal integer")
+            raise KatcpSyntaxError(f"Invalid message id {mid!r}.")
         value = int(raw)
     if not 1 <= value <= MAX_MID:
-        raise ValueError(f"message id {value} is outside the range 1 to {MAX_MID}")
+        raise KatcpSyntaxError(f"Invalid message id {mid!r}: outside the range 1 to {MAX_MID}.")
     return b"%d" % value
 
 

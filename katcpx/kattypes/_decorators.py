@@ -24,16 +24,16 @@ def _method_to_message_name(prefix: str, name: str) -> str:
 
 
 def _argnames(handler: Callable[..., Any], skip: int) -> list[str]:
-    """Names of the handler's positional parameters after the first `skip`."""
+    """Names of the handler's positional parameters after the first `skip`.
+
+    A ``*args`` parameter has no name here, as in katcp-python 0.9.3 (its errors say
+    ``Error in parameter 1 (): ...`` for it).
+    """
     try:
         params = list(inspect.signature(handler).parameters.values())
     except (TypeError, ValueError):
         return []
-    names = [
-        p.name
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-    ]
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return names[skip:]
 
 

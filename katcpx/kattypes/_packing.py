@@ -178,7 +178,7 @@ def pack_types(types: Sequence[KatcpType], args: Sequence[Any], major: int) -> l
     nargs = len(args)
     multiple = ntypes > 0 and types[-1].multiple
     if nargs > ntypes and not multiple:
-        raise KatcpTypeError(f"too many arguments to pack (expected {ntypes}, got {nargs})")
+        raise KatcpTypeError("Too many arguments to pack.")  # katcp-python 0.9.3's text
     packed = [types[i].pack(args[i] if i < nargs else None, major=major) for i in range(ntypes)]
     if nargs > ntypes:
         last = types[-1]

@@ -46,7 +46,7 @@ class Address(KatcpType):
             host, port = value
             bhost = host if isinstance(host, bytes) else host.encode("ascii")
         except (ValueError, TypeError, AttributeError, UnicodeEncodeError):
-            raise KatcpTypeError(f"could not extract host and port from {value!r}") from None
+            raise KatcpTypeError(f"Could not extract host and port from value {value!r}") from None
         if b":" in bhost:
             bhost = b"[" + bhost + b"]"
         if port is None:
@@ -85,12 +85,12 @@ class Timestamp(KatcpType):
     name = "timestamp"
 
     def encode(self, value: Any, major: int) -> bytes:
-        try:
+        try:  # float()'s own texts, as katcp-python 0.9.3 gives them
             seconds = float(value)
-        except TypeError:
-            raise KatcpValueTypeError(f"could not encode {value!r} as timestamp") from None
-        except ValueError:
-            raise KatcpTypeError(f"could not encode {value!r} as timestamp") from None
+        except TypeError as e:
+            raise KatcpValueTypeError(str(e)) from None
+        except ValueError as e:
+            raise KatcpTypeError(str(e)) from None
         try:
             return format_timestamp(seconds, major)
         except ValueError:
@@ -148,23 +148,23 @@ class StrictTimestamp(KatcpType):
 
     def encode(self, value: Any, major: int) -> bytes:
         if not isinstance(value, numbers.Real):
-            raise KatcpValueTypeError(f"could not encode {value!r} as strict timestamp")
+            raise KatcpValueTypeError(f"Could not encode value '{value!r}' as strict timestamp.")
         return format_timestamp(float(value), major)
 
     def decode(self, value: bytes, major: int) -> float:
         if not _STRICT_TS_RE.match(value):
-            raise KatcpTypeError(f"could not parse '{show_value(value)}' as strict timestamp")
+            raise KatcpTypeError(f"Could not parse value '{show_raw(value)}' as strict timestamp.")
         return parse_timestamp(value, major)
 
     def check(self, value: Any, major: int) -> None:
-        try:
+        try:  # float()'s own texts, as katcp-python 0.9.3 gives them
             f = float(value)
-        except TypeError:
-            raise KatcpValueTypeError(f"{value!r} is not a strict timestamp") from None
-        except ValueError:
-            raise KatcpTypeError(f"{value!r} is not a strict timestamp") from None
+        except TypeError as e:
+            raise KatcpValueTypeError(str(e)) from None
+        except ValueError as e:
+            raise KatcpTypeError(str(e)) from None
         if f < 0:
-            raise KatcpTypeError("strict timestamps may not be negative")
+            raise KatcpTypeError("Strict timestamps may not be negative.")
         if f != f or f in (float("inf"), float("-inf")):
             raise KatcpTypeError("strict timestamps must be finite")
 

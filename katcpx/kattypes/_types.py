@@ -150,7 +150,7 @@ class KatcpType:
         if value is None:
             value = self.get_default()
             if value is None:
-                raise KatcpTypeError("cannot pack a None value")
+                raise KatcpTypeError("Cannot pack a None value.")  # katcp-python's text
         if not nocheck:
             self.check(value, major)
         return self.encode(value, major)
@@ -240,8 +240,10 @@ class Int(_Bounded):
                 return b"%d" % int(float(value))
         except (TypeError, ValueError, OverflowError):
             pass
-        if not isinstance(value, numbers.Real):
-            raise KatcpValueTypeError(f"could not encode {value!r} as integer: not a number")
+        if not isinstance(value, numbers.Real):  # the TypeError text katcp-python's %d gives
+            raise KatcpValueTypeError(
+                f"%d format: a real number is required, not {type(value).__name__}"
+            )
         raise KatcpTypeError(f"could not encode {value!r} as integer")
 
     def decode(self, value: bytes, major: int) -> int:
@@ -272,7 +274,7 @@ class Float(_Bounded):
     def encode(self, value: Any, major: int) -> bytes:
         if type(value) is float or isinstance(value, numbers.Real):
             return format_float(value)
-        raise KatcpValueTypeError(f"could not encode {value!r} as float: not a number")
+        raise KatcpValueTypeError(f"Could not encode value '{value!r}' as float.")
 
     def decode(self, value: bytes, major: int) -> float:
         if not FLOAT_RE.match(value):

@@ -4,7 +4,10 @@ A client whose request line breaks the grammar (an invalid escape such as ``\\w`
 ``?sensor-list /(\\w)\\1/``) would otherwise wait for its timeout: the server only logs the
 line. When the line still shows that it is a request, and its name (and message id), the
 server answers ``!<name>[<id>] invalid <what and where>`` (spec section 2: every request
-gets a reply; ``invalid`` marks a malformed request) besides the ``#log`` it sends.
+gets a reply; ``invalid`` marks a malformed request) besides the ``#log`` it sends. A line
+whose message id itself is bad (``?watchdog[0]``, ``[abc]``, ``[-1]``, out of range or
+unclosed; spec 5.1 section 2.2 allows 1 to 2**31 - 1) is answered without an id, and so is
+one with white space before its ``?``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from ..parser import MAX_MID
 
 __all__ = ["invalid_reply"]
 
-# "?name" or "?name[id]" followed by a space, tab or the end: the part a broken argument
-# does not touch.
-_HEAD = re.compile(rb"\?([A-Za-z][A-Za-z0-9-]*)(?:\[([1-9][0-9]{0,9})\])?(?=[ \t]|$)")
+# "?name", optionally with anything in brackets after it (a good or a bad message id) and
+# after leading white space, followed by a space, tab or the end: a line that shows it is a
+# request and which. A bad id (0, -1, abc, out of range, unclosed) is not echoed back.
+_HEAD = re.compile(rb"[ \t]*\?([A-Za-z][A-Za-z0-9-]*)(\[[^ \t]*)?(?=[ \t]|$)")
+_GOOD_ID = re.compile(rb"\[([1-9][0-9]{0,9})\]")
 
 
 def invalid_reply(err: KatcpSyntaxError) -> Message | None:
@@ -32,7 +37,8 @@ def invalid_reply(err: KatcpSyntaxError) -> Message | None:
     if head is None:
         return None
     name = head.group(1).decode("ascii")
-    mid = head.group(2).decode("ascii") if head.group(2) else None
+    good_id = _GOOD_ID.fullmatch(head.group(2) or b"")
+    mid = good_id.group(1).decode("ascii") if good_id else None
     if mid is not None and int(mid) > MAX_MID:
         mid = None  # not a valid id: answer without one
     where = f" at column {err.column + 1}" if err.column is not None else ""

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -221,6 +222,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         if handler_thread and not thread_safe:
             raise ValueError("handler_thread=True requires thread_safe=True")
         self._concurrency_options = {"thread_safe": thread_safe, "handler_thread": handler_thread}
+        # As katcp-python: the dispatch is installed on the instance, so a subclass's
+        # on_message override is never on the dispatch path (requests stay answered even
+        # if it does not call super); handle_message/handle_request overrides still are.
+        self.on_message = types.MethodType(DeviceServerBase.on_message, self)  # type: ignore[method-assign]
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -643,7 +648,7 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             self.metrics.connection_dropped()
         if conn in self._connections:
             del self._connections[conn]
-            reason = f"Connection lost: {exc}" if exc else "Connection closed by client."
+            reason = repr(exc) if exc else "Socket EOF"  # katcp-python's reasons
             assert self._loop is not None
             self._loop.create_task(self._disconnect_async(conn, reason, False))
 
@@ -710,6 +715,10 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     def on_message(self, client_conn: ClientConnection, msg: Message) -> Any:
         """Handle one message with the configured concurrency (katcp-python's hook).
 
+        As in katcp-python, :meth:`set_concurrency_options` installs this on the instance:
+        a subclass overriding it is not called (override :meth:`handle_message` or
+        :meth:`handle_request` to see every message).
+
         Returns None, or a future that resolves when the next message may be handled.
         """
         executor = self._handler_executor
@@ -733,7 +742,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             exc = None if f.cancelled() else f.exception()
             inner = None if f.cancelled() or exc is not None else f.result()
             if exc is not None:
-                self._logger.error("error handling %s", msg, exc_info=exc)
+                # A handle_message override raised before replying: no request unanswered.
+                self.refuse_message(client_conn, msg, str(exc))
             if _is_pending(inner):
                 self._watch(inner).add_done_callback(lambda _: outer.set_result(None))
             else:
@@ -773,13 +783,12 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
     def handles_runs(self) -> bool:
         """Whether connections may hand :meth:`on_message_run` runs of requests at once.
 
-        True in handler-thread mode unless a subclass overrides :meth:`on_message` (then
-        each message goes through that hook, as in katcp-python).
+        True in handler-thread mode unless code assigned its own ``on_message`` to the
+        instance (then each message goes through it, as in katcp-python).
         """
-        return (
-            self._handler_executor is not None
-            and type(self).on_message is DeviceServerBase.on_message
-        )
+        # Only code assigning its own on_message to the instance replaces the dispatch.
+        on_message = getattr(self.on_message, "__func__", None)
+        return self._handler_executor is not None and on_message is DeviceServerBase.on_message
 
     def on_message_run(self, client_conn: ClientConnection, run: list[Message]) -> AnyFuture:
         """Handle consecutive messages of one client in the handler thread, in one hand-off.
@@ -801,8 +810,8 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
             for index, msg in enumerate(run):
                 try:
                     result = self.handle_message(client_conn, msg)
-                except Exception:  # nothing a client sends may kill the server
-                    self._logger.exception("error handling %s", msg)
+                except Exception as exc:  # nothing a client sends may kill the server
+                    self.refuse_message(client_conn, msg, str(exc))  # and none unanswered
                     continue
                 if _is_pending(result):
                     return RunStopped(self._watch(result), run[index + 1 :])
@@ -906,16 +915,17 @@ class DeviceServerBase(Python2Next, metaclass=DeviceMetaclass):
         elif isinstance(exc, AsyncReply):
             pass
         elif isinstance(exc, FailReply):
-            self._send_fail(req, str(exc))
+            self._send_fail(req, str(exc), " FUTURE")  # katcp-python's log wording
         else:
             self._send_result(
                 req,
                 self.create_exception_reply_and_log(req.msg, (type(exc), exc, exc.__traceback__)),
             )
 
-    def _send_fail(self, req: ClientRequestConnection, reason: str) -> None:
-        # katcp-python's level; the log keeps no MiB-long reason alive.
-        self._logger.error("Request %s FAIL: %s", req.msg.name, reason[:1000])
+    def _send_fail(self, req: ClientRequestConnection, reason: str, how: str = "") -> None:
+        # katcp-python's level and wording (`how` " FUTURE" for a handler that finished
+        # later); the log keeps no MiB-long reason alive.
+        self._logger.error("Request %s%s FAIL: %s", req.msg.name, how, reason[:1000])
         self._send_result(req, Message.reply(req.msg.name, "fail", reason))
 
     def _send_result(self, req: ClientRequestConnection, result: Any) -> None:

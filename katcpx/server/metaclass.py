@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..compat import convert_method_name
+from ..errors import MissingDocstringError
 
 __all__ = ["DeviceMetaclass", "convert_method_name", "prepare_handler"]
 
@@ -43,7 +44,8 @@ class DeviceMetaclass(type):
     dictionaries ``_request_handlers``, ``_inform_handlers`` and ``_reply_handlers``, keyed
     by KATCP name (``request_sensor_list`` → ``sensor-list``). Every handler must have a
     docstring (it is the ``?help`` text); a class that defines one without is refused with
-    ``TypeError`` when it is created. Handlers that :meth:`check_protocol` rejects for the
+    :class:`~katcpx.errors.MissingDocstringError` (a ``TypeError`` and, as in katcp-python,
+    an ``AssertionError``) when it is created. Handlers that :meth:`check_protocol` rejects for the
     class's ``PROTOCOL_INFO`` are left out. Request handlers go through
     ``kattypes.prepare_request_handler`` once, where they are defined.
     """
@@ -59,9 +61,8 @@ class DeviceMetaclass(type):
         for attr, value in dct.items():
             if attr.startswith("request_") and callable(value):
                 if value.__doc__ is None:
-                    raise TypeError(
-                        f"{name}.{attr}: request handler "
-                        f"'{convert_method_name('request_', attr)}' has no docstring"
+                    raise MissingDocstringError(
+                        "Request", convert_method_name("request_", attr), f"{name}.{attr}"
                     )
                 info = getattr(cls, "PROTOCOL_INFO", None)
                 major = info.major if info is not None else 5
@@ -83,7 +84,10 @@ class DeviceMetaclass(type):
             if not callable(handler):
                 continue
             if handler.__doc__ is None:
-                raise TypeError(f"{name}.{attr}: handler has no docstring")
+                kind = prefix[:-1].capitalize()  # katcp-python's "Inform 'x' has no docstring."
+                raise MissingDocstringError(
+                    kind, convert_method_name(prefix, attr), f"{name}.{attr}"
+                )
             if cls.check_protocol(handler):
                 table[convert_method_name(prefix, attr)] = handler
 

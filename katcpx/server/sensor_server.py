@@ -264,7 +264,14 @@ class SensorDeviceServer(DeviceServerBase):
         """Fetch a list of all sensors."""
         return list(self._sensors.values())
 
-    def _matching_sensors(self, msg: Message) -> list[tuple[str, Sensor]]:
+    def _matching_sensors(self, msg: Message) -> list[tuple[str, Sensor]] | None:
+        """The sensors `msg`'s first argument names (all without one); None if unknown.
+
+        Raises
+        ------
+        FailReply
+            A bad client-sent regular expression.
+        """
         exact, name_filter = construct_name_filter(_arg(msg, 0))
         ordered = self._sorted_sensors
         if ordered is None:
@@ -273,5 +280,5 @@ class SensorDeviceServer(DeviceServerBase):
             return list(ordered)
         sensors = [(n, s) for n, s in ordered if name_filter(n)]
         if exact and not sensors:
-            raise FailReply("Unknown sensor name.")
+            return None
         return sensors

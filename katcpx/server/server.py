@@ -437,6 +437,8 @@ class DeviceServer(SensorDeviceServer):
             !sensor-list ok 1
         """
         sensors = self._matching_sensors(msg)
+        if sensors is None:  # a fail reply, not FailReply: katcp-python logs nothing here
+            return req.make_reply("fail", "Unknown sensor name.")
         for name, sensor in sensors:
             req.inform(
                 name, sensor.description, sensor.units, sensor.stype, *sensor.formatted_params
@@ -484,6 +486,8 @@ class DeviceServer(SensorDeviceServer):
             !sensor-value ok 1
         """
         sensors = self._matching_sensors(msg)
+        if sensors is None:  # a fail reply, not FailReply: katcp-python logs nothing here
+            return req.make_reply("fail", "Unknown sensor name.")
         # A full dump is thousands of informs: the sampling manager's formatter writes them
         # straight to wire bytes, from the cache #sensor-status also uses.
         # (Called directly on a server not running, there is no manager: format afresh.)

@@ -125,6 +125,7 @@ async def test_informs_routed_by_id_and_unsolicited_informs_to_handlers() -> Non
 
     class Client(AsyncClient):
         def inform_sensor_status(self, msg: Message) -> None:
+            """Record it."""
             seen.append(msg)
 
         def unhandled_inform(self, msg: Message) -> None:
@@ -360,9 +361,11 @@ async def test_handler_dispatch_and_request_type_from_server() -> None:
 
     class Client(DeviceClient):
         def reply_watchdog(self, msg: Message) -> None:
+            """Record it."""
             got.append(f"reply {msg.arguments[0].decode()}")
 
         def request_ping(self, msg: Message) -> Message:
+            """Answer it."""
             got.append("request")
             return Message.reply("ping", "ok")
 

@@ -34,6 +34,7 @@ class Client(AsyncClient):
         self._changed = asyncio.Event()
 
     def inform_sensor_status(self, msg: Message) -> None:
+        """Record the readings."""
         args = [a.decode() for a in msg.arguments]
         for i in range(int(args[1])):
             name, status, value = args[2 + 3 * i : 5 + 3 * i]

@@ -45,6 +45,7 @@ class Client(AsyncClient):
         self._changed = asyncio.Event()
 
     def inform_sensor_status(self, msg: Message) -> None:
+        """Record the readings."""
         args = [a.decode() for a in msg.arguments]
         # timestamp, count, then (name, status, value) per sensor
         for i in range(int(args[1])):
@@ -54,6 +55,7 @@ class Client(AsyncClient):
         self._changed.set()
 
     def inform_log(self, msg: Message) -> None:
+        """Record it."""
         self.logs.append(msg)
         self._changed.set()
 

@@ -78,10 +78,10 @@ def test_script_that_ends_after_start_keeps_serving_until_halted(tmp_path, handl
 
 
 class Raising(ExampleServer):
-    def on_message(self, client_conn, msg):
+    def handle_message(self, client_conn, msg):
         if msg.name == "explode":
-            raise RuntimeError("on_message blew up")
-        return super().on_message(client_conn, msg)
+            raise RuntimeError("handle_message blew up")
+        return super().handle_message(client_conn, msg)
 
     def request_stop_handler_thread(self, req, msg):
         """Stop the handler thread, as stopping the server does."""
@@ -92,7 +92,7 @@ class Raising(ExampleServer):
 def test_request_whose_dispatch_raises_gets_a_fail_reply():
     with running(Raising("127.0.0.1", 0)) as srv, connect(srv) as c:
         reply, _ = c.request("explode", mid=3)
-        assert reply.arguments[0] == b"fail" and b"on_message blew up" in reply.arguments[1]
+        assert reply.arguments[0] == b"fail" and b"handle_message blew up" in reply.arguments[1]
         assert reply.mid == b"3"
         assert c.request("watchdog")[0].reply_ok()
 
