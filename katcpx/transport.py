@@ -102,6 +102,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         # True once data arrived or a flush ran since the last direct write: the next
         # message may then go out at once instead of waiting a loop iteration.
         self._idle = True
+        self._corked = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -168,6 +169,9 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         """Queue raw wire bytes (complete lines)."""
         if self.closed:
             return
+        if self._corked:
+            self._out.append(data)
+            return
         if self._idle and not self._out:
             transport = self.transport
             if transport is not None and transport.get_write_buffer_size() == 0:
@@ -177,6 +181,18 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         self._out.append(data)
         if self._flush_handle is None and self.loop is not None:
             self._flush_handle = self.loop.call_soon(self.flush)
+
+    def cork(self) -> None:
+        """Hold what is sent until :meth:`uncork` (which writes it in one ``send()``)."""
+        self._corked = True
+
+    def uncork(self) -> None:
+        """Write what was held since :meth:`cork` now, in one ``send()``."""
+        self._corked = False
+        if self._out:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self.flush()
 
     def flush(self) -> None:
         """Write everything queued now, in one ``send()``."""

@@ -30,6 +30,12 @@ __all__ = [
 
 _clock = time.perf_counter
 
+#: A read bringing at most this many messages to an empty queue marks its client as waiting
+#: for replies (interactive): while one is, pipelining clients get short turns. Pipelining
+#: clients among themselves share the loop by message count, in full turns, since short
+#: turns would cost each of them a send and a loop iteration per few requests.
+INTERACTIVE_BATCH = 4
+
 
 class ServerProtocol(KatcpProtocol):
     """The transport protocol of one server-side connection; feeds a :class:`ClientConnection`."""
@@ -140,6 +146,10 @@ class Link(Protocol):
 
     def resume_reading(self) -> None: ...
 
+    def cork(self) -> None: ...
+
+    def uncork(self) -> None: ...
+
 
 class ClientConnection:
     """The connection between the server and one client.
@@ -189,6 +199,7 @@ class ClientConnection:
         self._wait_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._paused = False
+        self._bulk_at = -1e9  # perf_counter() of this client's last pipelined read
         #: Common name of the client's verified TLS certificate, or None.
         self.identity: str | None = None
         #: What the client may do (see :mod:`katcpx.server.access`).
@@ -302,10 +313,15 @@ class ClientConnection:
             return
         server = self._server
         self._queued_bytes += nbytes
-        server.activity.received(self, time.perf_counter())
         # A client with nothing queued is served within this read, not a loop turn later
         # behind whoever has a backlog: that is what keeps its latency near idle.
         at_once = not self._pending and not self._pump_scheduled
+        now = _clock()
+        if not at_once or len(items) > INTERACTIVE_BATCH:
+            self._bulk_at = now
+        elif now - self._bulk_at > server.activity.WINDOW:
+            # A client waiting for a reply or two: others' turns shorten for it.
+            server.activity.received(self, now)
         if self._busy and self._handling:
             # An ordered request is still running: read-only standard requests go round it.
             for item in items:
@@ -346,6 +362,14 @@ class ClientConnection:
             self._loop.call_soon(self._pump)
 
     def _pump(self) -> None:
+        link = self._link
+        link.cork()
+        try:
+            self._pump_corked()
+        finally:
+            link.uncork()
+
+    def _pump_corked(self) -> None:
         self._pump_scheduled = False
         server = self._server
         if server.metrics is not None:  # one clock reading per batch, for request latency
