@@ -72,6 +72,11 @@ class KatcpProtocol(asyncio.BufferedProtocol):
     max_write_buffer
         Most bytes that may wait for a peer that is not reading. Past it the connection is
         aborted with a warning, so one stuck peer cannot exhaust the server's memory.
+
+    Attributes
+    ----------
+    lost
+        A future that resolves (with the error or None) once the connection has closed.
     """
 
     def __init__(
@@ -103,6 +108,8 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         # message may then go out at once instead of waiting a loop iteration.
         self._idle = True
         self._corked = False
+        self._lost: asyncio.Future[Exception | None] | None = None
+        self._lost_exc: Exception | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -152,7 +159,22 @@ class KatcpProtocol(asyncio.BufferedProtocol):
             self._flush_handle = None
         callback = self._on_connection_lost
         self._on_connection_lost = _ignore_lost
-        callback(self, exc)
+        self._lost_exc = exc
+        try:
+            callback(self, exc)
+        finally:
+            if self._lost is not None and not self._lost.done():
+                self._lost.set_result(exc)
+
+    @property
+    def lost(self) -> asyncio.Future[Exception | None]:
+        """Resolves (with the error or None) once the connection has closed (loop thread)."""
+        if self._lost is None:
+            loop = self.loop if self.loop is not None else asyncio.get_running_loop()
+            self._lost = loop.create_future()
+            if self.closed:
+                self._lost.set_result(self._lost_exc)
+        return self._lost
 
     # -- sending -------------------------------------------------------------------------
 

@@ -30,7 +30,6 @@ from ..message import Message
 from ..tls import describe_closed_before_greeting, describe_tls_error
 from ..transport import KatcpProtocol, format_address
 from ._sync import LoopThread, StateEvent
-from ._transport import ClientProtocol
 
 if TYPE_CHECKING:
     from ..metrics.stats import ClientStats
@@ -319,10 +318,17 @@ class ClientBase:
     def _client_stopped(self) -> None:
         """Hook called when the client stops; subclasses fail pending requests here."""
 
-    def _make_protocol(self) -> ClientProtocol:
-        return ClientProtocol(self, self.MAX_MSG_SIZE, self.MAX_WRITE_BUFFER_SIZE)
+    def _make_protocol(self) -> KatcpProtocol:
+        return KatcpProtocol(
+            self._on_items,
+            self._on_connection_lost,
+            on_connection_made=self._on_connected,
+            max_msg_size=self.MAX_MSG_SIZE,
+            max_write_buffer=self.MAX_WRITE_BUFFER_SIZE,
+            logger=self._logger,
+        )
 
-    async def _connect_once(self) -> ClientProtocol | None:
+    async def _connect_once(self) -> KatcpProtocol | None:
         """Try one connection; return the protocol when connected."""
         loop = asyncio.get_running_loop()
         host, port = self._bindaddr
@@ -418,7 +424,7 @@ class ClientBase:
             self._stopping = True
             last = self._conn
             self._disconnect()
-            if isinstance(last, ClientProtocol):
+            if isinstance(last, KatcpProtocol):
                 # Let connection_lost (and notify_connected(False)) run before "stopped".
                 await asyncio.wait([last.lost], timeout=1.0)
             self._client_stopped()

@@ -24,8 +24,7 @@ from ..errors import FailReply
 from ..message import Message
 from ..peer_units import seconds_to_wire
 from ..sensor import Sensor
-from ..server.base import DeviceServerBase
-from ..server.connection import ClientRequestConnection
+from ..server import ClientRequestConnection, DeviceServerBase
 from ..server.metaclass import prepare_handler
 from .session import OpKind, OpSession, OpStatus, idle_session
 

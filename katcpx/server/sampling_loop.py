@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..crossing import LoopBinding
 from ..message import Message
 from ..sampling import SampleStrategy
-from .handoff import LoopHandoff
 
 if TYPE_CHECKING:
     from ..sensor import Sensor
@@ -172,10 +171,10 @@ class _SensorObserver:
 
     def update(self, sensor: Sensor, reading: Any) -> None:
         manager = self.manager
-        if threading.get_ident() == manager.loop_thread_id:
+        if manager.binding.on_loop():
             manager._dispatch(sensor, reading)
         else:
-            manager.handoff.call(manager._dispatch, sensor, reading)
+            manager.binding.call(manager._dispatch, sensor, reading)
 
 
 class SamplingManager:
@@ -189,8 +188,9 @@ class SamplingManager:
         KATCP major version, which selects the timestamp format.
     clock
         Time source for strategies and the timer scheduler (default ``loop.time``).
-    handoff
-        How sensor updates made on other threads reach the loop (default: its own).
+    binding
+        How sensor updates made on other threads reach the loop: the server's binding
+        (default: one bound to `loop` as run by the calling thread).
     """
 
     def __init__(
@@ -198,11 +198,13 @@ class SamplingManager:
         loop: asyncio.AbstractEventLoop,
         major: int = 5,
         clock: Callable[[], float] | None = None,
-        handoff: LoopHandoff | None = None,
+        binding: LoopBinding | None = None,
     ) -> None:
         self.loop = loop
-        self.handoff = handoff if handoff is not None else LoopHandoff(loop)
-        self.loop_thread_id: int | None = None
+        if binding is None:
+            binding = LoopBinding()
+            binding.bind(loop)
+        self.binding = binding
         self.major = major
         self.scheduler = TimerScheduler(loop, clock)
         self.clock = self.scheduler.clock

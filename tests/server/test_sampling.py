@@ -187,7 +187,7 @@ def test_many_period_strategies_use_one_loop_timer():
             sampling = srv._sampling
             assert len(sampling.scheduler) == 12
             assert sampling.scheduler.loop_timers == 1
-            loop_timers = srv._loop._scheduled  # asyncio's own timer heap
+            loop_timers = srv.binding.loop._scheduled  # asyncio's own timer heap
             ours = [
                 h
                 for h in loop_timers
