@@ -72,6 +72,12 @@ class KatcpProtocol(asyncio.BufferedProtocol):
     max_write_buffer
         Most bytes that may wait for a peer that is not reading. Past it the connection is
         aborted with a warning, so one stuck peer cannot exhaust the server's memory.
+    on_overflow
+        Optional; called as ``on_overflow(protocol)`` just before that abort.
+    screen
+        Optional; called as ``screen(protocol, data)`` with the first bytes received.
+        Returning True drops them (the screen has closed the connection, say because a
+        TLS client spoke to a plain port).
 
     Attributes
     ----------
@@ -88,10 +94,14 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         max_msg_size: int = DEFAULT_MAX_MSG_SIZE,
         max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
         logger: logging.Logger | None = None,
+        on_overflow: Callable[[KatcpProtocol], None] | None = None,
+        screen: Callable[[KatcpProtocol, bytes], bool] | None = None,
     ) -> None:
         self._on_messages = on_messages
         self._on_connection_lost = on_connection_lost
         self._on_connection_made = on_connection_made
+        self._on_overflow = on_overflow
+        self._screen = screen
         self.parser = StreamParser(max_msg_size)
         self.max_write_buffer = max_write_buffer
         self.logger = logger or _log
@@ -136,6 +146,10 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         self.data_received(self._recv_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
+        if self._screen is not None:
+            screen, self._screen = self._screen, None
+            if screen(self, data):
+                return
         self._idle = True
         #: Bytes received since the previous batch, for the batch now given to
         #: ``on_messages`` (lets a receiver bound what it queues in bytes, not only in
@@ -237,6 +251,8 @@ class KatcpProtocol(asyncio.BufferedProtocol):
                 backlog,
                 self.max_write_buffer,
             )
+            if self._on_overflow is not None:
+                self._on_overflow(self)
             self.abort()
 
     @property

@@ -9,11 +9,12 @@ import logging
 import ssl
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..crossing import LoopBinding
 from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
+from ..parser import MessageParser
 from ..tls import refuse_tls_on_plain_port
 from ..transport import KatcpProtocol
 from ._bad_line import invalid_reply
@@ -21,10 +22,11 @@ from .access import AccessPolicy, Role, admit, announce_role
 
 if TYPE_CHECKING:
     from ..metrics.stats import ServerStats
+    from ._runtime import ActivityTracker
 
 __all__ = [
-    "ActivityTracker",
     "ClientConnection",
+    "ClientRequestConnection",
     "ConnectionOwner",
     "ConnectionState",
     "RunStopped",
@@ -63,56 +65,17 @@ class RunStopped:
         self.leftovers = leftovers
 
 
-class ActivityTracker:
-    """Which interactive connections sent something lately (is anyone waiting behind me?).
-
-    Keeps the last two distinct connections that received data, with the time (seconds,
-    ``time.perf_counter``). O(1) per read.
-    """
-
-    #: Seconds during which a connection that sent something counts as active.
-    WINDOW = 0.05
-
-    __slots__ = ("_last", "_last_t", "_prev", "_prev_t")
-
-    def __init__(self) -> None:
-        self._last: object = None
-        self._last_t = 0.0
-        self._prev: object = None
-        self._prev_t = 0.0
-
-    def received(self, conn: object, now: float) -> None:
-        """Record that `conn` received data at `now`."""
-        if conn is not self._last:
-            self._prev, self._prev_t = self._last, self._last_t
-            self._last = conn
-        self._last_t = now
-
-    def others_active(self, conn: object, now: float) -> bool:
-        """Whether a connection other than `conn` received data within :attr:`WINDOW`."""
-        if self._last is not conn:
-            return self._last is not None and now - self._last_t < self.WINDOW
-        return self._prev is not None and now - self._prev_t < self.WINDOW
-
-
 class ConnectionOwner(Protocol):
     """What a :class:`ClientConnection` needs from its server (``DeviceServerBase``)."""
 
     # Limits (class attributes of the server; see DeviceServerBase).
-    @property
-    def MAX_MSG_SIZE(self) -> int: ...
-    @property
-    def MAX_WRITE_BUFFER_SIZE(self) -> int: ...
-    @property
-    def MAX_REQUESTS_PER_TURN(self) -> int: ...
-    @property
-    def MAX_TURN_SECONDS(self) -> float: ...
-    @property
-    def MAX_QUEUED_REQUESTS(self) -> int: ...
-    @property
-    def MAX_QUEUED_BYTES(self) -> int: ...
-    @property
-    def ORDERED_WAIT_LIMIT(self) -> float | None: ...
+    MAX_MSG_SIZE: ClassVar[int]
+    MAX_WRITE_BUFFER_SIZE: ClassVar[int]
+    MAX_REQUESTS_PER_TURN: ClassVar[int]
+    MAX_TURN_SECONDS: ClassVar[float]
+    MAX_QUEUED_REQUESTS: ClassVar[int]
+    MAX_QUEUED_BYTES: ClassVar[int]
+    ORDERED_WAIT_LIMIT: ClassVar[float | None]
 
     @property
     def binding(self) -> LoopBinding: ...
@@ -147,36 +110,6 @@ class ConnectionOwner(Protocol):
     ) -> Message: ...
 
 
-class _ServerLink(KatcpProtocol):
-    """The transport protocol of a server-side connection (plain-port TLS check, metrics)."""
-
-    def __init__(self, conn: ClientConnection, owner: ConnectionOwner) -> None:
-        super().__init__(
-            conn.received,
-            conn.transport_lost,
-            on_connection_made=conn.transport_made,
-            max_msg_size=owner.MAX_MSG_SIZE,
-            max_write_buffer=owner.MAX_WRITE_BUFFER_SIZE,
-            logger=owner.logger,
-        )
-        self._owner = owner
-        self._first_data = True
-
-    def data_received(self, data: bytes) -> None:
-        if self._first_data:
-            self._first_data = False
-            if refuse_tls_on_plain_port(self, data, self._owner.ssl_context):
-                return
-        super().data_received(data)
-
-    def abort(self) -> None:
-        # The transport aborts only when a peer lets MAX_WRITE_BUFFER_SIZE of output pile up.
-        metrics = self._owner.metrics
-        if not self.closed and metrics is not None:
-            metrics.slow_client()
-        super().abort()
-
-
 class ClientConnection:
     """The connection between the server and one client.
 
@@ -208,7 +141,16 @@ class ClientConnection:
         assert loop is not None, "connections exist only while the server runs"
         self._binding = binding
         self._loop = loop
-        self._link = _ServerLink(self, server)
+        self._link = KatcpProtocol(
+            self.received,
+            self.transport_lost,
+            on_connection_made=self.transport_made,
+            max_msg_size=server.MAX_MSG_SIZE,
+            max_write_buffer=server.MAX_WRITE_BUFFER_SIZE,
+            logger=server.logger,
+            on_overflow=self._overflow,
+            screen=self._screen,
+        )
         self._state = ConnectionState.CONNECTING
         self._disconnect_called = False
         self._pending: deque[Message | KatcpSyntaxError] = deque()
@@ -333,6 +275,14 @@ class ClientConnection:
         admit(self, protocol.transport, policy)
         self._owner.connection_made(self)
         announce_role(self, policy)
+
+    def _screen(self, protocol: KatcpProtocol, data: bytes) -> bool:
+        return refuse_tls_on_plain_port(protocol, data, self._owner.ssl_context)
+
+    def _overflow(self, protocol: KatcpProtocol) -> None:
+        # The transport aborts only when a peer lets MAX_WRITE_BUFFER_SIZE of output pile up.
+        if self._owner.metrics is not None:
+            self._owner.metrics.slow_client()
 
     def ready(self) -> None:
         """``on_client_connect`` is done: start handling the client's messages."""
@@ -569,3 +519,95 @@ class ClientConnection:
         )
         self._waiting_on = None
         self._schedule_pump()
+
+
+def _metrics_of(conn: Any) -> Any:
+    """The server's counters behind `conn`, or None (metrics off, or a stand-in connection).
+
+    katcp-python-style tests hand requests stand-in connections that have no server.
+    """
+    server = getattr(conn, "server", None)
+    return None if server is None else server.metrics
+
+
+class ClientRequestConnection:
+    """A request together with the connection it came from (``req`` in handlers).
+
+    Parameters
+    ----------
+    client_connection
+        The connection the request arrived on.
+    req_msg
+        The request message.
+    """
+
+    __slots__ = ("client_connection", "msg", "_replied", "_started")
+
+    def __init__(self, client_connection: ClientConnection, req_msg: Message) -> None:
+        self.client_connection = client_connection
+        self.msg = req_msg
+        self._replied = False
+        # Request latency counts from the start of the batch that dispatched the request.
+        # Stand-in connections (katcp-python-style tests, testutils) have no batch clock.
+        self._started = getattr(client_connection, "batch_started", 0.0)
+
+    @property
+    def replied(self) -> bool:
+        """Whether the reply has been sent."""
+        return self._replied
+
+    def mass_inform(self, msg: Message) -> None:
+        """Send an inform to every client of the server."""
+        self.client_connection.mass_inform(msg)
+
+    def inform(self, *args: Any) -> None:
+        """Send a reply inform (same name and id as the request)."""
+        if self._replied:
+            raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
+        # Through the connection's public inform(), as katcp-python does, so stand-in
+        # connections (katcpx.testutils.ClientConnectionTest, mocks) see it.
+        self.client_connection.inform(Message.reply_inform(self.msg, *args))
+
+    def inform_raw(self, data: bytes) -> None:
+        """Send reply informs already formatted as complete wire lines (bulk replies)."""
+        if self._replied:
+            raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
+        conn = self.client_connection
+        if isinstance(conn, ClientConnection):
+            conn.send_bytes(data)
+            metrics = _metrics_of(conn)
+            if metrics is not None:
+                metrics.informs += data.count(b"\n") - 1  # the first line is counted when sent
+        else:  # a stand-in connection: one inform() per line
+            parser = MessageParser()
+            for line in data.splitlines():
+                if line:
+                    conn.inform(parser.parse(line))
+
+    def reply(self, *args: Any) -> None:
+        """Send the reply (same name and id as the request); only once."""
+        self.reply_with_message(Message.reply_to_request(self.msg, *args))
+
+    def reply_with_message(self, rep_msg: Message) -> None:
+        """Send a ready-made reply message; its name must match the request."""
+        if self._replied:
+            raise RuntimeError(f"Reply to request {self.msg!r} already sent.")
+        self._replied = True
+        conn = self.client_connection
+        conn.reply(rep_msg, self.msg)
+        metrics = _metrics_of(conn)
+        if metrics is not None:
+            args = rep_msg.arguments
+            metrics.request_done(self.msg.name, args[0] if args else b"", self._started)
+
+    def make_reply(self, *args: Any) -> Message:
+        """Build (without sending) the reply to this request."""
+        return Message.reply_to_request(self.msg, *args)
+
+    def reply_again(self, *args: Any) -> None:
+        """Raise: a reply was already sent (katcp-python compatibility)."""
+        raise RuntimeError(f"Reply to request {self.msg!r} already sent.")
+
+    def inform_after_reply(self, *args: Any) -> None:
+        """Raise: informs cannot follow the reply (katcp-python compatibility)."""
+        raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")

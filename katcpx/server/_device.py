@@ -11,8 +11,8 @@ from ..errors import FailReply
 from ..flags import ProtocolFlags
 from ..kattypes import has_katcp_protocol_flags, minimum_katcp_version
 from ..message import Message, wire_argument
+from ._connection import ClientRequestConnection
 from ._dispatch import loop_safe
-from ._request import ClientRequestConnection
 from ._sampling_requests import SamplingRequests, returns_future_on_loop
 from ._sensors import argument_text, construct_name_filter
 from .access import show_roles

@@ -25,9 +25,8 @@ from ..errors import AsyncReply, FailReply
 from ..flags import ProtocolFlags
 from ..message import Message
 from ..peer_units import seconds_to_wire
-from ._connection import ClientConnection, ConnectionOwner, RunStopped
+from ._connection import ClientConnection, ClientRequestConnection, ConnectionOwner, RunStopped
 from ._handler_thread import HandlerThreadStopped, is_coroutine_handler
-from ._request import ClientRequestConnection
 from ._runtime import AnyFuture, ServerRuntime, is_pending
 from .access import Role, refusal
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
@@ -93,6 +92,26 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
     PROTOCOL_INFO: ClassVar[ProtocolFlags] = ProtocolFlags(
         5, 0, [ProtocolFlags.MULTI_CLIENT, ProtocolFlags.MESSAGE_IDS]
     )
+    #: Longest accepted message in bytes; a longer line gets ``#log error``, ``#disconnect``
+    #: and the connection is closed.
+    MAX_MSG_SIZE: ClassVar[int] = 2 * 1024 * 1024
+    #: Output bytes queued for one client beyond which it is disconnected (slow reader).
+    MAX_WRITE_BUFFER_SIZE: ClassVar[int] = 4 * 1024 * 1024
+    #: Messages handled per connection per loop turn (fairness between clients).
+    MAX_REQUESTS_PER_TURN: ClassVar[int] = 128
+    #: Seconds of request handling per connection per loop turn (at least one request)
+    #: while an interactive client is active: a client pipelining requests delays another
+    #: client's request by about this much.
+    MAX_TURN_SECONDS: ClassVar[float] = 50e-6
+    #: Queued messages per connection beyond which reading from it pauses.
+    MAX_QUEUED_REQUESTS: ClassVar[int] = 1024
+    #: Received bytes queued per connection beyond which reading from it pauses (with
+    #: :attr:`MAX_MSG_SIZE`, what bounds a connection's input memory).
+    MAX_QUEUED_BYTES: ClassVar[int] = 4 * 1024 * 1024
+    #: Seconds a connection waits for an unfinished request (an ``async def`` handler or a
+    #: returned future) before handling its next messages anyway; the late reply is still
+    #: sent. None waits for ever (katcp-python's behaviour).
+    ORDERED_WAIT_LIMIT: ClassVar[float | None] = 10.0
     #: Send tracebacks (at most `tb_limit` frames) in fail replies instead of a short message.
     SEND_TRACEBACKS: ClassVar[bool] = False
     #: With :attr:`SEND_TRACEBACKS`, keep full file paths (otherwise only file names).

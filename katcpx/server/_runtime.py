@@ -23,14 +23,14 @@ from tornado.netutil import bind_sockets
 
 from ..crossing import LoopBinding
 from ..tls import TlsAcceptor
-from ._connection import ActivityTracker, ClientConnection, ConnectionOwner, ConnectionState
+from ._connection import ClientConnection, ConnectionOwner, ConnectionState
 from ._handler_thread import HandlerThread
 from .access import DEFAULT_POLICY, AccessPolicy
 
 if TYPE_CHECKING:
     from ..metrics.stats import ServerStats
 
-__all__ = ["ServerRuntime", "AnyFuture", "is_pending"]
+__all__ = ["ActivityTracker", "ServerRuntime", "AnyFuture", "is_pending"]
 
 log = logging.getLogger("katcp.server")
 
@@ -45,6 +45,38 @@ def is_pending(value: Any) -> bool:
     return inspect.isawaitable(value) or isinstance(value, concurrent.futures.Future)
 
 
+class ActivityTracker:
+    """Which interactive connections sent something lately (is anyone waiting behind me?).
+
+    Keeps the last two distinct connections that received data, with the time (seconds,
+    ``time.perf_counter``). O(1) per read.
+    """
+
+    #: Seconds during which a connection that sent something counts as active.
+    WINDOW = 0.05
+
+    __slots__ = ("_last", "_last_t", "_prev", "_prev_t")
+
+    def __init__(self) -> None:
+        self._last: object = None
+        self._last_t = 0.0
+        self._prev: object = None
+        self._prev_t = 0.0
+
+    def received(self, conn: object, now: float) -> None:
+        """Record that `conn` received data at `now`."""
+        if conn is not self._last:
+            self._prev, self._prev_t = self._last, self._last_t
+            self._last = conn
+        self._last_t = now
+
+    def others_active(self, conn: object, now: float) -> bool:
+        """Whether a connection other than `conn` received data within :attr:`WINDOW`."""
+        if self._last is not conn:
+            return self._last is not None and now - self._last_t < self.WINDOW
+        return self._prev is not None and now - self._prev_t < self.WINDOW
+
+
 class ServerRuntime:
     """Listening, the loop a server runs on, its lifecycle and its connections.
 
@@ -53,26 +85,6 @@ class ServerRuntime:
 
     #: Listen backlog.
     BACKLOG: ClassVar[int] = 128
-    #: Longest accepted message in bytes; a longer line gets ``#log error``, ``#disconnect``
-    #: and the connection is closed.
-    MAX_MSG_SIZE: ClassVar[int] = 2 * 1024 * 1024
-    #: Output bytes queued for one client beyond which it is disconnected (slow reader).
-    MAX_WRITE_BUFFER_SIZE: ClassVar[int] = 4 * 1024 * 1024
-    #: Messages handled per connection per loop turn (fairness between clients).
-    MAX_REQUESTS_PER_TURN: ClassVar[int] = 128
-    #: Seconds of request handling per connection per loop turn (at least one request)
-    #: while an interactive client is active: a client pipelining requests delays another
-    #: client's request by about this much.
-    MAX_TURN_SECONDS: ClassVar[float] = 50e-6
-    #: Queued messages per connection beyond which reading from it pauses.
-    MAX_QUEUED_REQUESTS: ClassVar[int] = 1024
-    #: Received bytes queued per connection beyond which reading from it pauses (with
-    #: :attr:`MAX_MSG_SIZE`, what bounds a connection's input memory).
-    MAX_QUEUED_BYTES: ClassVar[int] = 4 * 1024 * 1024
-    #: Seconds a connection waits for an unfinished request (an ``async def`` handler or a
-    #: returned future) before handling its next messages anyway; the late reply is still
-    #: sent. None waits for ever (katcp-python's behaviour).
-    ORDERED_WAIT_LIMIT: ClassVar[float | None] = 10.0
     #: Seconds ``on_client_disconnect`` may take.
     DISCONNECT_TIMEOUT: ClassVar[float] = 1.0
 

@@ -12,7 +12,7 @@ from ..errors import FailReply
 from ..message import Message
 from ..sampling import SampleStrategy, SamplingError
 from ..sensor import Sensor
-from ._request import ClientRequestConnection
+from ._connection import ClientRequestConnection
 from ._sensors import SensorDeviceServer
 
 __all__ = ["SamplingRequests", "returns_future_on_loop"]
