@@ -164,8 +164,6 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.closed and self._on_connection_lost is None:
-            return
         self.closed = True
         self._out.clear()
         if self._flush_handle is not None:

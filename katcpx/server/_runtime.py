@@ -22,6 +22,7 @@ from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
 from ..crossing import LoopBinding
+from ..message import Message
 from ..tls import TlsAcceptor
 from ._connection import ClientConnection, ConnectionOwner, ConnectionState
 from ._handler_thread import HandlerThread
@@ -40,8 +41,15 @@ _RESTART_WAIT = 5.0
 AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
 
 
+# What handlers return when they are done: checked first, since inspect.isawaitable costs
+# several isinstance checks, for every request.
+_DONE_TYPES = frozenset({type(None), Message, tuple, list})
+
+
 def is_pending(value: Any) -> bool:
     """Whether a handler's result is still to come (an awaitable or a future)."""
+    if type(value) in _DONE_TYPES:
+        return False
     return inspect.isawaitable(value) or isinstance(value, concurrent.futures.Future)
 
 
