@@ -436,7 +436,6 @@ class ServerRuntime:
             if self._managed:
                 loop.stop()
             else:
-                self._binding.unbind()
                 self._finish_stopped()
             return
         self._starting = False
@@ -468,7 +467,8 @@ class ServerRuntime:
             if self._managed:
                 asyncio.get_running_loop().stop()
             else:
-                self._binding.unbind()
+                # The caller's loop goes on running: the binding stays, as calls handed
+                # to it still run (and find no clients); a restart binds it again.
                 self._finish_stopped()
 
     async def _close_listeners(self) -> None:
