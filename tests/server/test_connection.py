@@ -94,3 +94,14 @@ def test_pipelining_clients_do_not_shorten_each_others_turns():
         assert c.request("watchdog")[0].arguments[0] == b"ok"
         now = time.perf_counter()
         assert sum(srv.activity.others_active(conn, now) for conn in conns) == 2
+
+
+def test_one_binding_serves_the_server_its_sampling_and_its_connections():
+    srv = ExampleServer("127.0.0.1", 0)
+    with running(srv), connect(srv):
+        binding = srv.binding
+        assert not binding.on_loop()
+        assert binding.call_and_wait(binding.on_loop, timeout=TIMEOUT)
+        assert srv._sampling is not None and srv._sampling.binding is binding
+        assert binding.loop is not None and binding.loop.is_running()
+    assert srv.binding is binding and not binding.bound  # a managed loop is gone
