@@ -273,8 +273,14 @@ class ClientConnection:
         """The transport is up: admit the client and tell the server (transport callback)."""
         policy = self._owner.access_policy
         admit(self, protocol.transport, policy)
-        self._owner.connection_made(self)
-        announce_role(self, policy)
+        # The greeting (#version-connect lines, #access-role) leaves in one send(), so a
+        # client sees all of it at once rather than the first line alone.
+        protocol.cork()
+        try:
+            self._owner.connection_made(self)
+            announce_role(self, policy)
+        finally:
+            protocol.uncork()
 
     def _screen(self, protocol: KatcpProtocol, data: bytes) -> bool:
         return refuse_tls_on_plain_port(protocol, data, self._owner.ssl_context)
