@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import AsyncReply, FailReply, KatcpDeviceError
-from ._connection import ClientConnection, ClientRequestConnection, ConnectionOwner, ConnectionState
+from ._connection import ClientConnection, ClientRequestConnection, ConnectionState
 from ._device import AsyncDeviceServer, DeviceServer
 from ._dispatch import DeviceServerBase
+from ._owner import ConnectionOwner
 from ._sensors import construct_name_filter
 from .katcp_names import (
     BASE_REQUESTS,

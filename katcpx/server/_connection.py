@@ -5,30 +5,29 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import enum
-import logging
-import ssl
+import inspect
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ..crossing import LoopBinding
 from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
 from ..parser import MessageParser
 from ..tls import refuse_tls_on_plain_port
 from ..transport import KatcpProtocol
 from ._bad_line import invalid_reply
-from .access import AccessPolicy, Role, admit, announce_role
+from .access import Role, admit, announce_role
 
 if TYPE_CHECKING:
-    from ..metrics.stats import ServerStats
-    from ._runtime import ActivityTracker
+    from ._owner import ConnectionOwner
 
 __all__ = [
+    "ActivityTracker",
+    "AnyFuture",
     "ClientConnection",
     "ClientRequestConnection",
-    "ConnectionOwner",
     "ConnectionState",
+    "is_pending",
     "RunStopped",
 ]
 
@@ -54,6 +53,52 @@ class ConnectionState(enum.Enum):
     CLOSED = "closed"
 
 
+AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
+
+# What handlers return when they are done: checked first, since inspect.isawaitable costs
+# several isinstance checks, for every request.
+_DONE_TYPES = frozenset({type(None), Message, tuple, list})
+
+
+def is_pending(value: Any) -> bool:
+    """Whether a handler's result is still to come (an awaitable or a future)."""
+    if type(value) in _DONE_TYPES:
+        return False
+    return inspect.isawaitable(value) or isinstance(value, concurrent.futures.Future)
+
+
+class ActivityTracker:
+    """Which interactive connections sent something lately (is anyone waiting behind me?).
+
+    Keeps the last two distinct connections that received data, with the time (seconds,
+    ``time.perf_counter``). O(1) per read.
+    """
+
+    #: Seconds during which a connection that sent something counts as active.
+    WINDOW = 0.05
+
+    __slots__ = ("_last", "_last_t", "_prev", "_prev_t")
+
+    def __init__(self) -> None:
+        self._last: object = None
+        self._last_t = 0.0
+        self._prev: object = None
+        self._prev_t = 0.0
+
+    def received(self, conn: object, now: float) -> None:
+        """Record that `conn` received data at `now`."""
+        if conn is not self._last:
+            self._prev, self._prev_t = self._last, self._last_t
+            self._last = conn
+        self._last_t = now
+
+    def others_active(self, conn: object, now: float) -> bool:
+        """Whether a connection other than `conn` received data within :attr:`WINDOW`."""
+        if self._last is not conn:
+            return self._last is not None and now - self._last_t < self.WINDOW
+        return self._prev is not None and now - self._prev_t < self.WINDOW
+
+
 class RunStopped:
     """What a run of requests handed to the handler thread resolves to when one of them
     left its request running: that request's future, and the messages after it."""
@@ -63,51 +108,6 @@ class RunStopped:
     def __init__(self, running: Any, leftovers: list[Message]) -> None:
         self.running = running
         self.leftovers = leftovers
-
-
-class ConnectionOwner(Protocol):
-    """What a :class:`ClientConnection` needs from its server (``DeviceServerBase``)."""
-
-    # Limits (class attributes of the server; see DeviceServerBase).
-    MAX_MSG_SIZE: ClassVar[int]
-    MAX_WRITE_BUFFER_SIZE: ClassVar[int]
-    MAX_REQUESTS_PER_TURN: ClassVar[int]
-    MAX_TURN_SECONDS: ClassVar[float]
-    MAX_QUEUED_REQUESTS: ClassVar[int]
-    MAX_QUEUED_BYTES: ClassVar[int]
-    ORDERED_WAIT_LIMIT: ClassVar[float | None]
-
-    @property
-    def binding(self) -> LoopBinding: ...
-    @property
-    def logger(self) -> logging.Logger: ...
-    @property
-    def metrics(self) -> ServerStats | None: ...
-    @property
-    def activity(self) -> ActivityTracker: ...
-    @property
-    def ssl_context(self) -> ssl.SSLContext | None: ...
-    @property
-    def access_policy(self) -> AccessPolicy: ...
-
-    # Lifecycle.
-    def connection_made(self, conn: ClientConnection) -> None: ...
-    def connection_closed(self, conn: ClientConnection, exc: BaseException | None) -> None: ...
-    def disconnect_client(self, conn: ClientConnection, reason: str) -> None: ...
-
-    # Dispatch.
-    def is_loop_safe(self, msg: Message) -> bool: ...
-    def handle_loop_safe(self, client_conn: ClientConnection, msg: Message) -> None: ...
-    def handles_runs(self) -> bool: ...
-    def runs_on_loop(self, msg: Message) -> bool: ...
-    def on_message(self, client_conn: ClientConnection, msg: Message) -> Any: ...
-    def on_message_run(self, client_conn: ClientConnection, run: list[Message]) -> Any: ...
-
-    # Sending.
-    def mass_inform(self, msg: Message) -> None: ...
-    def create_log_inform(
-        self, level_name: str, msg: str, name: str, timestamp: float | None = None
-    ) -> Message: ...
 
 
 class ClientConnection:

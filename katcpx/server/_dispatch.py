@@ -25,15 +25,22 @@ from ..errors import AsyncReply, FailReply
 from ..flags import ProtocolFlags
 from ..message import Message
 from ..peer_units import seconds_to_wire
-from ._connection import ClientConnection, ClientRequestConnection, ConnectionOwner, RunStopped
+from ._connection import (
+    AnyFuture,
+    ClientConnection,
+    ClientRequestConnection,
+    RunStopped,
+    is_pending,
+)
 from ._handler_thread import HandlerThreadStopped, is_coroutine_handler
-from ._runtime import AnyFuture, ServerRuntime, is_pending
+from ._runtime import ServerRuntime
 from .access import Role, refusal
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
 
 if TYPE_CHECKING:
     from ..metrics.endpoint import MetricsEndpoint
     from ..metrics.stats import ServerStats
+    from ._owner import ConnectionOwner
 
 __all__ = ["DeviceServerBase", "loop_safe"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
 import logging
 import socket
 import ssl
@@ -22,67 +21,26 @@ from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
 from ..crossing import LoopBinding
-from ..message import Message
 from ..tls import TlsAcceptor
-from ._connection import ClientConnection, ConnectionOwner, ConnectionState
+from ._connection import (
+    ActivityTracker,
+    ClientConnection,
+    ConnectionState,
+    is_pending,
+)
 from ._handler_thread import HandlerThread
 from .access import DEFAULT_POLICY, AccessPolicy
 
 if TYPE_CHECKING:
     from ..metrics.stats import ServerStats
+    from ._owner import ConnectionOwner
 
-__all__ = ["ActivityTracker", "ServerRuntime", "AnyFuture", "is_pending"]
+__all__ = ["ServerRuntime"]
 
 log = logging.getLogger("katcp.server")
 
 #: Seconds start() waits, from another thread, for a managed server's stop under way.
 _RESTART_WAIT = 5.0
-
-AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
-
-
-# What handlers return when they are done: checked first, since inspect.isawaitable costs
-# several isinstance checks, for every request.
-_DONE_TYPES = frozenset({type(None), Message, tuple, list})
-
-
-def is_pending(value: Any) -> bool:
-    """Whether a handler's result is still to come (an awaitable or a future)."""
-    if type(value) in _DONE_TYPES:
-        return False
-    return inspect.isawaitable(value) or isinstance(value, concurrent.futures.Future)
-
-
-class ActivityTracker:
-    """Which interactive connections sent something lately (is anyone waiting behind me?).
-
-    Keeps the last two distinct connections that received data, with the time (seconds,
-    ``time.perf_counter``). O(1) per read.
-    """
-
-    #: Seconds during which a connection that sent something counts as active.
-    WINDOW = 0.05
-
-    __slots__ = ("_last", "_last_t", "_prev", "_prev_t")
-
-    def __init__(self) -> None:
-        self._last: object = None
-        self._last_t = 0.0
-        self._prev: object = None
-        self._prev_t = 0.0
-
-    def received(self, conn: object, now: float) -> None:
-        """Record that `conn` received data at `now`."""
-        if conn is not self._last:
-            self._prev, self._prev_t = self._last, self._last_t
-            self._last = conn
-        self._last_t = now
-
-    def others_active(self, conn: object, now: float) -> bool:
-        """Whether a connection other than `conn` received data within :attr:`WINDOW`."""
-        if self._last is not conn:
-            return self._last is not None and now - self._last_t < self.WINDOW
-        return self._prev is not None and now - self._prev_t < self.WINDOW
 
 
 class ServerRuntime:
