@@ -52,6 +52,20 @@ async def _pair(**kwargs):
     return server, protos[0], rec, reader, writer
 
 
+def _count_writes(proto: KatcpProtocol) -> list[bytes]:
+    """Record every chunk `proto` hands its transport (each is one send())."""
+    assert proto.transport is not None
+    writes: list[bytes] = []
+    real_write = proto.transport.write
+
+    def counting_write(data: bytes) -> None:
+        writes.append(data)
+        real_write(data)
+
+    proto.transport.write = counting_write  # type: ignore[method-assign]
+    return writes
+
+
 async def test_receives_messages_and_errors_in_order():
     server, proto, rec, reader, writer = await _pair()
     rec.want = 3
@@ -68,15 +82,7 @@ async def test_receives_messages_and_errors_in_order():
 
 async def test_output_is_coalesced_after_one_direct_write():
     server, proto, rec, reader, writer = await _pair()
-    assert proto.transport is not None
-    writes: list[bytes] = []
-    real_write = proto.transport.write
-
-    def counting_write(data: bytes) -> None:
-        writes.append(data)
-        real_write(data)
-
-    proto.transport.write = counting_write  # type: ignore[method-assign]
+    writes = _count_writes(proto)
     for i in range(100):
         proto.send_message(Message.inform("n", i))
     proto.send_messages([Message.inform("m", 1), Message.inform("m", 2)])
@@ -147,15 +153,7 @@ def test_format_address(address, text):
 
 async def test_corked_output_leaves_in_one_send_at_uncork():
     server, proto, rec, reader, writer = await _pair()
-    assert proto.transport is not None
-    writes: list[bytes] = []
-    real_write = proto.transport.write
-
-    def counting_write(data: bytes) -> None:
-        writes.append(data)
-        real_write(data)
-
-    proto.transport.write = counting_write  # type: ignore[method-assign]
+    writes = _count_writes(proto)
     proto.cork()
     for i in range(10):
         proto.send_message(Message.reply("n", i))
