@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from katcpx import DeviceServer
-from katcpx.server.connection import ServerProtocol
+from katcpx.transport import KatcpProtocol
 
 BURST = 128
 
@@ -67,7 +67,7 @@ class NullTransport(asyncio.Transport):
         self.closing = True
 
 
-async def drive(proto: ServerProtocol, transport: NullTransport, requests: int) -> float:
+async def drive(proto: KatcpProtocol, transport: NullTransport, requests: int) -> float:
     """Feed `requests` pipelined requests; return the CPU seconds until all were answered."""
     bursts = [
         b"".join(b"?watchdog[%d]\n" % (i + 2) for i in range(start, start + BURST))
@@ -86,7 +86,7 @@ async def drive(proto: ServerProtocol, transport: NullTransport, requests: int) 
 
 async def measure(rounds: int, requests: int, control: bool = False) -> dict[str, list[float]]:
     """Requests per second of server CPU for each server, round by round."""
-    servers: dict[str, tuple[Quiet, ServerProtocol, NullTransport]] = {}
+    servers: dict[str, tuple[Quiet, KatcpProtocol, NullTransport]] = {}
     for name in ("metrics off", "metrics on"):
         server = Quiet("127.0.0.1", 0)
         server.set_concurrency_options(thread_safe=False, handler_thread=False)
@@ -95,7 +95,7 @@ async def measure(rounds: int, requests: int, control: bool = False) -> dict[str
             server.enable_metrics(name="inprocess")
         server.start()
         await server.until_running(10)
-        proto = ServerProtocol(server)
+        proto = server.new_connection().protocol
         transport = NullTransport()
         proto.connection_made(transport)
         await asyncio.sleep(0.05)  # let on_client_connect finish

@@ -41,8 +41,11 @@ class LoopBinding:
     """
 
     def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread_id: int | None = None
+        #: The bound loop, or None. Read it; only :meth:`bind`/:meth:`unbind` change it.
+        self.loop: asyncio.AbstractEventLoop | None = None
+        #: ``threading.get_ident()`` of the thread running the loop, or None when unbound.
+        #: A plain attribute, so a hot path (a sensor update) can compare it inline.
+        self.thread_id: int | None = None
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._lock = threading.Lock()
         self._wakeup_scheduled = False
@@ -57,36 +60,26 @@ class LoopBinding:
         RuntimeError
             With no `loop` given and no loop running in this thread.
         """
-        self._loop = loop if loop is not None else asyncio.get_running_loop()
-        self._thread_id = threading.get_ident()
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.thread_id = threading.get_ident()
 
     def unbind(self) -> None:
         """Forget the loop: later hand-offs raise :class:`LoopGone` (or are dropped by
         :meth:`call`), and :meth:`on_loop` is false everywhere."""
-        self._loop = None
-        self._thread_id = None
+        self.loop = None
+        self.thread_id = None
         with self._lock:
             self._calls.clear()
             self._wakeup_scheduled = False
 
     @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The bound loop, or None."""
-        return self._loop
-
-    @property
-    def thread_id(self) -> int | None:
-        """``threading.get_ident()`` of the thread running the loop, or None when unbound."""
-        return self._thread_id
-
-    @property
     def bound(self) -> bool:
         """True between :meth:`bind` and :meth:`unbind`."""
-        return self._loop is not None
+        return self.loop is not None
 
     def on_loop(self) -> bool:
         """True when called from the thread running the bound loop."""
-        return self._thread_id is not None and threading.get_ident() == self._thread_id
+        return self.thread_id is not None and threading.get_ident() == self.thread_id
 
     # -- crossing -----------------------------------------------------------------------------
 
@@ -99,7 +92,7 @@ class LoopBinding:
             False when the call was dropped because no loop is bound or it is closed (the
             owner has stopped); the caller decides whether that is worth a log line.
         """
-        loop = self._loop
+        loop = self.loop
         if loop is None:
             return False
         with self._lock:
@@ -169,7 +162,7 @@ class LoopBinding:
         LoopGone
             No loop is bound, or it is closed (`coro` is closed, so no warning follows).
         """
-        loop = self._loop
+        loop = self.loop
         if loop is None or loop.is_closed():
             coro.close()
             raise LoopGone("no running event loop to run the coroutine on")
@@ -183,7 +176,7 @@ class LoopBinding:
             try:
                 func(*args)
             except Exception as exc:  # one failing call must not lose the rest
-                loop = self._loop
+                loop = self.loop
                 if loop is not None:
                     loop.call_exception_handler(
                         {"message": f"error in {func!r} handed to the loop", "exception": exc}

@@ -72,6 +72,17 @@ class KatcpProtocol(asyncio.BufferedProtocol):
     max_write_buffer
         Most bytes that may wait for a peer that is not reading. Past it the connection is
         aborted with a warning, so one stuck peer cannot exhaust the server's memory.
+    on_overflow
+        Optional; called as ``on_overflow(protocol)`` just before that abort.
+    screen
+        Optional; called as ``screen(protocol, data)`` with the first bytes received.
+        Returning True drops them (the screen has closed the connection, say because a
+        TLS client spoke to a plain port).
+
+    Attributes
+    ----------
+    lost
+        A future that resolves (with the error or None) once the connection has closed.
     """
 
     def __init__(
@@ -83,10 +94,14 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         max_msg_size: int = DEFAULT_MAX_MSG_SIZE,
         max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
         logger: logging.Logger | None = None,
+        on_overflow: Callable[[KatcpProtocol], None] | None = None,
+        screen: Callable[[KatcpProtocol, bytes], bool] | None = None,
     ) -> None:
         self._on_messages = on_messages
         self._on_connection_lost = on_connection_lost
         self._on_connection_made = on_connection_made
+        self._on_overflow = on_overflow
+        self._screen = screen
         self.parser = StreamParser(max_msg_size)
         self.max_write_buffer = max_write_buffer
         self.logger = logger or _log
@@ -102,6 +117,9 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         # True once data arrived or a flush ran since the last direct write: the next
         # message may then go out at once instead of waiting a loop iteration.
         self._idle = True
+        self._corked = False
+        self._lost: asyncio.Future[Exception | None] | None = None
+        self._lost_exc: Exception | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -128,6 +146,10 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         self.data_received(self._recv_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
+        if self._screen is not None:
+            screen, self._screen = self._screen, None
+            if screen(self, data):
+                return
         self._idle = True
         #: Bytes received since the previous batch, for the batch now given to
         #: ``on_messages`` (lets a receiver bound what it queues in bytes, not only in
@@ -142,8 +164,6 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.closed and self._on_connection_lost is None:
-            return
         self.closed = True
         self._out.clear()
         if self._flush_handle is not None:
@@ -151,7 +171,22 @@ class KatcpProtocol(asyncio.BufferedProtocol):
             self._flush_handle = None
         callback = self._on_connection_lost
         self._on_connection_lost = _ignore_lost
-        callback(self, exc)
+        self._lost_exc = exc
+        try:
+            callback(self, exc)
+        finally:
+            if self._lost is not None and not self._lost.done():
+                self._lost.set_result(exc)
+
+    @property
+    def lost(self) -> asyncio.Future[Exception | None]:
+        """Resolves (with the error or None) once the connection has closed (loop thread)."""
+        if self._lost is None:
+            loop = self.loop if self.loop is not None else asyncio.get_running_loop()
+            self._lost = loop.create_future()
+            if self.closed:
+                self._lost.set_result(self._lost_exc)
+        return self._lost
 
     # -- sending -------------------------------------------------------------------------
 
@@ -168,6 +203,9 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         """Queue raw wire bytes (complete lines)."""
         if self.closed:
             return
+        if self._corked:
+            self._out.append(data)
+            return
         if self._idle and not self._out:
             transport = self.transport
             if transport is not None and transport.get_write_buffer_size() == 0:
@@ -177,6 +215,18 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         self._out.append(data)
         if self._flush_handle is None and self.loop is not None:
             self._flush_handle = self.loop.call_soon(self.flush)
+
+    def cork(self) -> None:
+        """Hold what is sent until :meth:`uncork` (which writes it in one ``send()``)."""
+        self._corked = True
+
+    def uncork(self) -> None:
+        """Write what was held since :meth:`cork` now, in one ``send()``."""
+        self._corked = False
+        if self._out:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self.flush()
 
     def flush(self) -> None:
         """Write everything queued now, in one ``send()``."""
@@ -199,6 +249,8 @@ class KatcpProtocol(asyncio.BufferedProtocol):
                 backlog,
                 self.max_write_buffer,
             )
+            if self._on_overflow is not None:
+                self._on_overflow(self)
             self.abort()
 
     @property

@@ -52,6 +52,20 @@ async def _pair(**kwargs):
     return server, protos[0], rec, reader, writer
 
 
+def _count_writes(proto: KatcpProtocol) -> list[bytes]:
+    """Record every chunk `proto` hands its transport (each is one send())."""
+    assert proto.transport is not None
+    writes: list[bytes] = []
+    real_write = proto.transport.write
+
+    def counting_write(data: bytes) -> None:
+        writes.append(data)
+        real_write(data)
+
+    proto.transport.write = counting_write  # type: ignore[method-assign]
+    return writes
+
+
 async def test_receives_messages_and_errors_in_order():
     server, proto, rec, reader, writer = await _pair()
     rec.want = 3
@@ -68,15 +82,7 @@ async def test_receives_messages_and_errors_in_order():
 
 async def test_output_is_coalesced_after_one_direct_write():
     server, proto, rec, reader, writer = await _pair()
-    assert proto.transport is not None
-    writes: list[bytes] = []
-    real_write = proto.transport.write
-
-    def counting_write(data: bytes) -> None:
-        writes.append(data)
-        real_write(data)
-
-    proto.transport.write = counting_write  # type: ignore[method-assign]
+    writes = _count_writes(proto)
     for i in range(100):
         proto.send_message(Message.inform("n", i))
     proto.send_messages([Message.inform("m", 1), Message.inform("m", 2)])
@@ -143,3 +149,35 @@ def test_write_after_close_is_ignored():
 )
 def test_format_address(address, text):
     assert format_address(address) == text
+
+
+async def test_corked_output_leaves_in_one_send_at_uncork():
+    server, proto, rec, reader, writer = await _pair()
+    writes = _count_writes(proto)
+    proto.cork()
+    for i in range(10):
+        proto.send_message(Message.reply("n", i))
+    assert writes == []  # held, not even the first line goes out at once
+    proto.uncork()
+    assert len(writes) == 1 and writes[0].count(b"\n") == 10
+    lines = [await asyncio.wait_for(reader.readline(), 5) for _ in range(10)]
+    assert lines[-1] == b"!n 9\n"
+    writer.close()
+    server.close()
+
+
+async def test_screen_sees_the_first_bytes_and_lost_resolves():
+    seen: list[bytes] = []
+
+    def screen(proto: KatcpProtocol, data: bytes) -> bool:
+        seen.append(data)
+        proto.close()
+        return True  # dropped: never parsed
+
+    server, proto, rec, reader, writer = await _pair(screen=screen)
+    writer.write(b"?first\n")
+    assert await asyncio.wait_for(proto.lost, 5) is None
+    assert seen == [b"?first\n"] and rec.items == []
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    server.close()

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import AsyncReply, FailReply, KatcpDeviceError
-from .base import DeviceServerBase
-from .connection import ClientConnection, ClientRequestConnection
+from ._connection import ClientConnection, ClientRequestConnection, ConnectionState
+from ._device import AsyncDeviceServer, DeviceServer
+from ._dispatch import DeviceServerBase
+from ._owner import ConnectionOwner
+from ._sensors import construct_name_filter
 from .katcp_names import (
     BASE_REQUESTS,
     DEFAULT_KATCP_MAJOR,
@@ -38,7 +41,6 @@ from .katcp_names import (
 from .logger import DeviceLogger, KatcpLogHandler
 from .metaclass import DeviceMetaclass
 from .sampling_loop import SamplingManager, TimerScheduler
-from .server import AsyncDeviceServer, DeviceServer, construct_name_filter
 
 __all__ = [
     "BASE_REQUESTS",
@@ -69,6 +71,8 @@ __all__ = [
     "AsyncReply",
     "ClientConnection",
     "ClientRequestConnection",
+    "ConnectionOwner",
+    "ConnectionState",
     "DeviceLogger",
     "DeviceMetaclass",
     "DeviceServer",

@@ -10,7 +10,7 @@ from ..errors import FailReply
 from ..message import Message
 
 if TYPE_CHECKING:
-    from .base import DeviceServerBase
+    from ._dispatch import DeviceServerBase
 
 __all__ = ["DeviceLogger", "KatcpLogHandler"]
 

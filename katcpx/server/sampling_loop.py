@@ -24,6 +24,7 @@ import functools
 import heapq
 import itertools
 from collections.abc import Callable, Sequence
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..codec import wire_argument
@@ -247,7 +248,11 @@ class _SensorObserver:
 
     def update(self, sensor: Sensor, reading: Any) -> None:
         manager = self.manager
-        manager.binding.call_here_or_soon(manager.dispatch, sensor, reading)
+        # The binding's on_loop() inline: this runs for every reading of every sensor.
+        if get_ident() == manager.binding.thread_id:
+            manager.dispatch(sensor, reading)
+        else:
+            manager.binding.call(manager.dispatch, sensor, reading)
 
 
 class SamplingManager:

@@ -60,7 +60,7 @@ def test_direct_call_on_the_loop_returns_an_asyncio_future():
             assert isinstance(fut, asyncio.Future)
             return await fut
 
-        reply = asyncio.run_coroutine_threadsafe(on_loop(), srv._loop).result(TIMEOUT)
+        reply = asyncio.run_coroutine_threadsafe(on_loop(), srv.binding.loop).result(TIMEOUT)
         assert reply.arguments == [b"ok", b"an.int", b"event"]
 
 

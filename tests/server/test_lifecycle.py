@@ -94,7 +94,7 @@ def test_set_ioloop_runs_on_callers_loop(kind):
             srv.set_ioloop(IOLoop.current())
         srv.start()
         await srv.until_running(timeout=TIMEOUT)
-        assert srv._loop is asyncio.get_running_loop()
+        assert srv.binding.loop is asyncio.get_running_loop()
         assert srv.ioloop is IOLoop.current()
         reader, writer = await asyncio.open_connection(*srv.bind_address)
         for _ in range(3):

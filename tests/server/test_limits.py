@@ -8,6 +8,7 @@ import threading
 import time
 
 from katcpx.message import Message
+from katcpx.server import ConnectionState
 
 from .helpers import TIMEOUT, Client, ExampleServer, connect, running
 
@@ -110,13 +111,14 @@ def test_reading_pauses_for_a_backlogged_client():
     srv = _server()
     with running(srv), connect(srv) as c:
         conn = next(iter(srv._connections))
-        conn._busy = True  # simulate a stuck ordered request
+        # Hold its messages as if on_client_connect had not finished.
+        srv.binding.call_and_wait(setattr, conn, "_state", ConnectionState.CONNECTING)
         c.send_raw(b"?watchdog\n" * (srv.MAX_QUEUED_REQUESTS * 2))
         deadline = time.monotonic() + TIMEOUT
         while not conn._paused and time.monotonic() < deadline:
             srv.sync_with_ioloop(TIMEOUT)
         assert conn._paused
-        srv._loop.call_soon_threadsafe(conn._ready)
+        srv.binding.call(conn.ready)
         replies = 0
         while replies < srv.MAX_QUEUED_REQUESTS * 2:
             msg = c.read()

@@ -9,16 +9,15 @@ from typing import Any, ClassVar
 
 from .._version import VERSION_STR
 from ..client_regex import ClientRegexError, compile_client_regex
-from ..crossing import LoopBinding
 from ..errors import FailReply
 from ..message import Message
 from ..sensor import Sensor
-from .base import DeviceServerBase
-from .connection import ClientConnection
+from ._connection import ClientConnection
+from ._dispatch import DeviceServerBase
 from .logger import DeviceLogger
 from .sampling_loop import SamplingManager, Strategy
 
-__all__ = ["SensorDeviceServer", "construct_name_filter"]
+__all__ = ["SensorDeviceServer", "argument_text", "construct_name_filter"]
 
 
 def construct_name_filter(pattern: str | None) -> tuple[bool, Callable[[str], bool]]:
@@ -40,7 +39,8 @@ def construct_name_filter(pattern: str | None) -> tuple[bool, Callable[[str], bo
     return True, lambda name: name == pattern
 
 
-def _arg(msg: Message, index: int) -> str | None:
+def argument_text(msg: Message, index: int) -> str | None:
+    """Argument `index` of `msg` as text (undecodable bytes replaced), or None if absent."""
     if len(msg.arguments) <= index:
         return None
     return msg.arguments[index].decode("utf-8", "replace")
@@ -87,10 +87,6 @@ class SensorDeviceServer(DeviceServerBase):
     def _client_conns(self) -> set[ClientConnection]:
         return set(self._connections)
 
-    def client_connections(self) -> list[ClientConnection]:
-        """The connected clients now (a snapshot; safe from any thread)."""
-        return list(self._connections)
-
     def sampling_strategy_counts(self) -> dict[str, int]:
         """Active sampling strategies by name (``event``, ``period``, ...); any thread.
 
@@ -101,10 +97,9 @@ class SensorDeviceServer(DeviceServerBase):
     # -- loop hooks ---------------------------------------------------------------------
 
     def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
-        # The server's own LoopBinding will be passed here once the server has one.
-        binding = LoopBinding()
-        binding.bind(loop)
-        self._sampling = SamplingManager(binding, major=self.PROTOCOL_INFO.major)
+        # The manager crosses threads (sensor updates from hardware threads) through the
+        # server's binding, as everything else of the server does.
+        self._sampling = SamplingManager(self.binding, major=self.PROTOCOL_INFO.major)
 
     def _on_uninstall(self) -> None:
         if self._sampling is not None:
@@ -116,17 +111,15 @@ class SensorDeviceServer(DeviceServerBase):
         A server that is not running has no loop thread to race with, so the call runs
         in the caller's thread instead of being dropped.
         """
-        loop = self._loop
-        if self._in_loop_thread():
+        binding = self.binding
+        if binding.on_loop():
             func(*args)
             return
-        if loop is not None and loop.is_running() and (self._running.is_set() or self._starting):
-            try:
-                loop.call_soon_threadsafe(func, *args)
-                return
-            except RuntimeError:  # closed just now: no loop left, so run it here
-                pass
-        func(*args)
+        loop = binding.loop
+        running = loop is not None and loop.is_running()
+        if running and (self._running.is_set() or self._starting) and binding.call(func, *args):
+            return
+        func(*args)  # not running, or closed just now: no loop left, so run it here
 
     # -- connections --------------------------------------------------------------------
 
@@ -155,7 +148,7 @@ class SensorDeviceServer(DeviceServerBase):
         )
         for other in self._connections:
             if other is not conn:
-                other._send_bytes(data)
+                other.send_bytes(data)
         return None
 
     def on_client_disconnect(
@@ -211,16 +204,16 @@ class SensorDeviceServer(DeviceServerBase):
         A client's level is what its ``?log-level`` set, else ``self.log.level``.
         Thread-safe: from other threads the message goes through the loop hand-off.
         """
-        if not self._in_loop_thread():
-            if self._handoff is not None:
-                self._handoff.call(self.send_log_inform, level, msg)
+        binding = self.binding
+        if not binding.on_loop():
+            binding.call(self.send_log_inform, level, msg)
             return
         data = bytes(msg)
         default = self.log.level
         for conn in self._connections:
             wanted = conn.log_level
             if level >= (default if wanted is None else wanted):
-                conn._send_bytes(data)
+                conn.send_bytes(data)
 
     def add_sensor(self, sensor: Sensor) -> None:
         """Add a sensor; a running server sends ``#interface-changed sensor <name> added``.
@@ -272,11 +265,11 @@ class SensorDeviceServer(DeviceServerBase):
         FailReply
             A bad client-sent regular expression.
         """
-        exact, name_filter = construct_name_filter(_arg(msg, 0))
+        exact, name_filter = construct_name_filter(argument_text(msg, 0))
         ordered = self._sorted_sensors
         if ordered is None:
             ordered = self._sorted_sensors = sorted(list(self._sensors.items()))
-        if _arg(msg, 0) is None:
+        if argument_text(msg, 0) is None:
             return list(ordered)
         sensors = [(n, s) for n, s in ordered if name_filter(n)]
         if exact and not sensors:

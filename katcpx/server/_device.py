@@ -3,70 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import inspect
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._version import VERSION_STR
 from ..errors import FailReply
 from ..flags import ProtocolFlags
+from ..kattypes import has_katcp_protocol_flags, minimum_katcp_version
 from ..message import Message
-from ..sampling import SamplingError
+from ._connection import ClientRequestConnection
+from ._dispatch import loop_safe
+from ._sampling_requests import SamplingRequests, returns_future_on_loop
+from ._sensors import argument_text, construct_name_filter
 from .access import show_roles
-from .connection import ClientRequestConnection
 from .sampling_loop import ReadingFormatter
-from .sensor_server import SensorDeviceServer, _arg, construct_name_filter
 
 __all__ = ["DeviceServer", "AsyncDeviceServer", "construct_name_filter"]
 
 
-def _requires(
-    version: tuple[int, int] | None = None, flags: list[str | bytes] | None = None
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a standard handler with the protocol it needs (what kattypes' decorators set)."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        if version is not None:
-            func._minimum_katcp_version = version  # type: ignore[attr-defined]
-        if flags is not None:
-            func._has_katcp_protocol_flags = flags  # type: ignore[attr-defined]
-        return func
-
-    return decorate
-
-
-def _returns_future(
-    coro_fn: Callable[..., Coroutine[Any, Any, Any]],
-) -> Callable[..., asyncio.Future[Any] | concurrent.futures.Future[Any]]:
-    """Make an ``async def`` standard handler return a future when called, not a coroutine.
-
-    katcp-python's built-in handlers that finish later return a (tornado) Future, and code
-    calling them directly (tests, subclasses chaining to them) relies on that. The work runs
-    on the server's loop, where the sampling and connection state lives.
-    """
-
-    @functools.wraps(coro_fn)
-    def method(
-        self: DeviceServer, req: ClientRequestConnection, msg: Message
-    ) -> asyncio.Future[Any] | concurrent.futures.Future[Any]:
-        return self.run_on_loop(coro_fn(self, req, msg))
-
-    return method
-
-
-def _loop_safe(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a read-only standard handler as answered on the loop at once.
-
-    See :meth:`DeviceServerBase.is_loop_safe`. The mark is on these functions only: a
-    subclass overriding one of these requests gets katcp-python's ordering back.
-    """
-    func._loop_safe = True  # type: ignore[attr-defined]
-    return func
-
-
-class DeviceServer(SensorDeviceServer):
+class DeviceServer(SamplingRequests):
     """Implements the standard requests and sensors on top of :class:`DeviceServerBase`.
 
     Informs sent: ``#version-connect`` on connect (``#version`` and ``#build-state`` when
@@ -85,34 +40,9 @@ class DeviceServer(SensorDeviceServer):
     :class:`AsyncDeviceServer` handles them on the loop.
     """
 
-    def run_on_loop(
-        self, coro: Coroutine[Any, Any, Any]
-    ) -> asyncio.Future[Any] | concurrent.futures.Future[Any]:
-        """Run `coro` on the server's loop and return a future of its result.
-
-        On the loop's thread the future is an asyncio Task; from any other thread it is a
-        :class:`concurrent.futures.Future`.
-
-        Raises
-        ------
-        RuntimeError
-            If the server has no loop yet (it was never started).
-        """
-        loop = self._loop
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not None and (loop is None or running is loop):
-            return running.create_task(coro)
-        if loop is None or loop.is_closed():
-            coro.close()
-            raise RuntimeError("the server has no running ioloop: start it first")
-        return asyncio.run_coroutine_threadsafe(coro, loop)
-
     # -- standard requests --------------------------------------------------------------
 
-    @_returns_future
+    @returns_future_on_loop
     async def request_halt(self, req: ClientRequestConnection, msg: Message) -> None:
         """Halt the device server.
 
@@ -132,7 +62,7 @@ class DeviceServer(SensorDeviceServer):
         # Queued behind the reply, so the client sees !halt ok before #disconnect.
         self.stop(timeout=None)
 
-    @_loop_safe
+    @loop_safe
     def request_help(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Return help on the available requests.
 
@@ -173,7 +103,7 @@ class DeviceServer(SensorDeviceServer):
             !help ok 1
         """
         handlers = self._request_handlers
-        name = _arg(msg, 0)
+        name = argument_text(msg, 0)
         if name is None:
             names = sorted(handlers)
         elif name in handlers:
@@ -187,7 +117,7 @@ class DeviceServer(SensorDeviceServer):
             req.inform(n, inspect.cleandoc(doc or ""))
         return req.make_reply("ok", len(docs))
 
-    @_requires(flags=[ProtocolFlags.REQUEST_TIMEOUT_HINTS])
+    @has_katcp_protocol_flags([ProtocolFlags.REQUEST_TIMEOUT_HINTS])
     def request_request_timeout_hint(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Return timeout hints for requests.
 
@@ -225,7 +155,7 @@ class DeviceServer(SensorDeviceServer):
             !request-timeout-hint ok 1
         """
         handlers = self._request_handlers
-        name = _arg(msg, 0)
+        name = argument_text(msg, 0)
 
         def hint(handler: Any) -> float:
             value = getattr(handler, "_request_timeout_hint", None)
@@ -288,7 +218,7 @@ class DeviceServer(SensorDeviceServer):
         level = self.log.level if conn.log_level is None else conn.log_level
         return req.make_reply("ok", self.log.level_name(level))
 
-    @_returns_future
+    @returns_future_on_loop
     async def request_restart(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Restart the device server.
 
@@ -309,7 +239,7 @@ class DeviceServer(SensorDeviceServer):
         self._restart_queue.put_nowait(self)
         return req.make_reply("ok")
 
-    @_loop_safe
+    @loop_safe
     def request_client_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of connected clients.
 
@@ -351,8 +281,8 @@ class DeviceServer(SensorDeviceServer):
                 req.inform(conn.address)
         return req.make_reply("ok", len(clients))
 
-    @_requires(version=(5, 0))
-    @_loop_safe
+    @minimum_katcp_version(5, 0)
+    @loop_safe
     def request_version_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of versions of roles and subcomponents.
 
@@ -395,7 +325,7 @@ class DeviceServer(SensorDeviceServer):
                 req.inform(name, version, build_state)
         return req.make_reply("ok", len(versions))
 
-    @_loop_safe
+    @loop_safe
     def request_sensor_list(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the list of sensors.
 
@@ -445,7 +375,7 @@ class DeviceServer(SensorDeviceServer):
             )
         return req.make_reply("ok", len(sensors))
 
-    @_loop_safe
+    @loop_safe
     def request_sensor_value(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Request the value of a sensor or sensors.
 
@@ -502,114 +432,7 @@ class DeviceServer(SensorDeviceServer):
             req.inform_raw(b"\n".join(lines))
         return req.make_reply("ok", len(sensors))
 
-    @_returns_future
-    async def request_sensor_sampling(self, req: ClientRequestConnection, msg: Message) -> Message:
-        """Configure or query the way a sensor is sampled.
-
-        Sampled values are reported asynchronously using the #sensor-status message.
-
-        Parameters
-        ----------
-        names : str
-            One or more names of sensors whose sampling strategy will be queried or
-            configured. Several sensors, comma-separated, may only be configured (all with
-            the same strategy) when the server announces v5.1 and flag B; the change is all
-            or nothing. A query can only be done on a single sensor.
-        strategy : {'none', 'auto', 'event', 'differential', 'differential-rate', 'period', 'event-rate'}, optional
-            Type of strategy to use to report the sensor value. If this parameter is
-            supplied, it sets the new strategy.
-        params : list of str, optional
-            Additional strategy parameters (dependent on the strategy type).
-
-        Informs
-        -------
-        timestamp : float
-            Timestamp of the sensor reading (seconds; milliseconds for v4).
-        count : {1}
-            Number of sensors described in this #sensor-status inform. Always one.
-        name : str
-            Name of the sensor whose value is being reported.
-        value : object
-            Value of the named sensor. Type depends on the type of the sensor.
-
-        Returns
-        -------
-        success : {'ok', 'fail'}
-            Whether the sensor-sampling request succeeded.
-        names : str
-            Name(s) of the sensor queried or configured.
-        strategy : str
-            Name of the new or current sampling strategy for the sensor(s).
-        params : list of str
-            Additional strategy parameters.
-
-        Examples
-        --------
-        ::
-
-            ?sensor-sampling cpu.power.on
-            !sensor-sampling ok cpu.power.on none
-
-            ?sensor-sampling cpu.power.on period 0.5
-            #sensor-status 1244631611.415231 1 cpu.power.on nominal 1
-            !sensor-sampling ok cpu.power.on period 0.5
-        """
-        args = msg.arguments
-        if not args:
-            raise FailReply("No sensor name given.")
-        names_arg = args[0].decode("utf-8", "replace")
-        bulk = self.PROTOCOL_INFO.bulk_set_sensor_sampling and ("," in names_arg or len(args) > 1)
-        names = names_arg.split(",") if bulk else [names_arg]
-        if len(names) > 1 and len(args) == 1:
-            raise FailReply("Cannot query multiple sensors.")
-        unknown = [n for n in names if n not in self._sensors]
-        if unknown:
-            if len(names) == 1:
-                raise FailReply(f"Unknown sensor name: {unknown[0]}.")
-            raise FailReply(f"Unknown sensor names: {unknown!r}.")
-        manager = self._sampling
-        assert manager is not None
-        client = req.client_connection
-        sensors = [self._sensors[n] for n in names]
-        if len(args) == 1:
-            current = manager.get_strategy(client, sensors[0])
-            if current is None:
-                return req.make_reply("ok", names_arg, "none")
-            strategy_name, params = current.get_sampling_formatted()
-            return req.make_reply("ok", names_arg, strategy_name, *params)
-        try:
-            # Builds every strategy before touching any: bulk set is all or nothing.
-            formatted_name, formatted_params = manager.set_strategies(
-                client, sensors, args[1], args[2:]
-            )
-        except SamplingError as exc:
-            raise FailReply(str(exc)) from None
-        return req.make_reply("ok", names_arg, formatted_name, *formatted_params)
-
-    @_returns_future
-    async def request_sensor_sampling_clear(
-        self, req: ClientRequestConnection, msg: Message
-    ) -> Message:
-        """Set all sampling strategies for this client to none.
-
-        Returns
-        -------
-        success : {'ok', 'fail'}
-            Whether clearing the strategies succeeded.
-
-        Examples
-        --------
-        ::
-
-            ?sensor-sampling-clear
-            !sensor-sampling-clear ok
-        """
-        # Through the public hook, as katcp-python does, so a subclass overriding
-        # clear_strategies() sees every clear.
-        self.clear_strategies(req.client_connection)
-        return req.make_reply("ok")
-
-    @_loop_safe
+    @loop_safe
     def request_watchdog(self, req: ClientRequestConnection, msg: Message) -> Message:
         """Check that the server is still alive.
 

@@ -1,102 +1,74 @@
-"""Per-client objects: :class:`ClientConnection` and the per-request ``req``."""
+"""One client of a server: :class:`ClientConnection`, owner of its transport and its state."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
+import enum
+import inspect
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
 from ..parser import MessageParser
 from ..tls import refuse_tls_on_plain_port
 from ..transport import KatcpProtocol
+from ._bad_line import invalid_reply
 from .access import Role, admit, announce_role
 
 if TYPE_CHECKING:
-    from .base import DeviceServerBase
+    from ._owner import ConnectionOwner
 
 __all__ = [
     "ActivityTracker",
+    "AnyFuture",
     "ClientConnection",
     "ClientRequestConnection",
-    "Link",
+    "ConnectionState",
+    "is_pending",
     "RunStopped",
-    "ServerProtocol",
 ]
 
 _clock = time.perf_counter
 
-
-class ServerProtocol(KatcpProtocol):
-    """The transport protocol of one server-side connection; feeds a :class:`ClientConnection`."""
-
-    conn: ClientConnection | None
-
-    def __init__(self, server: DeviceServerBase) -> None:
-        super().__init__(
-            _messages_received,
-            _connection_lost,
-            on_connection_made=_connection_made,
-            max_msg_size=server.MAX_MSG_SIZE,
-            max_write_buffer=server.MAX_WRITE_BUFFER_SIZE,
-            logger=server._logger,
-        )
-        self.server = server
-        self.conn = None
-        self._first_data = True
-
-    def data_received(self, data: bytes) -> None:
-        if self._first_data:
-            self._first_data = False
-            if refuse_tls_on_plain_port(self, data, self.server.ssl_context):
-                return
-        super().data_received(data)
-
-    def abort(self) -> None:
-        # The transport aborts only when a peer lets MAX_WRITE_BUFFER_SIZE of output pile up.
-        if not self.closed and self.server.metrics is not None:
-            self.server.metrics.slow_client()
-        super().abort()
+#: A read bringing at most this many messages to an empty queue marks its client as waiting
+#: for replies (interactive): while one is, pipelining clients get short turns. Pipelining
+#: clients among themselves share the loop by message count, in full turns, since short
+#: turns would cost each of them a send and a loop iteration per few requests.
+INTERACTIVE_BATCH = 4
 
 
-def _connection_made(proto: KatcpProtocol) -> None:
-    assert isinstance(proto, ServerProtocol)
-    conn = proto.conn = ClientConnection(proto.server, proto, proto.peer)
-    policy = proto.server.access_policy
-    admit(conn, proto.transport, policy)
-    proto.server._connection_made(conn)
-    announce_role(conn, policy)
+class ConnectionState(enum.Enum):
+    """Where a :class:`ClientConnection` is in its life (it only moves forward)."""
+
+    #: Connected; ``on_client_connect`` has not finished, so messages wait.
+    CONNECTING = "connecting"
+    #: Messages are handled.
+    OPEN = "open"
+    #: Being disconnected: no further message is handled; sending still works.
+    CLOSING = "closing"
+    #: The transport is closed: nothing more is sent or handled.
+    CLOSED = "closed"
 
 
-def _messages_received(proto: KatcpProtocol, items: list[Message | KatcpSyntaxError]) -> None:
-    assert isinstance(proto, ServerProtocol)
-    if proto.conn is not None:
-        proto.conn._received(items, proto.batch_bytes)
+AnyFuture = asyncio.Future[Any] | concurrent.futures.Future[Any]
+
+# What handlers return when they are done: checked first, since inspect.isawaitable costs
+# several isinstance checks, for every request.
+_DONE_TYPES = frozenset({type(None), Message, tuple, list})
 
 
-def _connection_lost(proto: KatcpProtocol, exc: Exception | None) -> None:
-    assert isinstance(proto, ServerProtocol)
-    if proto.conn is not None:
-        proto.server._connection_lost(proto.conn, exc)
-
-
-class RunStopped:
-    """What a run of requests handed to the handler thread resolves to when one of them
-    left its request running: that request's future, and the messages after it."""
-
-    __slots__ = ("running", "leftovers")
-
-    def __init__(self, running: Any, leftovers: list[Message]) -> None:
-        self.running = running
-        self.leftovers = leftovers
+def is_pending(value: Any) -> bool:
+    """Whether a handler's result is still to come (an awaitable or a future)."""
+    if type(value) in _DONE_TYPES:
+        return False
+    return inspect.isawaitable(value) or isinstance(value, concurrent.futures.Future)
 
 
 class ActivityTracker:
-    """Which connections sent something lately (fairness: is anyone waiting behind me?).
+    """Which interactive connections sent something lately (is anyone waiting behind me?).
 
     Keeps the last two distinct connections that received data, with the time (seconds,
     ``time.perf_counter``). O(1) per read.
@@ -127,26 +99,27 @@ class ActivityTracker:
         return self._prev is not None and now - self._prev_t < self.WINDOW
 
 
-class Link(Protocol):
-    """What a :class:`ClientConnection` needs from the transport carrying it."""
+class RunStopped:
+    """What a run of requests handed to the handler thread resolves to when one of them
+    left its request running: that request's future, and the messages after it."""
 
-    def send_message(self, msg: Message) -> None: ...
+    __slots__ = ("running", "leftovers")
 
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
+    def __init__(self, running: Any, leftovers: list[Message]) -> None:
+        self.running = running
+        self.leftovers = leftovers
 
 
 class ClientConnection:
     """The connection between the server and one client.
 
+    It owns its transport (:attr:`protocol`, a :class:`katcpx.transport.KatcpProtocol`) and
+    its one :attr:`state`, queues what the client sends and hands it to its server (a
+    :class:`ConnectionOwner`), and answers malformed and over-long lines itself.
+
     All sending methods may be called from any thread: off the server's loop they hand
-    the message to the loop through the server's :class:`LoopHandoff` (order is kept per
-    thread, and a burst of replies costs one wake-up of the loop).
+    the message to the loop through the server's :class:`~katcpx.crossing.LoopBinding`
+    (order is kept per thread, and a burst of replies costs one wake-up of the loop).
     Incoming requests are queued and handled in order, at most
     ``server.MAX_REQUESTS_PER_TURN`` per loop turn, so a client that pipelines many
     requests cannot starve the others; reading from a client pauses while more than
@@ -156,39 +129,40 @@ class ClientConnection:
     Parameters
     ----------
     server
-        The owning device server.
-    link
-        The transport object carrying the connection.
-    address
-        ``host:port`` of the peer.
+        The owning device server; its loop must be running (connections are made by it).
     """
 
-    def __init__(self, server: DeviceServerBase, link: Link, address: str) -> None:
-        self._server = server
+    def __init__(self, server: ConnectionOwner) -> None:
+        self._owner = server
         #: The server this client is connected to.
         self.server = server
-        self._link = link
-        self._address = address
-        loop = server._loop
+        binding = server.binding
+        loop = binding.loop
         assert loop is not None, "connections exist only while the server runs"
+        self._binding = binding
         self._loop = loop
-        handoff = server._handoff
-        assert handoff is not None, "the server makes its hand-off before accepting clients"
-        self._handoff = handoff
-        self._loop_thread_id = server._loop_thread_id
+        self._link = KatcpProtocol(
+            self.received,
+            self.transport_lost,
+            on_connection_made=self.transport_made,
+            max_msg_size=server.MAX_MSG_SIZE,
+            max_write_buffer=server.MAX_WRITE_BUFFER_SIZE,
+            logger=server.logger,
+            on_overflow=self._overflow,
+            screen=self._screen,
+        )
+        self._state = ConnectionState.CONNECTING
         self._disconnect_called = False
-        self._closed = False
         self._pending: deque[Message | KatcpSyntaxError] = deque()
         # Read-only standard requests that arrived while an ordered request was running:
         # answered at once rather than behind it (see DeviceServerBase.is_loop_safe).
         self._express: deque[Message] = deque()
-        self._busy = True  # until on_client_connect is done
-        self._handling = False  # True from on_client_connect done until stop_handling()
         self._waiting_on: Any = None  # the unfinished ordered request's future
         self._wait_since = 0.0  # time.perf_counter() when that wait began
         self._wait_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._paused = False
+        self._bulk_at = -1e9  # perf_counter() of this client's last pipelined read
         #: Common name of the client's verified TLS certificate, or None.
         self.identity: str | None = None
         #: What the client may do (see :mod:`katcpx.server.access`).
@@ -206,7 +180,17 @@ class ClientConnection:
     @property
     def address(self) -> str:
         """``host:port`` of the client."""
-        return self._address
+        return self._link.peer
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where the connection is in its life."""
+        return self._state
+
+    @property
+    def protocol(self) -> KatcpProtocol:
+        """The transport protocol carrying the connection (give it to the event loop)."""
+        return self._link
 
     @property
     def client_disconnect_called(self) -> bool:
@@ -221,73 +205,58 @@ class ClientConnection:
 
     def disconnect(self, reason: str) -> None:
         """Disconnect the client, telling it `reason` with ``#disconnect`` first."""
-        self._call_in_loop(self._server._disconnect_client, self, reason)
+        self._binding.call_here_or_soon(self._owner.disconnect_client, self, reason)
 
     def inform(self, msg: Message) -> None:
         """Send an asynchronous inform to this client."""
         if msg.mtype != Message.INFORM:
             raise ValueError(f"inform() needs an inform message, not {msg!r}")
-        self._send(msg)
+        self.send_message(msg)
 
     def reply_inform(self, inform: Message, orig_req: Message) -> None:
         """Send an inform that is part of the reply to `orig_req` (its id is copied)."""
         if inform.mtype != Message.INFORM or inform.name != orig_req.name:
             raise ValueError(f"{inform!r} is not an inform for {orig_req!r}")
         inform.mid = orig_req.mid
-        self._send(inform)
+        self.send_message(inform)
 
     def reply(self, reply: Message, orig_req: Message) -> None:
         """Send the reply to `orig_req` (its id is copied)."""
         if reply.mtype != Message.REPLY or reply.name != orig_req.name:
             raise ValueError(f"{reply!r} is not a reply to {orig_req!r}")
         reply.mid = orig_req.mid
-        self._send(reply)
+        self.send_message(reply)
 
     def mass_inform(self, msg: Message) -> None:
         """Send an inform to every client of the server."""
-        self._server.mass_inform(msg)
+        self._owner.mass_inform(msg)
 
     def __repr__(self) -> str:
-        return f"<ClientConnection {self._address}>"
+        return f"<ClientConnection {self.address}>"
 
     # -- sending ----------------------------------------------------------------------
 
-    def _in_loop(self) -> bool:
-        return threading.get_ident() == self._loop_thread_id
-
-    def _call_in_loop(self, func: Any, *args: Any) -> None:
-        if self._in_loop():
-            func(*args)
+    def send_message(self, msg: Message) -> None:
+        """Send `msg` as it is (any thread; in order with this thread's other sends)."""
+        if self._binding.on_loop():
+            self._write(bytes(msg))
         else:
-            self._handoff.call(func, *args)
-
-    def _send(self, msg: Message) -> None:
-        if self._in_loop():
-            if not self._closed:
-                self._send_bytes(bytes(msg))
-        else:
-            self._handoff.call(self._send_now, msg)
-
-    def _send_now(self, msg: Message) -> None:
-        if not self._closed:
-            self._send_bytes(bytes(msg))
-
-    def _send_raw(self, data: bytes) -> None:
-        """Send pre-formatted lines from any thread, in order with other sends."""
-        if self._in_loop():
-            self._send_bytes(data)
-        else:
-            self._handoff.call(self._send_bytes, data)
+            self._binding.call(self._format_and_write, msg)
 
     def send_bytes(self, data: bytes) -> None:
-        """Queue formatted wire bytes (whole lines) for the client; on the loop."""
-        self._send_bytes(data)
+        """Send complete, formatted wire lines (any thread; in order with other sends)."""
+        if self._binding.on_loop():
+            self._write(data)
+        else:
+            self._binding.call(self._write, data)
 
-    def _send_bytes(self, data: bytes) -> None:
-        """Send a pre-formatted line (loop thread only)."""
-        if not self._closed:
+    def _format_and_write(self, msg: Message) -> None:
+        self._write(bytes(msg))
+
+    def _write(self, data: bytes) -> None:
+        if self._state is not ConnectionState.CLOSED:
             self._link.write(data)
-            metrics = self._server.metrics
+            metrics = self._owner.metrics
             if metrics is not None:
                 # Inline, not a call: this runs for every line to every client (fan-out).
                 metrics.bytes_written += len(data)
@@ -296,116 +265,179 @@ class ClientConnection:
 
     def queued_bytes(self) -> int:
         """Bytes of output queued for this client and not yet sent (any thread; a snapshot)."""
-        return int(getattr(self._link, "write_buffer_size", 0))
+        return self._link.write_buffer_size
+
+    # -- lifecycle (loop thread) ------------------------------------------------------
+
+    def transport_made(self, protocol: KatcpProtocol) -> None:
+        """The transport is up: admit the client and tell the server (transport callback)."""
+        policy = self._owner.access_policy
+        admit(self, protocol.transport, policy)
+        # The greeting (#version-connect lines, #access-role) leaves in one send(), so a
+        # client sees all of it at once rather than the first line alone.
+        protocol.cork()
+        try:
+            self._owner.connection_made(self)
+            announce_role(self, policy)
+        finally:
+            protocol.uncork()
+
+    def _screen(self, protocol: KatcpProtocol, data: bytes) -> bool:
+        return refuse_tls_on_plain_port(protocol, data, self._owner.ssl_context)
+
+    def _overflow(self, protocol: KatcpProtocol) -> None:
+        # The transport aborts only when a peer lets MAX_WRITE_BUFFER_SIZE of output pile up.
+        if self._owner.metrics is not None:
+            self._owner.metrics.slow_client()
+
+    def ready(self) -> None:
+        """``on_client_connect`` is done: start handling the client's messages."""
+        if self._state is ConnectionState.CONNECTING:
+            self._state = ConnectionState.OPEN
+            self._schedule_pump()
+
+    def stop_handling(self) -> None:
+        """Handle no more messages from this client (it is being disconnected)."""
+        if self._state is not ConnectionState.CLOSED:
+            self._state = ConnectionState.CLOSING
+        self._pending.clear()
+        self._express.clear()
+
+    def close(self) -> None:
+        """Send what is queued, then close the transport (loop thread)."""
+        if self._state is not ConnectionState.CLOSED:
+            self._link.close()
+            self._closed()
+
+    def transport_lost(self, protocol: KatcpProtocol, exc: Exception | None) -> None:
+        """The transport closed (transport callback): tell the server."""
+        self._closed()
+        self._owner.connection_closed(self, exc)
+
+    def _closed(self) -> None:
+        self._state = ConnectionState.CLOSED
+        self._pending.clear()
+        self._express.clear()
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
 
     # -- receiving (loop thread only) -------------------------------------------------
 
-    def _received(self, items: list[Message | KatcpSyntaxError], nbytes: int = 0) -> None:
-        """Queue a batch of parsed items (from `nbytes` received) and start handling them."""
-        if self._closed:
+    def received(self, protocol: KatcpProtocol, items: list[Message | KatcpSyntaxError]) -> None:
+        """Queue a batch of parsed items and start handling them (transport callback)."""
+        state = self._state
+        if state is ConnectionState.CLOSED or state is ConnectionState.CLOSING:
             return
-        server = self._server
-        self._queued_bytes += nbytes
-        server.activity.received(self, time.perf_counter())
+        owner = self._owner
+        self._queued_bytes += protocol.batch_bytes
         # A client with nothing queued is served within this read, not a loop turn later
         # behind whoever has a backlog: that is what keeps its latency near idle.
         at_once = not self._pending and not self._pump_scheduled
-        if self._busy and self._handling:
+        now = _clock()
+        if not at_once or len(items) > INTERACTIVE_BATCH:
+            self._bulk_at = now
+        elif now - self._bulk_at > owner.activity.WINDOW:
+            # A client waiting for a reply or two: others' turns shorten for it.
+            owner.activity.received(self, now)
+        waiting = self._waiting_on is not None
+        if waiting and state is ConnectionState.OPEN:
             # An ordered request is still running: read-only standard requests go round it.
             for item in items:
-                if isinstance(item, Message) and server.is_loop_safe(item):
+                if isinstance(item, Message) and owner.is_loop_safe(item):
                     self._express.append(item)
                 else:
                     self._pending.append(item)
         else:
             self._pending.extend(items)
         queued = len(self._pending) + len(self._express)
-        too_much = (
-            queued > server.MAX_QUEUED_REQUESTS or self._queued_bytes > server.MAX_QUEUED_BYTES
-        )
+        too_much = queued > owner.MAX_QUEUED_REQUESTS or self._queued_bytes > owner.MAX_QUEUED_BYTES
         if too_much and not self._paused:
             # Back-pressure: stop reading this client until its queue drains.
             self._paused = True
             self._link.pause_reading()
-        if at_once and (not self._busy or self._express):
+        busy = waiting or state is not ConnectionState.OPEN
+        if at_once and (not busy or self._express):
             self._pump()
         else:
             self._schedule_pump()
 
-    def _ready(self) -> None:
-        """Allow message handling (after connect, or when an ordered request is done)."""
-        self._busy = False
-        self._handling = not self._closed
-        self._schedule_pump()
-
-    def stop_handling(self) -> None:
-        """Handle no more messages from this client (it is being disconnected)."""
-        self._busy = True
-        self._handling = False
-        self._express.clear()
-
     def _schedule_pump(self) -> None:
-        if not self._pump_scheduled and ((not self._busy and self._pending) or self._express):
+        if self._pump_scheduled:
+            return
+        idle = self._state is ConnectionState.OPEN and self._waiting_on is None
+        if (idle and self._pending) or self._express:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
 
     def _pump(self) -> None:
+        # Everything a turn sends goes out in one send() at its end.
+        link = self._link
+        link.cork()
+        try:
+            self._pump_turn()
+        finally:
+            link.uncork()
+
+    def _pump_turn(self) -> None:
         self._pump_scheduled = False
-        server = self._server
-        if server.metrics is not None:  # one clock reading per batch, for request latency
+        owner = self._owner
+        if owner.metrics is not None:  # one clock reading per batch, for request latency
             self.batch_started = _clock()
         pending = self._pending
-        budget = server.MAX_REQUESTS_PER_TURN
-        runs = server.handles_runs()
-        # While other clients are active a turn also ends after MAX_TURN_SECONDS, whatever
-        # the requests cost, so that a client pipelining many requests delays the others by
-        # about that much. Alone, a client keeps the loop for the whole budget: each turn
-        # costs system calls (poll, send), so short turns would only lower its throughput.
-        clock = time.perf_counter
+        per_turn = owner.MAX_REQUESTS_PER_TURN
+        budget = per_turn
+        runs = owner.handles_runs()
+        # While interactive clients are active a turn also ends after MAX_TURN_SECONDS,
+        # whatever the requests cost, so that a client pipelining many requests delays them
+        # by about that much. Otherwise a client keeps the loop for the whole budget: each
+        # turn costs system calls (poll, send), so short turns would only lower throughput.
+        clock = _clock
         now = clock()
-        if server.activity.others_active(self, now):
-            deadline = now + server.MAX_TURN_SECONDS
+        if owner.activity.others_active(self, now):
+            deadline = now + owner.MAX_TURN_SECONDS
         else:
             deadline = now + 3600.0
+        open_ = ConnectionState.OPEN
         express = self._express
-        while express and not self._closed and budget > 0 and clock() < deadline:
+        while express and self._state is open_ and budget > 0 and clock() < deadline:
             budget -= 1
             request = express.popleft()
             try:
-                server.handle_loop_safe(self, request)
+                owner.handle_loop_safe(self, request)
             except Exception:  # nothing a client sends may kill the server
-                server._logger.exception("error handling %s from %s", request, self._address)
-        while pending and not self._busy and not self._closed and budget > 0:
+                owner.logger.exception("error handling %s from %s", request, self.address)
+        while pending and self._waiting_on is None and self._state is open_ and budget > 0:
             budget -= 1
-            if clock() >= deadline and budget < server.MAX_REQUESTS_PER_TURN - 1:
+            if clock() >= deadline and budget < per_turn - 1:
                 break  # at least one request per turn
             item = pending.popleft()
             if isinstance(item, MessageTooLong):
-                server._message_too_long(self, item)
+                self._message_too_long(item)
                 return
             if isinstance(item, KatcpSyntaxError):
-                server._syntax_error(self, item)
+                self._syntax_error(item)
                 continue
             done: Any = None
             is_run = False
             try:
-                if runs and not server.runs_on_loop(item):
+                if runs and not owner.runs_on_loop(item):
                     # Handler-thread mode: hand over every following device request in
                     # one go (the thread handles them in order), not one per round trip.
                     run = [item]
                     while pending and budget > 0:
                         following = pending[0]
-                        if not isinstance(following, Message) or server.runs_on_loop(following):
+                        if not isinstance(following, Message) or owner.runs_on_loop(following):
                             break
                         pending.popleft()
                         run.append(following)
                         budget -= 1
-                    done = server.on_message_run(self, run)
+                    done = owner.on_message_run(self, run)
                     is_run = True
                 else:
-                    done = server.on_message(self, item)
+                    done = owner.on_message(self, item)
             except Exception as exc:  # nothing a client sends may kill the server
-                server._logger.exception("error handling %s from %s", item, self._address)
+                owner.logger.exception("error handling %s from %s", item, self.address)
                 if item.mtype == Message.REQUEST:  # and no request goes unanswered
                     self.reply(Message.reply(item.name, "fail", f"Request failed: {exc}"), item)
                 continue
@@ -413,10 +445,9 @@ class ClientConnection:
             if done is not None and (is_run or not done.done()):
                 # Ordered request still running: wait for it before the next one, but
                 # not for ever (a future that never completes must not wedge the client).
-                self._busy = True
                 self._waiting_on = done
                 self._wait_since = clock()
-                limit = server.ORDERED_WAIT_LIMIT
+                limit = owner.ORDERED_WAIT_LIMIT
                 if limit is not None and self._wait_timer is None:
                     # One timer per connection, re-armed lazily: not one per request.
                     self._wait_timer = self._loop.call_later(limit, self._check_wait)
@@ -426,20 +457,39 @@ class ClientConnection:
             self._queued_bytes = 0
         if (
             self._paused
-            and queued <= server.MAX_QUEUED_REQUESTS // 2
-            and self._queued_bytes <= server.MAX_QUEUED_BYTES
-            and not self._closed
+            and queued <= owner.MAX_QUEUED_REQUESTS // 2
+            and self._queued_bytes <= owner.MAX_QUEUED_BYTES
+            and self._state is open_
         ):
             self._paused = False
             self._link.resume_reading()
         # Whatever is left waits for the next loop turn, so other clients get a go.
         self._schedule_pump()
 
+    def _message_too_long(self, err: MessageTooLong) -> None:
+        owner = self._owner
+        text = f"Message too long: {err}"
+        if owner.metrics is not None:
+            owner.metrics.syntax_error()
+        owner.logger.warning("%s from %s; disconnecting", text, self.address)
+        self.send_message(owner.create_log_inform("error", text, "root"))
+        self.stop_handling()
+        owner.disconnect_client(self, text)
+
+    def _syntax_error(self, err: KatcpSyntaxError) -> None:
+        owner = self._owner
+        owner.logger.warning("bad message from %s: %s", self.address, err)
+        if owner.metrics is not None:
+            owner.metrics.syntax_error()
+        self.send_message(owner.create_log_inform("error", f"Bad message: {err}", "root"))
+        reply = invalid_reply(err)
+        if reply is not None:  # the client would otherwise wait for its timeout
+            self.send_message(reply)
+
+    # -- waiting for unfinished requests (loop thread) ---------------------------------
+
     def _done_callback(self, fut: concurrent.futures.Future[Any]) -> None:
-        try:
-            self._call_in_loop(self._request_done, fut)
-        except RuntimeError:  # loop closed during shutdown
-            pass
+        self._binding.call_here_or_soon(self._request_done, fut)
 
     def _request_done(self, fut: Any) -> None:
         outcome = None
@@ -449,44 +499,32 @@ class ClientConnection:
             # A run stopped at a request still running: the rest of the run goes back to
             # the front of the queue, and waits for that request.
             inner: Any = outcome.running
-            self._pending.extendleft(reversed(outcome.leftovers))
+            if self._state is not ConnectionState.CLOSED:
+                self._pending.extendleft(reversed(outcome.leftovers))
             if self._waiting_on is fut and not inner.done():
                 self._waiting_on = inner
                 inner.add_done_callback(self._done_callback)
                 return
         if self._waiting_on is fut:  # not released already by ORDERED_WAIT_LIMIT
-            self._release_wait()
-        elif not self._busy:
-            self._schedule_pump()
+            self._waiting_on = None
+        self._schedule_pump()
 
     def _check_wait(self) -> None:
         self._wait_timer = None
-        limit = self._server.ORDERED_WAIT_LIMIT
-        if self._waiting_on is None or self._closed or limit is None:
+        limit = self._owner.ORDERED_WAIT_LIMIT
+        if self._waiting_on is None or self._state is ConnectionState.CLOSED or limit is None:
             return
-        waited = time.perf_counter() - self._wait_since
+        waited = _clock() - self._wait_since
         if waited < limit:  # a later request: wait for the rest of its time
             self._wait_timer = self._loop.call_later(limit - waited, self._check_wait)
             return
-        self._server._logger.warning(
+        self._owner.logger.warning(
             "%s: request still running after %s s; handling the next messages anyway",
-            self._address,
+            self.address,
             limit,
         )
-        self._release_wait()
-
-    def _release_wait(self) -> None:
         self._waiting_on = None
-        self._ready()
-
-    def _lost(self) -> None:
-        self._closed = True
-        self._handling = False
-        self._pending.clear()
-        self._express.clear()
-        if self._wait_timer is not None:
-            self._wait_timer.cancel()
-            self._wait_timer = None
+        self._schedule_pump()
 
 
 def _metrics_of(conn: Any) -> Any:
@@ -542,7 +580,7 @@ class ClientRequestConnection:
             raise RuntimeError(f"Cannot send inform for request {self.msg!r} after sending reply.")
         conn = self.client_connection
         if isinstance(conn, ClientConnection):
-            conn._send_raw(data)
+            conn.send_bytes(data)
             metrics = _metrics_of(conn)
             if metrics is not None:
                 metrics.informs += data.count(b"\n") - 1  # the first line is counted when sent
