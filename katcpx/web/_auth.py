@@ -250,7 +250,8 @@ class Guard:
     remote_roles: bool = False
 
     @property
-    def _guarded(self) -> bool:
+    def guarded(self) -> bool:
+        """Whether changes need a token (a site token or a users file is set)."""
         return self.token is not None or bool(self.users and self.users.users)
 
     @classmethod
@@ -265,13 +266,13 @@ class Guard:
     ) -> Guard:
         """The guard for a bridge bound to `host` (the rules of ``katcpx-web``)."""
         guard = cls(token, True, tuple(allowed_origins), users, remote_roles)
-        guard.control = guard._guarded or allow_anonymous_control or is_loopback(host)
+        guard.control = guard.guarded or allow_anonymous_control or is_loopback(host)
         return guard
 
     @property
     def mode(self) -> str:
         """``token``, ``open`` or ``read-only`` (the websocket's hello tells the dashboard)."""
-        if self._guarded:
+        if self.guarded:
             return "token"
         return "open" if self.control else "read-only"
 
@@ -294,7 +295,7 @@ class Guard:
 
     def announce(self, host: str | None) -> None:
         """Log at start how changes are guarded (a warning unless safe: token, or loopback)."""
-        safe = self._guarded or (self.control and is_loopback(host))
+        safe = self.guarded or (self.control and is_loopback(host))
         log.log(logging.INFO if safe else logging.WARNING, "katcpx-web: %s", self.describe())
 
     def token_ok(self, presented: str | None) -> bool:
@@ -338,7 +339,7 @@ class Guard:
         Forbidden
             The bridge is read-only.
         """
-        if self._guarded:
+        if self.guarded:
             if presented is None:
                 raise Unauthorized("this change needs the bridge's token")
             if not self.token_ok(presented):
