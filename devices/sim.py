@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from katcpx.closed_stdout import quiet_on_closed_stdout
+from katcpx._closed_stdout import quiet_on_closed_stdout
 from katcpx.metrics import MetricsEndpoint, serve_metrics
 from katcpx.metrics._options import port_number
 from katcpx.server.access import load_policy

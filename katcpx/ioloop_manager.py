@@ -2,7 +2,7 @@
 
 :class:`IOLoopManager`, :class:`IOLoopThreadWrapper` and :class:`ThreadSafeMethodAttrWrapper`
 live in :mod:`katcpx.resource`; :class:`ObjectWrapper` in
-:mod:`katcpx.object_proxy`.
+:mod:`katcpx._object_proxy`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tornado import gen
 from tornado.concurrent import Future as tornado_Future
 from tornado.platform.asyncio import AsyncIOLoop
 
-from .object_proxy import ObjectWrapper
+from ._object_proxy import ObjectWrapper
 from .resource import IOLoopManager, IOLoopThreadWrapper, ThreadSafeMethodAttrWrapper
 
 log = logging.getLogger("katcp.ioloop_manager")

@@ -11,7 +11,7 @@ iteration, indexing, comparisons, arithmetic, ``str``, ``hash``, ``bool``) to it
 The ``*Wrapper`` variants also keep the attributes their own subclasses define (methods,
 properties, class attributes) instead of forwarding them, so a subclass overrides part of
 the subject. (The resources' thread-safe wrappers use the smaller
-:class:`katcpx.object_proxy.ObjectWrapper`, which forwards attributes only.)
+:class:`katcpx._object_proxy.ObjectWrapper`, which forwards attributes only.)
 """
 
 from __future__ import annotations

@@ -43,15 +43,15 @@ from ._sampling_rates import (
     SampleDifferentialRate,
     SampleEventRate,
 )
-from .compat import is_bytes, is_text
-from .message import Message
-from .sensor import Sensor
-from .sensor_informs import (
+from ._sensor_informs import (
     AGE_OF_UNIVERSE,
     format_inform_v4,
     format_inform_v5,
     update_in_ioloop,
 )
+from .compat import is_bytes, is_text
+from .message import Message
+from .sensor import Sensor
 
 #: katcp-python ran on Python 2 as well; katcpx does not.
 PY2 = False

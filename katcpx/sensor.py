@@ -463,7 +463,7 @@ class Sensor(SensorConstants):
             in v5 are sent as their nearest v4 status (see ``STATUSES_RAW_V4``).
         """
         # Not cached here: the server's sampling manager formats each reading once, in its
-        # one cache (katcpx.sensor_informs.ReadingFormatter) for every client.
+        # one cache (katcpx._sensor_informs.ReadingFormatter) for every client.
         timestamp, status, value = reading
         statuses = self.STATUSES_RAW if major >= SEC_TS_KATCP_MAJOR else self.STATUSES_RAW_V4
         return (

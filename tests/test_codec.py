@@ -7,11 +7,11 @@ import random
 import pytest
 
 from katcpx import codec
+from katcpx._peer_units import seconds_to_wire
 from katcpx.errors import KatcpSyntaxError
 from katcpx.flags import ProtocolFlags
 from katcpx.kattypes import StrictTimestamp, Timestamp
 from katcpx.message import Message
-from katcpx.peer_units import seconds_to_wire
 from katcpx.sensor import Sensor
 from katcpx.server import DeviceServer
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from server.helpers import ExampleServer, connect, running
 
+from katcpx._peer_units import strategy_params_to_wire
 from katcpx.client import AsyncClient, BlockingClient, is_timeout_reply
 from katcpx.cmd._render import SensorUpdate
 from katcpx.crossing import LoopBinding
 from katcpx.flags import ProtocolFlags
 from katcpx.message import Message
-from katcpx.peer_units import strategy_params_to_wire
 from katcpx.resource import KATCPClientResource
 from katcpx.sensor import Sensor
 from katcpx.server.sampling_loop import SamplingManager

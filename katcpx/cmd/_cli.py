@@ -15,7 +15,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from ..closed_stdout import quiet_on_closed_stdout
+from .._closed_stdout import quiet_on_closed_stdout
 from ..tls import add_tls_arguments, client_context_from_args
 from ._connection import (
     EXIT_ERROR,

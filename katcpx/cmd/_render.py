@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .._peer_units import seconds_from_wire
 from ..message import Message
-from ..peer_units import seconds_from_wire
 
 __all__ = [
     "SensorInfo",

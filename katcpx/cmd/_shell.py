@@ -21,11 +21,11 @@ from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import History
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from .._peer_units import strategy_params_to_wire
 from ..client import KatcpClientDisconnected
 from ..errors import FailReplyError, InvalidReply, KatcpSyntaxError, RequestFailed
 from ..message import Message
 from ..parser import MessageParser
-from ..peer_units import strategy_params_to_wire
 from ._advice import regex_problem, unknown_strategy
 from ._completion import LOCAL_COMMANDS, KatcpCompleter, history_path, open_history
 from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major

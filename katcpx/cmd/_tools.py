@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .._peer_units import strategy_params_to_wire
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
 from ..message import Message
-from ..peer_units import strategy_params_to_wire
 from ._advice import regex_problem, unknown_strategy
 from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from ._grammar import TOOLS

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._closed_stdout import quiet_on_closed_stdout
 from .._version import __version__
-from ..closed_stdout import quiet_on_closed_stdout
 from ..web._cli import devices_and_options, strategy_from
 from ..web._redis_keys import DEFAULT_PREFIX
 

@@ -22,9 +22,9 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from .._closed_stdout import quiet_on_closed_stdout
 from .._signals import stop_on_signals
 from .._version import __version__
-from ..closed_stdout import quiet_on_closed_stdout
 from ..web._hub import DeviceHub, DeviceSpec, parse_device_spec
 from ._options import (
     DEFAULT_MAX_STRING_LENGTH,

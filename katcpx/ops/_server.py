@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .._peer_units import seconds_to_wire
 from ..crossing import LoopBinding
 from ..errors import FailReply
 from ..kattypes import concurrent_reply
 from ..message import Message
-from ..peer_units import seconds_to_wire
 from ..sensor import Sensor
 from ..server import ClientRequestConnection, DeviceServerBase
 from ..server.metaclass import prepare_handler

@@ -13,9 +13,9 @@ import re
 from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Protocol
 
+from .._peer_units import strategy_params_to_wire
 from ..errors import FailReplyError, InvalidReply, RequestFailed
 from ..flags import ProtocolFlags
-from ..peer_units import strategy_params_to_wire
 from ._objects import KATCPSensor
 from ._types import StrategyParams, escape_name
 
@@ -114,7 +114,7 @@ class StrategyBook:
         flags = client.protocol_flags
         major = 5 if flags is None else flags.major
         # Keyed by (memorised strategy, its wire form): times are seconds in the cache and
-        # milliseconds on the wire to a v4 server (see katcpx.peer_units).
+        # milliseconds on the wire to a v4 server (see katcpx._peer_units).
         groups: dict[tuple[StrategyParams, tuple[str, ...]], list[str]] = {}
         for ident in idents:
             sensor = sensors.get(ident)

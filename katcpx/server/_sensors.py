@@ -7,8 +7,8 @@ import queue
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from .._client_regex import ClientRegexError, compile_client_regex
 from .._version import VERSION_STR
-from ..client_regex import ClientRegexError, compile_client_regex
 from ..errors import FailReply
 from ..message import Message
 from ..sensor import Sensor
@@ -25,7 +25,7 @@ def construct_name_filter(pattern: str | None) -> tuple[bool, Callable[[str], bo
 
     None matches everything; ``/regex/`` matches names containing the regex; anything else
     must match exactly (and ``exact`` is True, so no match is an error). The regex runs on
-    RE2 (:mod:`katcpx.client_regex`), in time linear in the name; back-references and
+    RE2 (:mod:`katcpx._client_regex`), in time linear in the name; back-references and
     look-around, which need backtracking, are refused with a fail reply.
     """
     if pattern is None:

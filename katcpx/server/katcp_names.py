@@ -12,6 +12,7 @@ from typing import Any
 
 from tornado import gen
 
+from .._sensor_informs import format_inform_v4, format_inform_v5
 from ..compat import ensure_native_str
 from ..flags import (
     DEFAULT_KATCP_MAJOR,
@@ -32,7 +33,6 @@ from ..kattypes import (
 from ..message import Message
 from ..parser import MessageParser
 from ..sampling import SampleNone, SampleStrategy
-from ..sensor_informs import format_inform_v4, format_inform_v5
 from .metaclass import DeviceMetaclass
 
 __all__ = [

@@ -15,6 +15,7 @@ from concurrent.futures import (
 
 from tornado.concurrent import Future as tornado_Future
 
+from .._object_proxy import ObjectWrapper
 from ..asyncutil import AsyncEvent, steal_docstring_from
 from ..compat import ensure_native_str, is_bytes, is_text
 from ..errors import AsyncReply, FailReply
@@ -31,7 +32,6 @@ from ..kattypes import (
     return_reply,
 )
 from ..message import Message
-from ..object_proxy import ObjectWrapper
 from ..sensor import Sensor
 from ..server import ClientConnection, DeviceServer
 from ._client import BlockingTestClient, MessageRecorder

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
+from .._object_proxy import ObjectWrapper
 from ..compat import convert_method_name
 from ..message import Message
-from ..object_proxy import ObjectWrapper
 
 __all__ = [
     "AtomicIaddCallback",

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._closed_stdout import quiet_on_closed_stdout
 from .._signals import stop_on_signals
 from .._version import __version__
-from ..closed_stdout import quiet_on_closed_stdout
 from ..metrics._options import (
     add_metrics_options,
     configure_logging,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._anyloop import future_of
-from ..client_regex import ClientPattern, ClientRegexError, compile_client_regex
+from .._client_regex import ClientPattern, ClientRegexError, compile_client_regex
 from ..resource import KATCPClientResource, KATCPRequest, KATCPSensor, escape_name
 from ._devices import DeviceSpec, parse_device_spec
 from ._errors import (

@@ -8,7 +8,7 @@ import time
 import pytest
 from server.helpers import connect, running
 
-from katcpx.client_regex import ClientRegexError, compile_client_regex
+from katcpx._client_regex import ClientRegexError, compile_client_regex
 from katcpx.sensor import Sensor
 from katcpx.server import DeviceServer
 

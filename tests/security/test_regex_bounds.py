@@ -8,7 +8,7 @@ import time
 import pytest
 from server.helpers import connect, running
 
-from katcpx.client_regex import MAX_PROGRAM_SIZE
+from katcpx._client_regex import MAX_PROGRAM_SIZE
 from katcpx.sensor import Sensor
 from katcpx.server import DeviceServer
 
