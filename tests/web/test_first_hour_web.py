@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from katcpx.sensor import Sensor
-from katcpx.web import rest
+from katcpx.web import _rest as rest
 from katcpx.web._freshness import freshness
 
 from .conftest import http

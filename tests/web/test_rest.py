@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from katcpx.sensor import Sensor
-from katcpx.web import DeviceSpec, rest
+from katcpx.web import DeviceSpec
+from katcpx.web import _rest as rest
 
 from .conftest import http, start_web
 
