@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .._peer_units import seconds_to_wire
+from ..codec import format_timestamp
 from ..crossing import LoopBinding
 from ..errors import FailReply
 from ..kattypes import concurrent_reply
@@ -97,7 +97,6 @@ class OperationsMixin:
         super().__init__(*args, **kwargs)
         self._op_states: dict[str, _OpState] = {}
         self._op_counter = 0
-        self._op_own_binding = LoopBinding()
         for name, op in self._op_defs.items():
             status = Sensor.discrete(
                 f"op.{name}.status",
@@ -153,11 +152,8 @@ class OperationsMixin:
 
     def _op_binding(self) -> LoopBinding:
         """The server's loop binding (the one way onto its loop from other threads)."""
-        binding = getattr(self, "binding", None)
-        if isinstance(binding, LoopBinding):
-            return binding
-        # A server class that does not expose its binding: the mixin binds one on install.
-        return self._op_own_binding
+        binding: LoopBinding = self.binding  # type: ignore[attr-defined]  # a DeviceServer's
+        return binding
 
     def _op_on_loop(self, func: Callable[..., OpSession], *args: Any) -> OpSession:
         binding = self._op_binding()
@@ -297,7 +293,7 @@ class OperationsMixin:
     def _op_message(self, session: OpSession, timestamp: float, text: str) -> None:
         # Like every inform timestamp: seconds from v5, milliseconds on a v4 server.
         major = self.PROTOCOL_INFO.major  # type: ignore[attr-defined]
-        stamp = b"%.6f" % timestamp if major >= 5 else seconds_to_wire(timestamp, major)
+        stamp = format_timestamp(timestamp, major)  # the codec's one timestamp rule
         self.mass_inform(  # type: ignore[attr-defined]
             Message.inform("op-message", session.op_name, session.session_id, stamp, text)
         )
@@ -306,11 +302,6 @@ class OperationsMixin:
         if state.session is None:
             return idle_session(state.op.name, state.op.kind)
         return state.session.encoded()
-
-    def _on_install(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._op_binding() is self._op_own_binding:
-            self._op_own_binding.bind(loop)
-        super()._on_install(loop)  # type: ignore[misc]
 
     def _on_uninstall(self) -> None:
         # Server stopping: cancel running operations rather than leave their tasks pending
