@@ -8,6 +8,7 @@ import enum
 import inspect
 import time
 from collections import deque
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from ..errors import KatcpSyntaxError, MessageTooLong
@@ -238,14 +239,15 @@ class ClientConnection:
 
     def send_message(self, msg: Message) -> None:
         """Send `msg` as it is (any thread; in order with this thread's other sends)."""
-        if self._binding.on_loop():
+        # The binding's on_loop() inline: this runs for every reply and inform.
+        if get_ident() == self._binding.thread_id:
             self._write(bytes(msg))
         else:
             self._binding.call(self._format_and_write, msg)
 
     def send_bytes(self, data: bytes) -> None:
         """Send complete, formatted wire lines (any thread; in order with other sends)."""
-        if self._binding.on_loop():
+        if get_ident() == self._binding.thread_id:  # inline, as in send_message
             self._write(data)
         else:
             self._binding.call(self._write, data)
