@@ -24,6 +24,8 @@ from tornado.ioloop import IOLoop
 from tornado.locks import Event
 
 from ..crossing import LoopBinding
+from ..errors import AsyncReply, FailReply
+from ..message import Message
 from ._helpers import request_handler
 
 __all__ = [
@@ -173,30 +175,62 @@ class AsyncWaitingMock(mock.Mock):
 def handle_mock_req(dev: Any, req: Any) -> Any:
     """Handle a :func:`~katcpx.testutils.mock_req` request with ``dev``'s handler.
 
+    The outcome is the one a client of the running server gets (katcp-python's
+    ``handle_mock_req`` runs the server's own dispatch): ``FailReply("why")`` replies
+    ``fail why``, ``AsyncReply`` leaves the reply to the handler, another exception replies
+    ``fail`` with its text and logs its traceback, and a reply after the handler already
+    replied is dropped.
+
     Returns
     -------
     Future
         Resolves with ``(reply_msg, inform_msgs)`` once the handler replied.
+
+    Raises
+    ------
+    KeyError
+        If ``dev`` has no handler for the request.
     """
     future = req.reply_and_inform_msgs_future
     handler = request_handler(dev, req.msg.name)
     if handler is None:
         raise KeyError(f"{type(dev).__name__} has no handler for request {req.msg.name!r}")
+
+    def send(reply: Any) -> None:
+        if future.done():  # the handler replied itself
+            return
+        if isinstance(reply, Message):
+            req.reply(*reply.arguments)
+        elif isinstance(reply, tuple | list):
+            req.reply(*reply)
+
+    def send_exception(exc: BaseException) -> None:
+        if isinstance(exc, AsyncReply):
+            return
+        if isinstance(exc, FailReply):
+            dev.logger.error("Request %s FAIL: %s", req.msg.name, exc)
+            send(Message.reply(req.msg.name, "fail", str(exc)))
+        else:
+            exc_info = (type(exc), exc, exc.__traceback__)
+            send(dev.create_exception_reply_and_log(req.msg, exc_info))
+
+    def done(f: Any) -> None:
+        if f.cancelled():
+            send(Message.reply(req.msg.name, "fail", "Request cancelled."))
+        elif f.exception() is not None:
+            send_exception(f.exception())
+        else:
+            send(f.result())
+
     try:
         result = handler(req, req.msg)
     except Exception as exc:
-        reply = dev.create_exception_reply_and_log(req.msg, (type(exc), exc, exc.__traceback__))
-        req.reply(*reply.arguments)
+        send_exception(exc)
         return future
-
-    def send(reply: Any) -> None:
-        if reply is not None and not future.done():
-            req.reply(*reply.arguments)
-
     if asyncio.iscoroutine(result):
         result = asyncio.ensure_future(result)
-    if asyncio.isfuture(result):
-        result.add_done_callback(lambda f: send(f.result()) if not f.exception() else None)
+    if asyncio.isfuture(result) or isinstance(result, concurrent.futures.Future):
+        result.add_done_callback(done)
     else:
         send(result)
     return future

@@ -1,0 +1,59 @@
+"""katcp-python 0.9.3's ``katcp.testutils`` run side by side with katcpx's (a user's findings).
+
+Each test runs one snippet under katcp-python 0.9.3 (its venv) and under katcpx imported as
+``katcp`` and compares what it prints (see ``tests/compat_values.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from compat_values import OLD_PYTHON_SHIM, assert_same
+
+pytestmark = pytest.mark.peers
+
+
+def test_handle_mock_req_replies_as_the_server_does(katcp_python):
+    # FailReply (plain or from a kattypes argument error) is a plain fail reply, AsyncReply
+    # after the handler replied itself leaves that reply, a made reply is sent.
+    code = (
+        OLD_PYTHON_SHIM
+        + """
+import logging
+logging.basicConfig(level=logging.CRITICAL)
+from katcp import DeviceServer, AsyncReply, FailReply
+from katcp.kattypes import request, return_reply, Int
+from katcp.testutils import mock_req, handle_mock_req
+class D(DeviceServer):
+    VERSION_INFO = ("d", 1, 0)
+    BUILD_INFO = ("d", 1, 0, "")
+    def setup_sensors(self):
+        pass
+    @request(Int(max=10))
+    @return_reply()
+    def request_a(self, req, v):
+        "Do A."
+        return ("ok",)
+    @request()
+    @return_reply()
+    def request_b(self, req):
+        "Do B."
+        raise FailReply("nope")
+    def request_c(self, req, msg):
+        "Do C."
+        req.reply("ok", "later")
+        raise AsyncReply()
+    def request_d(self, req, msg):
+        "Do D."
+        raise FailReply("plain fail")
+    def request_f(self, req, msg):
+        "Do F."
+        return req.make_reply("ok", "made")
+dev = D("127.0.0.1", 0)
+for name, args in [("a", (50,)), ("b", ()), ("c", ()), ("d", ()), ("f", ())]:
+    req = mock_req(name, *args)
+    f = handle_mock_req(dev, req)
+    print(name, req.reply_msg, f.done(), req.reply.call_count)
+"""
+    )
+    lines = assert_same(katcp_python, code)
+    assert lines[3] == "d !d fail plain\\_fail True 1", lines
