@@ -142,32 +142,58 @@ class TimewarpAsyncTestCaseTimeAdvancer(threading.Thread):
 
 
 class AsyncWaitingMock(mock.Mock):
-    """A ``Mock`` whose ``assert_wait_call_count(count, timeout=1)`` is a coroutine."""
+    """A ``Mock`` whose ``assert_wait_call_count(count, timeout=1)`` is a coroutine.
+
+    The mock may be called on the waiting loop or from another thread.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.__dict__["_call_event"] = Event()
+        # (loop, event) of each coroutine waiting for calls; a call wakes each on its loop
+        # (tornado's Event is not thread-safe).
+        self.__dict__["_call_waiters"] = []
+        self.__dict__["_call_waiters_lock"] = threading.Lock()
 
     def _increment_mock_call(self, *args: Any, **kwargs: Any) -> None:
         super()._increment_mock_call(*args, **kwargs)
-        event = self.__dict__.get("_call_event")
-        if event is not None:
-            event.set()
+        lock = self.__dict__.get("_call_waiters_lock")
+        if lock is None:
+            return
+        with lock:
+            waiters = list(self.__dict__["_call_waiters"])
+        for ioloop, event in waiters:
+            ioloop.add_callback(event.set)
 
     @gen.coroutine
     def assert_wait_call_count(self, count: int, timeout: float = 1.0) -> Any:
-        """Resolve True once called ``count`` times; AssertionError after ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        event = self.__dict__["_call_event"]
-        while self.call_count < count:
-            remaining = deadline - time.monotonic()
-            if remaining < 0:
-                break
-            try:
-                yield event.wait(remaining)
-            except gen.TimeoutError:
-                break
-            event.clear()
+        """Resolve True once called ``count`` times; AssertionError after ``timeout`` s.
+
+        ``timeout`` is in seconds of real time (as katcp-python's, which reads
+        ``time.time()``), also under a :class:`TimewarpAsyncTestCase`.
+        """
+        ioloop, event = waiter = (IOLoop.current(), Event())
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            ioloop.add_callback(event.set)
+
+        # The timeout runs on a real-time timer: a timewarped loop's clock may stand still.
+        timer = threading.Timer(max(timeout, 0.0), expire)
+        timer.daemon = True
+        with self.__dict__["_call_waiters_lock"]:
+            self.__dict__["_call_waiters"].append(waiter)
+        timer.start()
+        try:
+            while self.call_count < count and not expired.is_set():
+                event.clear()
+                if self.call_count >= count:
+                    break
+                yield event.wait()
+        finally:
+            timer.cancel()
+            with self.__dict__["_call_waiters_lock"]:
+                self.__dict__["_call_waiters"].remove(waiter)
         assert self.call_count >= count, f"called {self.call_count} times, expected {count}"
         return True
 

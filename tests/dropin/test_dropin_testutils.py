@@ -57,3 +57,38 @@ for name, args in [("a", (50,)), ("b", ()), ("c", ()), ("d", ()), ("f", ())]:
     )
     lines = assert_same(katcp_python, code)
     assert lines[3] == "d !d fail plain\\_fail True 1", lines
+
+
+def test_async_waiting_mock_waits_for_calls_up_to_the_timeout(katcp_python):
+    # Called later on the loop, from another thread, or never (fails after the timeout,
+    # not at once).
+    code = (
+        OLD_PYTHON_SHIM
+        + """
+import threading, time, unittest
+import tornado.testing
+from katcp.testutils import AsyncWaitingMock
+class T(tornado.testing.AsyncTestCase):
+    def wait_for(self, label, start, timeout=2):
+        m = AsyncWaitingMock()
+        start(m)
+        t0 = time.time()
+        try:
+            yield m.assert_wait_call_count(1, timeout=timeout)
+            print(label, "ok", time.time() - t0 < timeout)
+        except AssertionError:
+            print(label, "AssertionError", time.time() - t0 >= timeout * 0.9)
+    @tornado.testing.gen_test(timeout=10)
+    def test_loop(self):
+        yield from self.wait_for("loop", lambda m: self.io_loop.call_later(0.1, m, 1))
+    @tornado.testing.gen_test(timeout=10)
+    def test_thread(self):
+        yield from self.wait_for("thread", lambda m: threading.Timer(0.1, m).start())
+    @tornado.testing.gen_test(timeout=10)
+    def test_never(self):
+        yield from self.wait_for("never", lambda m: None, timeout=0.3)
+unittest.main(argv=["t"], exit=False, verbosity=0)
+"""
+    )
+    lines = assert_same(katcp_python, code)
+    assert lines == ["loop ok True", "never AssertionError True", "thread ok True"]
