@@ -49,6 +49,13 @@ class _WarpedLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._warp_clock()
 
+    def settled(self) -> bool:
+        """Whether nothing is ready to run and no timer is due at the current time."""
+        now = self.time()
+        return not self._ready and not any(
+            not handle.cancelled() and handle.when() <= now for handle in self._scheduled
+        )
+
 
 class TimewarpAsyncTestCase(tornado.testing.AsyncTestCase):
     """An ``AsyncTestCase`` whose loop time only advances by :meth:`set_ioloop_time`.
@@ -56,9 +63,13 @@ class TimewarpAsyncTestCase(tornado.testing.AsyncTestCase):
     Time starts at 0. Subclasses that override ``setUp`` must call the base ``setUp``.
     """
 
+    #: Loop turns :meth:`wake_ioloop` waits at most for the loop to settle (bounds a
+    #: callback that keeps rescheduling itself).
+    MAX_WAKE_TURNS = 100
+
     def get_new_ioloop(self) -> IOLoop:
-        self.ioloop_time = 0.0
-        loop = _WarpedLoop(lambda: self.ioloop_time)
+        self.ioloop_time: float = 0  # katcp-python's start value (an int)
+        loop = self._warped_loop = _WarpedLoop(lambda: self.ioloop_time)
         ioloop = IOLoop(asyncio_loop=loop, make_current=False)
         # tornado's IOLoop.time() is time.time(), not its asyncio loop's clock: warp both.
         ioloop.time = lambda: self.ioloop_time
@@ -73,9 +84,26 @@ class TimewarpAsyncTestCase(tornado.testing.AsyncTestCase):
         return self._loop_binding.thread_id
 
     def wake_ioloop(self) -> Any:
-        """Return a future that resolves on the loop's next turn (so due timers run)."""
+        """Return a future that resolves once the loop ran what is due at the current time.
+
+        That is due timers, and the timers and callbacks they schedule for the same time
+        (a strategy's timer re-armed for now), as katcp-python's loop ran them before the
+        test resumed. At most :attr:`MAX_WAKE_TURNS` loop turns are waited for.
+        """
         future: Any = tornado_Future()
-        self.io_loop.add_callback(lambda: future.done() or future.set_result(None))
+        turns = 0
+
+        def check() -> None:
+            nonlocal turns
+            turns += 1
+            if future.done():
+                return
+            if turns < self.MAX_WAKE_TURNS and not self._warped_loop.settled():
+                self.io_loop.add_callback(check)
+            else:
+                future.set_result(None)
+
+        self.io_loop.add_callback(check)
         return future
 
     def set_ioloop_time(self, new_time: float, wake_ioloop: bool = True) -> Any:

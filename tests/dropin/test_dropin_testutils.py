@@ -92,3 +92,40 @@ unittest.main(argv=["t"], exit=False, verbosity=0)
     )
     lines = assert_same(katcp_python, code)
     assert lines == ["loop ok True", "never AssertionError True", "thread ok True"]
+
+
+def test_timewarp_runs_timers_re_armed_for_the_warped_time(katcp_python):
+    # An event-rate / differential-rate strategy re-arms its timer from its timer; one
+    # set_ioloop_time runs both, so the update due at 12.6 is sent at 12.6. Time starts at 0.
+    code = (
+        OLD_PYTHON_SHIM
+        + """
+import unittest
+import tornado.testing
+from katcp import Sensor, sampling
+from katcp.testutils import TimewarpAsyncTestCase
+class TW(TimewarpAsyncTestCase):
+    def go(self, strat, *params):
+        sensor = Sensor.float("x", "X", "", [0, 100], default=0.0)
+        calls = []
+        update = lambda s, r: calls.append((self.ioloop_time, r[2]))
+        st = sampling.SampleStrategy.get_strategy(strat, update, sensor, *params)
+        st.start()
+        yield self.wake_ioloop()
+        sensor.set_value(1.0, timestamp=self.ioloop_time)
+        yield self.wake_ioloop()
+        for t in [2.1, 12.6, 23, 33]:
+            yield self.set_ioloop_time(t)
+        st.cancel()
+        print(strat, calls, type(calls[0][0]).__name__)
+    @tornado.testing.gen_test(timeout=60)
+    def test_er(self):
+        yield from self.go("event-rate", "2", "10")
+    @tornado.testing.gen_test(timeout=60)
+    def test_dr(self):
+        yield from self.go("differential-rate", "0.5", "2", "10")
+unittest.main(argv=["t"], exit=False, verbosity=0)
+"""
+    )
+    lines = assert_same(katcp_python, code)
+    assert "(12.6, 1.0)" in lines[0], lines
