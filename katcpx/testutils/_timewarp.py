@@ -52,8 +52,9 @@ class _WarpedLoop(asyncio.SelectorEventLoop):
     def settled(self) -> bool:
         """Whether nothing is ready to run and no timer is due at the current time."""
         now = self.time()
-        return not self._ready and not any(
-            not handle.cancelled() and handle.when() <= now for handle in self._scheduled
+        ready, scheduled = self._ready, self._scheduled  # type: ignore[attr-defined]
+        return not ready and not any(
+            not handle.cancelled() and handle.when() <= now for handle in scheduled
         )
 
 
