@@ -93,9 +93,9 @@ def done_future(value: T) -> asyncio.Future[T]:
 
 
 def until_futures(
-    futures: Iterable[Any], need_all: bool, timeout: float | None = None
-) -> asyncio.Future[None]:
-    """Future resolving (with None) once all (`need_all`) or any of `futures` has resolved.
+    futures: Iterable[Any], need_all: bool, timeout: float | None = None, value: Any = None
+) -> asyncio.Future[Any]:
+    """Future resolving (with `value`) once all (`need_all`) or any of `futures` resolved.
 
     Parameters
     ----------
@@ -105,6 +105,9 @@ def until_futures(
         Wait for all of them (else for the first).
     timeout
         Seconds; the result fails with ``asyncio.TimeoutError`` after that.
+    value
+        What the result resolves with (katcp-python's ``until_any`` gave the first
+        future's result, True for state waits; its coroutines gave None).
 
     Returns
     -------
@@ -155,12 +158,13 @@ def until_futures(
             settle(fut)
     outcome.add_done_callback(cancel_pending)
     if outcome.done() and outcome.exception() is None:
-        return done_future(None)
+        return done_future(value)
     for fut in pending:
         if not fut.done():
             fut.add_done_callback(settle)
 
-    async def wait() -> None:
+    async def wait() -> Any:
         await wait_for(asyncio.wrap_future(outcome), timeout)
+        return value
 
     return future_of(wait)

@@ -15,6 +15,7 @@ from .._anyloop import until_futures
 from ._client_resource import KATCPClientResource
 from ._listing import list_sensors
 from ._objects import KATCPSensor, Listener
+from ._sampling import echo_strategy
 from ._types import (
     AttrDict,
     KATCPReply,
@@ -468,10 +469,13 @@ class KATCPClientResourceContainer:
 
     def until_any_child_in_state(
         self, state: str, timeout: float | None = None
-    ) -> asyncio.Future[None]:
-        """Future that resolves when any child is in `state` (fails on timeout)."""
+    ) -> asyncio.Future[bool]:
+        """Future that resolves with True when any child is in `state` (fails on timeout).
+
+        True is katcp-python's value (its ``until_any`` gave the child's ``until_state``).
+        """
         children = list(dict.values(self._children))
-        return until_futures([c.until_state(state) for c in children], False, timeout)
+        return until_futures([c.until_state(state) for c in children], False, timeout, True)
 
     def until_synced(self, timeout: float | None = None) -> asyncio.Future[None]:
         """Future that resolves when all children are synced (their ``until_synced()``)."""
@@ -534,27 +538,35 @@ class KATCPClientResourceContainer:
         Returns
         -------
         asyncio.Future
-            Resolves with ``{resname: {sensor: strategy or error}}``.
+            Resolves with ``{resname: {sensor: strategy_and_parms}}``, the strategy as
+            passed, also where the server refused it (katcp-python's results; a
+            ``KATCPSensor``'s ``set_strategy()`` reports a refusal).
         """
         pattern = re.compile(filter)
         strategy = normalize_strategy_parameters(strategy_and_parms)
         self._strategy_filters = [(p, s) for p, s in self._strategy_filters if p != pattern]
         self._strategy_filters.insert(0, (pattern, strategy))
-        return self._set_on_children(self._matching(pattern), strategy)
+        return self._set_on_children(self._matching(pattern), strategy_and_parms)
 
     def set_sampling_strategy(
         self, sensor_name: str, strategy_and_parms: Any
     ) -> asyncio.Future[dict[str, dict[str, Any]]]:
-        """Set a strategy on one (existing) sensor, named ``<resname>_<sensor>``."""
+        """Set a strategy on one (existing) sensor, named ``<resname>_<sensor>``.
+
+        Resolves as :meth:`set_sampling_strategies`.
+        """
         pattern = re.compile("^" + re.escape(escape_name(sensor_name)) + "$")
-        strategy = normalize_strategy_parameters(strategy_and_parms)
-        return self._set_on_children(self._matching(pattern), strategy)
+        return self._set_on_children(self._matching(pattern), strategy_and_parms)
 
     def _set_on_children(
-        self, by_child: dict[str, list[str]], strategy: tuple[str, ...]
+        self, by_child: dict[str, list[str]], strategy_and_parms: Any
     ) -> asyncio.Future[dict[str, dict[str, Any]]]:
+        strategy = normalize_strategy_parameters(strategy_and_parms)
         jobs: dict[str, Awaitable[dict[str, Any]]] = {
-            child_name: self._children[child_name].apply_sampling_strategy(idents, strategy)
+            child_name: echo_strategy(
+                self._children[child_name].apply_sampling_strategy(idents, strategy),
+                strategy_and_parms,
+            )
             for child_name, idents in by_child.items()
         }
         return _gather_dict(jobs)

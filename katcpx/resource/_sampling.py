@@ -19,7 +19,7 @@ from ._objects import Listener
 from ._strategies import StrategyBook
 from ._types import StrategyParams, escape_name, normalize_strategy_parameters
 
-__all__ = ["SensorSamplingMixin"]
+__all__ = ["SensorSamplingMixin", "echo_strategy"]
 
 
 class SensorSamplingMixin:
@@ -65,7 +65,7 @@ class SensorSamplingMixin:
         ):
             return done_future({})
         return asyncio.ensure_future(
-            _echo_strategy(self._apply_strategies([ident]), strategy_and_parms)
+            echo_strategy(self._apply_strategies([ident]), strategy_and_parms)
         )
 
     def set_sensor_sampling_strategy(
@@ -122,7 +122,7 @@ class SensorSamplingMixin:
         if self._client is None or not self._client.is_connected():
             return done_future({})
         return asyncio.ensure_future(
-            _echo_strategy(self._apply_strategies(idents), strategy_and_parms)
+            echo_strategy(self._apply_strategies(idents), strategy_and_parms)
         )
 
     def drop_sampling_strategy(self, sensor_name: str) -> None:
@@ -176,6 +176,6 @@ class SensorSamplingMixin:
         return asyncio.ensure_future(self._apply_strategies(idents))
 
 
-async def _echo_strategy(applying: Awaitable[dict[str, Any]], passed: Any) -> dict[str, Any]:
+async def echo_strategy(applying: Awaitable[dict[str, Any]], passed: Any) -> dict[str, Any]:
     """The results of `applying`, each replaced by the strategy `passed` (katcp-python's)."""
     return {ident: passed for ident in await applying}

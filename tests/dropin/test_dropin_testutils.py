@@ -129,3 +129,49 @@ unittest.main(argv=["t"], exit=False, verbosity=0)
     )
     lines = assert_same(katcp_python, code)
     assert "(12.6, 1.0)" in lines[0], lines
+
+
+def test_container_strategies_and_state_wait_through_the_thread_safe_wrapper(katcp_python):
+    # The strategy as passed, also where the server refused it; any child's state: True.
+    code = (
+        OLD_PYTHON_SHIM
+        + """
+import logging, os, sys
+logging.basicConfig(level=logging.CRITICAL)
+from katcp import Sensor, DeviceServer, resource_client, ioloop_manager
+class Dev(DeviceServer):
+    VERSION_INFO = ("dev", 1, 0)
+    BUILD_INFO = ("dev", 1, 0, "")
+    def setup_sensors(self):
+        self.add_sensor(Sensor.integer("count", "Count", "", [0, 1000], default=0))
+        self.add_sensor(Sensor.integer("count-b", "Count", "", [0, 1000], default=0))
+servers = [Dev("127.0.0.1", 0) for _ in range(2)]
+for s in servers:
+    s.start()
+    s.wait_running(5)
+iom = ioloop_manager.IOLoopManager()
+iom.get_ioloop()
+iom.start()
+spec = {"name": "c", "clients": {
+    "a": {"address": servers[0].bind_address, "controlled": True},
+    "b": {"address": servers[1].bind_address, "controlled": True}}}
+cont = resource_client.KATCPClientResourceContainer(spec)
+cont.set_ioloop(iom.get_ioloop())
+iom.get_ioloop().add_callback(cont.start)
+c = resource_client.ThreadSafeKATCPClientResourceWrapper(
+    cont, ioloop_manager.IOLoopThreadWrapper(iom.get_ioloop()))
+c.until_synced(timeout=5)
+print(c.set_sampling_strategies("count$", "event"))
+print(c.set_sampling_strategies("count$", ("period", "0.5")))
+print(c.set_sampling_strategies("count", "bogus"))
+print(c.set_sampling_strategies("zzz", "event"))
+print(c.set_sampling_strategy("a_count", "event"))
+print(c.set_sampling_strategy("a_count", "bogus"))
+print(c.set_sampling_strategy("nosuch", "event"))
+print(c.until_any_child_in_state("synced", timeout=2))
+sys.stdout.flush()
+os._exit(0)
+"""
+    )
+    lines = assert_same(katcp_python, code)
+    assert lines[0] == "{'a': {'count': 'event'}, 'b': {'count': 'event'}}", lines

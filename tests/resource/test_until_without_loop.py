@@ -97,7 +97,7 @@ def test_container_until_synced_and_not_synced_without_a_loop(katcpx_dish, side_
     try:
         synced.result(T)
         assert c.until_all_children_in_state("synced", T).result(T) is None
-        assert c.until_any_child_in_state("synced", T).result(T) is None
+        assert c.until_any_child_in_state("synced", T).result(T) is True
     finally:
         c.stop()
         for fut in c.until_stopped(T).values():
