@@ -20,8 +20,12 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _error_of(reply: Message) -> str:
-    return _text(reply.arguments[1]) if len(reply.arguments) >= 2 else ""
+def _shown_error(reply: Message) -> str:
+    """The error argument as katcp-python 0.9.3's assertion texts show it (``b'...'``).
+
+    Users' suites match these texts, so katcpx keeps the bytes form.
+    """
+    return repr(reply.arguments[1]) if len(reply.arguments) >= 2 else ""
 
 
 class MessageRecorder:
@@ -153,7 +157,7 @@ class BlockingTestClient(BlockingClient):
         t = self.test
         reply, informs = self.blocking_request(Message.request("sensor-value", sensorname))
         t.assertTrue(
-            reply.reply_ok(), f"Could not retrieve sensor '{sensorname}': {_error_of(reply)}"
+            reply.reply_ok(), f"Could not retrieve sensor '{sensorname}': {_shown_error(reply)}"
         )
         t.assertEqual(
             len(informs),
@@ -358,7 +362,7 @@ class BlockingTestClient(BlockingClient):
 
         reply, informs = self.blocking_request(Message.request("sensor-list"))
         self.test.assertTrue(
-            reply.reply_ok(), f"Could not retrieve sensor list: {_error_of(reply)}"
+            reply.reply_ok(), f"Could not retrieve sensor list: {_shown_error(reply)}"
         )
         expected = [normal(*t) for t in expected_sensors]
         got = [normal(*m.arguments) for m in informs]
@@ -393,7 +397,9 @@ class BlockingTestClient(BlockingClient):
             raise ValueError("test_help() takes request names as str, not bytes")
         with_desc = bool(expected_list) and not isinstance(expected_list[0], str)
         reply, informs = self.blocking_request(Message.request("help"))
-        self.test.assertTrue(reply.reply_ok(), f"Could not retrieve help list: {_error_of(reply)}")
+        self.test.assertTrue(
+            reply.reply_ok(), f"Could not retrieve help list: {_shown_error(reply)}"
+        )
 
         def entry(name: Any, desc: Any = "") -> Any:
             if not with_desc:
@@ -435,7 +441,7 @@ class BlockingTestClient(BlockingClient):
             reply.name, requestname, f"Reply to request '{requestname}' has name '{reply.name}'."
         )
         why = (
-            f"with error '{_error_of(reply)}'"
+            f"with error '{_shown_error(reply)}'"
             if len(reply.arguments) >= 2
             else ("(with no error message)")
         )
@@ -451,17 +457,21 @@ class BlockingTestClient(BlockingClient):
         said = f"reply to request '{requestname}' called with parameters {params!r}"
         if args_equal is not None:
             want = list_to_native_strings(args_equal)
-            t.assertEqual(args, want, f"Expected {said} to have arguments {want}, got {args}.")
+            t.assertEqual(
+                args, want, f"Expected {said} to have arguments {want}, but received {args}."
+            )
         elif kwargs.get("args_in") is not None:
             options = [list_to_native_strings(a) for a in kwargs["args_in"]]
             t.assertTrue(
-                args in options, f"Expected {said} to have arguments in {options}, got {args}."
+                args in options,
+                f"Expected {said} to have arguments in {options}, but received {args}.",
             )
         elif kwargs.get("args_length") is not None:
             t.assertEqual(
                 len(args),
                 kwargs["args_length"],
-                f"Expected {said} to have {kwargs['args_length']} arguments, got {len(args)}: {args}.",
+                f"Expected {said} to have {kwargs['args_length']} arguments, "
+                f"but received {len(args)}: {args}.",
             )
         informs_count = kwargs.get("informs_count")
         if informs_count is not None:
@@ -476,7 +486,8 @@ class BlockingTestClient(BlockingClient):
             t.assertEqual(
                 have_informs,
                 want_informs,
-                f"Expected inform arguments {want_informs} in {said}, got {have_informs!r}.",
+                f"Expected inform arguments {want_informs} in {said}, "
+                f"but received {have_informs!r}.",
             )
         return args
 
@@ -510,12 +521,14 @@ class BlockingTestClient(BlockingClient):
             status = _text(status)
             want = _text(kwargs["status_equals"])
             t.assertTrue(
-                status == want, f"Expected {said} to return status {want}, got {status!r}."
+                status == want,
+                f"Expected {said} to return status {want}, but the status was {status!r}.",
             )
         if kwargs.get("error_equals") is not None:
             want = _text(kwargs["error_equals"])
             t.assertTrue(
-                error == want, f"Expected {said} to fail with error {want}, got {error!r}."
+                error == want,
+                f"Expected {said} to fail with error {want}, but the error was {error!r}.",
             )
         return status, error
 

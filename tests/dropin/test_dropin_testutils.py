@@ -175,3 +175,53 @@ os._exit(0)
     )
     lines = assert_same(katcp_python, code)
     assert lines[0] == "{'a': {'count': 'event'}, 'b': {'count': 'event'}}", lines
+
+
+def test_blocking_test_client_assertion_texts(katcp_python):
+    # Users' suites match these texts: "but received", "but the error was", b'...' errors.
+    code = (
+        OLD_PYTHON_SHIM
+        + """
+import logging, unittest
+logging.basicConfig(level=logging.CRITICAL)
+from katcp import DeviceServer, Sensor
+from katcp.kattypes import request, return_reply, Float, Bool, Str
+from katcp.testutils import BlockingTestClient, start_thread_with_cleanup
+class D(DeviceServer):
+    VERSION_INFO = ("d", 1, 0)
+    BUILD_INFO = ("d", 1, 0, "")
+    def setup_sensors(self):
+        self.add_sensor(Sensor.float("f", "F", "", [0, 100], default=1.5))
+    @request(Float(), Bool(), Str())
+    @return_reply(Float(), Bool(), Str())
+    def request_echo(self, req, f, b, s):
+        "Echo."
+        req.inform("a", 1)
+        return "ok", f, b, s
+class T(unittest.TestCase):
+    def check(self, call, *args, **kwargs):
+        try:
+            print("passed", call(*args, **kwargs))
+        except AssertionError as exc:
+            print(str(exc).split(" : ")[-1])
+    def test_texts(self):
+        server = D("127.0.0.1", 0)
+        start_thread_with_cleanup(self, server, start_timeout=5)
+        c = BlockingTestClient(self, *server.bind_address)
+        start_thread_with_cleanup(self, c, start_timeout=5)
+        c.wait_protocol(5)
+        ok = c.assert_request_succeeds
+        self.check(ok, "echo", 1.5, True, "x", args_echo=True)
+        self.check(ok, "echo", 2, 1, "z", args_in=[["2", "1", "z"]])
+        self.check(ok, "echo", 2, 1, "z", args_length=2)
+        self.check(ok, "echo", 2, 1, "z", informs_count=3)
+        self.check(ok, "echo", 2, 1, "z", informs_args_equal=[["b"]])
+        self.check(ok, "echo", "x", 1, "s")
+        self.check(c.assert_request_fails, "echo", "x", 1, "s", status_equals="invalid")
+        self.check(c.assert_request_fails, "echo", "x", 1, "s", error_equals="nope")
+        self.check(c.get_sensor, "nosuch")
+unittest.main(argv=["t"], exit=False, verbosity=0)
+"""
+    )
+    lines = assert_same(katcp_python, code)
+    assert lines[0].endswith("but received ['1.5', '1', 'x']."), lines
