@@ -22,12 +22,18 @@ __all__ = [
 ic_logger = logging.getLogger("katcp.inspect_client")
 
 
-class RequestType(NamedTuple):
-    """What :attr:`InspectingClientAsync.request_factory` makes by default."""
+class Request(NamedTuple):
+    """What :attr:`InspectingClientAsync.request_factory` makes by default.
+
+    Named ``Request`` (its repr shows it), as katcp-python 0.9.3's ``RequestType``.
+    """
 
     name: str
     description: str
     timeout_hint: float | None
+
+
+RequestType = Request
 
 
 class InspectingClientStateType(NamedTuple):

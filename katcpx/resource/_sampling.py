@@ -16,7 +16,7 @@ from .._anyloop import done_future
 from ._inspecting import InspectingClient
 from ._model import ResourceModel
 from ._objects import Listener
-from ._strategies import StrategyBook
+from ._strategies import StrategyBook, StrategyRefused
 from ._types import StrategyParams, escape_name, normalize_strategy_parameters
 
 __all__ = ["SensorSamplingMixin", "echo_strategy"]
@@ -90,7 +90,10 @@ class SensorSamplingMixin:
             results = await self._apply_strategies([ident])
             outcome = results.get(ident, strategy)
             if isinstance(outcome, str):
-                return False, f"Error setting strategy for sensor {sensor_name}: \n{outcome}"
+                # katcp-python's text shows the server's reply message when one came.
+                reply = outcome.reply if isinstance(outcome, StrategyRefused) else None
+                shown = outcome if reply is None else str(reply)
+                return False, f"Error setting strategy for sensor {sensor_name}: \n{shown}"
             return True, outcome
 
         return asyncio.ensure_future(setting())

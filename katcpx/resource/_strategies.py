@@ -16,10 +16,11 @@ from typing import Any, Protocol
 from .._peer_units import strategy_params_to_wire
 from ..errors import FailReplyError, InvalidReply, RequestFailed
 from ..flags import ProtocolFlags
+from ..message import Message
 from ._objects import KATCPSensor
 from ._types import StrategyParams, escape_name
 
-__all__ = ["NO_STRATEGY", "StrategyBook", "StrategyClient"]
+__all__ = ["NO_STRATEGY", "StrategyBook", "StrategyClient", "StrategyRefused"]
 
 #: The strategy of a sensor nobody asked to sample.
 NO_STRATEGY: StrategyParams = ("none",)
@@ -27,6 +28,21 @@ NO_STRATEGY: StrategyParams = ("none",)
 _BULK_CHUNK_CHARS = 60_000
 #: Extra reply timeout per sensor of a bulk ``?sensor-sampling``.
 _BULK_SECONDS_PER_SENSOR = 0.005
+
+
+class StrategyRefused(str):
+    """The error text of a strategy the server refused (a ``str``), with its ``reply``.
+
+    ``reply`` is the server's reply message (None when none came, e.g. a timeout):
+    ``KATCPSensor.set_strategy`` shows it, as katcp-python 0.9.3's text does.
+    """
+
+    reply: Message | None
+
+    def __new__(cls, text: str, reply: Message | None = None) -> StrategyRefused:
+        refused = super().__new__(cls, text)
+        refused.reply = reply
+        return refused
 
 
 class StrategyClient(Protocol):
@@ -156,7 +172,7 @@ class StrategyBook:
             self._logger.error(
                 "%s: setting strategy %s of %s failed: %s", self._owner_name, strategy, name, exc
             )
-            results[escape_name(name)] = str(exc)
+            results[escape_name(name)] = StrategyRefused(str(exc), exc.reply)
         else:
             results[escape_name(name)] = strategy
 

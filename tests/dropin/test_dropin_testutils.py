@@ -225,3 +225,41 @@ unittest.main(argv=["t"], exit=False, verbosity=0)
     )
     lines = assert_same(katcp_python, code)
     assert lines[0].endswith("but received ['1.5', '1', 'x']."), lines
+
+
+def test_sensor_set_strategy_refusal_shows_the_reply_and_request_type_repr(katcp_python):
+    code = (
+        OLD_PYTHON_SHIM
+        + """
+import logging, os, sys
+logging.basicConfig(level=logging.CRITICAL)
+from katcp import Sensor, DeviceServer, resource_client, ioloop_manager
+from katcp.inspecting_client import RequestType
+print(RequestType("a", "b", None))
+class Dev(DeviceServer):
+    VERSION_INFO = ("dev", 1, 0)
+    BUILD_INFO = ("dev", 1, 0, "")
+    def setup_sensors(self):
+        self.add_sensor(Sensor.integer("count", "Count", "", [0, 1000], default=0))
+server = Dev("127.0.0.1", 0)
+server.start()
+server.wait_running(5)
+iom = ioloop_manager.IOLoopManager()
+iom.get_ioloop()
+iom.start()
+res = resource_client.KATCPClientResource(
+    dict(name="r1", address=server.bind_address, controlled=True))
+res.set_ioloop(iom.get_ioloop())
+iom.get_ioloop().add_callback(res.start)
+r = resource_client.ThreadSafeKATCPClientResourceWrapper(
+    res, ioloop_manager.IOLoopThreadWrapper(iom.get_ioloop()))
+r.until_synced(timeout=5)
+ok, text = r.sensor.count.set_strategy("bogus")
+print(ok, text.replace(text.split("[")[1].split("]")[0], "N"))
+sys.stdout.flush()
+os._exit(0)
+"""
+    )
+    lines = assert_same(katcp_python, code)
+    assert lines[0] == "Request(name='a', description='b', timeout_hint=None)", lines
+    assert lines[2].startswith("!sensor-sampling[N] fail Unknown"), lines
