@@ -241,15 +241,15 @@ def handle_mock_req(dev: Any, req: Any) -> Any:
     Future
         Resolves with ``(reply_msg, inform_msgs)`` once the handler replied.
 
-    Raises
-    ------
-    KeyError
-        If ``dev`` has no handler for the request.
+    A request ``dev`` has no handler for gets ``invalid Unknown request.``, as from the server.
     """
     future = req.reply_and_inform_msgs_future
     handler = request_handler(dev, req.msg.name)
     if handler is None:
-        raise KeyError(f"{type(dev).__name__} has no handler for request {req.msg.name!r}")
+        # The server's reply and log line (katcp-python's handle_mock_req runs its dispatch).
+        dev.logger.error("%s INVALID: Unknown request.", req.msg.name[:200])
+        req.reply("invalid", "Unknown request.")
+        return future
 
     def send(reply: Any) -> None:
         if future.done():  # the handler replied itself

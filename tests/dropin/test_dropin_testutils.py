@@ -49,7 +49,7 @@ class D(DeviceServer):
         "Do F."
         return req.make_reply("ok", "made")
 dev = D("127.0.0.1", 0)
-for name, args in [("a", (50,)), ("b", ()), ("c", ()), ("d", ()), ("f", ())]:
+for name, args in [("a", (50,)), ("b", ()), ("c", ()), ("d", ()), ("f", ()), ("nosuch", ())]:
     req = mock_req(name, *args)
     f = handle_mock_req(dev, req)
     print(name, req.reply_msg, f.done(), req.reply.call_count)
