@@ -131,11 +131,11 @@ unittest.main(argv=["t"], exit=False, verbosity=0)
     assert "(12.6, 1.0)" in lines[0], lines
 
 
-def test_container_strategies_and_state_wait_through_the_thread_safe_wrapper(katcp_python):
-    # The strategy as passed, also where the server refused it; any child's state: True.
-    code = (
-        OLD_PYTHON_SHIM
-        + """
+#: Two servers with integer sensors ``count``, ``count-b``, a managed loop ``iom`` and
+#: ``wrapped(resource)``: the resource started on it, synced, in a thread-safe wrapper.
+_RESOURCES = (
+    OLD_PYTHON_SHIM
+    + """
 import logging, os, sys
 logging.basicConfig(level=logging.CRITICAL)
 from katcp import Sensor, DeviceServer, resource_client, ioloop_manager
@@ -152,15 +152,26 @@ for s in servers:
 iom = ioloop_manager.IOLoopManager()
 iom.get_ioloop()
 iom.start()
+def wrapped(resource):
+    resource.set_ioloop(iom.get_ioloop())
+    iom.get_ioloop().add_callback(resource.start)
+    w = resource_client.ThreadSafeKATCPClientResourceWrapper(
+        resource, ioloop_manager.IOLoopThreadWrapper(iom.get_ioloop()))
+    w.until_synced(timeout=5)
+    return w
+"""
+)
+
+
+def test_container_strategies_and_state_wait_through_the_thread_safe_wrapper(katcp_python):
+    # The strategy as passed, also where the server refused it; any child's state: True.
+    code = (
+        _RESOURCES
+        + """
 spec = {"name": "c", "clients": {
     "a": {"address": servers[0].bind_address, "controlled": True},
     "b": {"address": servers[1].bind_address, "controlled": True}}}
-cont = resource_client.KATCPClientResourceContainer(spec)
-cont.set_ioloop(iom.get_ioloop())
-iom.get_ioloop().add_callback(cont.start)
-c = resource_client.ThreadSafeKATCPClientResourceWrapper(
-    cont, ioloop_manager.IOLoopThreadWrapper(iom.get_ioloop()))
-c.until_synced(timeout=5)
+c = wrapped(resource_client.KATCPClientResourceContainer(spec))
 print(c.set_sampling_strategies("count$", "event"))
 print(c.set_sampling_strategies("count$", ("period", "0.5")))
 print(c.set_sampling_strategies("count", "bogus"))
@@ -229,31 +240,12 @@ unittest.main(argv=["t"], exit=False, verbosity=0)
 
 def test_sensor_set_strategy_refusal_shows_the_reply_and_request_type_repr(katcp_python):
     code = (
-        OLD_PYTHON_SHIM
+        _RESOURCES
         + """
-import logging, os, sys
-logging.basicConfig(level=logging.CRITICAL)
-from katcp import Sensor, DeviceServer, resource_client, ioloop_manager
 from katcp.inspecting_client import RequestType
 print(RequestType("a", "b", None))
-class Dev(DeviceServer):
-    VERSION_INFO = ("dev", 1, 0)
-    BUILD_INFO = ("dev", 1, 0, "")
-    def setup_sensors(self):
-        self.add_sensor(Sensor.integer("count", "Count", "", [0, 1000], default=0))
-server = Dev("127.0.0.1", 0)
-server.start()
-server.wait_running(5)
-iom = ioloop_manager.IOLoopManager()
-iom.get_ioloop()
-iom.start()
-res = resource_client.KATCPClientResource(
-    dict(name="r1", address=server.bind_address, controlled=True))
-res.set_ioloop(iom.get_ioloop())
-iom.get_ioloop().add_callback(res.start)
-r = resource_client.ThreadSafeKATCPClientResourceWrapper(
-    res, ioloop_manager.IOLoopThreadWrapper(iom.get_ioloop()))
-r.until_synced(timeout=5)
+r = wrapped(resource_client.KATCPClientResource(
+    dict(name="r1", address=servers[0].bind_address, controlled=True)))
 ok, text = r.sensor.count.set_strategy("bogus")
 print(ok, text.replace(text.split("[")[1].split("]")[0], "N"))
 sys.stdout.flush()
