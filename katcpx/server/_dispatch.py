@@ -450,8 +450,11 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
     def _send_result(self, req: ClientRequestConnection, result: Any) -> None:
         if req.replied:
             if result is not None:
+                # Spec rev 5.1 section 2.2: one reply per request (katcp-python sends both).
                 self._logger.error(
-                    "%s: handler returned a reply after replying; dropped", req.msg.name
+                    "handler request_%s returned a reply (%r) after it had replied; dropped",
+                    req.msg.name,
+                    result,
                 )
             return
         if isinstance(result, Message):
@@ -476,7 +479,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
     def _format_exception(
         self, e_type: type[BaseException], e_value: BaseException, trace: TracebackType | None
     ) -> str:
-        short = "".join(traceback.format_exception_only(e_type, e_value)).strip()
+        # The class name only (as for builtins): "KatcpTypeError: ...", not the module path.
+        short = exception_text(e_value)
         if not self.SEND_TRACEBACKS:
             return short
         frames = traceback.extract_tb(trace, limit=-self._tb_limit if self._tb_limit else None)
@@ -612,6 +616,12 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
         major = self.PROTOCOL_INFO.major
         # The codec's one timestamp rule: the exact decimal (milliseconds before v5).
         return Message.inform("log", level_name, format_timestamp(timestamp, major), name, msg)
+
+
+def exception_text(exc: BaseException) -> str:
+    """``"<class name>: <message>"`` for a ``fail`` reply (no module path, as for builtins)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _no_handler(*args: Any) -> None:
