@@ -167,10 +167,11 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
         """Send an inform to every client (formatted once). Thread-safe."""
         if msg.mtype != Message.INFORM:
             raise ValueError(f"mass_inform() needs an inform message, not {msg!r}")
-        binding = self._binding
-        if not binding.on_loop():
-            binding.call(self.mass_inform, msg)
-            return
+        if msg.name == "interface-changed":  # the device's own: no automatic one as well
+            self.interface_changes.device_sent()
+        self._binding.call_here_or_soon(self._inform_all, msg)
+
+    def _inform_all(self, msg: Message) -> None:
         data = bytes(msg)
         for conn in self._connections:
             conn.send_bytes(data)
@@ -588,8 +589,10 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
         self._interface_changed("request", name, "removed")
 
     def _interface_changed(self, *args: str) -> None:
-        if self._running.is_set():
-            self.mass_inform(Message.inform("interface-changed", *args))
+        if self._running.is_set():  # coalesced with the device's own (_interface_changes.py)
+            self.interface_changes.automatic(
+                Message.inform("interface-changed", *args), self._inform_all
+            )
 
     # -- sending ----------------------------------------------------------------------------
 

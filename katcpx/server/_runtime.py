@@ -29,6 +29,7 @@ from ._connection import (
     is_pending,
 )
 from ._handler_thread import HandlerThread
+from ._interface_changes import InterfaceChanges
 from .access import DEFAULT_POLICY, AccessPolicy
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class ServerRuntime:
         # The loop set_ioloop() chose, until the server runs on it; then the binding has it.
         self._given_loop: asyncio.AbstractEventLoop | None = None
         self._binding = LoopBinding()
+        #: The automatic ``#interface-changed`` informs still to be sent (coalesced).
+        self.interface_changes = InterfaceChanges(self._binding)
         self._managed = True
         self._daemon = False
         self._thread: threading.Thread | None = None
