@@ -181,3 +181,37 @@ def test_blocking_request_without_mid_uses_no_message_id(katcp_python):
     theirs, ours = both(katcp_python, code)
     assert theirs == ["2"]  # katcp-python uses up an id on the request sent without one
     assert ours == ["1"]
+
+
+def test_read_only_requests_wait_on_their_own_connection_only(katcp_python):
+    # README "Liveness": on the slow request's own connection a ?watchdog read with it is
+    # answered after it (as in katcp-python); another connection is answered at once.
+    code = snippet("""
+    release = threading.Event()
+    class D(Device):
+        def request_block(self, req, msg):
+            \"\"\"Blocks the handler thread.\"\"\"
+            release.wait(10)
+            return req.make_reply("ok")
+    srv = D("127.0.0.1", 0); srv.start(timeout=5)
+    k = socket.create_connection(srv.bind_address); k.settimeout(10)
+    k.sendall(b"?block[1]\\n?watchdog[2]\\n")
+    time.sleep(0.2)
+    other = []
+    t = threading.Thread(target=lambda: other.append(exchange(srv, b"")), daemon=True)
+    t.start(); t.join(2)
+    print("other connection answered while blocked:", other)
+    release.set(); t.join(5)
+    out = b""
+    while b"!watchdog[2]" not in out:
+        out += k.recv(65536)
+    print([line.decode() for line in out.split(b"\\n") if line.startswith(b"!")])
+    k.close(); srv.stop(); srv.join(5)
+    """)
+    theirs, ours = both(katcp_python, code)
+    assert ours == [
+        "other connection answered while blocked: [['!watchdog[99] ok']]",
+        "['!block[1] ok', '!watchdog[2] ok']",
+    ]
+    assert theirs[1] == ours[1]
+    assert theirs[0] == "other connection answered while blocked: []"  # one handler thread
