@@ -10,22 +10,21 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from compat_values import assert_same, both
+from compat_values import assert_same, both, device_class
 
 pytestmark = pytest.mark.peers
 
 #: A device, a raw-socket helper ``exchange(srv, data)`` returning the lines that start with
 #: ``!`` or ``#log`` (until ``!watchdog[99]`` arrives), and ``close``.
-_PRELUDE = """\
+_PRELUDE = (
+    """\
 import logging, socket, sys, threading, time
 import tornado.concurrent
-from katcp import DeviceServer, BlockingClient, Message
+from katcp import BlockingClient, Message
 from katcp.kattypes import request, return_reply, Int, Str, Float
-class Device(DeviceServer):
-    VERSION_INFO = ("s", 1, 0)
-    BUILD_INFO = ("s", 1, 0, "")
-    def setup_sensors(self):
-        pass
+"""
+    + device_class("Device")
+    + """\
 def exchange(srv, data):
     k = socket.create_connection(srv.bind_address)
     k.settimeout(5)
@@ -40,6 +39,7 @@ def exchange(srv, data):
     return [line.decode() for line in out.split(b"\\n")
             if line.startswith((b"!", b"#log"))]
 """
+)
 
 
 def snippet(code: str) -> str:
