@@ -167,10 +167,11 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
         """Send an inform to every client (formatted once). Thread-safe."""
         if msg.mtype != Message.INFORM:
             raise ValueError(f"mass_inform() needs an inform message, not {msg!r}")
-        binding = self._binding
-        if not binding.on_loop():
-            binding.call(self.mass_inform, msg)
-            return
+        if msg.name == "interface-changed":  # the device's own: no automatic one as well
+            self.interface_changes.device_sent()
+        self._binding.call_here_or_soon(self._inform_all, msg)
+
+    def _inform_all(self, msg: Message) -> None:
         data = bytes(msg)
         for conn in self._connections:
             conn.send_bytes(data)
@@ -450,8 +451,11 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
     def _send_result(self, req: ClientRequestConnection, result: Any) -> None:
         if req.replied:
             if result is not None:
+                # Spec rev 5.1 section 2.2: one reply per request (katcp-python sends both).
                 self._logger.error(
-                    "%s: handler returned a reply after replying; dropped", req.msg.name
+                    "handler request_%s returned a reply (%r) after it had replied; dropped",
+                    req.msg.name,
+                    result,
                 )
             return
         if isinstance(result, Message):
@@ -476,7 +480,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
     def _format_exception(
         self, e_type: type[BaseException], e_value: BaseException, trace: TracebackType | None
     ) -> str:
-        short = "".join(traceback.format_exception_only(e_type, e_value)).strip()
+        # The class name only (as for builtins): "KatcpTypeError: ...", not the module path.
+        short = exception_text(e_value)
         if not self.SEND_TRACEBACKS:
             return short
         frames = traceback.extract_tb(trace, limit=-self._tb_limit if self._tb_limit else None)
@@ -584,8 +589,10 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
         self._interface_changed("request", name, "removed")
 
     def _interface_changed(self, *args: str) -> None:
-        if self._running.is_set():
-            self.mass_inform(Message.inform("interface-changed", *args))
+        if self._running.is_set():  # coalesced with the device's own (_interface_changes.py)
+            self.interface_changes.automatic(
+                Message.inform("interface-changed", *args), self._inform_all
+            )
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -612,6 +619,12 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
         major = self.PROTOCOL_INFO.major
         # The codec's one timestamp rule: the exact decimal (milliseconds before v5).
         return Message.inform("log", level_name, format_timestamp(timestamp, major), name, msg)
+
+
+def exception_text(exc: BaseException) -> str:
+    """``"<class name>: <message>"`` for a ``fail`` reply (no module path, as for builtins)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _no_handler(*args: Any) -> None:

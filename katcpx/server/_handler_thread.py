@@ -10,6 +10,7 @@ takes work until its server shuts it down, whatever the interpreter is doing.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import inspect
 import queue
@@ -34,6 +35,12 @@ class HandlerThread:
     ----------
     name
         Thread name (shown in tracebacks and debuggers).
+    event_loop
+        Called on the thread when it starts; the loop it returns (the server's) becomes the
+        thread's current event loop, so handlers may create ``tornado.concurrent.Future()``
+        (an ``asyncio.Future`` since tornado 5) as they did under katcp-python. Such a
+        future belongs to the server's loop and must be resolved there
+        (``ioloop.add_callback``/``call_later``), as katcp-python's examples do.
 
     Notes
     -----
@@ -41,8 +48,11 @@ class HandlerThread:
     as in katcp-python. It starts with the first :meth:`submit`.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self, name: str, event_loop: Callable[[], asyncio.AbstractEventLoop | None] | None = None
+    ) -> None:
         self._name = name
+        self._event_loop = event_loop
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -74,7 +84,24 @@ class HandlerThread:
             self._stopped = True
             self._queue.put(_STOP)
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait (at most `timeout` seconds) for the thread to end after :meth:`shutdown`.
+
+        Returns whether it ended (True at once if it never started, or when called from the
+        thread itself, which cannot wait for its own end).
+        """
+        with self._lock:
+            thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
     def _run(self) -> None:
+        if self._event_loop is not None:
+            loop = self._event_loop()
+            if loop is not None:
+                asyncio.set_event_loop(loop)
         while True:
             item = self._queue.get()
             if item is _STOP:

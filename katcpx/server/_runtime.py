@@ -29,6 +29,7 @@ from ._connection import (
     is_pending,
 )
 from ._handler_thread import HandlerThread
+from ._interface_changes import InterfaceChanges
 from .access import DEFAULT_POLICY, AccessPolicy
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class ServerRuntime:
         # The loop set_ioloop() chose, until the server runs on it; then the binding has it.
         self._given_loop: asyncio.AbstractEventLoop | None = None
         self._binding = LoopBinding()
+        #: The automatic ``#interface-changed`` informs still to be sent (coalesced).
+        self.interface_changes = InterfaceChanges(self._binding)
         self._managed = True
         self._daemon = False
         self._thread: threading.Thread | None = None
@@ -95,6 +98,9 @@ class ServerRuntime:
         #: Which interactive connections sent something lately (turns shorten for them).
         self.activity = ActivityTracker()
         self._handler_executor: HandlerThread | None = None
+        # The handler thread of the last stop, which join() waits for (katcp-python's join
+        # returns once the handler in flight finished).
+        self._retired_handler: HandlerThread | None = None
         self._concurrency_options: dict[str, bool] = {}
         self.set_concurrency_options()
         #: Counters kept while metrics are on (see :meth:`enable_metrics`), else None.
@@ -215,7 +221,9 @@ class ServerRuntime:
         self._running_cf = concurrent.futures.Future()
         self._stopped_cf = concurrent.futures.Future()
         if self._concurrency_options["handler_thread"]:
-            self._handler_executor = HandlerThread(f"{type(self).__name__}.message_handler")
+            self._handler_executor = HandlerThread(
+                f"{type(self).__name__}.message_handler", lambda: self._binding.loop
+            )
         if self._managed:
             self._thread = threading.Thread(
                 target=self._run_managed,
@@ -279,7 +287,19 @@ class ServerRuntime:
         return stopped
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the server (and its managed thread) to finish stopping."""
+        """Wait for the server (its managed thread and its handler thread) to finish stopping.
+
+        As katcp-python's, it returns once a request handler still running in the handler
+        thread has finished (at most `timeout` seconds in all).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._join_loop(timeout)
+        retired = self._retired_handler
+        if retired is not None and not self._running.is_set():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            retired.join(left)
+
+    def _join_loop(self, timeout: float | None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
             return
@@ -422,6 +442,7 @@ class ServerRuntime:
         finally:
             if self._handler_executor is not None:
                 self._handler_executor.shutdown()
+                self._retired_handler = self._handler_executor
                 self._handler_executor = None
             if self._managed:
                 asyncio.get_running_loop().stop()
