@@ -12,7 +12,6 @@ import asyncio
 import inspect
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -263,7 +262,8 @@ class OperationsMixin:
             return
         except Exception as exc:
             log.error("operation %s failed", op.name, exc_info=True)
-            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            # The class name only, as the server's fail replies (no module path to clients).
+            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             session.finish(False, f"Error: {text}")
             return
         success, message = outcome(result)
