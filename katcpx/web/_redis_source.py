@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from .._client_regex import ClientRegexError, compile_client_regex
 from ..resource import escape_name
+from ._errors import BadFilter, refuse_shared_state
 from ._freshness import freshness
 from ._hub import (
     DEFAULT_STRATEGY,
@@ -40,7 +41,7 @@ from ._hub import (
 )
 from ._redis_control import WATCH_TIMEOUT, GatewayUnavailable, control
 from ._redis_history import READ_COUNT, RedisHistory
-from ._redis_keys import Keys
+from ._redis_keys import Keys, redact_url
 from ._sinks import SinkRegistry
 from ._users import caller, principal_of
 
@@ -116,11 +117,13 @@ class RedisSource(SinkRegistry):
         request_timeout: float = 5.0,
         principal: Any = None,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)  # for messages and logs: never the password
         self.keys = Keys(prefix)
         self.check_interval = check_interval
         self.request_timeout = request_timeout
         self.principal = principal
+        #: Set with ``--users``: refuse control unless the gateway checks users too.
+        self.require_users = False
         # Any: redis-py types replies as bytes-or-str unions; decode_responses is off here.
         # No socket timeout: control replies are awaited with BRPOP for as long as the
         # request may take; every call that must not hang has its own asyncio timeout.
@@ -380,9 +383,9 @@ class RedisSource(SinkRegistry):
         """
         self.resource(device)
         try:
-            pattern = re.compile(filter)
-        except (re.error, TypeError) as exc:
-            raise HubError(f"bad filter {filter!r}: {exc}") from None
+            pattern = compile_client_regex(filter)  # from a browser: RE2, linear time
+        except ClientRegexError as exc:
+            raise BadFilter(f"bad filter regular expression {filter}: {exc}") from None
         metas = self._meta.get(device, {})
         return [_Sensor(self, device, metas[n]) for n in sorted(metas) if pattern.search(n)]
 
@@ -489,7 +492,9 @@ class RedisSource(SinkRegistry):
         # The web user the request is made for (--users): their name and the token they
         # presented, which the gateway checks against its own users file.
         principal = principal_of(caller()) or self.principal
-        return await control(self.redis, self.keys, self.url, msg, timeout, principal)
+        return await control(
+            self.redis, self.keys, self.url, msg, timeout, principal, self.require_users
+        )
 
     async def read(self, device: str, sensor: str) -> dict[str, Any]:
         """Have the gateway read a sensor afresh (``?sensor-value``); its ``update`` message.
@@ -512,7 +517,10 @@ class RedisSource(SinkRegistry):
         Raises
         ------
         UnknownDevice, UnknownRequest, DeviceUnavailable, GatewayUnavailable, HubError
+        SharedConnectionRequest
+            As ``DeviceHub.call`` (the gateway refuses them too).
         """
+        refuse_shared_state(request, list(args))
         obj = self.request(device, request)
         for arg in args:
             if not (arg is None or isinstance(arg, (str, int, float, bool))):
