@@ -1,0 +1,237 @@
+"""What a fresh user found with katcpx-gateway + katcpx-web --redis and users files: web users
+cannot change the shared connection's sampling, client regexes run on RE2 everywhere, Redis
+passwords and users' tokens stay out of messages and logs, and a katcpx-web with --users
+refuses control through a gateway that checks no users."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from urllib.parse import quote
+
+import pytest
+import redis
+import tornado.httpclient
+from web.conftest import stop_device
+
+from katcpx.web import DeviceSpec
+
+from .conftest import TIMEOUT, WS, start_gateway, start_web_redis, until_synced, wait_until
+from .redis_server import RedisServer
+from .test_users import OBSERVER, OPERATOR, Recording, post, write_users
+
+pytestmark = pytest.mark.slow
+
+SAMPLING = [
+    ("sensor-sampling", ["temp", "none"]),
+    ("sensor-sampling", ["temp", "period", "10"]),
+    ("sensor-sampling-clear", []),
+]
+
+
+async def start_recording() -> Recording:
+    device = Recording("127.0.0.1", 0)
+    device.set_concurrency_options(handler_thread=False)
+    device.set_ioloop()
+    device.start()
+    await device.until_running()
+    return device
+
+
+async def get(port: int, path: str) -> tuple[int, dict]:
+    resp = await tornado.httpclient.AsyncHTTPClient().fetch(
+        f"http://127.0.0.1:{port}{path}", raise_error=False, request_timeout=TIMEOUT
+    )
+    return resp.code, json.loads(resp.body)
+
+
+def forge(client: redis.Redis, request: str, args: list, principal: object) -> dict:
+    """Push a control request straight into Redis, as a web instance does; the answer."""
+    reply = f"katcpx:reply:{uuid.uuid4().hex}"
+    msg = {
+        "id": "forged",
+        "action": "call",
+        "device": "thermo",
+        "request": request,
+        "args": args,
+        "timeout": None,
+        "principal": principal,
+        "reply": reply,
+    }
+    client.lpush("katcpx:control", json.dumps(msg))
+    popped = client.brpop([reply], timeout=int(TIMEOUT))
+    assert popped is not None
+    return json.loads(popped[1])
+
+
+async def test_nobody_changes_the_gateways_sampling(redis_server, programs, tmp_path):
+    users = write_users(tmp_path)
+    device = await start_recording()
+    host, port = device.bind_address
+    try:
+        programs.append(
+            await start_gateway(
+                redis_server.url, f"thermo={host}:{port}", extra=("--users", str(users))
+            )
+        )
+        prog, web = await start_web_redis(redis_server.url, "--users", str(users))
+        programs.append(prog)
+        ws = await WS.connect(web)
+        await until_synced(ws, "thermo")
+        assert (await ws.request({"action": "auth", "token": OPERATOR}))["ok"] is True
+        client = redis.Redis(port=redis_server.port)
+        try:
+            for name, args in SAMPLING:
+                # Refused by the web instance, over REST and the websocket, for any role ...
+                for token in (OPERATOR, OBSERVER):
+                    path = f"/api/devices/thermo/requests/{name}"
+                    code, body = await post(web.port, path, {"args": args}, token)
+                    assert (code, body["code"]) == (403, "shared_connection"), body
+                    assert f"?{name} refused" in body["error"], body
+                answer = await ws.request(
+                    {"action": "set", "device": "thermo", "request": name, "args": args}
+                )
+                assert answer["type"] == "error", answer
+                assert answer["code"] == "shared_connection", answer
+                # ... and by the gateway, whoever pushes it into Redis.
+                answer = forge(client, name, args, {"user": "operator", "token": OPERATOR})
+                assert answer["ok"] is False and answer["code"] == "shared_connection", answer
+                assert answer["http_status"] == 403
+            # Asking for the strategy changes nothing, so it is allowed.
+            code, body = await post(
+                web.port,
+                "/api/devices/thermo/requests/sensor-sampling",
+                {"args": ["temp"]},
+                OPERATOR,
+            )
+            assert code == 200 and body["ok"] is True, body
+        finally:
+            client.close()
+        ws.close()
+    finally:
+        await stop_device(device)
+
+
+async def test_direct_web_refuses_sampling_changes():
+    """Without Redis the hub also shares one connection per device among its browsers."""
+    from web.conftest import http, start_web
+
+    device = await start_recording()
+    host, port = device.bind_address
+    server = await start_web([DeviceSpec("thermo", host, port)])
+    try:
+        for name, args in SAMPLING:
+            code, body = await http(
+                server, f"/api/devices/thermo/requests/{name}", "POST", {"args": args}
+            )
+            assert (code, body["code"]) == (403, "shared_connection"), body
+    finally:
+        await server.stop()
+        await stop_device(device)
+
+
+async def test_redis_filters_are_re2(redis_server, programs):
+    device = await start_recording()
+    host, port = device.bind_address
+    try:
+        programs.append(await start_gateway(redis_server.url, f"thermo={host}:{port}"))
+        prog, web = await start_web_redis(redis_server.url)
+        programs.append(prog)
+        ws = await WS.connect(web)
+        await until_synced(ws, "thermo")
+        ws.close()
+        # Look-ahead is Python re only; RE2 refuses it with the same code as without Redis.
+        for pattern in ("((", "(?=t)temp"):
+            code, body = await get(web.port, f"/api/devices/thermo/sensors?filter={quote(pattern)}")
+            assert (code, body["code"]) == (400, "bad_filter"), body
+        started = time.monotonic()
+        code, body = await get(web.port, "/api/devices/thermo/sensors?filter=(.*)*(.*)*!")
+        assert code == 200 and body == [], body
+        assert time.monotonic() - started < TIMEOUT / 2
+    finally:
+        await stop_device(device)
+
+
+def test_redact_url():
+    from katcpx.web._redis_keys import redact_url
+
+    assert redact_url("redis://:s3cret@127.0.0.1:6380/0") == "redis://:***@127.0.0.1:6380/0"
+    assert redact_url("rediss://bob:s3cret@[::1]:6380/1") == "rediss://bob:***@[::1]:6380/1"
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+async def test_passwords_and_tokens_stay_out_of_messages_and_logs(programs, tmp_path):
+    secret = "s3cret-pw"
+    server = RedisServer(tmp_path, password=secret)
+    server.start()
+    users = write_users(tmp_path)
+    device = await start_recording()
+    host, port = device.bind_address
+    try:
+        # No gateway yet: the error every client is sent names Redis without the password.
+        prog, web = await start_web_redis(server.url, "--log-level", "INFO")
+        programs.append(prog)
+        code, body = await post(
+            web.port, "/api/devices/thermo/requests/set-temp", {"args": [1]}, None
+        )
+        ws = await WS.connect(web)
+        answer = await ws.request({"action": "read", "device": "thermo", "sensor": "temp"})
+        assert answer["type"] == "error", answer
+        for text in (json.dumps(body), json.dumps(answer), json.dumps(ws.hello)):
+            assert secret not in text
+        gateway = await start_gateway(
+            server.url,
+            f"thermo={host}:{port}",
+            extra=("--users", str(users), "--log-level", "INFO"),
+        )
+        programs.append(gateway)
+        assert "redis://:***@127.0.0.1" in gateway.first_line
+        await until_synced(ws, "thermo")
+        ws.close()
+        # A bad control request with a user's token in it: logged without the token.
+        client = redis.Redis(port=server.port, password=secret)
+        try:
+            bad = {"action": "call", "principal": {"user": "operator", "token": OPERATOR}}
+            client.lpush("katcpx:control", json.dumps(bad))
+            await wait_until(
+                lambda: any("Ignoring bad control request" in line for line in gateway.lines),
+                what="the gateway's warning",
+            )
+        finally:
+            client.close()
+        await wait_until(
+            lambda: any("katcpx-gateway at" in line for line in prog.lines),
+            what="the web instance's log of the gateway",
+        )
+        logs = "".join(gateway.lines + prog.lines)
+        assert "redis://:***@127.0.0.1" in logs
+        assert secret not in logs
+        assert OPERATOR not in logs
+    finally:
+        await stop_device(device)
+        server.kill()
+
+
+async def test_users_web_refuses_control_through_a_gateway_without_users(
+    redis_server, programs, tmp_path
+):
+    users = write_users(tmp_path)
+    device = await start_recording()
+    host, port = device.bind_address
+    try:
+        programs.append(await start_gateway(redis_server.url, f"thermo={host}:{port}"))
+        prog, web = await start_web_redis(redis_server.url, "--users", str(users))
+        programs.append(prog)
+        ws = await WS.connect(web)
+        await until_synced(ws, "thermo")
+        ws.close()
+        for token in (OBSERVER, OPERATOR):
+            code, body = await post(
+                web.port, "/api/devices/thermo/requests/set-temp", {"args": [3]}, token
+            )
+            assert (code, body["code"]) == (503, "gateway_checks_no_users"), body
+            assert "checks no users" in body["error"]
+        assert device.set_temps == []
+    finally:
+        await stop_device(device)
