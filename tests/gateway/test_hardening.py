@@ -6,6 +6,8 @@ refuses control through a gateway that checks no users."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from urllib.parse import quote
@@ -234,4 +236,86 @@ async def test_users_web_refuses_control_through_a_gateway_without_users(
             assert "checks no users" in body["error"]
         assert device.set_temps == []
     finally:
+        await stop_device(device)
+
+
+def test_users_file_errors_name_the_user_and_files(tmp_path, caplog):
+    from katcpx.web._users import load_users
+
+    path = tmp_path / "users.toml"
+    path.write_text("[[user]]\nname = 'ops'\nrole = 'read'\ntoken_file = 'gone.token'\n")
+    with pytest.raises(ValueError) as info:
+        load_users(path)
+    text = str(info.value)
+    assert str(path) in text and "user 'ops'" in text and "gone.token" in text, text
+    # A short token is accepted but warned about, naming the user.
+    (tmp_path / "gone.token").write_text("short\n")
+    with caplog.at_level("WARNING", logger="katcpx.web"):
+        load_users(path)
+    assert any(
+        "user 'ops'" in r.getMessage() and "5 characters" in r.getMessage() for r in caplog.records
+    )
+
+
+def run_command(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    from .conftest import env
+
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", module, *args],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=env(),
+        )
+    except subprocess.TimeoutExpired as exc:  # it started instead of refusing
+        raise AssertionError(f"{module} did not exit: {exc.stdout!r}") from None
+
+
+def test_site_token_equal_to_a_users_token_is_refused(tmp_path):
+    users = write_users(tmp_path)
+    result = run_command(
+        "katcpx.web",
+        "--port",
+        "0",
+        "--users",
+        str(users),
+        "--token-file",
+        str(tmp_path / "operator.token"),
+        "127.0.0.1:1",
+    )
+    assert result.returncode != 0
+    assert "holds the token of user 'operator'" in result.stderr, result.stderr
+
+
+def test_gateway_users_file_error_is_one_line(tmp_path):
+    result = run_command("katcpx.gateway", "127.0.0.1:1", "--users", str(tmp_path / "missing.toml"))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("katcpx-gateway: --users: "), lines
+    assert "missing.toml" in lines[0]
+
+
+async def test_auth_is_an_action_and_says_who_you_are(tmp_path):
+    from katcpx.web import DeviceHub, WebServer
+    from katcpx.web._auth import Guard
+    from katcpx.web._users import load_users
+
+    table = load_users(write_users(tmp_path))
+    device = await start_recording()
+    hub = DeviceHub([DeviceSpec("thermo", *device.bind_address)], ("event",))
+    web = WebServer(
+        hub, "127.0.0.1", 0, guard=Guard.for_site("127.0.0.1", None, False, users=table)
+    )
+    await web.start()
+    try:
+        ws = await WS.connect(web)
+        assert "auth" in ws.hello["actions"], ws.hello
+        answer = await ws.request({"action": "nonsense"})
+        assert answer["code"] == "unknown_action" and "auth" in answer["error"], answer
+        answer = await ws.request({"action": "auth", "token": OBSERVER})
+        assert (answer["ok"], answer["user"], answer["role"]) == (True, "observer", "read")
+        ws.close()
+    finally:
+        await web.stop()
         await stop_device(device)
