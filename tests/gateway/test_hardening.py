@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from urllib.parse import quote
 
 import pytest
@@ -21,7 +20,15 @@ from katcpx.web import DeviceSpec
 
 from .conftest import TIMEOUT, WS, start_gateway, start_web_redis, until_synced, wait_until
 from .redis_server import RedisServer
-from .test_users import OBSERVER, OPERATOR, Recording, post, write_users
+from .test_users import (
+    OBSERVER,
+    OPERATOR,
+    forge,
+    post,
+    start_recording,
+    start_users_site,
+    write_users,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,15 +39,6 @@ SAMPLING = [
 ]
 
 
-async def start_recording() -> Recording:
-    device = Recording("127.0.0.1", 0)
-    device.set_concurrency_options(handler_thread=False)
-    device.set_ioloop()
-    device.start()
-    await device.until_running()
-    return device
-
-
 async def get(port: int, path: str) -> tuple[int, dict]:
     resp = await tornado.httpclient.AsyncHTTPClient().fetch(
         f"http://127.0.0.1:{port}{path}", raise_error=False, request_timeout=TIMEOUT
@@ -48,39 +46,11 @@ async def get(port: int, path: str) -> tuple[int, dict]:
     return resp.code, json.loads(resp.body)
 
 
-def forge(client: redis.Redis, request: str, args: list, principal: object) -> dict:
-    """Push a control request straight into Redis, as a web instance does; the answer."""
-    reply = f"katcpx:reply:{uuid.uuid4().hex}"
-    msg = {
-        "id": "forged",
-        "action": "call",
-        "device": "thermo",
-        "request": request,
-        "args": args,
-        "timeout": None,
-        "principal": principal,
-        "reply": reply,
-    }
-    client.lpush("katcpx:control", json.dumps(msg))
-    popped = client.brpop([reply], timeout=int(TIMEOUT))
-    assert popped is not None
-    return json.loads(popped[1])
-
-
 async def test_nobody_changes_the_gateways_sampling(redis_server, programs, tmp_path):
     users = write_users(tmp_path)
     device = await start_recording()
-    host, port = device.bind_address
     try:
-        programs.append(
-            await start_gateway(
-                redis_server.url, f"thermo={host}:{port}", extra=("--users", str(users))
-            )
-        )
-        prog, web = await start_web_redis(redis_server.url, "--users", str(users))
-        programs.append(prog)
-        ws = await WS.connect(web)
-        await until_synced(ws, "thermo")
+        web, ws = await start_users_site(redis_server.url, programs, device, users)
         assert (await ws.request({"action": "auth", "token": OPERATOR}))["ok"] is True
         client = redis.Redis(port=redis_server.port)
         try:
@@ -220,13 +190,8 @@ async def test_users_web_refuses_control_through_a_gateway_without_users(
 ):
     users = write_users(tmp_path)
     device = await start_recording()
-    host, port = device.bind_address
     try:
-        programs.append(await start_gateway(redis_server.url, f"thermo={host}:{port}"))
-        prog, web = await start_web_redis(redis_server.url, "--users", str(users))
-        programs.append(prog)
-        ws = await WS.connect(web)
-        await until_synced(ws, "thermo")
+        web, ws = await start_users_site(redis_server.url, programs, device, users, False)
         ws.close()
         for token in (OBSERVER, OPERATOR):
             code, body = await post(
