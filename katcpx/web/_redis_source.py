@@ -176,12 +176,14 @@ class RedisSource(SinkRegistry):
     async def _watch(self) -> None:
         """Follow the gateway's heartbeat and the device list."""
         while not self._stopping:
+            checks_users = False
             try:
                 raw = await asyncio.wait_for(self.redis.get(self.keys.gateway), WATCH_TIMEOUT)
                 state = "up" if raw is not None else "down"
                 if raw is not None:
                     status = json.loads(raw)
                     self.strategy = tuple(status.get("strategy") or DEFAULT_STRATEGY)
+                    checks_users = status.get("checks_users") is True
                 devices = await self.redis.hgetall(self.keys.devices)
                 for text in devices.values():
                     await self._device_update(json.loads(text), force_load=state != self.gateway)
@@ -195,6 +197,13 @@ class RedisSource(SinkRegistry):
                 self.gateway = state
                 if state == "up":
                     log.info("katcpx-gateway at %s is up", self.url)
+                    if self.require_users and not checks_users:
+                        log.warning(
+                            "the katcpx-gateway at %s checks no users (no --users): this "
+                            "katcpx-web has --users, so it refuses every change until the "
+                            "gateway is started with the same --users file",
+                            self.url,
+                        )
                     self._resend_snapshots()
                 else:
                     log.warning("%s", error)

@@ -193,6 +193,10 @@ async def test_users_web_refuses_control_through_a_gateway_without_users(
     try:
         web, ws = await start_users_site(redis_server.url, programs, device, users, False)
         ws.close()
+        await wait_until(
+            lambda: any("checks no users" in line for line in programs[-1].lines),
+            what="the web instance's warning",
+        )
         for token in (OBSERVER, OPERATOR):
             code, body = await post(
                 web.port, "/api/devices/thermo/requests/set-temp", {"args": [3]}, token
