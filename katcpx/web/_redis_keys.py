@@ -21,8 +21,8 @@ key                        type     content
 ``P:reply:ID``             list     the reply to control request ID (JSON), expiring
 ========================== ======== =============================================================
 
-This module holds names and encodings only, so that both sides agree on them; it imports
-no Redis client.
+This module holds names and encodings only, so that both sides agree on them, and
+:func:`redact_url`, how both show a Redis URL; it imports no Redis client.
 """
 
 from __future__ import annotations
