@@ -150,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             policy = UserPolicy(load_users(args.users))
         except (OSError, ValueError) as exc:
-            parser.error(f"--users: {exc}")
+            # One line, as katcpx-web says it: the usage would hide the error.
+            raise SystemExit(f"katcpx-gateway: --users: {exc}") from None
     try:
         strategy = strategy_from(float(opt("min_interval", 0.0)), float(opt("max_interval", 60.0)))
         gateway = Gateway(

@@ -166,7 +166,8 @@ class ControlServer:
         try:
             request, reply_key = parse_request(raw)
         except ValueError as exc:
-            log.warning("Ignoring bad control request %.200r: %s", raw, exc)
+            # Not the request itself: it may carry a user's token (its principal).
+            log.warning("Ignoring bad control request (%d bytes): %s", len(raw), exc)
             return  # without a reply key nobody can be told
         answer = await self.answer(request)
         try:

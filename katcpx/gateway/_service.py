@@ -22,7 +22,14 @@ from typing import Any
 
 from ..resource import KATCPSensor, escape_name
 from ..web._hub import DEFAULT_STRATEGY, DeviceHub, DeviceSpec, sensor_meta
-from ..web._redis_keys import GATEWAY_TTL, HEARTBEAT_INTERVAL, Keys, update_text, value_json
+from ..web._redis_keys import (
+    GATEWAY_TTL,
+    HEARTBEAT_INTERVAL,
+    Keys,
+    redact_url,
+    update_text,
+    value_json,
+)
 from ._control import ControlPolicy, ControlServer
 from ._writer import RedisWriter, connect
 
@@ -97,7 +104,8 @@ class Gateway:
         except re.error as exc:
             raise ValueError(f"bad sensor expression {sensors!r}: {exc}") from None
         self.keys = Keys(prefix)
-        self.redis_url = redis_url
+        #: Where Redis is, for messages and logs (the password, if any, replaced by ***).
+        self.redis_url = redact_url(redis_url)
         self.hub = DeviceHub(devices, strategy, request_timeout=request_timeout, history_size=0)
         self.redis = connect(redis_url)
         self.writer = RedisWriter(
@@ -153,6 +161,8 @@ class Gateway:
             "started": self.started,
             "devices": self.hub.device_names,
             "strategy": list(self.hub.strategy),
+            # Web instances with --users refuse control unless the gateway checks users.
+            "checks_users": self.control.policy is not None,
             "readings": self.readings,
             "carried": sum(len(c) for c in self._carried.values()),
             **self.writer.stats(),

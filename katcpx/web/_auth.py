@@ -34,7 +34,7 @@ from ..message import Message
 from ..parser import DEFAULT_MAX_MSG_SIZE
 from ..tls import build_context
 from ._hub import HubError
-from ._users import User, UserTable, load_users, refusal
+from ._users import MIN_TOKEN_LENGTH, User, UserTable, load_users, refusal
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -183,10 +183,6 @@ def same_origin(origin: str, host: str, scheme: str) -> bool:
     """
     parts = urlsplit(origin)
     return parts.scheme.lower() == scheme.lower() and parts.netloc.lower() == host.lower()
-
-
-#: Shorter tokens are warned about at start (a guessable secret).
-MIN_TOKEN_LENGTH = 16
 
 
 def read_token_file(path: str) -> str:
@@ -472,6 +468,13 @@ def web_security(
             users = load_users(args.users)
         except (OSError, ValueError) as exc:
             raise SystemExit(f"katcpx-web: --users: {exc}") from None
+        shared = users.by_token(token) if token is not None else None
+        if shared is not None:
+            # One secret, two meanings: whoever holds it is both the site and that user.
+            raise SystemExit(
+                f"katcpx-web: --token-file {args.token_file} holds the token of user "
+                f"{shared.name!r} in --users {args.users}: give each its own token"
+            )
     guard = Guard.for_site(
         host, token, args.allow_anonymous_control, allowed_origins, users, remote_roles
     )

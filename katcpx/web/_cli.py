@@ -319,6 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         origins = opt("allow_origin", None) or options.get("allowed_origins", [])
         host = str(opt("host", "127.0.0.1"))
         guard, browser_tls = web_security(args, host, tuple(origins), bool(redis_url))
+        if redis_url and guard.users is not None:
+            from ._redis_source import RedisSource
+
+            if isinstance(hub, RedisSource):
+                hub.require_users = True  # refuse control unless the gateway checks users
         metrics = {
             k: getattr(args, k) for k in ("device_filter", "sensor_filter", "max_string_length")
         }

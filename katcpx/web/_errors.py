@@ -6,6 +6,7 @@ __all__ = [
     "BadFilter",
     "DeviceUnavailable",
     "HubError",
+    "SharedConnectionRequest",
     "UnknownDevice",
     "UnknownRequest",
     "UnknownSensor",
@@ -57,3 +58,31 @@ class BadFilter(HubError):
     """A sensor filter that is not an acceptable regular expression."""
 
     code = "bad_filter"
+
+
+class SharedConnectionRequest(HubError):
+    """A request that would change the state of the one connection shared by every browser.
+
+    The hub (and ``katcpx-gateway``, which runs web instances' requests on its hub) holds one
+    connection per device for all its users. Sampling strategies are per connection (KATCP
+    5.1 section 7), so a browser's ``?sensor-sampling NAME STRATEGY`` or
+    ``?sensor-sampling-clear`` would change what every user sees; the hub manages them
+    itself (one strategy per subscribed sensor). ``?log-level`` is a device-wide setting
+    (section 6), governed by roles like ``?halt``, so it is not refused here.
+    """
+
+    code = "shared_connection"
+    http_status = 403
+
+
+def refuse_shared_state(request: str, args: tuple[object, ...] | list[object]) -> None:
+    """Raise :class:`SharedConnectionRequest` if `request` would change the shared connection.
+
+    ``?sensor-sampling NAME`` alone only asks for the strategy (section 7) and is allowed.
+    """
+    if request == "sensor-sampling-clear" or (request == "sensor-sampling" and len(args) > 1):
+        raise SharedConnectionRequest(
+            f"?{request} refused: it would change the sampling strategies of the one "
+            "connection this bridge shares among all its users (the bridge sets them itself "
+            "for subscribed sensors; subscribe to a sensor instead)"
+        )

@@ -28,6 +28,7 @@ from ._errors import (
     UnknownDevice,
     UnknownRequest,
     UnknownSensor,
+    refuse_shared_state,
 )
 from ._freshness import freshness
 from ._json import dumps, jsonable, sensor_meta
@@ -591,7 +592,10 @@ class DeviceHub(SinkRegistry):
         Raises
         ------
         UnknownDevice, UnknownRequest, DeviceUnavailable, HubError
+        SharedConnectionRequest
+            For ``?sensor-sampling NAME STRATEGY`` and ``?sensor-sampling-clear``.
         """
+        refuse_shared_state(request, list(args))
         obj = self.request(device, request)
         res = self.resource(device)
         if not res.is_connected():

@@ -18,7 +18,14 @@ from redis.exceptions import RedisError
 from ._hub import HubError
 from ._redis_keys import Keys
 
-__all__ = ["CONTROL_GRACE", "WATCH_TIMEOUT", "GatewayUnavailable", "RemoteError", "control"]
+__all__ = [
+    "CONTROL_GRACE",
+    "WATCH_TIMEOUT",
+    "GatewayChecksNoUsers",
+    "GatewayUnavailable",
+    "RemoteError",
+    "control",
+]
 
 #: Seconds a control request may wait beyond its own timeout for the gateway's answer.
 CONTROL_GRACE = 2.0
@@ -42,8 +49,21 @@ class RemoteError(HubError):
         self.http_status = http_status
 
 
+class GatewayChecksNoUsers(HubError):
+    """This web instance has ``--users`` but the gateway checks no users: control refused."""
+
+    code = "gateway_checks_no_users"
+    http_status = 503
+
+
 async def control(
-    redis: Any, keys: Keys, url: str, msg: dict[str, Any], timeout: float, principal: Any
+    redis: Any,
+    keys: Keys,
+    url: str,
+    msg: dict[str, Any],
+    timeout: float,
+    principal: Any,
+    require_users: bool = False,
 ) -> dict[str, Any]:
     """Send control request `msg` for `principal` and wait for the gateway's answer.
 
@@ -60,6 +80,10 @@ async def control(
         Seconds the request may take on the device.
     principal
         Who the request is for (:func:`katcpx.web._users.principal_of`), or None.
+    require_users
+        This web instance has ``--users``: its users' roles are checked by the gateway only,
+        so a ``call`` is refused unless the gateway's heartbeat says ``checks_users``
+        (reading stays open, as everywhere).
 
     Returns
     -------
@@ -72,13 +96,22 @@ async def control(
         No gateway, Redis unreachable, or no answer in time.
     RemoteError
         The gateway answered with an error (unknown name, device down, forbidden).
+    GatewayChecksNoUsers
+        `require_users` and the gateway was started without ``--users``.
     """
     request_id = uuid.uuid4().hex
     reply_key = keys.reply(request_id)
     text = json.dumps({**msg, "id": request_id, "reply": reply_key, "principal": principal})
     try:
-        if not await redis.exists(keys.gateway):
+        heartbeat = await redis.get(keys.gateway)
+        if heartbeat is None:
             raise GatewayUnavailable(f"no katcpx-gateway is writing to Redis at {url}")
+        if require_users and msg.get("action") != "read" and not _checks_users(heartbeat):
+            raise GatewayChecksNoUsers(
+                f"?{msg.get('request')} refused: this katcpx-web has --users but the "
+                f"katcpx-gateway at {url} checks no users (start it with the same --users "
+                "file); without that nobody would check this user's role"
+            )
         await redis.lpush(keys.control, text)
         popped = await asyncio.wait_for(
             redis.brpop([reply_key], timeout=timeout + CONTROL_GRACE),
@@ -103,3 +136,11 @@ async def control(
         )
     result: dict[str, Any] = answer["result"]
     return result
+
+
+def _checks_users(heartbeat: bytes) -> bool:
+    try:
+        status = json.loads(heartbeat)
+    except ValueError:
+        return False
+    return isinstance(status, dict) and status.get("checks_users") is True

@@ -21,8 +21,8 @@ key                        type     content
 ``P:reply:ID``             list     the reply to control request ID (JSON), expiring
 ========================== ======== =============================================================
 
-This module holds names and encodings only, so that both sides agree on them; it imports
-no Redis client.
+This module holds names and encodings only, so that both sides agree on them, and
+:func:`redact_url`, how both show a Redis URL; it imports no Redis client.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ._hub import jsonable
 
@@ -38,6 +39,7 @@ __all__ = [
     "GATEWAY_TTL",
     "HEARTBEAT_INTERVAL",
     "Keys",
+    "redact_url",
     "update_text",
     "value_json",
 ]
@@ -49,6 +51,27 @@ DEFAULT_PREFIX = "katcpx"
 GATEWAY_TTL = 5.0
 #: Seconds between the gateway's heartbeats.
 HEARTBEAT_INTERVAL = 1.0
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (``redis://user:PASSWORD@host``) replaced by ``***``.
+
+    Every Redis URL shown to a client or written to a log goes through this, so a password
+    in ``--redis`` never leaves the process. A URL that cannot be parsed is shown as
+    ``<unparsable URL>`` rather than risk showing its secret.
+    """
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    except ValueError:
+        return "<unparsable URL>"
 
 
 class Keys:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from .._client_regex import ClientRegexError, compile_client_regex
 from ..resource import escape_name
+from ._errors import BadFilter, refuse_shared_state
 from ._freshness import freshness
 from ._hub import (
     DEFAULT_STRATEGY,
@@ -40,7 +41,7 @@ from ._hub import (
 )
 from ._redis_control import WATCH_TIMEOUT, GatewayUnavailable, control
 from ._redis_history import READ_COUNT, RedisHistory
-from ._redis_keys import Keys
+from ._redis_keys import Keys, redact_url
 from ._sinks import SinkRegistry
 from ._users import caller, principal_of
 
@@ -116,11 +117,13 @@ class RedisSource(SinkRegistry):
         request_timeout: float = 5.0,
         principal: Any = None,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)  # for messages and logs: never the password
         self.keys = Keys(prefix)
         self.check_interval = check_interval
         self.request_timeout = request_timeout
         self.principal = principal
+        #: Set with ``--users``: refuse control unless the gateway checks users too.
+        self.require_users = False
         # Any: redis-py types replies as bytes-or-str unions; decode_responses is off here.
         # No socket timeout: control replies are awaited with BRPOP for as long as the
         # request may take; every call that must not hang has its own asyncio timeout.
@@ -173,12 +176,14 @@ class RedisSource(SinkRegistry):
     async def _watch(self) -> None:
         """Follow the gateway's heartbeat and the device list."""
         while not self._stopping:
+            checks_users = False
             try:
                 raw = await asyncio.wait_for(self.redis.get(self.keys.gateway), WATCH_TIMEOUT)
                 state = "up" if raw is not None else "down"
                 if raw is not None:
                     status = json.loads(raw)
                     self.strategy = tuple(status.get("strategy") or DEFAULT_STRATEGY)
+                    checks_users = status.get("checks_users") is True
                 devices = await self.redis.hgetall(self.keys.devices)
                 for text in devices.values():
                     await self._device_update(json.loads(text), force_load=state != self.gateway)
@@ -192,6 +197,13 @@ class RedisSource(SinkRegistry):
                 self.gateway = state
                 if state == "up":
                     log.info("katcpx-gateway at %s is up", self.url)
+                    if self.require_users and not checks_users:
+                        log.warning(
+                            "the katcpx-gateway at %s checks no users (no --users): this "
+                            "katcpx-web has --users, so it refuses every change until the "
+                            "gateway is started with the same --users file",
+                            self.url,
+                        )
                     self._resend_snapshots()
                 else:
                     log.warning("%s", error)
@@ -380,9 +392,9 @@ class RedisSource(SinkRegistry):
         """
         self.resource(device)
         try:
-            pattern = re.compile(filter)
-        except (re.error, TypeError) as exc:
-            raise HubError(f"bad filter {filter!r}: {exc}") from None
+            pattern = compile_client_regex(filter)  # from a browser: RE2, linear time
+        except ClientRegexError as exc:
+            raise BadFilter(f"bad filter regular expression {filter}: {exc}") from None
         metas = self._meta.get(device, {})
         return [_Sensor(self, device, metas[n]) for n in sorted(metas) if pattern.search(n)]
 
@@ -489,7 +501,9 @@ class RedisSource(SinkRegistry):
         # The web user the request is made for (--users): their name and the token they
         # presented, which the gateway checks against its own users file.
         principal = principal_of(caller()) or self.principal
-        return await control(self.redis, self.keys, self.url, msg, timeout, principal)
+        return await control(
+            self.redis, self.keys, self.url, msg, timeout, principal, self.require_users
+        )
 
     async def read(self, device: str, sensor: str) -> dict[str, Any]:
         """Have the gateway read a sensor afresh (``?sensor-value``); its ``update`` message.
@@ -512,7 +526,10 @@ class RedisSource(SinkRegistry):
         Raises
         ------
         UnknownDevice, UnknownRequest, DeviceUnavailable, GatewayUnavailable, HubError
+        SharedConnectionRequest
+            As ``DeviceHub.call`` (the gateway refuses them too).
         """
+        refuse_shared_state(request, list(args))
         obj = self.request(device, request)
         for arg in args:
             if not (arg is None or isinstance(arg, (str, int, float, bool))):

@@ -27,6 +27,7 @@ The user a control request is made for travels in a context variable (:func:`act
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,6 +44,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 __all__ = [
+    "MIN_TOKEN_LENGTH",
     "User",
     "UserTable",
     "acting_as",
@@ -52,6 +54,11 @@ __all__ = [
     "refusal",
     "role_needed",
 ]
+
+log = logging.getLogger("katcpx.web")
+
+#: Shorter tokens are warned about at start (a guessable secret).
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -103,10 +110,12 @@ def load_users(path: str | Path) -> UserTable:
     Raises
     ------
     OSError
-        When the users file or a token file cannot be read.
+        When the users file cannot be read.
     ValueError
         Naming the file and the entry, for invalid TOML, an unknown key or role, a missing
-        name, role or token, a repeated name or token, or an empty token file.
+        name, role or token, a repeated name or token, or a token file that cannot be read
+        or is empty (naming the user, the users file and the token file). A token shorter
+        than :data:`MIN_TOKEN_LENGTH` is logged as a warning.
     """
     path = Path(path)
     with open(path, "rb") as f:
@@ -149,9 +158,22 @@ def table_from_mapping(data: Mapping[str, Any], path: Path) -> UserTable:
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
         token_path = path.parent / entry["token_file"]
-        token = token_path.read_text(encoding="utf-8").strip()
+        where = f"{path}: user {entry['name']!r}"
+        try:
+            token = token_path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{where}: token file {token_path}: {exc.strerror or exc}") from None
         if not token:
             raise ValueError(f"{where}: token file {token_path} is empty")
+        if len(token) < MIN_TOKEN_LENGTH:
+            log.warning(
+                "%s: the token in %s has only %d characters (use at least %d, e.g. from "
+                "`openssl rand -hex 32`)",
+                where,
+                token_path,
+                len(token),
+                MIN_TOKEN_LENGTH,
+            )
         user = User(entry["name"], role, token)
         for other in users:
             if other.name == user.name:

@@ -109,7 +109,7 @@ class DeviceSocketHandler(WebSocketHandler):
                 {
                     "type": "hello",
                     "server": f"katcpx-web {__version__}",
-                    "actions": list(ACTIONS),
+                    "actions": self._actions(),
                     "strategy": list(self.hub.strategy),
                     "control": guard_of(self.settings).mode,
                     "devices": [self.hub.device_message(n) for n in self.hub.device_names],
@@ -216,7 +216,7 @@ class DeviceSocketHandler(WebSocketHandler):
         )
         if handler is None:
             self._error(
-                f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}",
+                f"unknown action {action!r}; expected one of {', '.join(self._actions())}",
                 "unknown_action",
                 msg,
             )
@@ -297,7 +297,16 @@ class DeviceSocketHandler(WebSocketHandler):
             self._error(what, "unauthorized", msg)
             return
         self._token = token
-        self._send({"type": "auth", "action": "auth", "ok": True}, msg)
+        answer: dict[str, Any] = {"type": "auth", "action": "auth", "ok": True}
+        user = guard.users.by_token(token) if guard.users is not None else None
+        if user is not None:
+            # Who the socket now acts as, so a user sees which token they gave.
+            answer.update(user=user.name, role=str(user.role))
+        self._send(answer, msg)
+
+    def _actions(self) -> list[str]:
+        """The actions this socket takes: ``auth`` too when changes need a token."""
+        return [*ACTIONS, "auth"] if guard_of(self.settings).guarded else list(ACTIONS)
 
     def _unsubscribe(self, msg: dict[str, Any]) -> None:
         device = self._device(msg)

@@ -75,8 +75,8 @@ class Program:
 
     async def _drain(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        while await self.proc.stdout.readline():
-            pass
+        while line := await self.proc.stdout.readline():
+            self.lines.append(line.decode())
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -66,24 +67,55 @@ async def post(port: int, path: str, body: object, token: str | None) -> tuple[i
     return resp.code, json.loads(resp.body)
 
 
-async def test_gateway_decides_per_web_user(redis_server, programs, tmp_path):
-    users = write_users(tmp_path)
+async def start_recording() -> Recording:
+    """The recording test device, started on a free port."""
     device = Recording("127.0.0.1", 0)
     device.set_concurrency_options(handler_thread=False)
     device.set_ioloop()
     device.start()
     await device.until_running()
+    return device
+
+
+async def start_users_site(
+    url: str, programs: list, device: Recording, users: Path, gateway_users: bool = True
+) -> tuple[Any, WS]:
+    """A gateway (with --users unless not `gateway_users`) carrying `device` as ``thermo``
+    and a katcpx-web --redis --users; the web instance and a websocket synced to it."""
     host, port = device.bind_address
+    extra = ("--users", str(users)) if gateway_users else ()
+    programs.append(await start_gateway(url, f"thermo={host}:{port}", extra=extra))
+    prog, web = await start_web_redis(url, "--users", str(users))
+    programs.append(prog)
+    ws = await WS.connect(web)
+    await until_synced(ws, "thermo")
+    return web, ws
+
+
+def forge(client: redis.Redis, request: str, args: list, principal: object) -> dict:
+    """Push a control request straight into Redis, as a web instance does; the answer."""
+    reply = f"katcpx:reply:{uuid.uuid4().hex}"
+    msg = {
+        "id": "forged",
+        "action": "call",
+        "device": "thermo",
+        "request": request,
+        "args": args,
+        "timeout": None,
+        "principal": principal,
+        "reply": reply,
+    }
+    client.lpush("katcpx:control", json.dumps(msg))
+    popped = client.brpop([reply], timeout=int(TIMEOUT))
+    assert popped is not None
+    return json.loads(popped[1])
+
+
+async def test_gateway_decides_per_web_user(redis_server, programs, tmp_path):
+    users = write_users(tmp_path)
+    device = await start_recording()
     try:
-        programs.append(
-            await start_gateway(
-                redis_server.url, f"thermo={host}:{port}", extra=("--users", str(users))
-            )
-        )
-        prog, web = await start_web_redis(redis_server.url, "--users", str(users))
-        programs.append(prog)
-        ws = await WS.connect(web)
-        await until_synced(ws, "thermo")
+        web, ws = await start_users_site(redis_server.url, programs, device, users)
         path = "/api/devices/thermo/requests/set-temp"
 
         # The observer (role read) is refused by the gateway, naming the role needed.
@@ -137,21 +169,7 @@ async def test_gateway_decides_per_web_user(redis_server, programs, tmp_path):
                     "has no role. (log in with a user's token)",
                 ),
             ]:
-                reply = f"katcpx:reply:{uuid.uuid4().hex}"
-                forged = {
-                    "id": "forged",
-                    "action": "call",
-                    "device": "thermo",
-                    "request": "set-temp",
-                    "args": [99],
-                    "timeout": None,
-                    "principal": principal,
-                    "reply": reply,
-                }
-                client.lpush("katcpx:control", json.dumps(forged))
-                popped = client.brpop([reply], timeout=int(TIMEOUT))
-                assert popped is not None
-                answer = json.loads(popped[1])
+                answer = forge(client, "set-temp", [99], principal)
                 assert answer == {
                     "ok": False,
                     "code": "forbidden",
