@@ -21,12 +21,13 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server --port P --save '' --appendonly no`` in `directory`; restartable."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *args: str) -> None:
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server is not installed (Debian package redis-server)")
         self.directory = directory
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args = args  # more redis-server options, e.g. "--requirepass", "secret"
 
     @property
     def url(self) -> str:
@@ -38,7 +39,7 @@ class RedisServer:
         assert REDIS_SERVER is not None
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.directory)],
+            + ["--appendonly", "no", "--dir", str(self.directory), *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -47,7 +48,7 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), 0.5) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 pass
