@@ -18,7 +18,14 @@ from redis.exceptions import RedisError
 from ._hub import HubError
 from ._redis_keys import Keys
 
-__all__ = ["CONTROL_GRACE", "WATCH_TIMEOUT", "GatewayUnavailable", "RemoteError", "control"]
+__all__ = [
+    "CONTROL_GRACE",
+    "WATCH_TIMEOUT",
+    "GatewayUnavailable",
+    "RedisUnavailable",
+    "RemoteError",
+    "control",
+]
 
 #: Seconds a control request may wait beyond its own timeout for the gateway's answer.
 CONTROL_GRACE = 2.0
@@ -31,6 +38,12 @@ class GatewayUnavailable(HubError):
 
     code = "gateway_unavailable"
     http_status = 503
+
+
+class RedisUnavailable(GatewayUnavailable):
+    """Redis has not been reachable since this web instance started: it knows no devices."""
+
+    code = "redis_unavailable"
 
 
 class RemoteError(HubError):

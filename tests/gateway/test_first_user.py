@@ -209,3 +209,23 @@ async def test_device_dropped_from_config_is_removed_from_redis_and_web(redis_se
         await gateway.stop()
         await stop_device(device)
         await stop_device(other)
+
+
+async def test_web_started_while_redis_is_down_answers_503_redis_unavailable(tmp_path, programs):
+    from .conftest import WS, start_web_redis
+    from .test_web_features import fetch
+
+    server = RedisServer(tmp_path, free_port())  # never started: connection refused
+    web, info = await start_web_redis(server.url)
+    programs.append(web)
+    for path in ("/api/devices", "/api/devices/psu", "/api/devices/psu/sensors/voltage"):
+        resp = await fetch(info.port, path)
+        assert resp.code == 503, (path, resp.code, resp.body)
+        body = json.loads(resp.body)
+        assert body["code"] == "redis_unavailable" and "Redis" in body["error"], body
+    ws = await WS.connect(info)
+    try:
+        msg = await ws.expect(lambda m: m["type"] == "error")
+        assert msg["code"] == "redis_unavailable", msg
+    finally:
+        ws.close()
