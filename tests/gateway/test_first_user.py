@@ -229,3 +229,36 @@ async def test_web_started_while_redis_is_down_answers_503_redis_unavailable(tmp
         assert msg["code"] == "redis_unavailable", msg
     finally:
         ws.close()
+
+
+async def test_redis_dropping_leaves_no_unclosed_pipeline(redis_server, caplog):
+    import gc
+
+    device = await start_device()
+    host, port = device.bind_address
+    gateway = Gateway([DeviceSpec("thermo", host, port)], redis_server.url)
+    await gateway.start()
+    try:
+        await gateway.hub.until_synced(TIMEOUT)
+        await wait_until(lambda: gateway.writer.written >= 1, what="first readings written")
+        caplog.set_level(logging.WARNING, logger="asyncio")
+
+        async def feed() -> None:
+            i = 0
+            while True:
+                i += 1
+                device.count.set_value(i)
+                await asyncio.sleep(0.001)
+
+        feeding = asyncio.ensure_future(feed())
+        await wait_until(lambda: gateway.writer.written >= 20, what="readings flowing")
+        redis_server.kill()
+        await wait_until(lambda: not gateway.writer.connected, what="outage noticed")
+        feeding.cancel()
+        gc.collect()
+        await asyncio.sleep(0.1)
+        gc.collect()
+        assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+    finally:
+        await gateway.stop()
+        await stop_device(device)
