@@ -156,6 +156,7 @@ class Gateway:
         self._listeners: dict[str, Any] = {}
         self._heartbeat: asyncio.Future[None] | None = None
         self._flowing: set[str] = set()
+        self._last_written: dict[str, dict[str, tuple[float, str, Any]]] = {}
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -271,8 +272,15 @@ class Gateway:
             names: dict[str, str] = {}
             writer = self.writer
 
+            last = self._last_written.setdefault(device, {})
+
             def listener(sensor: KATCPSensor, reading: Any) -> None:
                 name = sensor.name
+                # A refresh re-reads an unchanged reading: one stream entry per reading.
+                seen = (reading.timestamp, reading.status, reading.value)
+                if last.get(name) == seen:
+                    return
+                last[name] = seen
                 sensor_json = names.get(name)
                 if sensor_json is None:
                     sensor_json = names[name] = json.dumps(name)
@@ -359,6 +367,7 @@ class Gateway:
     def _mark_unreachable(self, device: str) -> None:
         """Write an ``unreachable`` reading (last value kept) for each carried sensor."""
         now = time.time()
+        self._last_written.get(device, {}).clear()  # the next live reading is news again
         device_json = json.dumps(device)
         for name, sensor in self._carried.get(device, {}).items():
             reading = sensor.reading

@@ -542,7 +542,11 @@ class RedisSource(SinkRegistry):
         name = self.sensor(device, sensor).name
         msg: dict[str, Any] = {"action": "read", "device": device, "sensor": name}
         result = await self._control(msg, self.request_timeout)
-        self._values[(device, name)] = dumps(result)
+        text = self._values[(device, name)] = dumps(result)
+        # Subscribers get the fresh reading now, before the caller's summary (as without
+        # --redis), not whenever the stream brings it.
+        for sink in list(self._subs.get((device, name), ())):
+            sink.push(text, ("update", device, name))
         return result
 
     async def call(

@@ -262,3 +262,53 @@ async def test_redis_dropping_leaves_no_unclosed_pipeline(redis_server, caplog):
     finally:
         await gateway.stop()
         await stop_device(device)
+
+
+async def test_redis_mode_refresh_history_codes_and_start_line(redis_server, programs):
+    from .conftest import WS, start_web_redis, until_synced
+    from .test_web_features import fetch
+
+    device = await start_device()
+    host, port = device.bind_address
+    gateway = Gateway([DeviceSpec("thermo", host, port)], redis_server.url)
+    await gateway.start()
+    client = redis.Redis(port=redis_server.port)
+    try:
+        web, info = await start_web_redis(redis_server.url)
+        programs.append(web)
+        assert "no devices" not in web.first_line and "from Redis" in web.first_line
+        ws = await WS.connect(info)
+        try:
+            await until_synced(ws, "thermo")
+            ans = await ws.request({"action": "subscribe", "device": "thermo", "sensor": "temp"})
+            assert ans["type"] == "subscribe", ans
+            await ws.expect(lambda m: m["type"] == "update" and m["sensor"] == "temp")
+            await wait_until(
+                lambda: client.xlen("katcpx:dev:thermo:readings") > 0, what="stream written"
+            )
+            before = client.xlen("katcpx:dev:thermo:readings")
+            ws.seen.clear()
+            for _ in range(3):
+                ans = await ws.request({"action": "refresh"})
+                assert ans["type"] == "refresh" and ans["refreshed"], ans
+            # As without --redis: each refresh's update comes before its summary.
+            kinds = [m["type"] for m in ws.seen if m["type"] in ("update", "refresh")]
+            assert kinds == ["update", "refresh"] * 3, kinds
+            # An unchanged reading read again is not a new stream entry.
+            temps = [
+                json.loads(f[b"j"])
+                for _, f in client.xrange("katcpx:dev:thermo:readings")
+                if f[b"s"] == b"temp"
+            ]
+            assert len({t["timestamp"] for t in temps}) == len(temps), temps
+            assert client.xlen("katcpx:dev:thermo:readings") == before
+        finally:
+            ws.close()
+        for query in ("since=abc", "limit=0", "since=5&until=1", "limit=1.5"):
+            resp = await fetch(info.port, f"/api/devices/thermo/sensors/temp/history?{query}")
+            body = json.loads(resp.body)
+            assert resp.code == 400 and body["code"] == "bad_parameter", (query, body)
+    finally:
+        client.close()
+        await gateway.stop()
+        await stop_device(device)
