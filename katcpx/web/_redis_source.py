@@ -143,6 +143,7 @@ class RedisSource(SinkRegistry):
         self._tasks: list[asyncio.Future[None]] = []
         self._loaded = asyncio.Event()
         self._error = ""
+        self._tried = asyncio.Event()
         self._stopping = False
 
     # -- life cycle --------------------------------------------------------------------------
@@ -154,6 +155,12 @@ class RedisSource(SinkRegistry):
             asyncio.ensure_future(self._read()),
             asyncio.ensure_future(self._listen()),
         ]
+        # Up to one first look at Redis, so what is served from the start is what Redis
+        # holds (or a redis_unavailable error), not an empty site.
+        try:
+            await asyncio.wait_for(self._tried.wait(), WATCH_TIMEOUT + 2.0)
+        except asyncio.TimeoutError:
+            pass
 
     async def stop(self) -> None:
         """Stop following Redis and forget every subscription."""
@@ -207,6 +214,7 @@ class RedisSource(SinkRegistry):
                     )
                 for name in self._devices:
                     self._broadcast(dumps(self.device_message(name)))
+            self._tried.set()
             await asyncio.sleep(self.check_interval)
 
     def _forget(self, name: str) -> None:
