@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 
+import pytest
 import redis
 from web.conftest import start_device, stop_device
 
@@ -16,6 +17,18 @@ from katcpx.web._redis_source import RedisSource
 
 from .conftest import TIMEOUT, Collector, env, start_gateway, wait_until
 from .redis_server import RedisServer, free_port
+
+
+@pytest.fixture
+async def carried(redis_server):
+    """A thermostat device, and a gateway carrying it into `redis_server`."""
+    device = await start_device()
+    host, port = device.bind_address
+    gateway = Gateway([DeviceSpec("thermo", host, port)], redis_server.url)
+    await gateway.start()
+    yield device, gateway
+    await gateway.stop()
+    await stop_device(device)
 
 
 def _messages(caplog):
@@ -80,11 +93,8 @@ async def _control(client, request: dict, timeout: float = TIMEOUT):
     return json.loads(popped[1])
 
 
-async def test_bad_control_request_with_reply_key_gets_an_error_reply(redis_server):
-    device = await start_device()
-    host, port = device.bind_address
-    gateway = Gateway([DeviceSpec("thermo", host, port)], redis_server.url)
-    await gateway.start()
+async def test_bad_control_request_with_reply_key_gets_an_error_reply(redis_server, carried):
+    device, gateway = carried
     client = redis.Redis(port=redis_server.port)
     try:
         for bad in (
@@ -97,17 +107,12 @@ async def test_bad_control_request_with_reply_key_gets_an_error_reply(redis_serv
             assert answer["http_status"] == 400 and answer["error"]
     finally:
         client.close()
-        await gateway.stop()
-        await stop_device(device)
 
 
 async def test_control_reply_reaches_caller_after_redis_restart_and_web_does_not_flap(
-    redis_server,
+    redis_server, carried
 ):
-    device = await start_device()
-    host, port = device.bind_address
-    gateway = Gateway([DeviceSpec("thermo", host, port)], redis_server.url)
-    await gateway.start()
+    device, gateway = carried
     source = RedisSource(redis_server.url, check_interval=0.1)
     await source.start()
     sink = Collector()
@@ -138,8 +143,6 @@ async def test_control_reply_reaches_caller_after_redis_restart_and_web_does_not
         assert not errors, errors
     finally:
         await source.stop()
-        await gateway.stop()
-        await stop_device(device)
 
 
 async def test_second_gateway_refused_and_stop_keeps_the_others_heartbeat(redis_server):
@@ -231,47 +234,37 @@ async def test_web_started_while_redis_is_down_answers_503_redis_unavailable(tmp
         ws.close()
 
 
-async def test_redis_dropping_leaves_no_unclosed_pipeline(redis_server, caplog):
+async def test_redis_dropping_leaves_no_unclosed_pipeline(redis_server, carried, caplog):
     import gc
 
-    device = await start_device()
-    host, port = device.bind_address
-    gateway = Gateway([DeviceSpec("thermo", host, port)], redis_server.url)
-    await gateway.start()
-    try:
-        await gateway.hub.until_synced(TIMEOUT)
-        await wait_until(lambda: gateway.writer.written >= 1, what="first readings written")
-        caplog.set_level(logging.WARNING, logger="asyncio")
+    device, gateway = carried
+    await gateway.hub.until_synced(TIMEOUT)
+    await wait_until(lambda: gateway.writer.written >= 1, what="first readings written")
+    caplog.set_level(logging.WARNING, logger="asyncio")
 
-        async def feed() -> None:
-            i = 0
-            while True:
-                i += 1
-                device.count.set_value(i)
-                await asyncio.sleep(0.001)
+    async def feed() -> None:
+        i = 0
+        while True:
+            i += 1
+            device.count.set_value(i)
+            await asyncio.sleep(0.001)
 
-        feeding = asyncio.ensure_future(feed())
-        await wait_until(lambda: gateway.writer.written >= 20, what="readings flowing")
-        redis_server.kill()
-        await wait_until(lambda: not gateway.writer.connected, what="outage noticed")
-        feeding.cancel()
-        gc.collect()
-        await asyncio.sleep(0.1)
-        gc.collect()
-        assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
-    finally:
-        await gateway.stop()
-        await stop_device(device)
+    feeding = asyncio.ensure_future(feed())
+    await wait_until(lambda: gateway.writer.written >= 20, what="readings flowing")
+    redis_server.kill()
+    await wait_until(lambda: not gateway.writer.connected, what="outage noticed")
+    feeding.cancel()
+    gc.collect()
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
 
 
-async def test_redis_mode_refresh_history_codes_and_start_line(redis_server, programs):
+async def test_redis_mode_refresh_history_codes_and_start_line(redis_server, carried, programs):
     from .conftest import WS, start_web_redis, until_synced
     from .test_web_features import fetch
 
-    device = await start_device()
-    host, port = device.bind_address
-    gateway = Gateway([DeviceSpec("thermo", host, port)], redis_server.url)
-    await gateway.start()
+    device, gateway = carried
     client = redis.Redis(port=redis_server.port)
     try:
         web, info = await start_web_redis(redis_server.url)
@@ -310,5 +303,3 @@ async def test_redis_mode_refresh_history_codes_and_start_line(redis_server, pro
             assert resp.code == 400 and body["code"] == "bad_parameter", (query, body)
     finally:
         client.close()
-        await gateway.stop()
-        await stop_device(device)
