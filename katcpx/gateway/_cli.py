@@ -102,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--takeover",
         action="store_true",
-        help="start even if another gateway's heartbeat is live in this Redis database "
-        "(default: refuse, exit status 2)",
+        help="start even if another gateway's heartbeat is live in this Redis database, e.g. "
+        "one that just crashed (default: refuse, exit status 2)",
     )
     p.add_argument("--log-level", default=None, help="logging level (default INFO)")
     p.add_argument("--version", action="version", version=f"katcpx-gateway {__version__}")
