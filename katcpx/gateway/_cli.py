@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="users file shared with katcpx-web --users: control requests are checked "
         "per web user (docs/security.md)",
     )
+    p.add_argument(
+        "--takeover",
+        action="store_true",
+        help="start even if another gateway's heartbeat is live in this Redis database, e.g. "
+        "one that just crashed (default: refuse, exit status 2)",
+    )
     p.add_argument("--log-level", default=None, help="logging level (default INFO)")
     p.add_argument("--version", action="version", version=f"katcpx-gateway {__version__}")
     return p
@@ -139,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not specs:
         parser.error("no devices: give [name=]host:port arguments or --config")
     try:
-        from ._service import Gateway  # needs redis-py: the 'redis' extra
+        from ._service import Gateway, GatewayConflict  # needs redis-py: the 'redis' extra
     except ImportError as exc:
         parser.error(f"{exc}: install katcpx with the 'redis' extra")
     policy = None
@@ -165,8 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             buffer_limit=max(args.buffer, 1),
             request_timeout=float(opt("timeout", 5.0)),
             policy=policy,
+            takeover=args.takeover,
         )
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
-    asyncio.run(run(gateway))
+    try:
+        asyncio.run(run(gateway))
+    except GatewayConflict as exc:
+        print(f"katcpx-gateway: error: {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ..web._hub import DeviceHub, HubError
@@ -61,6 +62,16 @@ class ControlRequest:
 
 #: ``policy(request)``: raise PermissionError to refuse; may be async.
 ControlPolicy = Callable[[ControlRequest], "Awaitable[None] | None"]
+
+
+def reply_key_of(raw: bytes) -> str | None:
+    """The reply key of a control request, if one can be read (even from a bad request)."""
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        return None
+    reply = msg.get("reply") if isinstance(msg, dict) else None
+    return reply if isinstance(reply, str) and reply else None
 
 
 def parse_request(raw: bytes) -> tuple[ControlRequest, str]:
@@ -167,16 +178,32 @@ class ControlServer:
             request, reply_key = parse_request(raw)
         except ValueError as exc:
             # Not the request itself: it may carry a user's token (its principal).
-            log.warning("Ignoring bad control request (%d bytes): %s", len(raw), exc)
-            return  # without a reply key nobody can be told
+            log.warning("Bad control request (%d bytes): %s", len(raw), exc)
+            key = reply_key_of(raw)
+            if key is not None:  # whoever waits on it is told at once, not at its timeout
+                bad = {"ok": False, "code": "bad_request", "error": str(exc), "http_status": 400}
+                await self._reply(key, bad, "a bad control request")
+            return
         answer = await self.answer(request)
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.lpush(reply_key, json.dumps(answer, allow_nan=False))
-            pipe.expire(reply_key, REPLY_TTL)
-            await pipe.execute()
-        except (RedisError, OSError) as exc:
-            log.error("Could not send the reply to control request %s: %s", request.id, exc)
+        await self._reply(reply_key, answer, f"control request {request.id}")
+
+    async def _reply(self, key: str, answer: dict[str, Any], what: str) -> None:
+        """Push `answer` onto `key`; once more on a fresh connection if the pooled one was
+        stale (Redis restarted since it was last used)."""
+        text = json.dumps(answer, allow_nan=False)
+        for attempt in (1, 2):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.lpush(key, text)
+                    pipe.expire(key, REPLY_TTL)
+                    await pipe.execute()
+                return
+            except (RedisConnectionError, OSError) as exc:
+                if attempt == 2:
+                    log.error("Could not send the reply to %s: %s", what, exc)
+            except RedisError as exc:
+                log.error("Could not send the reply to %s: %s", what, exc)
+                return
 
     async def answer(self, request: ControlRequest) -> dict[str, Any]:
         """Check `request` against the policy, run it, and return the answer."""

@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from ..resource import KATCPSensor, escape_name
 from ..web._hub import DEFAULT_STRATEGY, DeviceHub, DeviceSpec, sensor_meta
 from ..web._redis_keys import (
@@ -33,9 +35,44 @@ from ..web._redis_keys import (
 from ._control import ControlPolicy, ControlServer
 from ._writer import RedisWriter, connect
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "GatewayConflict"]
 
 log = logging.getLogger("katcpx.gateway")
+
+#: KEYS: heartbeat. ARGV: this gateway's id. Deletes the heartbeat only if it is this
+#: gateway's (a second gateway stopping must not silence the one still running).
+DEL_OWN_HEARTBEAT = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, status = pcall(cjson.decode, raw)
+if ok and type(status) == 'table' and status['id'] == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+#: KEYS: devices hash, events channel. ARGV: key prefix, then the carried devices. Removes
+#: every other device (a gateway restarted without it): its entry, its keys (named as
+#: :class:`~katcpx.web._redis_keys.Keys` names them) and a published ``device-removed``.
+DROP_OTHER_DEVICES = """
+local keep = {}
+for i = 2, #ARGV do keep[ARGV[i]] = true end
+local gone = 0
+for _, d in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if not keep[d] then
+    redis.call('HDEL', KEYS[1], d)
+    local p = ARGV[1] .. ':dev:' .. d
+    redis.call('DEL', p .. ':values', p .. ':sensors', p .. ':requests', p .. ':readings')
+    redis.call('PUBLISH', KEYS[2], cjson.encode({type = 'device-removed', device = d}))
+    gone = gone + 1
+  end
+end
+return gone
+"""
+
+
+class GatewayConflict(RuntimeError):
+    """Another live gateway's heartbeat is in the Redis database this one would write to."""
 
 
 class _StateSink:
@@ -78,6 +115,8 @@ class Gateway:
     heartbeat_interval
         Seconds between heartbeats; web instances deem the gateway gone after
         :data:`~katcpx.web._redis_keys.GATEWAY_TTL` without one.
+    takeover
+        Start even if another gateway's heartbeat is live (:meth:`start` refuses otherwise).
 
     Raises
     ------
@@ -98,6 +137,7 @@ class Gateway:
         request_timeout: float = 5.0,
         policy: ControlPolicy | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        takeover: bool = False,
     ) -> None:
         try:
             self.pattern = re.compile(sensors)
@@ -113,6 +153,7 @@ class Gateway:
         )
         self.control = ControlServer(connect(redis_url), self.keys, self.hub, policy)
         self.heartbeat_interval = heartbeat_interval
+        self.takeover = takeover
         self.id = uuid.uuid4().hex
         self.started = time.time()
         #: Readings received from the devices.
@@ -122,11 +163,20 @@ class Gateway:
         self._interfaces: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         self._listeners: dict[str, Any] = {}
         self._heartbeat: asyncio.Future[None] | None = None
+        self._flowing: set[str] = set()
+        self._last_written: dict[str, dict[str, tuple[float, str, Any]]] = {}
 
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to Redis and the devices (both in the background) and start serving."""
+        """Connect to Redis and the devices (both in the background) and start serving.
+
+        Raises
+        ------
+        GatewayConflict
+            Another gateway's heartbeat is live in this Redis database (and not `takeover`).
+        """
+        await self._check_alone()
         for name in self.hub.device_names:
             self._states[name] = self.hub.device_message(name)
             self._carried[name] = {}
@@ -140,6 +190,25 @@ class Gateway:
         self.control.start()
         self._heartbeat = asyncio.ensure_future(self._beat())
 
+    async def _check_alone(self) -> None:
+        try:
+            raw = await asyncio.wait_for(self.redis.get(self.keys.gateway), 5.0)
+        except (RedisError, OSError, asyncio.TimeoutError):
+            return  # unreachable: the writer says so, and the check cannot be made
+        if raw is None or self.takeover:
+            return
+        try:
+            other = json.loads(raw)
+        except ValueError:
+            other = {}
+        other = other if isinstance(other, dict) else {}
+        raise GatewayConflict(
+            f"another katcpx-gateway (pid {other.get('pid', '?')}, devices "
+            f"{', '.join(map(str, other.get('devices') or [])) or '?'}) is writing to Redis at "
+            f"{self.writer.where} with prefix {self.keys.prefix!r}: stop it, use another "
+            "database or --prefix, or start with --takeover to replace it"
+        )
+
     async def stop(self) -> None:
         """Stop serving: the heartbeat is deleted so web instances know at once."""
         if self._heartbeat is not None:
@@ -148,7 +217,7 @@ class Gateway:
         await self.control.stop()
         await self.hub.stop()
         if self.writer.connected:
-            self.writer.add_command("DEL", self.keys.gateway)
+            self.writer.add_command("EVAL", DEL_OWN_HEARTBEAT, 1, self.keys.gateway, self.id)
         await self.writer.stop()
         await self.control.redis.aclose()
         await self.redis.aclose()
@@ -190,9 +259,20 @@ class Gateway:
         self.writer.add_command("HSET", self.keys.devices, name, text)
         if msg["state"] == "synced":
             self._carry(name)
-        elif msg["state"] == "disconnected" and previous != "disconnected":
-            self._mark_unreachable(name)
+            self._announce(name)
+        else:
+            self._flowing.discard(name)
+            if msg["state"] == "disconnected" and previous != "disconnected":
+                self._mark_unreachable(name)
         self.writer.add_command("PUBLISH", self.keys.events, text)
+
+    def _announce(self, device: str) -> None:
+        """Log once per sync (and per Redis connection) that `device`'s readings flow into
+        Redis: the line scripts and docs wait for (the hub's "is synced" alone does not mean
+        Redis gets anything)."""
+        if device not in self._flowing and self.writer.connected:
+            self._flowing.add(device)
+            log.info("device %s: readings flow into Redis at %s", device, self.writer.where)
 
     def reading_listener(self, device: str) -> Any:
         """The sensor listener carrying `device`'s readings into Redis (one per device)."""
@@ -202,8 +282,15 @@ class Gateway:
             names: dict[str, str] = {}
             writer = self.writer
 
+            last = self._last_written.setdefault(device, {})
+
             def listener(sensor: KATCPSensor, reading: Any) -> None:
                 name = sensor.name
+                # A refresh re-reads an unchanged reading: one stream entry per reading.
+                seen = (reading.timestamp, reading.status, reading.value)
+                if last.get(name) == seen:
+                    return
+                last[name] = seen
                 sensor_json = names.get(name)
                 if sensor_json is None:
                     sensor_json = names[name] = json.dumps(name)
@@ -290,6 +377,7 @@ class Gateway:
     def _mark_unreachable(self, device: str) -> None:
         """Write an ``unreachable`` reading (last value kept) for each carried sensor."""
         now = time.time()
+        self._last_written.get(device, {}).clear()  # the next live reading is news again
         device_json = json.dumps(device)
         for name, sensor in self._carried.get(device, {}).items():
             reading = sensor.reading
@@ -301,7 +389,17 @@ class Gateway:
             )
 
     def write_state(self) -> None:
-        """Queue the whole state: devices, interfaces, current values (Redis may be new)."""
+        """Queue the whole state: devices, interfaces, current values (Redis may be new),
+        and drop the devices a previous gateway carried and this one does not."""
+        self.writer.add_command(
+            "EVAL",
+            DROP_OTHER_DEVICES,
+            2,
+            self.keys.devices,
+            self.keys.events,
+            self.keys.prefix,
+            *self._states,
+        )
         for name, msg in self._states.items():
             self.writer.add_command("HSET", self.keys.devices, name, json.dumps(msg))
             interface = self._interfaces.get(name)
@@ -330,3 +428,7 @@ class Gateway:
             if values:
                 self.writer.add_command("HSET", self.keys.values(name), *values)
         self._write_heartbeat()
+        self._flowing.clear()
+        for name, msg in self._states.items():
+            if msg.get("state") == "synced":
+                self._announce(name)

@@ -23,13 +23,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..web._redis_keys import Keys
 
-__all__ = ["APPEND_SCRIPT", "MAX_BATCH", "RedisWriter", "connect"]
+__all__ = ["APPEND_SCRIPT", "MAX_BATCH", "RedisWriter", "connect", "why_unreachable"]
 
 log = logging.getLogger("katcpx.gateway")
 
@@ -93,6 +93,19 @@ def connect(url: str, timeout: float = 5.0) -> aioredis.Redis:
     return client
 
 
+def why_unreachable(exc: BaseException) -> str:
+    """`exc` (from a Redis call) said plainly: authentication failed, connection refused..."""
+    text = str(exc)
+    upper = text.upper()
+    if isinstance(exc, AuthenticationError) or any(
+        w in upper for w in ("WRONGPASS", "NOAUTH", "AUTH ")
+    ):
+        return f"authentication failed: {text}"
+    if isinstance(exc.__cause__ or exc.__context__, ConnectionRefusedError) or "111" in text:
+        return f"connection refused: {text}"
+    return f"{type(exc).__name__}: {text}"
+
+
 class RedisWriter:
     """Queue readings and commands; write them to Redis in pipelined batches.
 
@@ -113,6 +126,8 @@ class RedisWriter:
         before queued readings are sent.
     retry_interval
         Seconds between attempts to reach Redis.
+    report_interval
+        Seconds between the error logs saying Redis is still unreachable.
     """
 
     def __init__(
@@ -124,6 +139,7 @@ class RedisWriter:
         buffer_limit: int = 1_000_000,
         on_connect: Callable[[], None] | None = None,
         retry_interval: float = 0.5,
+        report_interval: float = 10.0,
     ) -> None:
         if maxlen < 0 or buffer_limit < 1 or (max_age is not None and max_age <= 0):
             raise ValueError("maxlen must be >= 0, buffer_limit >= 1 and max_age > 0")
@@ -134,6 +150,7 @@ class RedisWriter:
         self.buffer_limit = buffer_limit
         self.on_connect = on_connect
         self.retry_interval = retry_interval
+        self.report_interval = report_interval
         #: Readings written to Redis.
         self.written = 0
         #: Readings dropped because the buffer was full while Redis was unreachable.
@@ -218,11 +235,32 @@ class RedisWriter:
                 # A refused command (e.g. out of memory): its batch is lost; say so.
                 log.error("Redis refused a batch of writes: %s", exc)
 
+    @property
+    def where(self) -> str:
+        """``host:port/db`` of the Redis written to (no credentials: it goes in logs)."""
+        kw = self.redis.connection_pool.connection_kwargs
+        if "path" in kw:
+            return f"{kw['path']}/{kw.get('db', 0)}"
+        return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
     async def _reconnect(self) -> None:
+        reported = -float("inf")
         while not self._stopping:
             try:
                 await self.redis.ping()
-            except (RedisError, OSError):
+            except (RedisError, OSError) as exc:
+                # Said at once and then every report_interval s while it lasts: a gateway
+                # that cannot write must not look like one that does.
+                now = time.monotonic()
+                if now - reported >= self.report_interval:
+                    reported = now
+                    log.error(
+                        "Redis at %s is unreachable (%s); readings are buffered "
+                        "(up to %d), retrying",
+                        self.where,
+                        why_unreachable(exc),
+                        self.buffer_limit,
+                    )
                 await asyncio.sleep(self.retry_interval)
                 continue
             break
@@ -234,8 +272,10 @@ class RedisWriter:
         if lost:
             log.warning("Redis reachable again; %d readings were dropped while it was not", lost)
             self._dropped_reported = self.dropped
-        elif self.outages:
-            log.warning("Redis reachable again; no readings dropped")
+        elif self.outages or reported > -float("inf"):
+            log.warning("Redis at %s reachable again; no readings dropped", self.where)
+        else:
+            log.info("connected to Redis at %s", self.where)
         if self.on_connect is not None:
             self.on_connect()
         self._wake.set()
@@ -248,45 +288,47 @@ class RedisWriter:
             queue = self._queue
             for _ in range(min(len(queue), MAX_PIPELINE)):
                 batch.append(queue.popleft())
-            pipe = self.redis.pipeline(transaction=False)
-            for cmd in commands:
-                pipe.execute_command(*cmd)
-            by_device: dict[str, list[str]] = {}
-            for device, sensor, text in batch:
-                flat = by_device.get(device)
-                if flat is None:
-                    flat = by_device[device] = []
-                flat.append(sensor)
-                flat.append(text)
-            minid = "0"
-            if self.max_age is not None:
-                minid = str(int((time.time() - self.max_age) * 1000))
-            maxlen = str(self.maxlen)
-            for device, flat in by_device.items():
-                keys = [self.keys.readings(device), self.keys.values(device)]
-                for i in range(0, len(flat), 2 * MAX_BATCH):
-                    part = flat[i : i + 2 * MAX_BATCH]
-                    latest = dict(zip(part[::2], part[1::2], strict=True))
-                    args = [
-                        maxlen,
-                        minid,
-                        "\n".join(part) + "\n",
-                        "\n".join(x for kv in latest.items() for x in kv) + "\n",
-                    ]
-                    await self._script(keys=keys, args=args, client=pipe)
-            self._in_flight = len(batch)
-            try:
-                await pipe.execute()
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                # Back to the front, oldest first, within the bound.
-                room = self.buffer_limit - len(queue)
-                if len(batch) > room:
-                    self.dropped += len(batch) - max(room, 0)
-                    batch = batch[len(batch) - max(room, 0) :]
-                queue.extendleft(reversed(batch))
-                raise
-            finally:
-                self._in_flight = 0
+            # As a context: the pipeline gives its connection back even when Redis drops
+            # (else asyncio logs 'Unclosed Pipeline client' with the whole batch in it).
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cmd in commands:
+                    pipe.execute_command(*cmd)
+                by_device: dict[str, list[str]] = {}
+                for device, sensor, text in batch:
+                    flat = by_device.get(device)
+                    if flat is None:
+                        flat = by_device[device] = []
+                    flat.append(sensor)
+                    flat.append(text)
+                minid = "0"
+                if self.max_age is not None:
+                    minid = str(int((time.time() - self.max_age) * 1000))
+                maxlen = str(self.maxlen)
+                for device, flat in by_device.items():
+                    keys = [self.keys.readings(device), self.keys.values(device)]
+                    for i in range(0, len(flat), 2 * MAX_BATCH):
+                        part = flat[i : i + 2 * MAX_BATCH]
+                        latest = dict(zip(part[::2], part[1::2], strict=True))
+                        args = [
+                            maxlen,
+                            minid,
+                            "\n".join(part) + "\n",
+                            "\n".join(x for kv in latest.items() for x in kv) + "\n",
+                        ]
+                        await self._script(keys=keys, args=args, client=pipe)
+                self._in_flight = len(batch)
+                try:
+                    await pipe.execute()
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    # Back to the front, oldest first, within the bound.
+                    room = self.buffer_limit - len(queue)
+                    if len(batch) > room:
+                        self.dropped += len(batch) - max(room, 0)
+                        batch = batch[len(batch) - max(room, 0) :]
+                    queue.extendleft(reversed(batch))
+                    raise
+                finally:
+                    self._in_flight = 0
             self.written += len(batch)
 
     def stats(self) -> dict[str, int]:

@@ -248,6 +248,8 @@ async def run(server: WebServer, stop: asyncio.Event | None = None) -> None:
         try:
             await server.start()
             names = ", ".join(server.hub.device_names) or "no devices"
+            if hasattr(server.hub, "check_loaded"):  # --redis: devices come and go with Redis
+                names = "the katcpx-gateway's devices (from Redis)"
             print(f"katcpx-web: serving {names} on {server.url}", flush=True)
             await stop.wait()
         finally:

@@ -16,7 +16,16 @@ import tornado.web
 
 from ._hub import HubError, dumps, jsonable
 
+
+class BadParameter(HubError):
+    """A bad ``since``/``until``/``limit`` of a history query (HTTP 400, both modes)."""
+
+    code = "bad_parameter"
+    http_status = 400
+
+
 __all__ = [
+    "BadParameter",
     "DEFAULT_LIMIT",
     "OPENAPI_PATH",
     "HistoryHandler",
@@ -88,9 +97,9 @@ def _number(handler: tornado.web.RequestHandler, name: str, default: float) -> f
     try:
         value = float(text)
     except ValueError:
-        raise HubError(f"query parameter {name!r}: {text!r} is not a number") from None
+        raise BadParameter(f"query parameter {name!r}: {text!r} is not a number") from None
     if math.isnan(value):
-        raise HubError(f"query parameter {name!r} may not be NaN")
+        raise BadParameter(f"query parameter {name!r} may not be NaN")
     return value
 
 
@@ -101,7 +110,7 @@ def parse_range(handler: tornado.web.RequestHandler) -> tuple[float, float, int]
 
     Raises
     ------
-    HubError
+    BadParameter
         If a parameter is not a number, ``limit`` is not an integer in 1..:data:`MAX_LIMIT`,
         or ``since`` is after ``until``.
     """
@@ -109,12 +118,12 @@ def parse_range(handler: tornado.web.RequestHandler) -> tuple[float, float, int]
     until = _number(handler, "until", math.inf)
     limit_f = _number(handler, "limit", DEFAULT_LIMIT)
     if not math.isfinite(limit_f) or limit_f != int(limit_f):
-        raise HubError(f"query parameter 'limit' must be an integer, not {limit_f}")
+        raise BadParameter(f"query parameter 'limit' must be an integer, not {limit_f}")
     limit = int(limit_f)
     if not 1 <= limit <= MAX_LIMIT:
-        raise HubError(f"query parameter 'limit' must be in 1..{MAX_LIMIT}, not {limit}")
+        raise BadParameter(f"query parameter 'limit' must be in 1..{MAX_LIMIT}, not {limit}")
     if since > until:
-        raise HubError(f"'since' ({since}) is after 'until' ({until})")
+        raise BadParameter(f"'since' ({since}) is after 'until' ({until})")
     return since, until, limit
 
 

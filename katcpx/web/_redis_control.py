@@ -23,6 +23,7 @@ __all__ = [
     "WATCH_TIMEOUT",
     "GatewayChecksNoUsers",
     "GatewayUnavailable",
+    "RedisUnavailable",
     "RemoteError",
     "control",
 ]
@@ -38,6 +39,12 @@ class GatewayUnavailable(HubError):
 
     code = "gateway_unavailable"
     http_status = 503
+
+
+class RedisUnavailable(GatewayUnavailable):
+    """Redis has not been reachable since this web instance started: it knows no devices."""
+
+    code = "redis_unavailable"
 
 
 class RemoteError(HubError):

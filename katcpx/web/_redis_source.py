@@ -39,14 +39,14 @@ from ._hub import (
     UnknownSensor,
     dumps,
 )
-from ._redis_control import WATCH_TIMEOUT, GatewayUnavailable, control
+from ._redis_control import WATCH_TIMEOUT, GatewayUnavailable, RedisUnavailable, control
 from ._redis_history import READ_COUNT, RedisHistory
 from ._redis_keys import Keys, redact_url
 from ._sinks import SinkRegistry
 from ._users import caller, principal_of
 
 # GatewayUnavailable and RedisHistory live in their own modules; re-exported here.
-__all__ = ["GatewayUnavailable", "RedisHistory", "RedisSource"]
+__all__ = ["GatewayUnavailable", "RedisHistory", "RedisSource", "RedisUnavailable"]
 
 log = logging.getLogger("katcpx.web")
 
@@ -127,8 +127,10 @@ class RedisSource(SinkRegistry):
         # Any: redis-py types replies as bytes-or-str unions; decode_responses is off here.
         # No socket timeout: control replies are awaited with BRPOP for as long as the
         # request may take; every call that must not hang has its own asyncio timeout.
+        # One retry: a pooled connection idle since a Redis restart fails once and is then
+        # replaced; without it each stale connection shows as an outage (a flap) later on.
         self.redis: Any = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2.0, socket_timeout=None, retry=Retry(NoBackoff(), 0)
+            url, socket_connect_timeout=2.0, socket_timeout=None, retry=Retry(NoBackoff(), 1)
         )
         self.history = RedisHistory(self.redis, self.keys)
         self.strategy: tuple[str, ...] = DEFAULT_STRATEGY
@@ -143,6 +145,8 @@ class RedisSource(SinkRegistry):
         SinkRegistry.__init__(self)
         self._tasks: list[asyncio.Future[None]] = []
         self._loaded = asyncio.Event()
+        self._error = ""
+        self._tried = asyncio.Event()
         self._stopping = False
 
     # -- life cycle --------------------------------------------------------------------------
@@ -154,6 +158,12 @@ class RedisSource(SinkRegistry):
             asyncio.ensure_future(self._read()),
             asyncio.ensure_future(self._listen()),
         ]
+        # Up to one first look at Redis, so what is served from the start is what Redis
+        # holds (or a redis_unavailable error), not an empty site.
+        try:
+            await asyncio.wait_for(self._tried.wait(), WATCH_TIMEOUT + 2.0)
+        except asyncio.TimeoutError:
+            pass
 
     async def stop(self) -> None:
         """Stop following Redis and forget every subscription."""
@@ -187,10 +197,14 @@ class RedisSource(SinkRegistry):
                 devices = await self.redis.hgetall(self.keys.devices)
                 for text in devices.values():
                     await self._device_update(json.loads(text), force_load=state != self.gateway)
+                listed = {k.decode() for k in devices}
+                for name in [n for n in self._devices if n not in listed]:
+                    self._forget(name)  # the gateway no longer carries it
                 self._loaded.set()
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
                 state = "redis unreachable"
                 error = f"Redis at {self.url} is unreachable: {exc}"
+                self._error = error
             else:
                 error = f"no katcpx-gateway is writing to Redis at {self.url}"
             if state != self.gateway:
@@ -212,7 +226,41 @@ class RedisSource(SinkRegistry):
                     )
                 for name in self._devices:
                     self._broadcast(dumps(self.device_message(name)))
+            self._tried.set()
             await asyncio.sleep(self.check_interval)
+
+    def _forget(self, name: str) -> None:
+        """Drop a device the gateway removed; subscribers are told it is gone."""
+        self._devices.pop(name, None)
+        self._meta.pop(name, None)
+        self._requests.pop(name, None)
+        self._last_ids.pop(name, None)
+        for key in [k for k in self._values if k[0] == name]:
+            del self._values[key]
+        log.warning("device %s is no longer carried by the katcpx-gateway", name)
+        self._broadcast(
+            dumps(
+                {
+                    "type": "device",
+                    "device": name,
+                    "state": "removed",
+                    "connected": False,
+                    "synced": False,
+                    "gateway": self.gateway,
+                }
+            )
+        )
+
+    def check_loaded(self) -> None:
+        """Raise :class:`RedisUnavailable` while Redis has not been read since start.
+
+        Raises
+        ------
+        RedisUnavailable
+            So that an empty device list is not mistaken for a site with no devices.
+        """
+        if not self._loaded.is_set():
+            raise RedisUnavailable(self._error or f"Redis at {self.url} has not been read yet")
 
     async def _device_update(self, msg: dict[str, Any], force_load: bool = False) -> None:
         name = msg.get("device")
@@ -326,6 +374,7 @@ class RedisSource(SinkRegistry):
         try:
             return self._devices[device]
         except (KeyError, TypeError):
+            self.check_loaded()
             raise UnknownDevice(f"unknown device {device!r}") from None
 
     def device_message(self, device: str) -> dict[str, Any]:
@@ -515,7 +564,11 @@ class RedisSource(SinkRegistry):
         name = self.sensor(device, sensor).name
         msg: dict[str, Any] = {"action": "read", "device": device, "sensor": name}
         result = await self._control(msg, self.request_timeout)
-        self._values[(device, name)] = dumps(result)
+        text = self._values[(device, name)] = dumps(result)
+        # Subscribers get the fresh reading now, before the caller's summary (as without
+        # --redis), not whenever the stream brings it.
+        for sink in list(self._subs.get((device, name), ())):
+            sink.push(text, ("update", device, name))
         return result
 
     async def call(

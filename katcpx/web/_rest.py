@@ -189,6 +189,9 @@ class DevicesHandler(_JSONHandler):
 
     def get(self) -> None:
         """List the devices."""
+        check = getattr(self.hub, "check_loaded", None)  # katcpx-web --redis only
+        if check is not None:
+            check()  # an unread Redis is a 503, not an empty site
         self.send([self.hub.device_message(n) for n in self.hub.device_names])
 
 

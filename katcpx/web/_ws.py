@@ -116,6 +116,12 @@ class DeviceSocketHandler(WebSocketHandler):
                 }
             )
         )
+        try:
+            check = getattr(self.hub, "check_loaded", None)  # katcpx-web --redis only
+            if check is not None:
+                check()
+        except HubError as exc:
+            self.push(dumps({"type": "error", "code": exc.code, "error": str(exc)}))
 
     def on_close(self) -> None:
         """Drop this socket's subscriptions (the last subscriber stops the sampling)."""

@@ -21,13 +21,16 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server --port P --save '' --appendonly no`` in `directory`; restartable."""
 
-    def __init__(self, directory: Path, port: int | None = None, password: str = "") -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *args: str, password: str = ""
+    ) -> None:
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server is not installed (Debian package redis-server)")
         self.directory = directory
         self.port = port or free_port()
         self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args = args  # more redis-server options, e.g. "--requirepass", "secret"
 
     @property
     def url(self) -> str:
@@ -40,7 +43,7 @@ class RedisServer:
         assert REDIS_SERVER is not None
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.directory)]
+            + ["--appendonly", "no", "--dir", str(self.directory), *self.args]
             + (["--requirepass", self.password] if self.password else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -76,6 +76,8 @@ async def test_device_restarted_sensors_unreachable_then_live(redis_server):
     try:
         await gateway.hub.until_synced(TIMEOUT)
         await wait_until(lambda: "thermo" in source.device_names and source.gateway == "up")
+        # The gateway's "synced" may reach Redis a loop turn after its hub says so.
+        await wait_until(lambda: source.device_message("thermo")["synced"], what="web synced")
         source.attach(sink)
         assert source.subscribe(sink, "thermo", "temp") == "subscribed"
         await stop_device(device)

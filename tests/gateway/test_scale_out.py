@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -10,7 +11,16 @@ from web.conftest import http, start_device, stop_device
 
 from katcpx.client import AsyncClient
 
-from .conftest import TIMEOUT, WS, Program, start_gateway, start_site, start_web_redis, until_synced
+from .conftest import (
+    ROOT,
+    TIMEOUT,
+    WS,
+    Program,
+    start_gateway,
+    start_site,
+    start_web_redis,
+    until_synced,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +81,17 @@ async def test_site_through_gateway_to_two_web_instances(redis_server, programs)
         async with await AsyncClient.connect(host, int(port)) as client:
             reply, informs = await client.call("sensor-value", "voltage-setpoint", timeout=TIMEOUT)
             assert float(informs[0].arguments[4]) == 3.0
+        # The counts docs/scale-out.md shows are the simulated devices' (its docs test
+        # matches any number, so this is where a wrong one is caught).
+        doc = (ROOT / "docs" / "scale-out.md").read_text()
+        for device in ("psu", "weather"):
+            await until_synced(a, device)
+            status, body = await http(webs[0], f"/api/devices/{device}")
+            assert status == 200, body
+            shown = re.search(rf'"device":"{device}".*?"sensors":(\d+),"requests":(\d+)', doc)
+            assert shown, device
+            counts = (body["sensors"], body["requests"])
+            assert counts == (int(shown.group(1)), int(shown.group(2))), (device, counts)
     finally:
         a.close()
         b.close()

@@ -111,7 +111,9 @@
         for (const d of msg.devices) if (d.synced) loadDevice(d.device);
         break;
       case "device":
-        devices.set(msg.device, msg);
+        // "removed": the katcpx-gateway no longer carries it (katcpx-web --redis).
+        if (msg.state === "removed") devices.delete(msg.device);
+        else devices.set(msg.device, msg);
         renderDevices();
         renderRequestDevices();
         if (msg.synced) loadDevice(msg.device);
