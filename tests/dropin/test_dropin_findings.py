@@ -204,7 +204,8 @@ def test_bad_timeout_raises_type_error_in_the_caller_without_a_loop_traceback(ka
     srv, c = serve()
     attempt("blocking_request", lambda: c.blocking_request(Message.request("watchdog"), timeout="1"))
     attempt("future_request", lambda: c.future_request(Message.request("watchdog"), timeout="1").result(3))
-    time.sleep(0.2)  # a traceback logged on the loop would show up by now
+    # The next request passes through the client's loop after any callback handed to it
+    # above, so a traceback logged there would be printed before its reply.
     print(c.blocking_request(Message.request("watchdog"), timeout=3)[0].arguments)
     close(srv, c)
     """)
@@ -426,8 +427,10 @@ def test_future_request_on_the_loop_returns_a_failed_future(katcp_python):
     code = device("""
     from tornado import gen
     srv, c = serve(client=CallbackClient)
+    finished = threading.Event()
     @gen.coroutine
     def on_loop():
+      try:
         for args in ((Message.inform("foo"),), (Message.request("watchdog"), "1")):
             f = c.future_request(*args)
             print("returned", f.done())
@@ -437,8 +440,10 @@ def test_future_request_on_the_loop_returns_a_failed_future(katcp_python):
                 print("AssertionError")
             except TypeError:
                 print("TypeError")
+      finally:
+        finished.set()
     c.ioloop.add_callback(on_loop)
-    time.sleep(0.5)
+    assert finished.wait(5)
     close(srv, c)
     """)
     assert assert_same(katcp_python, code) == [

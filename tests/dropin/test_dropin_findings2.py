@@ -74,18 +74,20 @@ def test_handler_thread_handlers_may_create_tornado_futures(katcp_python):
 def test_join_waits_for_the_handler_in_flight(katcp_python):
     code = snippet("""
     done = []
+    started = threading.Event()
     class D(Device):
         @request(Float())
         @return_reply()
         def request_slow(self, req, t):
             \"\"\"Slow.\"\"\"
+            started.set()
             time.sleep(t)
             done.append(time.time())
             return ("ok",)
     srv = D("127.0.0.1", 0); srv.start(timeout=5)
     k = socket.create_connection(srv.bind_address)
     k.sendall(b"?slow[1] 0.6\\n")
-    time.sleep(0.2)
+    assert started.wait(5)
     srv.stop(); srv.join(10)
     print("handler finished before join returned:", bool(done) and done[0] <= time.time())
     print("handler threads alive:", [t.name for t in threading.enumerate()
@@ -188,15 +190,17 @@ def test_read_only_requests_wait_on_their_own_connection_only(katcp_python):
     # answered after it (as in katcp-python); another connection is answered at once.
     code = snippet("""
     release = threading.Event()
+    blocking = threading.Event()
     class D(Device):
         def request_block(self, req, msg):
             \"\"\"Blocks the handler thread.\"\"\"
+            blocking.set()
             release.wait(10)
             return req.make_reply("ok")
     srv = D("127.0.0.1", 0); srv.start(timeout=5)
     k = socket.create_connection(srv.bind_address); k.settimeout(10)
     k.sendall(b"?block[1]\\n?watchdog[2]\\n")
-    time.sleep(0.2)
+    assert blocking.wait(5)
     other = []
     t = threading.Thread(target=lambda: other.append(exchange(srv, b"")), daemon=True)
     t.start(); t.join(2)
