@@ -346,16 +346,32 @@ class InspectingClient(AsyncClient):
     async def _sync_call(self, name: str, *args: Any) -> tuple[Message, list[Message]]:
         return await self.call(name, *args, timeout=self.SYNC_TIMEOUT)
 
-    async def _fetch_requests(self, name: str | None) -> dict[str, RequestDescription]:
-        """``?help`` (and hints) for one request, or all when `name` is None."""
+    async def _listing(
+        self, request: str, name: str | None, what: str | None = None
+    ) -> list[Message] | None:
+        """The informs of ``?request [name]``; None when the single `name` is unknown (gone).
+
+        Raises
+        ------
+        SyncError
+            Any other failure, naming `what` (default the request as sent): only ``ok`` is
+            success (spec 5.1 section 2), so a failed listing is never an empty one.
+        """
         args = () if name is None else (name,)
         try:
-            _reply, informs = await self._sync_call("help", *args)
+            _reply, informs = await self._sync_call(request, *args)
         except RequestFailed as exc:
             if exc.reply is None:
                 raise
             if name is None or not _says_unknown(exc.reply):
-                raise SyncError(f"{_asked('help', name)} failed: {exc}") from None
+                raise SyncError(f"{what or _asked(request, name)} failed: {exc}") from None
+            return None
+        return informs
+
+    async def _fetch_requests(self, name: str | None) -> dict[str, RequestDescription]:
+        """``?help`` (and hints) for one request, or all when `name` is None."""
+        informs = await self._listing("help", name)
+        if informs is None:
             return {}  # the request is gone
         result: dict[str, RequestDescription] = {}
         for inform in informs:
@@ -368,15 +384,8 @@ class InspectingClient(AsyncClient):
             result[rname] = {"name": rname, "description": desc, "timeout_hint": None}
         flags = self.protocol_flags
         if result and flags is not None and flags.supports(ProtocolFlags.REQUEST_TIMEOUT_HINTS):
-            try:
-                _reply, informs = await self._sync_call("request-timeout-hint", *args)
-            except RequestFailed as exc:
-                if exc.reply is None:
-                    raise
-                if name is None or not _says_unknown(exc.reply):
-                    raise SyncError(f"?request-timeout-hint failed: {exc}") from None
-                informs = []  # no hint for this request
-            for inform in informs:
+            hints = await self._listing("request-timeout-hint", name, "?request-timeout-hint")
+            for inform in hints or ():  # None: no hint for this request
                 if len(inform.arguments) < 2:
                     continue
                 rname = inform.arguments[0].decode("utf-8", "replace")
@@ -390,14 +399,8 @@ class InspectingClient(AsyncClient):
 
     async def _fetch_sensors(self, name: str | None) -> dict[str, SensorDescription]:
         """``?sensor-list`` for one sensor, or all when `name` is None."""
-        args = () if name is None else (name,)
-        try:
-            _reply, informs = await self._sync_call("sensor-list", *args)
-        except RequestFailed as exc:
-            if exc.reply is None:
-                raise
-            if name is None or not _says_unknown(exc.reply):
-                raise SyncError(f"{_asked('sensor-list', name)} failed: {exc}") from None
+        informs = await self._listing("sensor-list", name)
+        if informs is None:
             return {}  # the sensor is gone
         result: dict[str, SensorDescription] = {}
         for inform in informs:
