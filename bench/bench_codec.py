@@ -9,7 +9,8 @@ compared with aiokatcp. Run from the repository root::
 Targets: katcpx ``MessageParser.parse`` and ``bytes(msg)`` at least 1.5x aiokatcp's
 ``Message.parse`` and ``bytes(Message)``, on the main corpus and on escape-heavy lines and
 handler-built replies (``EXTRA_TARGETS``), interleaved with aiokatcp in one run.
-``--strict`` makes a MISS exit with status 1.
+``--strict`` makes a MISS exit with status 1. katcpx runs with its codec's C speedups where
+they are built; ``KATCPX_PURE_PYTHON=1`` measures the pure-Python codec instead.
 """
 
 from __future__ import annotations
@@ -410,12 +411,15 @@ def main() -> int:
 
     import aiokatcp
 
+    from katcpx.codec import SPEEDUPS
+
     lines, updates = build_corpus(args.lines)
     n_bytes = sum(map(len, lines))
     print(
         f"codec benchmark: {len(lines)} messages ({n_bytes / len(lines):.0f} B average), "
         f"best of {args.repeats}; Python {platform.python_version()}, "
-        f"aiokatcp {aiokatcp.__version__}, {os.cpu_count()} CPUs"
+        f"aiokatcp {aiokatcp.__version__}, {os.cpu_count()} CPUs; katcpx codec: "
+        + ("C speedups" if SPEEDUPS else "pure Python (KATCPX_PURE_PYTHON or not built)")
     )
 
     contenders: dict[str, Contender] = {}

@@ -20,6 +20,7 @@ from .codec import (
     check_name,
     escape_argument,
     escape_arguments,
+    fast_format_line,
     format_argument,
     unescape_argument,
     wire_argument,
@@ -184,6 +185,10 @@ class Message:
         if mid is not None:
             head = b"%s[%s]" % (head, mid)
         args = self.arguments
+        if fast_format_line is not None:
+            line = fast_format_line(head, args)
+            if line is not None:
+                return line
         if not args:
             return head + b"\n"
         if b"" in args:  # an empty argument is always escaped (\@): no need to look

@@ -4,9 +4,11 @@
 they arrive and it returns the complete messages, with a `KatcpSyntaxError` object in place
 of each malformed line so that the caller can report it in order.
 
-Most lines contain no backslash and no other special byte; they take a fast path that is a
-single ``bytes.split`` plus a dictionary look-up of the message head, with no work per
-character in Python.
+Lines are split and unescaped in one pass by the codec's C speedups where they are built
+(``katcpx.codec.SPEEDUPS``); a line they are unsure of, and every line without them, takes
+the pure-Python path. There, most lines contain no backslash and no other special byte and
+take a fast path that is a single ``bytes.split`` plus a dictionary look-up of the message
+head, with no work per character in Python.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from .codec import CACHED_NAME_MAX, MAX_MID, check_name, unescape_argument, unescape_arguments
+from .codec import (
+    CACHED_NAME_MAX,
+    MAX_MID,
+    check_name,
+    fast_split_line,
+    unescape_argument,
+    unescape_arguments,
+)
 from .errors import KatcpSyntaxError, MessageTooLong
 from .message import Message
 
@@ -113,6 +122,17 @@ def parse_line(line: bytes) -> Message:
     KatcpSyntaxError
         If the line is not a valid KATCP message; the text names the problem and column.
     """
+    if fast_split_line is not None:
+        parts = fast_split_line(line)
+        if parts is not None:
+            head = parts[0]
+            del parts[0]
+            return _message(head, parts, line)
+    return _parse_line_python(line)
+
+
+def _parse_line_python(line: bytes) -> Message:
+    """`parse_line` in pure Python: the authority on errors, and the fallback."""
     parts = line.split()
     if not parts:
         raise KatcpSyntaxError("empty line", line, 0)
@@ -131,6 +151,11 @@ def parse_line(line: bytes) -> Message:
         if unescaped is None:
             return _parse_careful(line)  # for the error text, with its column
         parts = unescaped
+    return _message(head, parts, line)
+
+
+def _message(head: bytes, parts: list[bytes], line: bytes) -> Message:
+    """The message of a split line: its raw head and unescaped arguments."""
     cached = _head_cache.get(head)
     if cached is not None:
         return Message.from_parts(cached[0], cached[1], parts, None)
@@ -231,11 +256,25 @@ class StreamParser:
         limit = self.max_msg_size
         cache = _head_cache
         new = Message.from_parts
+        split = fast_split_line
         for line in lines:
             if not line:
                 continue
             if len(line) > limit:
                 out.append(MessageTooLong(len(line), limit))
+                continue
+            parts = split(line) if split is not None else None
+            if parts is not None:
+                head = parts[0]
+                del parts[0]
+                cached = cache.get(head)
+                if cached is not None:
+                    out.append(new(cached[0], cached[1], parts, None))
+                    continue
+                try:
+                    out.append(_message(head, parts, line))
+                except KatcpSyntaxError as error:
+                    out.append(error)
                 continue
             # Fast path, inlined from parse_line: plain line with a known head.
             if len(line.translate(None, _CAREFUL_BYTES)) == len(line):

@@ -1,8 +1,11 @@
-"""The package list in pyproject.toml names every package in the source tree."""
+"""The package list in pyproject.toml names every package in the source tree, and a wheel
+holds what an installed katcpx needs."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,19 @@ def test_version_information():
     assert katcpx.VERSION_STR == ".".join(str(p) for p in katcpx.VERSION[:3])
     assert katcpx.__version__ == katcpx.VERSION_STR
     assert (ROOT / "katcpx" / "py.typed").exists()
+
+
+def test_the_wheel_holds_the_built_speedups_and_their_types(tmp_path):
+    # What `pip install katcpx` from a source checkout installs: the codec's C speedups
+    # compiled, their types for mypy, and the typing marker.
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = tmp_path.glob("katcpx-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "katcpx/py.typed" in names
+    assert "katcpx/codec/_speedups.pyi" in names
+    assert [n for n in names if n.startswith("katcpx/codec/_speedups.") and "cpython" in n]

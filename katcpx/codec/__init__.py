@@ -11,6 +11,10 @@ parser, sensors, kattypes, ``#log``, operations and the clients agree:
 - floats, addresses and the sensor values of each KATCP type (:data:`VALUE_CODECS`, a
   registry of checker, formatter and parser per type name, in the spirit of aiokatcp's
   single type registry).
+
+The two loops that look at every byte, escaping a line's arguments and splitting and
+unescaping a received line, have optional C speedups (:data:`SPEEDUPS`); the pure-Python
+codec gives the same results and errors without them.
 """
 
 from ._lines import (
@@ -25,6 +29,7 @@ from ._lines import (
     unescape_argument,
     unescape_arguments,
 )
+from ._native import SPEEDUPS, fast_format_line, fast_split_line
 from ._values import (
     FLOAT_TS_KATCP_MAJOR,
     LRU_CONSTANTS,
@@ -83,4 +88,7 @@ __all__ = [
     "parse_timestamp",
     "type_name",
     "escape_specials",
+    "SPEEDUPS",
+    "fast_format_line",
+    "fast_split_line",
 ]
