@@ -187,3 +187,49 @@ def test_the_codec_tests_pass_in_pure_python():
         timeout=60,
     )
     assert probe.stdout.strip() == "False", probe.stderr
+
+
+@needs_speedups
+def test_every_byte_and_every_pair_of_bytes_parses_as_in_pure_python(pure):
+    # Systematic where hypothesis samples: each byte in the head, in an argument, after a
+    # backslash, and every two-byte argument (a lone byte, a raw special, an escape).
+    lines = [b"?x " + bytes([a, b]) for a in range(256) for b in range(256)]
+    for byte in (bytes([i]) for i in range(256)):
+        lines += [template.replace(b"%", byte) for template in (b"?x%", b"%?x a", b"?x a%b")]
+    for raw in lines:
+        assert outcome(parse_line, raw) == pure(parse_line, raw), raw
+
+
+@needs_speedups
+def test_long_lines_and_many_arguments_match_pure_python(pure):
+    for args in (
+        [b"\\" * (1 << 20)],
+        [bytes(range(256)) * 4096],
+        [b""] * 50_000,
+        [b"a", b" ", b"\\"] * 20_000,
+    ):
+        msg = Message.request("x")
+        msg.arguments = args
+        raw = bytes(msg)
+        assert raw == pure(bytes, msg)
+        assert outcome(parse_line, raw[:-1]) == pure(parse_line, raw[:-1])
+        assert parse_line(raw[:-1]).arguments == args
+    for raw in (
+        b"?x" + b" \t" * (1 << 20),
+        b"?x " + b"a" * (2 << 20) + b"\\",
+        b"?x " + b"\\_" * (1 << 20) + b" \\q",
+    ):
+        assert outcome(parse_line, raw) == pure(parse_line, raw)
+
+
+@needs_speedups
+@pytest.mark.skipif(sys.maxsize > 2**32, reason="the size only overflows on 32-bit builds")
+def test_formatting_a_line_longer_than_memory_is_left_to_python():
+    # One 4 KiB argument of backslashes 2**20 times escapes to 8 GiB: past Py_ssize_t on a
+    # 32-bit build, where the unchecked size wrapped to 1 MiB and the copy overran it.
+    args = [b"\\" * 4096] * 2**20
+    assert codec.fast_format_line(b"?x", args) is None
+    msg = Message.request("x")
+    msg.arguments = args
+    with pytest.raises((OverflowError, MemoryError)):
+        bytes(msg)

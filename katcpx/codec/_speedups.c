@@ -7,10 +7,16 @@
  * here each is one pass. Everything else (names, message ids, caches, errors) stays in
  * Python. Both functions are fast paths: they return None whenever they are not certain,
  * and the pure-Python codec then decides, so results and error texts are the same with or
- * without this module (tests/codec/test_speedups.py compares the two).
+ * without this module (tests/test_speedups.py compares the two).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* Longest line format_line builds; it gives up (None) above this. Bounding the running total
+ * keeps the size sums from overflowing Py_ssize_t, which is reachable on 32-bit builds (a
+ * list repeating one long argument: the wrapped size would be a small buffer, overrun by the
+ * copy). Python then raises its own error for such a line. Unreachable on 64-bit builds. */
+#define MAX_LINE (PY_SSIZE_T_MAX / 4)
 
 /* Escape code (the byte after the backslash) of each special byte, 0 for plain bytes. */
 static unsigned char escape_code[256];
@@ -79,16 +85,27 @@ format_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
      * releases the GIL or calls back), so the list cannot change under us. */
     count = PyList_GET_SIZE(arguments);
     size = PyBytes_GET_SIZE(head) + 1;
+    if (size > MAX_LINE) {
+        Py_RETURN_NONE;
+    }
     for (i = 0; i < count; i++) {
         item = PyList_GET_ITEM(arguments, i);
         if (!PyBytes_CheckExact(item)) {
             Py_RETURN_NONE;
         }
         len = PyBytes_GET_SIZE(item);
+        /* size <= MAX_LINE here, and one argument adds at most 2 * len + 3: checking len
+         * first keeps every sum below 2 * MAX_LINE + 3, so none can overflow. */
+        if (len > MAX_LINE - size) {
+            Py_RETURN_NONE;
+        }
         size += 1 + (len ? len : 2);
         src = (const unsigned char *)PyBytes_AS_STRING(item);
         for (j = 0; j < len; j++) {
             size += escape_code[src[j]] != 0;
+        }
+        if (size > MAX_LINE) {
+            Py_RETURN_NONE;
         }
     }
     out = PyBytes_FromStringAndSize(NULL, size);
