@@ -331,6 +331,7 @@ def run_page(path: Path) -> list[dict[str, object]]:
                             stderr=subprocess.STDOUT,
                             text=True,
                             start_new_session=True,
+                            preexec_fn=_like_a_terminal,
                         )
                     following = blocks[index + 1 : index + 2]
                     expected = (
@@ -437,6 +438,7 @@ def _run_block(
             text=True,
             timeout=BLOCK_TIMEOUT,
             start_new_session=True,
+            preexec_fn=_like_a_terminal,
         )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout or b""
@@ -459,6 +461,15 @@ def _run_block(
     if expected is not None and not output_matches(expected, proc.stdout):
         return {"status": "failed", "detail": f"expected:\n{expected}\ngot:\n{proc.stdout}"}
     return {"status": "passed", "detail": ""}
+
+
+def _like_a_terminal() -> None:
+    """In a block's process, before it starts: Ctrl-C (SIGINT) stops it, as in a terminal.
+
+    A shell leaves SIGINT ignored in what it starts in the background (``pytest &``), and
+    children inherit that; a Python program then never sees KeyboardInterrupt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop(proc: subprocess.Popen[str], grace: float) -> bool:
