@@ -14,6 +14,7 @@ from typing import Any
 
 from ..client import DEFAULT, AsyncClient, Reply
 from ..message import Message
+from ._printable import printable
 
 __all__ = ["CmdClient", "CmdError", "connect", "parse_address", "quiet_logger", "server_major"]
 
@@ -88,6 +89,13 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, port
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with the device text in them escaped (no raw control bytes on stderr)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return printable(super().formatMessage(record), backslash=False)
+
+
 def quiet_logger(verbose: bool = False) -> logging.Logger:
     """The logger given to the client: silent, or to stderr with ``--verbose``.
 
@@ -100,7 +108,7 @@ def quiet_logger(verbose: bool = False) -> logging.Logger:
         handler: logging.Handler
         if verbose:
             handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+            handler.setFormatter(_PrintableFormatter("%(levelname)s: %(message)s"))
         else:
             handler = logging.NullHandler()
         logger.addHandler(handler)
