@@ -92,7 +92,7 @@ def parse_address(text: str) -> tuple[str, int]:
 class _PrintableFormatter(logging.Formatter):
     """Log lines with the device text in them escaped (no raw control bytes on stderr)."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         return printable(super().formatMessage(record), backslash=False)
 
 

@@ -294,7 +294,9 @@ def render_update(
     if as_json:
         return dump_json({k: fields[k] for k in ("name", "value", "status", "timestamp", "units")})
     if fmt is not None:
-        return fmt.format(**{k: printable(v) if isinstance(v, str) else v for k, v in fields.items()})
+        return fmt.format(
+            **{k: printable(v) if isinstance(v, str) else v for k, v in fields.items()}
+        )
     name, value, status, when = update_row(update)
     status = paint(status, SEVERITY.get(status, ""), color)
     return f"{name:<{width}}  {value}  {status}  {when}"

@@ -90,6 +90,9 @@ class Shell:
         self.session: PromptSession[str] | None = None
         self._quiet: Counter[str] = Counter()
         self._raw_in_flight: Counter[str] = Counter()
+        # Set while no raw-mode request awaits its reply (a script waits for it).
+        self._raw_idle = asyncio.Event()
+        self._raw_idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_task: asyncio.Task[None] | None = None
         # The first connection's greeting is shown once, by show_versions (interactive mode:
@@ -306,7 +309,9 @@ class Shell:
         if line.startswith("/"):
             return await self.local_command(line)
         if self.raw:
-            self.send_raw(line)
+            name = self.send_raw(line)
+            if wait and name is not None:
+                await self._wait_raw_reply(name)
             return True
         try:
             words = split_words(line)
@@ -337,8 +342,19 @@ class Shell:
         if self.show_replies:
             self.show(reply)
 
-    def send_raw(self, line: str) -> None:
-        """Send a line in wire format, as typed (a missing ``?`` is added)."""
+    async def _wait_raw_reply(self, name: str) -> None:
+        """Wait (in a script) until the raw-mode requests sent have their replies."""
+        timeout = self.client.user_timeout or self.client.default_timeout(name)
+        try:
+            await asyncio.wait_for(self._raw_idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.error(f"?{name}: {self.client.describe_timeout(name)}")
+
+    def send_raw(self, line: str) -> str | None:
+        """Send a line in wire format, as typed (a missing ``?`` is added).
+
+        Returns the name of the request sent, or None (not a request, or not sent).
+        """
         if line[0] not in "?!#":
             line = "?" + line
         try:
@@ -346,16 +362,19 @@ class Shell:
             msg = MessageParser().parse(unescape_raw(line).encode())
         except KatcpSyntaxError as exc:
             self.error(f"not a KATCP message: {exc}")
-            return
+            return None
         try:
             self.client.send_message(msg)
         except KatcpClientDisconnected:
             self.error("not connected")
-            return
-        if msg.mtype == Message.REQUEST:
-            # Its informs are then shown as the request's, not as unsolicited ones.
-            self.client.in_flight[msg.name] += 1
-            self._raw_in_flight[msg.name] += 1
+            return None
+        if msg.mtype != Message.REQUEST:
+            return None
+        # Its informs are then shown as the request's, not as unsolicited ones.
+        self.client.in_flight[msg.name] += 1
+        self._raw_in_flight[msg.name] += 1
+        self._raw_idle.clear()
+        return msg.name
 
     def _forget_raw(self, counts: dict[str, int]) -> None:
         """Stop counting raw-mode requests as in flight (replied, or connection lost)."""
@@ -364,6 +383,8 @@ class Shell:
                 counter[name] -= count
                 if counter[name] <= 0:
                     del counter[name]
+        if not self._raw_in_flight:
+            self._raw_idle.set()
 
     async def local_command(self, line: str) -> bool:
         """Run a ``/command``."""
@@ -447,7 +468,9 @@ class Shell:
         except (FailReplyError, InvalidReply) as exc:
             # The server's words, then what katcp-cmd knows that may help.
             hint = strategy_hint(strategy, major, problem)
-            self.error(f"cannot set strategy {' '.join(strategy)!r} on {sensor}: {exc}{hint}", EXIT_FAIL)
+            self.error(
+                f"cannot set strategy {' '.join(strategy)!r} on {sensor}: {exc}{hint}", EXIT_FAIL
+            )
             return False
         except RequestFailed as exc:
             self.error(f"cannot set strategy {' '.join(strategy)!r} on {sensor}: {exc}")
