@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client import DEFAULT, AsyncClient, Reply
+from ..errors import KatcpClientError
 from ..message import Message
 from ._printable import printable
 
@@ -244,7 +245,8 @@ async def connect(
     Raises
     ------
     CmdError
-        If the server cannot be reached or does not speak KATCP in time (without `wait`).
+        If the server cannot be reached or does not speak KATCP in time (without `wait`),
+        or at once if it announces a malformed protocol version.
     """
     host, port = address
     client = client_class(
@@ -260,7 +262,7 @@ async def connect(
     client.auto_reconnect_max_delay = 2.0 if wait else 5.0  # an operator is waiting
     client.set_ioloop()
     client.start()
-    ready = client.until_ready()
+    ready = asyncio.ensure_future(_ready_or_unusable(client))
     stopped = client.until_stopped()
     try:
         await asyncio.wait({ready, stopped}, timeout=timeout, return_when="FIRST_COMPLETED")
@@ -277,6 +279,8 @@ async def connect(
         client.auto_reconnect = auto_reconnect
         return client
     await client.aclose()
+    if client.protocol_error:
+        raise CmdError(f"cannot use the server at {client.protocol_error}")
     if client.disconnect_reason:
         raise CmdError(
             f"cannot connect to {host}:{port}: the server said: {client.disconnect_reason}"
@@ -286,6 +290,16 @@ async def connect(
     reason = await _diagnose(host, port, timeout)
     hint = "; is the device running? --wait keeps trying" if "refused" in reason else ""
     raise CmdError(f"cannot connect to {host}:{port}: {reason}{hint}")
+
+
+async def _ready_or_unusable(client: AsyncClient) -> None:
+    """Wait until `client` is ready, or knows that the server's protocol is unusable
+    (a malformed ``#version-connect katcp-protocol``, :attr:`~AsyncClient.protocol_error`)."""
+    try:
+        await client.until_protocol()
+    except KatcpClientError:
+        return
+    await client.until_ready()
 
 
 def tcp_failure(client: AsyncClient) -> str | None:
