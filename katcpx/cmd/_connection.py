@@ -292,14 +292,15 @@ async def connect(
     raise CmdError(f"cannot connect to {host}:{port}: {reason}{hint}")
 
 
-async def _ready_or_unusable(client: AsyncClient) -> None:
-    """Wait until `client` is ready, or knows that the server's protocol is unusable
-    (a malformed ``#version-connect katcp-protocol``, :attr:`~AsyncClient.protocol_error`)."""
+async def _ready_or_unusable(client: AsyncClient) -> bool:
+    """Wait until `client` is ready (True), or knows that the server's protocol is unusable
+    (False: a malformed ``#version-connect katcp-protocol``, see
+    :attr:`~AsyncClient.protocol_error`)."""
     try:
         await client.until_protocol()
     except KatcpClientError:
-        return
-    await client.until_ready()
+        return False
+    return await client.until_ready()
 
 
 def tcp_failure(client: AsyncClient) -> str | None:

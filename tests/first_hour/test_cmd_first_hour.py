@@ -98,8 +98,7 @@ def test_error_tells_fix_unknown_strategy(site: Sim) -> None:
     result = run_cmd("monitor", site.address("weather"), "temperature", "--strategy", "fast")
     assert result.returncode == 1
     assert (
-        "Unknown strategy name: fast. (KATCP v5 strategies are auto, differential"
-        in result.stderr
+        "Unknown strategy name: fast. (KATCP v5 strategies are auto, differential" in result.stderr
     )
 
 
