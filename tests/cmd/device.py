@@ -28,7 +28,6 @@ class TestDevice(DeviceServer):
         self.add_sensor(Sensor.integer("fan.speed", "Fan speed", "rpm", default=1200))
         self.add_sensor(Sensor.boolean("power.ok", "Power supply healthy", "", default=True))
         self.add_sensor(Sensor.string("device.name", "Device name", "", default="test rig"))
-        self.add_sensor(Sensor.timestamp("clock.set", "When the clock was set", "", default=0.0))
 
     def request_echo(self, req, msg):
         """Echo the arguments back (echo [arg...])."""
@@ -44,7 +43,7 @@ class TestDevice(DeviceServer):
         return Message.reply("set-name", "ok")
 
     def request_set_clock(self, req, msg):
-        """Set clock.set to a time in seconds (set-clock SECONDS)."""
+        """Set clock.set (v4 device only) to a time in seconds (set-clock SECONDS)."""
         self.get_sensor("clock.set").set_value(float(msg.arguments[0]))
         return Message.reply("set-clock", "ok")
 
@@ -79,6 +78,10 @@ def main() -> None:
 
         class V4Device(TestDevice):
             PROTOCOL_INFO = ProtocolFlags(4, 0, set())
+
+            def setup_sensors(self) -> None:
+                super().setup_sensors()
+                self.add_sensor(Sensor.timestamp("clock.set", "Time set", "", default=0.0))
 
         device_class = V4Device
     server = device_class("127.0.0.1", port)
