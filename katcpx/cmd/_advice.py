@@ -10,22 +10,23 @@ import re
 from .._peer_units import strategy_params_to_wire
 from ..flags import ProtocolFlags
 
-__all__ = ["regex_problem", "sampling_params", "strategy_hint"]
+__all__ = ["regex_hint", "sampling_params", "strategy_hint"]
 
 
-def regex_problem(name: str) -> str | None:
-    """Say what is wrong with a ``/regex/`` sensor name; None if it is no regex or valid.
+def regex_hint(name: str) -> str:
+    """A hint saying what is wrong with a ``/regex/`` sensor name, to add after the
+    device's answer; empty if `name` is no regex, or a valid one.
 
-    Checked with Python's :mod:`re`; a server may use another dialect (e.g. RE2), but a
-    pattern neither accepts is a typo, not an unknown sensor.
+    Checked with Python's :mod:`re`; a server may use another dialect (e.g. RE2), so the
+    pattern is still sent and the device's answer comes first.
     """
     if not (len(name) > 1 and name.startswith("/") and name.endswith("/")):
-        return None
+        return ""
     try:
         re.compile(name[1:-1])
     except re.error as exc:
-        return f"invalid regular expression {name}: {exc}"
-    return None
+        return f" (Python's re: invalid regular expression {name}: {exc})"
+    return ""
 
 
 def sampling_params(

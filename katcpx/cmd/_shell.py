@@ -24,7 +24,7 @@ from ..client import KatcpClientDisconnected
 from ..errors import FailReplyError, InvalidReply, KatcpSyntaxError, RequestFailed
 from ..message import Message
 from ..parser import MessageParser
-from ._advice import regex_problem, sampling_params, strategy_hint
+from ._advice import regex_hint, sampling_params, strategy_hint
 from ._completion import LOCAL_COMMANDS, KatcpCompleter, history_path, open_history
 from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from ._printable import printable, split_words, unescape_raw
@@ -447,8 +447,7 @@ class Shell:
                 sensors.append(name)
                 continue
             # Sent even when Python cannot read it: the device may; its words come first.
-            problem = regex_problem(name)
-            hint = f" ({problem})" if problem else ""
+            hint = regex_hint(name)
             informs, refusal = await self._quiet_call_reason("sensor-list", name)
             matched = [decode(m.arguments[0]) for m in informs or [] if m.arguments]
             if refusal is not None:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
 from ..message import Message
-from ._advice import regex_problem, sampling_params, strategy_hint
+from ._advice import regex_hint, sampling_params, strategy_hint
 from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from ._grammar import TOOLS
 from ._printable import dump_json, printable
@@ -199,12 +199,12 @@ async def _sensor_infos(
     all_found = True
     for name in names:
         # A /regex/ Python cannot read is still sent: the device's words come first.
-        problem = regex_problem(name)
-        hint = f" ({problem})" if problem else ""
+        hint = regex_hint(name)
         try:
             _, informs = await client.tracked_call("sensor-list", name)
         except (FailReplyError, InvalidReply) as exc:
-            output.error(f"unknown sensor {name!r}: {exc}{hint}")
+            what = "sensor pattern" if hint else "unknown sensor"
+            output.error(f"{what} {name!r}: {exc}{hint}")
             all_found = False
             continue
         if not informs:

@@ -90,7 +90,9 @@ def test_grammar_misplaced_option_says_where_it_goes(site: Sim) -> None:
 def test_error_tells_fix_invalid_regex(site: Sim) -> None:
     result = run_cmd("get", site.address("weather"), "/(/")
     assert result.returncode == 1
-    assert "invalid regular expression /(/: missing )" in result.stderr
+    # The device's words first, then katcp-cmd's hint.
+    assert "'/(/': Invalid regular expression /(/: missing ): (." in result.stderr
+    assert "(Python's re: invalid regular expression /(/: missing )" in result.stderr
     assert "unknown sensor" not in result.stderr and "no sensor matches" not in result.stderr
 
 
