@@ -147,7 +147,7 @@ class Shell:
         flags = self.client.protocol_flags
         parts = [f" connected to {self.address}", f"katcp {flags}" if flags else ""]
         if self.client.role is not None:
-            parts.append("role {} ({})".format(*self.client.role))
+            parts.append(printable("role {} ({})".format(*self.client.role), backslash=False))
         parts.append(f"{len(self.requests)} requests, {len(self.sensors)} sensors")
         if self.watches:
             parts.append(f"watching {len(self.watches)}")
