@@ -297,10 +297,9 @@ async def _ready_or_unusable(client: AsyncClient) -> bool:
     (False: a malformed ``#version-connect katcp-protocol``, see
     :attr:`~AsyncClient.protocol_error`)."""
     try:
-        await client.until_protocol()
+        return await client.until_ready()
     except KatcpClientError:
         return False
-    return await client.until_ready()
 
 
 def tcp_failure(client: AsyncClient) -> str | None:

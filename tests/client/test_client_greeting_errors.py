@@ -40,6 +40,8 @@ def test_blocking_wait_protocol_fails_at_once_naming_version(
             assert client.wait_protocol(5) is False
             assert time.monotonic() - start < 2.5  # not the 5 s timeout
             assert client.protocol_error is not None and "'banana'" in client.protocol_error
+            assert client.wait_ready(5) is False
+            assert time.monotonic() - start < 2.5
         finally:
             client.stop()
             client.join(5)
@@ -56,6 +58,10 @@ async def test_until_protocol_raises_naming_version() -> None:
                 await asyncio.wait_for(client.until_protocol(), 3)
         finally:
             await client.aclose()
+        start = time.monotonic()
+        with pytest.raises(KatcpClientError, match="'5.x-IM'"):
+            await AsyncClient.connect(*server.address, timeout=5)
+        assert time.monotonic() - start < 2.5
 
 
 def test_empty_flag_list_is_no_flags() -> None:
