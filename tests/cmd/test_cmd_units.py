@@ -124,3 +124,17 @@ def test_completer() -> None:
 def test_main_usage_error_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["get", "127.0.0.1:1"]) == 2
     assert capsys.readouterr().err == "katcp-cmd: get: no sensor names given\n"
+
+
+def test_completer_escapes_device_names() -> None:
+    class HostileShell:
+        requests = {"go\x1b[2J": "help\x1b]0;T\x07"}
+        sensors: dict[str, str] = {}
+
+    completer = KatcpCompleter(HostileShell())  # type: ignore[arg-type]
+    doc = Document("go", 2)
+    (completion,) = completer.get_completions(doc, CompleteEvent(completion_requested=True))
+    assert completion.text == '"go\\e[2J" '  # typed back as the same name
+    assert split_words(completion.text) == ["go\x1b[2J"]
+    assert completion.display_text == "go\\e[2J"
+    assert completion.display_meta_text == "help\\e]0;T\\x07"
