@@ -22,6 +22,7 @@ from .flags import SEC_TS_KATCP_MAJOR
 __all__ = [
     "seconds_to_wire",
     "seconds_from_wire",
+    "sensor_value_in_seconds",
     "strategy_time_params",
     "strategy_params_to_wire",
 ]
@@ -68,6 +69,32 @@ def seconds_from_wire(raw: bytes, major: int) -> float:
         If `raw` is not a finite decimal number.
     """
     return parse_timestamp(raw, major)
+
+
+def sensor_value_in_seconds(raw: bytes, sensor_type: str | None, major: int) -> bytes:
+    """The formatted value of a sensor, with a ``timestamp`` sensor's value in seconds.
+
+    A v4 peer formats timestamp sensor values in milliseconds, as it does reading timestamps
+    (spec rev 5.1 section 1.1); the result is then the same time in seconds, as a v5 peer
+    would send it. Other values, and values from v5 peers, are returned unchanged.
+
+    Parameters
+    ----------
+    raw : bytes
+        The value as sent (``#sensor-value`` / ``#sensor-status``).
+    sensor_type : str or None
+        The sensor's KATCP type (``"timestamp"``...), when known.
+    major : int
+        The peer's KATCP major version.
+
+    Raises
+    ------
+    ValueError
+        If a v4 timestamp value is not a finite decimal number.
+    """
+    if sensor_type != "timestamp" or major >= SEC_TS_KATCP_MAJOR:
+        return raw
+    return seconds_to_wire(seconds_from_wire(raw, major), SEC_TS_KATCP_MAJOR)
 
 
 def strategy_time_params(strategy: str, sensor_type: str | None = None) -> tuple[int, ...]:

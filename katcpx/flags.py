@@ -23,7 +23,9 @@ SEC_TS_KATCP_MAJOR: Final = 5
 #: First major version that announces itself with ``#version-connect``.
 VERSION_CONNECT_KATCP_MAJOR: Final = 5
 
-_VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:-([A-Za-z]+))?\Z")
+# An empty flag list ("5.1-") is read as no flags: spec rev 5.1 section 4.2 says the "-" part
+# "should be omitted" then, which asks servers to omit it but leaves it unambiguous.
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:-([A-Za-z]*))?\Z")
 
 
 class ProtocolFlags:
@@ -90,6 +92,9 @@ class ProtocolFlags:
     @classmethod
     def parse_version(cls, version_str: str | bytes) -> ProtocolFlags:
         """Parse a ``#version-connect katcp-protocol`` value such as ``5.1-BIMT``.
+
+        ``5.1-`` (an empty flag list) is version 5.1 with no flags, as katcp-python reads it:
+        the spec's "should be omitted" makes the ``-`` improper, not ambiguous.
 
         Flags this version of katcpx does not know are kept, as katcp-python keeps them
         (:meth:`supports` answers for them), and also listed in :attr:`unknown_flags`; they

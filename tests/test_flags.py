@@ -47,10 +47,18 @@ def test_unknown_flags_are_kept():
     assert str(flags) == "5.1-IMUX"
 
 
-@pytest.mark.parametrize("text", ["", "5", "5.", "five", "5.1-", "5.1-m1", "5.1 BIMT"])
+@pytest.mark.parametrize("text", ["", "5", "5.", "five", "5.1-m1", "5.1 BIMT", "5.1--", "banana"])
 def test_parse_rejects_malformed(text):
     with pytest.raises(ValueError):
         ProtocolFlags.parse_version(text)
+
+
+def test_parse_empty_flag_list_is_no_flags():
+    # Spec 5.1 section 4.2: the "-" "should be omitted" without flags; katcp-python reads
+    # "5.1-" as 5.1 without flags, and so does katcpx.
+    flags = ProtocolFlags.parse_version(b"5.1-")
+    assert (flags.major, flags.minor, flags.flags) == (5, 1, set())
+    assert str(flags) == "5.1"
 
 
 def test_strategies_by_version():

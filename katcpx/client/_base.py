@@ -14,7 +14,7 @@ from typing import Any
 from tornado.ioloop import IOLoop
 
 from .._anyloop import future_of
-from ..errors import KatcpClientDisconnected
+from ..errors import KatcpClientDisconnected, KatcpClientError
 from ._link import ClientLink
 from ._sync import LoopThread, StateEvent
 
@@ -243,8 +243,20 @@ class ClientBase(ClientLink):
         """Return future that resolves (None) after receipt of katcp protocol info.
 
         When it resolves, the server's protocol information is in :attr:`protocol_flags`.
+
+        Raises
+        ------
+        KatcpClientError
+            (From the future.) At once, if the server announced a malformed protocol
+            version (:attr:`protocol_error` says which); katcp-python resolves then with a
+            version of None.
         """
-        return future_of(lambda: self._until_after_running(self._received_protocol_info, timeout))
+        return future_of(lambda: self._until_protocol(timeout))
+
+    async def _until_protocol(self, timeout: float | None) -> None:
+        await self._until_after_running(self._received_protocol_info, timeout)
+        if self.protocol_error is not None:
+            raise KatcpClientError(self.protocol_error)
 
     def until_disconnected(self, timeout: float | None = None) -> asyncio.Future[bool]:
         """Return future that resolves when the client is disconnected."""
@@ -293,8 +305,10 @@ class ClientBase(ClientLink):
     def wait_protocol(self, timeout: float | None = None) -> bool:
         """Wait until katcp protocol information has been received from server.
 
-        Returns True when :attr:`protocol_flags` holds the server's protocol information. Do
-        not call this from the ioloop, use :meth:`until_protocol`.
+        Returns True when :attr:`protocol_flags` holds the server's protocol information;
+        False after `timeout` seconds, or at once if the server announced a malformed
+        protocol version (:attr:`protocol_error` says which, and the client logs it at
+        ERROR). Do not call this from the ioloop, use :meth:`until_protocol`.
         """
         self._check_not_loop("wait_protocol")
-        return self._received_protocol_info.wait(timeout)
+        return self._received_protocol_info.wait(timeout) and self.protocol_error is None

@@ -124,8 +124,13 @@ class DeviceClient(ClientBase):
         if name == "katcp-protocol":
             try:
                 flags = ProtocolFlags.parse_version(msg.arguments[1])
-            except ValueError:
-                self._logger.warning("Unparsable katcp-protocol version in %s", msg)
+            except ValueError as exc:
+                # The version decides timestamps' units and the strategies: guessing it
+                # would misread the server. katcp-python goes on with major None instead.
+                self._protocol_unusable(
+                    f"#version-connect katcp-protocol {self.versions[name][0]!r} is "
+                    f"unusable: {exc} (spec rev 5.1 section 4.2)"
+                )
                 return
             self._set_protocol_from_inform(flags, msg)
 
@@ -168,6 +173,7 @@ class DeviceClient(ClientBase):
                 flags,
             )
         self._protocol_seen = True
+        self.protocol_error = None
         self.protocol_flags = flags
 
     # -- sending ---------------------------------------------------------------------------
@@ -415,11 +421,27 @@ class DeviceClient(ClientBase):
     def unhandled_reply(self, msg: Message) -> None:
         """Fallback method for reply messages without a registered handler.
 
+        A reply no request was waiting for (unknown message id, no request of that name
+        outstanding, or the late reply of a request that timed out) is logged at WARNING,
+        naming the reply and the connection: spec rev 5.1 section 2 asks clients to pass
+        unexpected replies on to logging. katcp-python 0.9.3 drops them silently.
+        Subclasses override this to handle such replies themselves.
+
         Parameters
         ----------
         msg
             The reply message that wasn't processed by any handlers.
         """
+        mid = f"[{msg.mid.decode('ascii', 'replace')}]" if msg.mid is not None else ""
+        code = msg.arguments[0].decode("ascii", "replace") if msg.arguments else ""
+        self._logger.warning(
+            "Unexpected reply !%s%s %r from %s: no request outstanding for it "
+            "(spec rev 5.1 section 2)",
+            msg.name,
+            mid,
+            code[:20],
+            self.bind_address_string,
+        )
 
     def unhandled_request(self, msg: Message) -> None:
         """Fallback method for requests without a registered handler.

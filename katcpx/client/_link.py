@@ -116,6 +116,9 @@ class ClientLink:
         self._protocol_flags: ProtocolFlags | None = None
         # Whether this connection has announced its protocol (reset on each connection).
         self._protocol_seen = False
+        #: Why the server's protocol cannot be used (a malformed ``#version-connect
+        #: katcp-protocol``), or None; reset on each connection.
+        self.protocol_error: str | None = None
         #: Version information from the server, ``{name: (version, ...)}``.
         self.versions: dict[str, tuple[str, ...]] = {}
         #: Counters kept while metrics are on (``katcpx.metrics.instrument_client``).
@@ -231,6 +234,14 @@ class ClientLink:
     def _protocol_detected(self) -> None:
         """Hook called when protocol flags are (re)set; subclasses extend it."""
 
+    def _protocol_unusable(self, reason: str) -> None:
+        """The server announced a protocol the client cannot read: say so once, at ERROR,
+        and wake whoever waits for the protocol (:meth:`wait_protocol` returns False,
+        :meth:`until_protocol` fails) rather than let them time out."""
+        self.protocol_error = f"{self.bind_address_string}: {reason}"
+        self._logger.error("%s", self.protocol_error)
+        self._received_protocol_info.set()
+
     def notify_connected(self, connected: bool) -> None:
         """Event handler that is called whenever the connection status changes.
 
@@ -257,6 +268,7 @@ class ClientLink:
         self._conn_lost = asyncio.get_running_loop().create_future()
         self.last_connect_time = time.time()
         self._protocol_seen = False
+        self.protocol_error = None
         if not self._static_protocol_configuration:
             self._received_protocol_info.clear()
             self._server_supports_ids = False

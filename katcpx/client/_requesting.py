@@ -482,6 +482,9 @@ class RequestingClient(DeviceClient):
         ------
         TimeoutError
             (From the future.) If the client is not ready within `timeout` seconds.
+        KatcpClientError
+            (From the future.) At once, if the server announced a malformed protocol version
+            (:attr:`protocol_error`).
         """
         return asyncio.ensure_future(self._until_ready(timeout))
 
@@ -493,6 +496,9 @@ class RequestingClient(DeviceClient):
             self._enable_timeout_hints()
         else:
             await asyncio.to_thread(self._run_in_loop, self._enable_timeout_hints)
+        remaining = None if timeout is None else max(0.0, timeout - (loop.time() - start))
+        # Ready implies the protocol is known: a malformed one fails here at once.
+        await self._until_protocol(remaining)
         remaining = None if timeout is None else max(0.0, timeout - (loop.time() - start))
         return await self._ready.until_set(remaining)
 
@@ -506,6 +512,11 @@ class RequestingClient(DeviceClient):
         if not self._running.wait(timeout):
             return False
         self._run_in_loop(self._enable_timeout_hints)
+        # Ready implies the protocol is known: a malformed one returns False at once.
+        if not self.wait_protocol(
+            None if deadline is None else max(0.0, deadline - time.monotonic())
+        ):
+            return False
         return self._ready.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _enable_timeout_hints(self) -> None:

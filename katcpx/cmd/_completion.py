@@ -11,6 +11,9 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
+from ._printable import printable
+from ._render import quote_argument
+
 __all__ = [
     "LOCAL_COMMANDS",
     "KatcpCompleter",
@@ -90,8 +93,12 @@ def _matches(word: str, names: dict[str, str]) -> Iterable[Completion]:
     # The space ends the word, as a shell's completion does: the next word can follow.
     for name in sorted(names):
         if name.startswith(word):
+            # Device names and descriptions: inserted quoted, shown escaped (_printable).
             yield Completion(
-                name + " ", start_position=-len(word), display=name, display_meta=names[name]
+                quote_argument(name) + " ",
+                start_position=-len(word),
+                display=printable(name),
+                display_meta=printable(names[name]),
             )
 
 

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client import DEFAULT, AsyncClient, Reply
+from ..errors import KatcpClientError
 from ..message import Message
+from ._printable import printable
 
 __all__ = ["CmdClient", "CmdError", "connect", "parse_address", "quiet_logger", "server_major"]
 
@@ -88,6 +90,13 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, port
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with the device text in them escaped (no raw control bytes on stderr)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record), backslash=False)
+
+
 def quiet_logger(verbose: bool = False) -> logging.Logger:
     """The logger given to the client: silent, or to stderr with ``--verbose``.
 
@@ -100,7 +109,7 @@ def quiet_logger(verbose: bool = False) -> logging.Logger:
         handler: logging.Handler
         if verbose:
             handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+            handler.setFormatter(_PrintableFormatter("%(levelname)s: %(message)s"))
         else:
             handler = logging.NullHandler()
         logger.addHandler(handler)
@@ -236,7 +245,8 @@ async def connect(
     Raises
     ------
     CmdError
-        If the server cannot be reached or does not speak KATCP in time (without `wait`).
+        If the server cannot be reached or does not speak KATCP in time (without `wait`),
+        or at once if it announces a malformed protocol version.
     """
     host, port = address
     client = client_class(
@@ -252,7 +262,7 @@ async def connect(
     client.auto_reconnect_max_delay = 2.0 if wait else 5.0  # an operator is waiting
     client.set_ioloop()
     client.start()
-    ready = client.until_ready()
+    ready = asyncio.ensure_future(_ready_or_unusable(client))
     stopped = client.until_stopped()
     try:
         await asyncio.wait({ready, stopped}, timeout=timeout, return_when="FIRST_COMPLETED")
@@ -269,6 +279,8 @@ async def connect(
         client.auto_reconnect = auto_reconnect
         return client
     await client.aclose()
+    if client.protocol_error:
+        raise CmdError(f"cannot use the server at {client.protocol_error}")
     if client.disconnect_reason:
         raise CmdError(
             f"cannot connect to {host}:{port}: the server said: {client.disconnect_reason}"
@@ -278,6 +290,16 @@ async def connect(
     reason = await _diagnose(host, port, timeout)
     hint = "; is the device running? --wait keeps trying" if "refused" in reason else ""
     raise CmdError(f"cannot connect to {host}:{port}: {reason}{hint}")
+
+
+async def _ready_or_unusable(client: AsyncClient) -> bool:
+    """Wait until `client` is ready (True), or knows that the server's protocol is unusable
+    (False: a malformed ``#version-connect katcp-protocol``, see
+    :attr:`~AsyncClient.protocol_error`)."""
+    try:
+        return await client.until_ready()
+    except KatcpClientError:
+        return False
 
 
 def tcp_failure(client: AsyncClient) -> str | None:

@@ -8,15 +8,15 @@ in a pipe.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .._peer_units import seconds_from_wire
+from .._peer_units import seconds_from_wire, sensor_value_in_seconds
 from ..message import Message
+from ._printable import dump_json, printable
 
 __all__ = [
     "SensorInfo",
@@ -88,19 +88,31 @@ def paint(text: str, style: str | None, color: bool) -> str:
 
 
 def decode(arg: bytes) -> str:
-    """Decode an argument for display (invalid UTF-8 becomes replacement characters)."""
+    """Decode an argument (invalid UTF-8 becomes replacement characters).
+
+    The text is as the device sent it: pass it through :func:`printable` (or
+    :func:`quote_argument`) before it reaches a terminal.
+    """
     return arg.decode("utf-8", "replace")
 
 
-def quote_argument(arg: str) -> str:
-    """Quote one argument so that it reads unambiguously and ``shlex.split`` gives it back.
+def shown(arg: bytes) -> str:
+    """Decode an argument for display, non-printable characters escaped."""
+    return printable(decode(arg))
 
-    Plain words stay as they are; empty arguments and those with spaces, quotes or
-    backslashes are double-quoted.
+
+def quote_argument(arg: str) -> str:
+    """Quote one argument so that it reads unambiguously and the shell reads it back.
+
+    Plain words stay as they are; empty arguments and those with spaces, quotes,
+    backslashes or non-printable characters are double-quoted, with the non-printable
+    characters escaped (:func:`~katcpx.cmd._printable.printable`), so that
+    :func:`~katcpx.cmd._printable.split_words` gives `arg` back.
     """
-    if arg and not _NEEDS_QUOTES.intersection(arg):
+    safe = printable(arg)
+    if arg and safe == arg and not _NEEDS_QUOTES.intersection(arg):
         return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + safe.replace('"', '\\"') + '"'
 
 
 def format_time(timestamp: float) -> str:
@@ -136,7 +148,8 @@ def render_message(
         ``#interface-changed``...).
     """
     if raw:
-        head = bytes(msg).decode("utf-8", "replace").rstrip("\n")
+        # The wire form escapes \0 \e \t \n \r and backslashes; the rest is escaped here.
+        head = printable(bytes(msg).decode("utf-8", "replace").rstrip("\n"), backslash=False)
         name_end = head.find(" ")
         words = [head] if name_end < 0 else [head[:name_end], head[name_end + 1 :]]
         args: list[str] = words[1:]
@@ -225,7 +238,8 @@ class SensorUpdate:
         """Parse ``#sensor-value`` / ``#sensor-status``: ``timestamp count (name status value)*``.
 
         `major` is the server's KATCP major version: v4 and older servers give timestamps
-        in milliseconds (spec rev 5.1 section 1.1); :attr:`timestamp` is always seconds.
+        (and the values of ``timestamp`` sensors) in milliseconds (spec rev 5.1 section
+        1.1); :attr:`timestamp`, and :attr:`value` of a timestamp sensor, are always seconds.
         """
         args = [decode(a) for a in msg.arguments]
         try:
@@ -236,7 +250,14 @@ class SensorUpdate:
         for i in range(2, len(args) - 2, 3):
             name = args[i]
             info = infos.get(name) if infos else None
-            updates.append(cls(name, args[i + 1], args[i + 2], timestamp, info))
+            value = args[i + 2]
+            try:
+                # A v4 timestamp sensor's value is milliseconds, like the reading's time.
+                kind = info.type if info else None
+                value = decode(sensor_value_in_seconds(msg.arguments[i + 2], kind, major))
+            except ValueError:
+                pass  # not a number: shown as sent
+            updates.append(cls(name, args[i + 1], value, timestamp, info))
         return updates
 
     def fields(self) -> dict[str, Any]:
@@ -269,11 +290,13 @@ def render_update(
     KeyError, ValueError, IndexError
         If `fmt` names an unknown field or is malformed.
     """
-    fields = update.fields()
+    fields = update.fields()  # device text, escaped below for everything but JSON
     if as_json:
-        return json.dumps({k: fields[k] for k in ("name", "value", "status", "timestamp", "units")})
+        return dump_json({k: fields[k] for k in ("name", "value", "status", "timestamp", "units")})
     if fmt is not None:
-        return fmt.format(**fields)
+        return fmt.format(
+            **{k: printable(v) if isinstance(v, str) else v for k, v in fields.items()}
+        )
     name, value, status, when = update_row(update)
     status = paint(status, SEVERITY.get(status, ""), color)
     return f"{name:<{width}}  {value}  {status}  {when}"
@@ -305,4 +328,9 @@ def render_table(rows: Sequence[Sequence[str]], styles: Sequence[str] = ()) -> l
 def update_row(update: SensorUpdate) -> list[str]:
     """The cells of a sensor reading in a table: name, value with units, status, time."""
     units = f" {update.info.units}" if update.info and update.info.units else ""
-    return [update.name, f"{update.value}{units}", update.status, format_time(update.timestamp)]
+    return [
+        printable(update.name),
+        printable(f"{update.value}{units}"),
+        printable(update.status),
+        format_time(update.timestamp),
+    ]

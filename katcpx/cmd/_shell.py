@@ -10,7 +10,6 @@ executed one after the other instead (``echo '?help' | katcp-cmd HOST:PORT``).
 from __future__ import annotations
 
 import asyncio
-import shlex
 import ssl
 import sys
 from collections import Counter
@@ -21,14 +20,14 @@ from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import History
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from .._peer_units import strategy_params_to_wire
 from ..client import KatcpClientDisconnected
 from ..errors import FailReplyError, InvalidReply, KatcpSyntaxError, RequestFailed
 from ..message import Message
 from ..parser import MessageParser
-from ._advice import regex_problem, unknown_strategy
+from ._advice import regex_hint, sampling_params, strategy_hint
 from ._completion import LOCAL_COMMANDS, KatcpCompleter, history_path, open_history
 from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
+from ._printable import printable, split_words, unescape_raw
 from ._render import color_enabled, decode, paint, render_message
 from ._shell_notes import offer_to_wait, stop_requests
 from ._tools import Output, describe_failure, request_name
@@ -91,6 +90,9 @@ class Shell:
         self.session: PromptSession[str] | None = None
         self._quiet: Counter[str] = Counter()
         self._raw_in_flight: Counter[str] = Counter()
+        # Set while no raw-mode request awaits its reply (a script waits for it).
+        self._raw_idle = asyncio.Event()
+        self._raw_idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_task: asyncio.Task[None] | None = None
         # The first connection's greeting is shown once, by show_versions (interactive mode:
@@ -114,8 +116,14 @@ class Shell:
             print_formatted_text(ANSI(text) if self.color else text)
 
     def note(self, text: str, style: str = "note") -> None:
-        """Print one of katcp-cmd's own remarks (``-- ...``)."""
-        self.emit(paint(f"-- {text}", style, self.color))
+        """Print one of katcp-cmd's own remarks (``-- ...``; device text in it escaped)."""
+        self.emit(paint(f"-- {printable(text, backslash=False)}", style, self.color))
+
+    def error(self, text: str, status: int = EXIT_ERROR) -> None:
+        """Report a line that failed; the scripted session's exit status is then at least
+        `status` (2, a usage or connection error, by default; 1 for a refusal)."""
+        self.status = max(self.status, status)
+        self.note(text, "error")
 
     def show(self, msg: Message, unsolicited: bool = False) -> None:
         """Print a message in the current mode."""
@@ -139,7 +147,7 @@ class Shell:
         flags = self.client.protocol_flags
         parts = [f" connected to {self.address}", f"katcp {flags}" if flags else ""]
         if self.client.role is not None:
-            parts.append("role {} ({})".format(*self.client.role))
+            parts.append(printable("role {} ({})".format(*self.client.role), backslash=False))
         parts.append(f"{len(self.requests)} requests, {len(self.sensors)} sensors")
         if self.watches:
             parts.append(f"watching {len(self.watches)}")
@@ -219,14 +227,20 @@ class Shell:
 
     async def _quiet_call(self, name: str, *args: Any) -> list[Message] | None:
         """Make a request whose informs are for katcp-cmd, not the screen."""
+        return (await self._quiet_call_reason(name, *args))[0]
+
+    async def _quiet_call_reason(
+        self, name: str, *args: Any
+    ) -> tuple[list[Message] | None, str | None]:
+        """:meth:`_quiet_call`, also returning why it failed (None when it did not)."""
         self._quiet[name] += 1
         try:
             _, informs = await self.client.tracked_call(name, *args)
-        except RequestFailed:
-            return None
+        except RequestFailed as exc:
+            return None, str(exc)
         finally:
             self._quiet[name] -= 1
-        return informs
+        return informs, None
 
     async def refresh(self, announce: bool = False) -> None:
         """Fetch request names (``?help``) and sensor names (``?sensor-list``)."""
@@ -295,16 +309,18 @@ class Shell:
         if line.startswith("/"):
             return await self.local_command(line)
         if self.raw:
-            self.send_raw(line)
+            name = self.send_raw(line)
+            if wait and name is not None:
+                await self._wait_raw_reply(name)
             return True
         try:
-            words = shlex.split(line)
+            words = split_words(line)
             name = request_name(words[0])
         except ValueError as exc:
-            self.note(f"cannot parse: {exc}", "error")
+            self.error(f"cannot parse: {exc}")
             return True
         except CmdError as exc:
-            self.note(str(exc), "error")
+            self.error(str(exc))
             return True
         task = self._spawn(self.request(name, words[1:]))
         if wait:
@@ -321,30 +337,44 @@ class Shell:
                 self.show(exc.reply)
             return
         except RequestFailed as exc:
-            self.status = max(self.status, EXIT_ERROR)
-            self.note(describe_failure(name, exc, self.client), "error")
+            self.error(describe_failure(name, exc, self.client))
             return
         if self.show_replies:
             self.show(reply)
 
-    def send_raw(self, line: str) -> None:
-        """Send a line in wire format, as typed (a missing ``?`` is added)."""
+    async def _wait_raw_reply(self, name: str) -> None:
+        """Wait (in a script) until the raw-mode requests sent have their replies."""
+        timeout = self.client.user_timeout or self.client.default_timeout(name)
+        try:
+            await asyncio.wait_for(self._raw_idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.error(f"?{name}: {self.client.describe_timeout(name)}")
+
+    def send_raw(self, line: str) -> str | None:
+        """Send a line in wire format, as typed (a missing ``?`` is added).
+
+        Returns the name of the request sent, or None (not a request, or not sent).
+        """
         if line[0] not in "?!#":
             line = "?" + line
         try:
-            msg = MessageParser().parse(line.encode())
+            # \xNN (as raw mode prints non-printable characters) is read back first.
+            msg = MessageParser().parse(unescape_raw(line).encode())
         except KatcpSyntaxError as exc:
-            self.note(f"not a KATCP message: {exc}", "error")
-            return
+            self.error(f"not a KATCP message: {exc}")
+            return None
         try:
             self.client.send_message(msg)
         except KatcpClientDisconnected:
-            self.note("not connected", "error")
-            return
-        if msg.mtype == Message.REQUEST:
-            # Its informs are then shown as the request's, not as unsolicited ones.
-            self.client.in_flight[msg.name] += 1
-            self._raw_in_flight[msg.name] += 1
+            self.error("not connected")
+            return None
+        if msg.mtype != Message.REQUEST:
+            return None
+        # Its informs are then shown as the request's, not as unsolicited ones.
+        self.client.in_flight[msg.name] += 1
+        self._raw_in_flight[msg.name] += 1
+        self._raw_idle.clear()
+        return msg.name
 
     def _forget_raw(self, counts: dict[str, int]) -> None:
         """Stop counting raw-mode requests as in flight (replied, or connection lost)."""
@@ -353,13 +383,15 @@ class Shell:
                 counter[name] -= count
                 if counter[name] <= 0:
                     del counter[name]
+        if not self._raw_in_flight:
+            self._raw_idle.set()
 
     async def local_command(self, line: str) -> bool:
         """Run a ``/command``."""
         try:
-            words = shlex.split(line)
+            words = split_words(line)
         except ValueError as exc:
-            self.note(f"cannot parse: {exc}", "error")
+            self.error(f"cannot parse: {exc}")
             return True
         command, args = words[0], words[1:]
         if command in ("/quit", "/exit", "/q"):
@@ -378,7 +410,7 @@ class Shell:
             self._invalidate()
         elif command == "/watch":
             if not args:
-                self.note("usage: /watch SENSOR... [PERIOD]", "error")
+                self.error("usage: /watch SENSOR... [PERIOD]")
                 return True
             strategy = ["event"]
             if len(args) > 1 and _is_number(args[-1]):
@@ -391,7 +423,7 @@ class Shell:
                     await self.set_strategy(sensor, ["none"])
                 else:
                     watched = ", ".join(self.watches) or "nothing"
-                    self.note(f"{sensor} was not watched (watched: {watched})", "error")
+                    self.error(f"{sensor} was not watched (watched: {watched})")
         elif command == "/unwatch" and not self.watches:
             self.note("nothing is watched; /watch SENSOR starts watching")
         elif command == "/unwatch":
@@ -399,11 +431,11 @@ class Shell:
                 await self.set_strategy(sensor, ["none"])
         elif command == "/strategy":
             if len(args) < 2:
-                self.note("usage: /strategy SENSOR STRATEGY [PARAM...]", "error")
+                self.error("usage: /strategy SENSOR STRATEGY [PARAM...]")
                 return True
             await self.set_strategy(args[0], args[1:])
         else:
-            self.note(f"unknown command {command}; /help lists them", "error")
+            self.error(f"unknown command {command}; /help lists them")
         return True
 
     async def expand_sensors(self, names: list[str]) -> list[str]:
@@ -414,33 +446,33 @@ class Shell:
             if not (len(name) > 1 and name.startswith("/") and name.endswith("/")):
                 sensors.append(name)
                 continue
-            problem = regex_problem(name)
-            if problem is not None:
-                self.note(problem, "error")
-                continue
-            informs = await self._quiet_call("sensor-list", name)
+            # Sent even when Python cannot read it: the device may; its words come first.
+            hint = regex_hint(name)
+            informs, refusal = await self._quiet_call_reason("sensor-list", name)
             matched = [decode(m.arguments[0]) for m in informs or [] if m.arguments]
-            if not matched:
-                self.note(f"no sensor matches {name}", "error")
+            if refusal is not None:
+                self.error(f"{name}: {refusal}{hint}", EXIT_FAIL)
+            elif not matched:
+                self.error(f"no sensor matches {name}{hint}", EXIT_FAIL)
             sensors.extend(matched)
         return sensors
 
     async def set_strategy(self, sensor: str, strategy: list[str], announce: bool = True) -> bool:
         """Set a sensor's sampling strategy and remember it for reconnections."""
-        unknown = unknown_strategy(strategy, sensor, server_major(self.client))
-        if unknown is not None:
-            self.note(unknown, "error")
-            return False
-        try:
-            # Parameters are seconds here; a v4 server reads milliseconds.
-            wire = strategy_params_to_wire(strategy[0], strategy[1:], server_major(self.client))
-        except ValueError as exc:
-            self.note(f"cannot set {' '.join(strategy)} on {sensor}: {exc}", "error")
-            return False
+        major = server_major(self.client)
+        # Parameters are seconds here; a v4 server reads milliseconds.
+        wire, problem = sampling_params(strategy, major)
         try:
             await self.client.tracked_call("sensor-sampling", sensor, strategy[0], *wire)
+        except (FailReplyError, InvalidReply) as exc:
+            # The server's words, then what katcp-cmd knows that may help.
+            hint = strategy_hint(strategy, major, problem)
+            self.error(
+                f"cannot set strategy {' '.join(strategy)!r} on {sensor}: {exc}{hint}", EXIT_FAIL
+            )
+            return False
         except RequestFailed as exc:
-            self.note(f"cannot set {' '.join(strategy)} on {sensor}: {exc}", "error")
+            self.error(f"cannot set strategy {' '.join(strategy)!r} on {sensor}: {exc}")
             return False
         if strategy[0] == "none":
             self.watches.pop(sensor, None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from ._printable import printable
+
 __all__ = ["offer_to_wait", "stop_requests"]
 
 
@@ -20,7 +22,8 @@ def stop_requests(name: str, requests: dict[str, str]) -> list[str]:
 
 async def offer_to_wait(problem: str) -> bool:
     """Ask whether to wait for the server (interactive shell only); True for yes."""
-    question = f"katcp-cmd: {problem}\nWait for it and connect when it is up? [Y/n] "
+    # The problem may quote the server (its #disconnect reason): escaped.
+    question = f"katcp-cmd: {printable(problem, backslash=False)}\nWait for it and connect when it is up? [Y/n] "
     loop = asyncio.get_running_loop()
     try:
         answer = await loop.run_in_executor(None, input, question)

@@ -7,7 +7,6 @@ for people are raised as :class:`~katcpx.cmd.CmdError`.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import ssl
 import sys
@@ -15,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .._peer_units import strategy_params_to_wire
 from ..errors import ConnectionLost, FailReplyError, InvalidReply, RequestFailed, RequestTimeout
 from ..message import Message
-from ._advice import regex_problem, unknown_strategy
+from ._advice import regex_hint, sampling_params, strategy_hint
 from ._connection import EXIT_ERROR, EXIT_FAIL, CmdClient, CmdError, connect, server_major
 from ._grammar import TOOLS
+from ._printable import dump_json, printable
 from ._render import (
     SEVERITY,
     SensorInfo,
@@ -57,8 +56,8 @@ class Output:
         print(text, file=self.out, flush=True)
 
     def error(self, text: str) -> None:
-        """Print one error line on stderr."""
-        print(f"katcp-cmd: {text}", file=self.err, flush=True)
+        """Print one error line on stderr (device text in it shown escaped)."""
+        print(f"katcp-cmd: {printable(text, backslash=False)}", file=self.err, flush=True)
 
     def waiting(self, address: tuple[str, int]) -> Callable[[str], None]:
         """What ``--wait`` says (on stderr) when the server is not there yet."""
@@ -199,19 +198,17 @@ async def _sensor_infos(
     infos: dict[str, SensorInfo] = {}
     all_found = True
     for name in names:
-        problem = regex_problem(name)
-        if problem is not None:
-            output.error(problem)
-            all_found = False
-            continue
+        # A /regex/ Python cannot read is still sent: the device's words come first.
+        hint = regex_hint(name)
         try:
             _, informs = await client.tracked_call("sensor-list", name)
         except (FailReplyError, InvalidReply) as exc:
-            output.error(f"unknown sensor {name!r}: {exc}")
+            what = "sensor pattern" if hint else "unknown sensor"
+            output.error(f"{what} {name!r}: {exc}{hint}")
             all_found = False
             continue
         if not informs:
-            output.error(f"no sensor matches {name!r}")
+            output.error(f"no sensor matches {name!r}{hint}")
             all_found = False
         for inform in informs:
             info = SensorInfo.from_inform(inform)
@@ -300,7 +297,7 @@ async def list_(
     rows: list[list[str]] = []
     shown = 0
     for inform in informs:
-        args = [decode(a) for a in inform.arguments]
+        args = [decode(a) for a in inform.arguments]  # escaped when printed as text
         if not args or (regex is not None and not regex.search(args[0])):
             continue
         if requests:
@@ -318,12 +315,13 @@ async def list_(
             }
         shown += 1
         if as_json:
-            output.line(json.dumps(record))
+            output.line(dump_json(record))
         else:
             rows.append(row)
     if requests:
         # Request descriptions run over several lines; the first is the summary.
         rows = [[r[0], r[1].strip().splitlines()[0] if r[1].strip() else ""] for r in rows]
+    rows = [[printable(cell) for cell in row] for row in rows]
     for line in render_table(rows):
         output.line(line)
     if not shown:  # an empty list says why, rather than printing nothing
@@ -389,19 +387,15 @@ async def monitor(
 
         client.on_inform = on_inform
         for name in infos:
-            try:
-                # --period and strategy parameters are seconds; a v4 server reads ms.
-                wire = strategy_params_to_wire(strategy[0], strategy[1:], major, infos[name].type)
-            except ValueError as exc:
-                raise CmdError(f"bad strategy {' '.join(strategy)!r}: {exc}") from None
+            # --period and strategy parameters are seconds; a v4 server reads ms.
+            wire, problem = sampling_params(strategy, major, infos[name].type)
             try:
                 await client.tracked_call("sensor-sampling", name, strategy[0], *wire)
             except (FailReplyError, InvalidReply) as exc:
-                # The server's refusal of an unknown strategy is katcp-python's terse text:
-                # say which strategies exist.
-                said = unknown_strategy(strategy, name, major)
+                # The server's words, then what katcp-cmd knows that may help.
+                hint = strategy_hint(strategy, major, problem)
                 raise CmdError(
-                    said or f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}",
+                    f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}{hint}",
                     EXIT_FAIL,
                 ) from None
         if maximum is not None and count >= maximum:

@@ -21,10 +21,13 @@ class Device:
     ----------
     port
         Port to listen on (0: any free port).
+    args
+        More arguments of ``device.py`` (``"v4"``: a KATCP v4 server).
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *args: str) -> None:
         self.port = port
+        self.args = list(args)
         self.proc: pexpect.spawn | None = None
         self.start()
 
@@ -32,7 +35,7 @@ class Device:
         """Start the server (on the same port as before, after a :meth:`kill`)."""
         self.proc = pexpect.spawn(
             sys.executable,
-            [DEVICE, str(self.port)],
+            [DEVICE, str(self.port), *self.args],
             env=cmd_env(),
             encoding="utf-8",
             timeout=TIMEOUT,

@@ -86,7 +86,8 @@ def test_fail_invalid_and_local_commands(shell: pexpect.spawn) -> None:
     shell.expect("-- cannot parse: No closing quotation")
     shell.send("/strategy cpu.temp bogus\r")
     shell.expect(
-        r"-- cannot set strategy 'bogus' on cpu.temp: Unknown strategy name: bogus. KATCP v\d strategies are auto"
+        r"-- cannot set strategy 'bogus' on cpu.temp: Unknown strategy name: bogus. "
+        r"\(KATCP v\d strategies are auto"
     )
     shell.send("/raw\r")
     shell.expect("-- raw mode on")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
@@ -12,6 +11,7 @@ from prompt_toolkit.document import Document
 from katcpx.cmd._cli import main
 from katcpx.cmd._completion import KatcpCompleter
 from katcpx.cmd._connection import CmdError, looks_like_address, parse_address
+from katcpx.cmd._printable import dump_json, printable, split_words
 from katcpx.cmd._render import (
     SensorInfo,
     SensorUpdate,
@@ -50,9 +50,32 @@ def test_request_name() -> None:
         request_name("?1abc")
 
 
-@pytest.mark.parametrize("arg", ["plain", "", "two words", 'q"uote', "back\\slash", "tab\there"])
-def test_quote_argument_round_trips_through_shlex(arg: str) -> None:
-    assert shlex.split(quote_argument(arg)) == [arg]
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "plain",
+        "",
+        "two words",
+        'q"uote',
+        "back\\slash",
+        "tab\there",
+        "\\e not an escape",
+        "x\x1b]0;PWNED\x07y",
+        "\0\x1b\t\n\r\\",
+        "del\x7f c1\x9b nbsp\xa0 rlo\u202e é ✓",
+        "\\x41 stays",
+    ],
+)
+def test_quote_argument_round_trips_through_split_words(arg: str) -> None:
+    quoted = quote_argument(arg)
+    assert split_words(quoted) == [arg]
+    assert quoted.isprintable()  # nothing for a terminal to act on
+
+
+def test_printable_uses_katcp_escapes() -> None:
+    assert printable("\0\x1b\t\n\r\\\x07\x7f\x85é") == "\\0\\e\\t\\n\\r\\\\\\x07\\x7f\\x85é"
+    assert dump_json({"v": "a\x7fb\x1b"}) == '{"v": "a\\u007fb\\u001b"}'
+    assert json.loads(dump_json({"v": "a\x7fb\x1b"})) == {"v": "a\x7fb\x1b"}
 
 
 def test_render_message_plain_and_raw() -> None:
@@ -101,3 +124,17 @@ def test_completer() -> None:
 def test_main_usage_error_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["get", "127.0.0.1:1"]) == 2
     assert capsys.readouterr().err == "katcp-cmd: get: no sensor names given\n"
+
+
+def test_completer_escapes_device_names() -> None:
+    class HostileShell:
+        requests = {"go\x1b[2J": "help\x1b]0;T\x07"}
+        sensors: dict[str, str] = {}
+
+    completer = KatcpCompleter(HostileShell())  # type: ignore[arg-type]
+    doc = Document("go", 2)
+    (completion,) = completer.get_completions(doc, CompleteEvent(completion_requested=True))
+    assert completion.text == '"go\\e[2J" '  # typed back as the same name
+    assert split_words(completion.text) == ["go\x1b[2J"]
+    assert completion.display_text == "go\\e[2J"
+    assert completion.display_meta_text == "help\\e]0;T\\x07"

@@ -90,7 +90,9 @@ def test_grammar_misplaced_option_says_where_it_goes(site: Sim) -> None:
 def test_error_tells_fix_invalid_regex(site: Sim) -> None:
     result = run_cmd("get", site.address("weather"), "/(/")
     assert result.returncode == 1
-    assert "invalid regular expression /(/: missing )" in result.stderr
+    # The device's words first, then katcp-cmd's hint.
+    assert "'/(/': Invalid regular expression /(/: missing ): (." in result.stderr
+    assert "(Python's re: invalid regular expression /(/: missing )" in result.stderr
     assert "unknown sensor" not in result.stderr and "no sensor matches" not in result.stderr
 
 
@@ -98,7 +100,7 @@ def test_error_tells_fix_unknown_strategy(site: Sim) -> None:
     result = run_cmd("monitor", site.address("weather"), "temperature", "--strategy", "fast")
     assert result.returncode == 1
     assert (
-        "Unknown strategy name: fast. KATCP v5 strategies are auto, differential" in result.stderr
+        "Unknown strategy name: fast. (KATCP v5 strategies are auto, differential" in result.stderr
     )
 
 

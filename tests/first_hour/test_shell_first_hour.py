@@ -76,7 +76,7 @@ def test_shell_says_what_is_wrong(shell: pexpect.spawn) -> None:
     shell.send("/strategy az fast\r")
     shell.expect(
         "cannot set strategy 'fast' on az: Unknown strategy name: fast. "
-        "KATCP v5 strategies are auto, differential"
+        r"\(KATCP v5 strategies are auto, differential"
     )
 
 
