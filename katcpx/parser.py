@@ -77,11 +77,11 @@ def _parse_head(head: bytes, line: bytes) -> tuple[int, str, bytes | None]:
         mid = head[bracket + 1 : -1]
         if not mid.isdigit() or mid[:1] == b"0":
             raise KatcpSyntaxError(
-                f"bad message id {show_wire(mid)}: must be 1..{MAX_MID}", line, bracket + 1
+                f"bad message id {show_wire(mid)}: must be 1..{MAX_MID}", line, bracket
             )
         if int(mid) > MAX_MID:
             raise KatcpSyntaxError(
-                f"message id {mid.decode()} out of range 1..{MAX_MID}", line, bracket + 1
+                f"message id {mid.decode()} out of range 1..{MAX_MID}", line, bracket
             )
         end = bracket
     elif b"]" in head:

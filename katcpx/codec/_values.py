@@ -105,14 +105,13 @@ def wire_argument(arg: bytes) -> bytes:
 def show_argument(value: object) -> str:
     """One argument for a message to people (error replies, ``#log``, logs), never a repr.
 
-    ``bytes`` (and ``str``) are shown quoted, as they are on the wire (escaped), so
-    ``b"a b"`` reads ``'a\\_b'``; numbers as their decimal text; any other object, a
-    Python caller's value, as its ``repr``.
+    ``bytes`` (and ``str``) are shown as text between single quotes, what cannot be printed
+    escaped the KATCP way (:func:`katcpx._shown.show_wire`): ``b"a b"`` reads ``'a b'``,
+    ``b"\\xff\\x1b"`` reads ``'\\xff\\e'``; numbers as their decimal text; any other
+    object, a Python caller's value, as its ``repr``.
     """
-    if isinstance(value, str):
-        value = value.encode("utf-8", "surrogateescape")
-    if isinstance(value, bytes):
-        return show_wire(escape_argument(value))
+    if isinstance(value, (bytes, str)):
+        return show_wire(value)
     if isinstance(value, (int, builtins.float)) and not isinstance(value, bool):
         return str(value)
     return repr(value)
