@@ -222,7 +222,8 @@ class SensorDeviceServer(DeviceServerBase):
         strategy (same kind and parameters, started afresh, so each such client gets the
         new sensor's reading at once), and the inform says ``modified`` (spec 5.1 section
         4.2). A strategy that does not fit the new sensor (``differential`` on a sensor
-        that is now a string) is dropped and logged. Adding the sensor already there
+        that is now a string) is dropped, with ``#log warn`` to that client and a warning in
+        the server's log. Adding the sensor already there
         changes nothing and sends nothing. katcp-python leaves the strategies on the old
         object, which nothing updates any more, and sends no inform.
         """
@@ -241,12 +242,10 @@ class SensorDeviceServer(DeviceServerBase):
     def _move_strategies(self, old: Sensor, new: Sensor) -> None:
         assert self._sampling is not None
         for client, exc in self._sampling.replace_sensor(old, new):
-            self._logger.warning(
-                "Sensor %s replaced: dropped the strategy of client %s: %s",
-                new.name,
-                getattr(client, "address", client),
-                exc,
-            )
+            # Told, not silently dropped: the client and the server's log hear of it.
+            text = f"Sensor {new.name} replaced: its strategy was dropped: {exc}"
+            self._logger.warning("%s (client %s)", text, client.address)
+            client.inform(self.create_log_inform("warn", text, "root"))
 
     def has_sensor(self, sensor_name: str) -> bool:
         """Whether the sensor with specified name is known."""

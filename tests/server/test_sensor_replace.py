@@ -32,6 +32,8 @@ def _statuses_until_changed(client, name: str) -> tuple[list[Message], Message]:
             statuses.append(msg)
         elif msg.name == "interface-changed" and msg.arguments[1:2] == [name.encode()]:
             return statuses, msg
+        else:
+            client.backlog.append(msg)
 
 
 def test_replacing_a_sensor_keeps_each_clients_strategy() -> None:
@@ -83,8 +85,13 @@ def test_a_strategy_that_does_not_fit_the_new_sensor_is_dropped_and_logged(
                 _statuses_until_changed(client, "an.int")
                 reply, _ = client.request("sensor-sampling", "an.int")
             assert reply.arguments == [b"ok", b"an.int", b"none"]
+            log = client.wait_inform("log")
+            assert log.arguments[0] == b"warn", log
+            assert log.arguments[-1].startswith(
+                b"Sensor an.int replaced: its strategy was dropped: differential"
+            ), log
             assert any(
-                "an.int replaced: dropped the strategy" in r.getMessage()
+                "an.int replaced: its strategy was dropped" in r.getMessage()
                 and "differential" in r.getMessage()
                 for r in caplog.records
             ), [r.getMessage() for r in caplog.records]
