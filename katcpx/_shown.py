@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["show_wire", "show_names"]
+__all__ = ["show_wire", "show_names", "printable"]
 
 _KATCP_ESCAPES: Final = {0: "\\0", 9: "\\t", 10: "\\n", 13: "\\r", 27: "\\e"}
 # Every C0 control, DEL and the C1 controls: escaped so that the text cannot drive a
@@ -38,8 +38,13 @@ def show_wire(data: bytes | str) -> str:
     str
         The text between single quotes.
     """
+    return "'" + printable(data) + "'"
+
+
+def printable(data: bytes | str) -> str:
+    """`data` as :func:`show_wire` shows it, without the quotes (for texts that quote)."""
     text = data.decode("utf-8", "backslashreplace") if isinstance(data, bytes) else data
-    return "'" + text.translate(_UNPRINTABLE) + "'"
+    return text.translate(_UNPRINTABLE)
 
 
 def show_names(names: list[str]) -> str:

@@ -112,3 +112,13 @@ def test_the_parser_names_each_head_problem() -> None:
         assert info.value.problem.startswith(problem), (line, info.value.problem)
         assert info.value.column == column, (line, info.value.column)
         assert not _has_repr(str(info.value))
+
+
+def test_kattypes_errors_escape_what_cannot_be_printed() -> None:
+    from katcpx.errors import KatcpTypeError
+    from katcpx.kattypes import Discrete
+
+    with pytest.raises(KatcpTypeError) as info:
+        Discrete(("a", "b")).unpack(b"x\x1b[2Jy")
+    # katcp-python's text (its list of values included), with ESC shown as \e, not raw.
+    assert str(info.value) == "Discrete value 'x\\e[2Jy' is not one of ['a', 'b']."
