@@ -121,7 +121,9 @@ def _parse_careful(line: bytes) -> Message:
     head_match = tokens[0]
     head = head_match.group()
     bad = re.search(rb"[^A-Za-z0-9\-\[\]?!#]", head)
-    if bad is not None and head[0] in _TYPES:
+    close = head.find(b"]")
+    # A bad byte after a message id's ] is the missing white space: _parse_head says so.
+    if bad is not None and head[0] in _TYPES and not 0 <= close < bad.start():
         raise KatcpSyntaxError(
             f"bad byte {show_wire(head[bad.start() : bad.start() + 1])} in message name",
             line,

@@ -105,6 +105,7 @@ def test_the_parser_names_each_head_problem() -> None:
         b"?watchdog]": ("] without a message id's [", 9),
         b"?watchdog[x]": ("bad message id 'x'", 9),
         b"?x\\_y": ("bad byte '\\' in message name", 2),
+        b"?watchdog[1]\\_y": ("no white space after the message id's ], found '\\_y'", 12),
     }
     for line, (problem, column) in cases.items():
         with pytest.raises(Exception) as info:
