@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .codec import format_timestamp, parse_timestamp
+from .codec import format_timestamp, parse_timestamp, show_argument
 from .flags import SEC_TS_KATCP_MAJOR
 
 __all__ = [
@@ -152,7 +152,8 @@ def strategy_params_to_wire(
                 seconds = float(out[index])
             except ValueError:
                 raise ValueError(
-                    f"{name} parameter {index + 1} must be a number of seconds, not {out[index]!r}"
+                    f"{name} parameter {index + 1} must be a number of seconds, "
+                    f"not {show_argument(out[index])}"
                 ) from None
             out[index] = seconds_to_wire(seconds, major).decode("ascii")
     return out

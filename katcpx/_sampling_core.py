@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
-from .codec import parse_timestamp
+from .codec import parse_timestamp, show_argument, show_wire
 from .crossing import LoopBinding
 from .errors import KatcpError
 from .flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR, ProtocolFlags
@@ -333,8 +333,7 @@ class SampleStrategy:
         except KeyError:
             known = ", ".join(n.decode() for n in cls.SAMPLING_LOOKUP.values())
             raise SamplingError(
-                f"unknown sampling strategy {raw.decode('ascii', 'replace')!r}; "
-                f"known strategies are {known}"
+                f"unknown sampling strategy {show_wire(raw)}; known strategies are {known}"
             ) from None
         return strategy_cls(
             inform_callback,
@@ -480,7 +479,7 @@ def _on_loop(
 def plain_number(param: Any, what: str) -> Any:
     """Return a strategy parameter as bytes or a number. Refuse parameter types that are neither formatted bytes/str nor numbers."""
     if isinstance(param, bool) or not isinstance(param, (bytes, str, int, float)):
-        raise SamplingError(f"{what} must be a number, not {param!r}")
+        raise SamplingError(f"{what} must be a number, not {show_argument(param)}")
     return param.encode("ascii", "replace") if isinstance(param, str) else param
 
 
@@ -491,10 +490,10 @@ def parse_seconds(param: Any, what: str, major: int) -> float:
         if isinstance(param, bytes):
             return parse_timestamp(param, major)
     except ValueError:
-        raise SamplingError(f"{what} must be a number, not {param!r}") from None
+        raise SamplingError(f"{what} must be a number, not {show_argument(param)}") from None
     seconds = float(param)
     if not math.isfinite(seconds):
-        raise SamplingError(f"{what} must be finite, not {param!r}")
+        raise SamplingError(f"{what} must be finite, not {show_argument(param)}")
     return seconds if major >= SEC_TS_KATCP_MAJOR else seconds / 1000
 
 

@@ -18,6 +18,7 @@ from ._sampling_core import (
     parse_seconds,
     plain_number,
 )
+from .codec import show_argument
 from .sensor import Reading, Sensor
 
 __all__ = [
@@ -46,16 +47,18 @@ def _parse_difference(sensor: Sensor, param: Any, strategy: str, major: int) -> 
         except ValueError:
             raise SamplingError(
                 f"difference must be {'an integer' if stype == Sensor.INTEGER else 'a number'} "
-                f"for {sensor.stype} sensors, not {param!r}"
+                f"for {sensor.stype} sensors, not {show_argument(param)}"
             ) from None
     elif stype == Sensor.INTEGER:
         if not isinstance(param, int):
-            raise SamplingError(f"difference must be an integer for integer sensors, not {param!r}")
+            raise SamplingError(
+                f"difference must be an integer for integer sensors, not {show_argument(param)}"
+            )
         difference = param
     else:
         difference = float(param)
     if isinstance(difference, float) and not math.isfinite(difference):
-        raise SamplingError(f"difference must be finite, not {param!r}")
+        raise SamplingError(f"difference must be finite, not {show_argument(param)}")
     if difference <= 0:
         raise SamplingError("difference must be positive")
     return difference

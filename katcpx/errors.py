@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._shown import show_wire
+
 if TYPE_CHECKING:
     from .message import Message
 
@@ -60,8 +62,8 @@ class KatcpSyntaxError(KatcpError, ValueError):
         if column is not None:
             text += f" (at column {column + 1})"
         if line is not None:
-            shown = line if len(line) <= 200 else line[:200] + b"..."
-            text += f" in {shown!r}"
+            # The line as the client sent it, quoted (never a bytes repr); long ones cut.
+            text += f" in {show_wire(line[:200])}" + ("..." if len(line) > 200 else "")
         super().__init__(text)
 
 

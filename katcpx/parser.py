@@ -21,6 +21,7 @@ from .codec import (
     MAX_MID,
     check_name,
     fast_split_line,
+    show_wire,
     unescape_argument,
     unescape_arguments,
 )
@@ -54,28 +55,43 @@ def _parse_head(head: bytes, line: bytes) -> tuple[int, str, bytes | None]:
     mtype = _TYPES.get(head[0])
     if mtype is None:
         raise KatcpSyntaxError(
-            f"missing message type character (one of ?, !, #), found {head[:1]!r}", line, 0
+            f"missing message type character (one of ?, !, #), found {show_wire(head[:1])}",
+            line,
+            0,
         )
     mid: bytes | None = None
     end = len(head)
     bracket = head.find(b"[")
     if bracket >= 0:
-        if head[-1:] != b"]":
+        close = head.find(b"]", bracket)
+        if close < 0:
             raise KatcpSyntaxError("message id not closed with ]", line, end - 1)
+        if close != end - 1:
+            # ?watchdog[1]x: the id is closed, but the head goes on (spec 5.1 section 2.1:
+            # white space separates the name[id] from the arguments).
+            raise KatcpSyntaxError(
+                f"no white space after the message id's ], found {show_wire(head[close + 1 :])}",
+                line,
+                close + 1,
+            )
         mid = head[bracket + 1 : -1]
         if not mid.isdigit() or mid[:1] == b"0":
-            raise KatcpSyntaxError(f"bad message id {mid!r}: must be 1..{MAX_MID}", line, bracket)
+            raise KatcpSyntaxError(
+                f"bad message id {show_wire(mid)}: must be 1..{MAX_MID}", line, bracket
+            )
         if int(mid) > MAX_MID:
             raise KatcpSyntaxError(
                 f"message id {mid.decode()} out of range 1..{MAX_MID}", line, bracket
             )
         end = bracket
+    elif b"]" in head:
+        raise KatcpSyntaxError("] without a message id's [ before it", line, head.find(b"]"))
     raw_name = head[1:end]
     try:
         name = check_name(raw_name.decode("ascii"))
     except (ValueError, UnicodeDecodeError):
         raise KatcpSyntaxError(
-            f"bad message name {raw_name!r}: must match [A-Za-z][A-Za-z0-9-]*", line, 1
+            f"bad message name {show_wire(raw_name)}: must match [A-Za-z][A-Za-z0-9-]*", line, 1
         ) from None
     if len(_head_cache) < _HEAD_CACHE_CAP and end <= CACHED_NAME_MAX + 1:  # + type char
         # Keyed without the id, so that StreamParser.feed's fast path also serves ids.
@@ -105,9 +121,13 @@ def _parse_careful(line: bytes) -> Message:
     head_match = tokens[0]
     head = head_match.group()
     bad = re.search(rb"[^A-Za-z0-9\-\[\]?!#]", head)
-    if bad is not None and head[0] in _TYPES:
+    close = head.find(b"]")
+    # A bad byte after a message id's ] is the missing white space: _parse_head says so.
+    if bad is not None and head[0] in _TYPES and not 0 <= close < bad.start():
         raise KatcpSyntaxError(
-            f"bad byte {head[bad.start() : bad.start() + 1]!r} in message name", line, bad.start()
+            f"bad byte {show_wire(head[bad.start() : bad.start() + 1])} in message name",
+            line,
+            bad.start(),
         )
     mtype, name, mid = _parse_head(head, line)
     arguments = [_unescape_token(m.group(), line, m.start()) for m in tokens[1:]]

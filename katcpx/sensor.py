@@ -31,6 +31,7 @@ from .codec import (
     check_string,
     format_timestamp,
     parse_timestamp,
+    show_argument,
     type_name,
 )
 from .errors import KatcpSyntaxError, KatcpTypeError
@@ -518,7 +519,7 @@ class Sensor(SensorConstants):
         try:
             status = self.STATUS_NAMES_RAW[raw_status]
         except KeyError:
-            raise ValueError(f"unknown sensor status {raw_status!r}") from None
+            raise ValueError(f"unknown sensor status {show_argument(raw_status)}") from None
         self.set(timestamp, status, self.parse_value(raw_value, major))
 
     @classmethod
@@ -530,12 +531,13 @@ class Sensor(SensorConstants):
         KatcpSyntaxError
             For an unknown type name (a ``ValueError``).
         """
+        shown = show_argument(type_string)
         if isinstance(type_string, bytes):
             type_string = type_string.decode("ascii", "replace")
         try:
             return cls.SENSOR_TYPE_LOOKUP[type_string]
         except KeyError:
-            raise KatcpSyntaxError(f"invalid sensor type {type_string!r}") from None
+            raise KatcpSyntaxError(f"invalid sensor type {shown}") from None
 
     @classmethod
     def parse_params(

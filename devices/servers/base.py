@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from tornado.ioloop import PeriodicCallback
 
+from katcpx.codec import show_argument
 from katcpx.errors import FailReply
 from katcpx.flags import ProtocolFlags
 from katcpx.sensor import Sensor
@@ -71,7 +72,7 @@ def parse_fault_options(options: tuple[str, ...]) -> dict[str, Any]:
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key:
-            raise FailReply(f"fault option {option!r} is not of the form key=value")
+            raise FailReply(f"fault option {show_argument(option)} is not of the form key=value")
         parsed[key] = (
             [convert(v) for v in value.split(",") if v] if "," in value else convert(value)
         )
@@ -276,7 +277,7 @@ class SimDeviceServer(AsyncDeviceServer):
             self.model.clear_faults()
         elif kind not in self.model.FAULTS:
             known = ", ".join(sorted(self.model.FAULTS))
-            raise FailReply(f"unknown fault {kind!r} (known: {known})")
+            raise FailReply(f"unknown fault {show_argument(kind)} (known: {known})")
         else:
             self.model.clear_fault(kind)
         self.update_sensors()

@@ -51,6 +51,8 @@ from ._values import (
     parse_address,
     parse_float,
     parse_timestamp,
+    show_argument,
+    show_wire,
     type_name,
     wire_argument,
 )
@@ -87,6 +89,8 @@ __all__ = [
     "parse_float",
     "parse_timestamp",
     "type_name",
+    "show_argument",
+    "show_wire",
     "escape_specials",
     "SPEEDUPS",
     "fast_format_line",

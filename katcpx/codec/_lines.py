@@ -7,6 +7,7 @@ import numbers
 import re
 from typing import Any, Final
 
+from .._shown import show_wire
 from ..errors import KatcpSyntaxError
 from ._values import escape_argument, escape_specials
 
@@ -192,9 +193,7 @@ def _unescape_match(match: re.Match[bytes]) -> bytes:
     if replacement is None:
         if code is None:
             raise KatcpSyntaxError("trailing backslash", column=match.start())
-        raise KatcpSyntaxError(
-            f"unknown escape {match.group().decode('latin-1')!r}", column=match.start()
-        )
+        raise KatcpSyntaxError(f"unknown escape {show_wire(match.group())}", column=match.start())
     return replacement
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final, NamedTuple
 
+from .._shown import show_wire
 from ..flags import DEFAULT_KATCP_MAJOR, SEC_TS_KATCP_MAJOR
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "escape_argument",
     "escape_specials",
     "wire_argument",
+    "show_argument",
+    "show_wire",
     "FLOAT_TS_KATCP_MAJOR",
     "format_timestamp",
     "parse_timestamp",
@@ -97,6 +100,21 @@ def wire_argument(arg: bytes) -> bytes:
     if arg and len(arg.translate(None, SPECIAL_BYTES)) == len(arg):
         return arg
     return escape_argument(arg)
+
+
+def show_argument(value: object) -> str:
+    """One argument for a message to people (error replies, ``#log``, logs), never a repr.
+
+    ``bytes`` (and ``str``) are shown as text between single quotes, what cannot be printed
+    escaped the KATCP way (:func:`katcpx._shown.show_wire`): ``b"a b"`` reads ``'a b'``,
+    ``b"\\xff\\x1b"`` reads ``'\\xff\\e'``; numbers as their decimal text; any other
+    object, a Python caller's value, as its ``repr``.
+    """
+    if isinstance(value, (bytes, str)):
+        return show_wire(value)
+    if isinstance(value, (int, builtins.float)) and not isinstance(value, bool):
+        return str(value)
+    return repr(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +197,7 @@ def parse_timestamp(raw: bytes, major: int = DEFAULT_KATCP_MAJOR) -> builtins.fl
         If `raw` is not a finite decimal number.
     """
     if not _NUMBER_RE.match(raw):
-        raise ValueError(f"could not parse {raw!r} as a timestamp")
+        raise ValueError(f"could not parse {show_argument(raw)} as a timestamp")
     if major >= SEC_TS_KATCP_MAJOR:
         return builtins.float(raw)
     return builtins.float(Decimal(raw.decode("ascii")).scaleb(-3))
@@ -427,7 +445,8 @@ def check_sensor_name(name: str | bytes) -> str:
     name = as_text(name, "sensor name")
     if not _SENSOR_NAME_RE.match(name):
         raise ValueError(
-            f"invalid sensor name {name!r}: spec 5.1 allows only letters, digits, '.', '-' and '_'"
+            f"invalid sensor name {show_argument(name)}: spec 5.1 allows only letters, digits, "
+            "'.', '-' and '_'"
         )
     return name
 

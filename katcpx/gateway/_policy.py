@@ -22,6 +22,7 @@ import hmac
 import logging
 from collections.abc import Mapping
 
+from ..codec import show_argument
 from ..web._users import UserTable, refusal
 from ._control import ControlRequest
 
@@ -69,13 +70,13 @@ class UserPolicy:
         ):
             # One answer for both: a forger learns nothing about which names exist.
             log.warning(
-                "refused ?%s on %s: the token presented for user %r is not valid",
+                "refused ?%s on %s: the token presented for user %s is not valid",
                 request.name,
                 request.device,
-                name,
+                show_argument(name),
             )
             raise PermissionError(
-                f"Permission denied: the token presented for user {name!r} is not valid"
+                f"Permission denied: the token presented for user {show_argument(name)} is not valid"
             )
         why = refusal(f"user {user.name}", user.role, request.name, request.args)
         if why is not None:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
+from .._shown import printable
 from ..codec import format_float
 from ..errors import KatcpTypeError, KatcpValueTypeError
 from ..flags import DEFAULT_KATCP_MAJOR
@@ -39,9 +40,10 @@ _INT_RE = re.compile(rb"[+-]?\d+\Z")
 
 
 def show_value(value: Any) -> str:
-    """Render a raw argument or value for an error message (no ``b''`` noise)."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
+    """Render a raw argument or value for an error message (no ``b''`` noise; what cannot be
+    printed escaped, see :func:`katcpx._shown.printable`)."""
+    if isinstance(value, (bytes, str)):
+        return printable(value)
     return str(value)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..codec import format_timestamp
+from ..codec import format_timestamp, show_argument
 from ..crossing import LoopBinding
 from ..errors import FailReply
 from ..kattypes import concurrent_reply
@@ -200,7 +200,7 @@ class OperationsMixin:
         try:
             return self._op_states[name]
         except KeyError:
-            raise FailReply(f"Unknown operation {name!r}.") from None
+            raise FailReply(f"Unknown operation {show_argument(name)}.") from None
 
     @staticmethod
     def _op_active(state: _OpState) -> OpSession:

@@ -391,6 +391,11 @@ class KATCPClientResource(SensorSamplingMixin):
         if changes.new_connection:
             # The server starts every connection with no strategies: re-apply all of them.
             added = list(self._model.sensor)
+        else:
+            # A sensor the server announced may have been replaced with its strategies
+            # dropped (aiokatcp does; katcpx's server keeps them): set them again, as
+            # katcp-python's resource re-applies every strategy after each re-sync.
+            added += [escape_name(name) for name in sorted(changes.sensors_announced)]
         await self._apply_strategies(self._strategies.sampled(added))
 
     def _make_request(self, desc: dict[str, Any]) -> KATCPRequest | None:

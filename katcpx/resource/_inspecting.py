@@ -2,8 +2,9 @@
 
 On every connection it fetches ``?help`` (plus ``?request-timeout-hint`` when the server
 announces the ``T`` flag) and ``?sensor-list``, and reports what was added, removed or
-modified to its owner. ``#interface-changed`` in any of its forms triggers an incremental
-re-sync of just what changed; ``#sensor-status`` informs go straight to the owner.
+modified to its owner, and which sensors the server announced as changed. ``#interface-changed``
+in any of its forms triggers an incremental re-sync of just what changed; ``#sensor-status``
+informs go straight to the owner.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class ModelChanges:
     requests_removed: set[str] = field(default_factory=set)
     sensors_added: dict[str, SensorDescription] = field(default_factory=dict)
     sensors_removed: set[str] = field(default_factory=set)
+    #: Sensors the server announced (``#interface-changed``) that are still there with the
+    #: same description: the server may have replaced them and dropped their strategies.
+    sensors_announced: set[str] = field(default_factory=set)
     #: True for the first sync of a connection: the server has no strategies set yet.
     new_connection: bool = False
 
@@ -88,6 +92,7 @@ class ModelChanges:
             or self.requests_removed
             or self.sensors_added
             or self.sensors_removed
+            or self.sensors_announced
             or self.new_connection
         )
 
@@ -323,6 +328,13 @@ class InspectingClient(AsyncClient):
                 self._diff_one(
                     self.sensors, name, new, changes.sensors_added, changes.sensors_removed
                 )
+        # A sensor announced (singly, or all by ``sensor-list``) may have been replaced by
+        # one described alike: spec 5.1 section 4.2 does not say whether the server kept
+        # its strategies (katcpx's does, aiokatcp's drops them).
+        announced = set(sensors) if sensors is not None else set(one_sensor)
+        changes.sensors_announced = {
+            name for name in announced if name in self.sensors and name not in changes.sensors_added
+        }
         return changes
 
     _diff = staticmethod(apply_model_diff)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from .._compat import TIMEOUT_TEXT
+from ..codec import show_argument
 from ..sensor import Sensor, parse_timestamp
 from ._types import (
     KATCPReply,
@@ -300,7 +301,7 @@ class KATCPSensor:
         try:
             status = Sensor.STATUS_NAMES_RAW[raw_status]
         except KeyError:
-            raise ValueError(f"unknown sensor status {raw_status!r}") from None
+            raise ValueError(f"unknown sensor status {show_argument(raw_status)}") from None
         # A value that does not parse (a non-nominal reading may carry anything) is kept raw.
         try:
             value = self._parser.parse_value(raw_value, major)

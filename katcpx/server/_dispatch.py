@@ -569,7 +569,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
 
         `handler` is called like a ``request_*`` method, as ``handler(server, req, msg)``
         (or annotated, see ``kattypes.prepare_request_handler``), and needs a docstring.
-        Running servers send ``#interface-changed request <name> added``.
+        Running servers send ``#interface-changed request <name> added`` (``modified`` when
+        it replaces a handler: spec 5.1 section 4.2).
         """
         if handler.__doc__ is None:
             raise TypeError(f"request handler {name!r} has no docstring")
@@ -578,8 +579,9 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
             raise ValueError(f"request {name!r} is not available for {self.PROTOCOL_INFO}")
         if "_request_handlers" not in self.__dict__:  # copy the class's before changing it
             self._request_handlers = dict(self._request_handlers)
+        change = "modified" if name in self._request_handlers else "added"
         self._request_handlers[name] = prepare_handler(handler, self.PROTOCOL_INFO.major)
-        self._interface_changed("request", name, "added")
+        self._interface_changed("request", name, change)
 
     def remove_request_handler(self, name: str) -> None:
         """Remove request `name` from this instance (``KeyError`` if unknown)."""

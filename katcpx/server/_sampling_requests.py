@@ -8,6 +8,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .._shown import show_names
 from ..errors import FailReply
 from ..message import Message
 from ..sampling import SamplingError
@@ -104,7 +105,8 @@ class SamplingRequests(SensorDeviceServer):
         if unknown:
             if len(names) == 1:
                 raise FailReply(f"Unknown sensor name: {unknown[0]}.")
-            raise FailReply(f"Unknown sensor names: {unknown!r}.")
+            # katcp-python shows a list repr (['x']); the names as listed read better.
+            raise FailReply(f"Unknown sensor names: {show_names(unknown)}.")
         manager = self._sampling
         assert manager is not None
         client = req.client_connection

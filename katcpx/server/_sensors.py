@@ -218,14 +218,34 @@ class SensorDeviceServer(DeviceServerBase):
     def add_sensor(self, sensor: Sensor) -> None:
         """Add a sensor; a running server sends ``#interface-changed sensor <name> added``.
 
-        A sensor replacing one of the same name drops the strategies on the old one.
+        A sensor replacing another of the same name takes over every client's sampling
+        strategy (same kind and parameters, started afresh, so each such client gets the
+        new sensor's reading at once), and the inform says ``modified`` (spec 5.1 section
+        4.2). A strategy that does not fit the new sensor (``differential`` on a sensor
+        that is now a string) is dropped, with ``#log warn`` to that client and a warning in
+        the server's log. Adding the sensor already there
+        changes nothing and sends nothing. katcp-python leaves the strategies on the old
+        object, which nothing updates any more, and sends no inform.
         """
         old = self._sensors.get(sensor.name)
+        if old is sensor:
+            return
         self._sensors[sensor.name] = sensor
         self._sorted_sensors = None
-        if old is not None and old is not sensor and self._sampling is not None:
-            self._call_in_loop(self._sampling.remove_sensor, old)
-        self._interface_changed("sensor", sensor.name, "added")
+        if old is None:
+            self._interface_changed("sensor", sensor.name, "added")
+            return
+        if self._sampling is not None:
+            self._call_in_loop(self._move_strategies, old, sensor)
+        self._interface_changed("sensor", sensor.name, "modified")
+
+    def _move_strategies(self, old: Sensor, new: Sensor) -> None:
+        assert self._sampling is not None
+        for client, exc in self._sampling.replace_sensor(old, new):
+            # Told, not silently dropped: the client and the server's log hear of it.
+            text = f"Sensor {new.name} replaced: its strategy was dropped: {exc}"
+            self._logger.warning("%s (client %s)", text, client.address)
+            client.inform(self.create_log_inform("warn", text, "root"))
 
     def has_sensor(self, sensor_name: str) -> bool:
         """Whether the sensor with specified name is known."""

@@ -422,6 +422,34 @@ class SamplingManager:
         self._detach(sensor)
         self.formatter.forget(sensor)
 
+    def replace_sensor(self, old: Sensor, new: Sensor) -> list[tuple[Any, SamplingError]]:
+        """Move every client's strategy on `old` onto `new`, a sensor replacing it.
+
+        Each client keeps its strategy's kind and parameters on `new`, started as if just
+        set, so it gets `new`'s current reading at once (spec 5.1 section 4.2: the sensor
+        was ``modified``, its samplers are the clients' business, not the device's).
+
+        Returns
+        -------
+        list of (client, SamplingError)
+            The strategies that do not fit `new` (say ``differential`` on a sensor that is
+            now a string): those are dropped, and the caller reports them.
+        """
+        moved = [
+            (client, strategy.get_sampling_formatted())
+            for client, strategy in self.by_sensor.get(old, {}).items()
+        ]
+        self.remove_sensor(old)
+        failed: list[tuple[Any, SamplingError]] = []
+        for client, (name, params) in moved:
+            try:
+                strategy = self.make_strategy(client, new, name, params)
+            except SamplingError as exc:
+                failed.append((client, exc))
+                continue
+            self.set_strategy(client, new, strategy)
+        return failed
+
     def close(self) -> None:
         """Cancel everything (server shutdown)."""
         for client in list(self.by_client):
