@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
+from .._joinable_thread import JoinableThread
 from ..crossing import LoopBinding
 from ..tls import TlsAcceptor
 from ._connection import (
@@ -80,7 +81,7 @@ class ServerRuntime:
         self.interface_changes = InterfaceChanges(self._binding)
         self._managed = True
         self._daemon = False
-        self._thread: threading.Thread | None = None
+        self._thread: JoinableThread | None = None
         self._running = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -225,7 +226,7 @@ class ServerRuntime:
                 f"{type(self).__name__}.message_handler", lambda: self._binding.loop
             )
         if self._managed:
-            self._thread = threading.Thread(
+            self._thread = JoinableThread(
                 target=self._run_managed,
                 args=(socks,),
                 name=f"{type(self).__name__}.ioloop",
@@ -290,7 +291,10 @@ class ServerRuntime:
         """Wait for the server (its managed thread and its handler thread) to finish stopping.
 
         As katcp-python's, it returns once a request handler still running in the handler
-        thread has finished (at most `timeout` seconds in all).
+        thread has finished (at most `timeout` seconds in all). A ``KeyboardInterrupt``
+        (Ctrl-C) while it waits leaves the server alone, so README's shutdown works:
+        ``join()``; on ``KeyboardInterrupt`` ``stop(); join()``, which returns once every
+        client got ``#disconnect``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         self._join_loop(timeout)
