@@ -195,7 +195,7 @@ def _flood_latencies(port: int, line: str, per_line: int, n: int) -> list[float]
                 assert chunk, "server closed the connection"
                 data += chunk
             latencies.append(time.perf_counter() - start)
-            done.wait(0.002)  # pace the probe, as an interactive client would
+            done.wait(0.01)  # pace the probe, as an interactive client would
         assert flooder.wait(TIMEOUT) == 0
         return latencies
     finally:
