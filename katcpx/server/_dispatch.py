@@ -30,6 +30,7 @@ from ._connection import (
     AnyFuture,
     ClientConnection,
     ClientRequestConnection,
+    ConnectionState,
     RunStopped,
     is_pending,
 )
@@ -424,6 +425,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
             self._send_result(req, result)
             return None
         fut = self.watch(result)
+        if isinstance(fut, asyncio.Future):
+            self.track_handler(fut)
         fut.add_done_callback(lambda f: self._async_done(req, f))
         if getattr(handler, "_concurrent_reply", False):
             return None
@@ -431,7 +434,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
 
     def _async_done(self, req: ClientRequestConnection, fut: AnyFuture) -> None:
         if fut.cancelled():
-            self._send_fail(req, "Request cancelled.")
+            if getattr(req.client_connection, "state", None) is not ConnectionState.CLOSED:
+                self._send_fail(req, "Request cancelled.")  # not when stopping cancelled it
             return
         exc = fut.exception()
         if exc is None:

@@ -106,6 +106,8 @@ class ServerRuntime:
         self.set_concurrency_options()
         #: Counters kept while metrics are on (see :meth:`enable_metrics`), else None.
         self.metrics: ServerStats | None = None
+        # Request handlers still running on the loop (async ones): cancelled on stop.
+        self._handler_tasks: set[asyncio.Future[Any]] = set()
 
     # -- configuration ------------------------------------------------------------------
 
@@ -438,6 +440,7 @@ class ServerRuntime:
         try:
             await self._close_listeners()
             await self._disconnect_all("Device server shutting down.")
+            await self._cancel_handlers()
             try:
                 self.on_server_stop()
             except Exception:
@@ -497,6 +500,26 @@ class ServerRuntime:
                 *(self._disconnect_async(conn, reason, True) for conn in conns),
                 return_exceptions=True,
             )
+
+    def track_handler(self, fut: asyncio.Future[Any]) -> None:
+        """Remember a request handler running on the loop, so that stopping cancels it.
+
+        Its client is disconnected by then; left pending, the loop would end with the task
+        still in it ("Task was destroyed but it is pending!"). Handlers in the handler
+        thread are not cancelled: :meth:`join` waits for them, as katcp-python's.
+        """
+        if not fut.done():
+            self._handler_tasks.add(fut)
+            fut.add_done_callback(self._handler_tasks.discard)
+
+    async def _cancel_handlers(self) -> None:
+        tasks = [task for task in self._handler_tasks if not task.done()]
+        self._handler_tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # A handler may clean up when cancelled; one that will not end is left.
+            await asyncio.wait(tasks, timeout=self.DISCONNECT_TIMEOUT)
 
     def _finish_stopped(self) -> None:
         self._running.clear()
