@@ -484,17 +484,30 @@ def plain_number(param: Any, what: str) -> Any:
 
 
 def parse_seconds(param: Any, what: str, major: int) -> float:
-    """Parse a period given in `major`'s units (ms before v5) into seconds."""
+    """Parse a period given in `major`'s units (ms before v5) into seconds.
+
+    Non-finite values are refused however written: ``inf``, ``nan``, and numbers that
+    overflow to infinity such as ``1e400``. There is no lower bound beyond what each
+    strategy checks (positive periods): spec 5.1 section 7.1 (table 9) sets none and
+    katcp-python 0.9.3 accepts any positive period, so a client may ask for a period as
+    small as ``1e-300``; it then gets a ``#sensor-status`` about every loop iteration, only
+    on its own connection, whose output flow control bounds what it costs the others.
+
+    Raises
+    ------
+    SamplingError
+        `param` is not a number, or not finite.
+    """
     param = plain_number(param, what)
     try:
-        if isinstance(param, bytes):
-            return parse_timestamp(param, major)
-    except ValueError:
+        seconds = parse_timestamp(param, major) if isinstance(param, bytes) else float(param)
+    except (ValueError, OverflowError):
         raise SamplingError(f"{what} must be a number, not {show_argument(param)}") from None
-    seconds = float(param)
     if not math.isfinite(seconds):
         raise SamplingError(f"{what} must be finite, not {show_argument(param)}")
-    return seconds if major >= SEC_TS_KATCP_MAJOR else seconds / 1000
+    if isinstance(param, bytes) or major >= SEC_TS_KATCP_MAJOR:
+        return seconds
+    return seconds / 1000
 
 
 class SampleNone(SampleStrategy):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -23,7 +25,13 @@ from .errors import KatcpSyntaxError
 from .message import Message
 from .parser import DEFAULT_MAX_MSG_SIZE, StreamParser
 
-__all__ = ["KatcpProtocol", "DEFAULT_MAX_WRITE_BUFFER", "RECV_BUFFER_SIZE", "format_address"]
+__all__ = [
+    "KatcpProtocol",
+    "DEFAULT_MAX_WRITE_BUFFER",
+    "PARSE_SLICE_SECONDS",
+    "RECV_BUFFER_SIZE",
+    "format_address",
+]
 
 #: Default bound on output queued for a peer that is not reading (bytes).
 DEFAULT_MAX_WRITE_BUFFER: Final = 16 * 1024 * 1024
@@ -31,6 +39,20 @@ DEFAULT_MAX_WRITE_BUFFER: Final = 16 * 1024 * 1024
 #: Size of the receive buffer each connection reuses for every read; a bigger burst simply
 #: takes several reads.
 RECV_BUFFER_SIZE: Final = 64 * 1024
+
+#: Seconds one connection may spend parsing received bytes per loop iteration. A read holds
+#: up to :data:`RECV_BUFFER_SIZE` bytes: thousands of lines, and malformed ones cost many
+#: times more to parse (and report) than valid ones, so parsing a whole read at once let
+#: one client flooding bad lines delay every other client by a tenth of a second. The rest
+#: of a read waits for the next loop iteration, with reading paused meanwhile.
+PARSE_SLICE_SECONDS: Final = 0.002
+# Bytes parsed between two looks at the clock (cut at the next end of line): adapted per
+# connection so that a step takes about a quarter of the slice, as a malformed line costs
+# up to 40 times what a valid one does (the first step after a switch may overrun).
+_STEP_MIN: Final = 256
+_STEP_MAX: Final = 16384
+_STEP_SECONDS: Final = PARSE_SLICE_SECONDS / 4
+_clock = time.perf_counter
 
 _log = logging.getLogger("katcp.transport")
 
@@ -78,6 +100,14 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         Optional; called as ``screen(protocol, data)`` with the first bytes received.
         Returning True drops them (the screen has closed the connection, say because a
         TLS client spoke to a plain port).
+    on_output_full
+        Optional; called as ``on_output_full(protocol, full)`` with True when more than
+        `output_high_water` bytes of output wait for the peer, and with False once they
+        fell below a quarter of it (asyncio's ``pause_writing``/``resume_writing``). A
+        server stops handling that peer's requests meanwhile, so a peer that sends faster
+        than it reads is slowed down rather than cut off at `max_write_buffer`.
+    output_high_water
+        Bytes of output (default an eighth of `max_write_buffer`) for `on_output_full`.
 
     Attributes
     ----------
@@ -96,12 +126,16 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         logger: logging.Logger | None = None,
         on_overflow: Callable[[KatcpProtocol], None] | None = None,
         screen: Callable[[KatcpProtocol, bytes], bool] | None = None,
+        on_output_full: Callable[[KatcpProtocol, bool], None] | None = None,
+        output_high_water: int | None = None,
     ) -> None:
         self._on_messages = on_messages
         self._on_connection_lost = on_connection_lost
         self._on_connection_made = on_connection_made
         self._on_overflow = on_overflow
         self._screen = screen
+        self._on_output_full = on_output_full
+        self._high_water = output_high_water or max(max_write_buffer // 8, 1)
         self.parser = StreamParser(max_msg_size)
         self.max_write_buffer = max_write_buffer
         self.logger = logger or _log
@@ -120,6 +154,15 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         self._corked = False
         self._lost: asyncio.Future[Exception | None] | None = None
         self._lost_exc: Exception | None = None
+        # Received bytes not parsed yet (see PARSE_SLICE_SECONDS), with the offset reached
+        # in the first; reading is paused while there are any.
+        self._unparsed: deque[bytes] = deque()
+        self._unparsed_at = 0
+        # Why reading is paused: the owner asked (pause_reading), or bytes wait unparsed.
+        self._owner_paused = False
+        self._parse_paused = False
+        self._parse_scheduled = False
+        self._parse_step = _STEP_MAX
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -129,6 +172,8 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self.peer = format_address(transport.get_extra_info("peername"))
         sock = transport.get_extra_info("socket")
+        if self._on_output_full is not None:
+            transport.set_write_buffer_limits(self._high_water, self._high_water // 4)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # asyncio already sets this on TCP sockets; be explicit, latency matters here.
             try:
@@ -151,14 +196,75 @@ class KatcpProtocol(asyncio.BufferedProtocol):
             if screen(self, data):
                 return
         self._idle = True
-        #: Bytes received since the previous batch, for the batch now given to
-        #: ``on_messages`` (lets a receiver bound what it queues in bytes, not only in
-        #: messages; a long line arrives over many reads).
-        self.batch_bytes += len(data)
-        items = self.parser.feed(data)
-        if items:
-            self._on_messages(self, items)
-            self.batch_bytes = self.parser.buffered
+        if self._unparsed:  # keep the order behind what still waits (TLS may deliver more)
+            self._unparsed.append(data)
+            return
+        self._parse(data, 0)
+
+    def _parse(self, data: bytes, pos: int) -> None:
+        """Parse `data` from `pos` on, handing each step's messages to the owner, until the
+        time slice is used up; the rest waits for the next loop iteration."""
+        now = _clock()
+        deadline = now + PARSE_SLICE_SECONDS
+        size = len(data)
+        step = self._parse_step
+        while pos < size:
+            end = size if size - pos <= step else data.find(b"\n", pos + step) + 1
+            if end <= 0:
+                end = size
+            chunk = data if pos == 0 and end == size else data[pos:end]
+            pos = end
+            # Bytes received since the previous batch, for the batch now given to
+            # ``on_messages`` (lets a receiver bound what it queues in bytes, not only in
+            # messages; a long line arrives over many reads).
+            self.batch_bytes += len(chunk)
+            items = self.parser.feed(chunk)
+            if items:
+                self._on_messages(self, items)
+                self.batch_bytes = self.parser.buffered
+            if self.closed:
+                return
+            began, now = now, _clock()
+            took = now - began
+            if len(chunk) >= step or took > _STEP_SECONDS:
+                wanted = int(len(chunk) * _STEP_SECONDS / took) if took > 0 else _STEP_MAX
+                step = self._parse_step = min(max(wanted, _STEP_MIN), _STEP_MAX)
+            if pos < size and (self._owner_paused or now >= deadline):
+                self._unparsed.appendleft(data)
+                self._unparsed_at = pos
+                self._set_parse_paused(True)
+                return
+        if self._unparsed:
+            self._set_parse_paused(True)
+
+    def _schedule_parse(self) -> None:
+        if not self._parse_scheduled and self.loop is not None and not self.closed:
+            self._parse_scheduled = True
+            self.loop.call_soon(self._parse_more)
+
+    def _parse_more(self) -> None:
+        self._parse_scheduled = False
+        if self.closed or self._owner_paused or not self._unparsed:
+            return
+        data = self._unparsed.popleft()
+        pos, self._unparsed_at = self._unparsed_at, 0
+        self._parse(data, pos)
+        if not self._unparsed:
+            self._set_parse_paused(False)
+        elif not self._owner_paused:
+            self._schedule_parse()
+
+    def _set_parse_paused(self, paused: bool) -> None:
+        if paused and not self._parse_paused:
+            self._parse_paused = True
+            if not self._owner_paused:
+                if self.transport is not None:
+                    self.transport.pause_reading()
+                self._schedule_parse()
+        elif not paused and self._parse_paused:
+            self._parse_paused = False
+            if not self._owner_paused:
+                self._resume_transport()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -166,6 +272,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._out.clear()
+        self._unparsed.clear()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -264,14 +371,40 @@ class KatcpProtocol(asyncio.BufferedProtocol):
     # -- flow control and closing --------------------------------------------------------
 
     def pause_reading(self) -> None:
-        """Stop reading from the peer (backpressure on a busy connection)."""
-        if self.transport is not None and not self.closed:
+        """Stop reading from the peer (backpressure on a busy connection).
+
+        Bytes already received and not parsed yet wait too.
+        """
+        if self._owner_paused:
+            return
+        self._owner_paused = True
+        if self.transport is not None and not self.closed and not self._parse_paused:
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        """Resume reading after `pause_reading`."""
-        if self.transport is not None and not self.closed and not self.transport.is_closing():
-            self.transport.resume_reading()
+        """Resume reading after `pause_reading` (first parsing what was left unparsed)."""
+        if not self._owner_paused:
+            return
+        self._owner_paused = False
+        if self._unparsed:
+            self._schedule_parse()
+        else:
+            self._resume_transport()
+
+    def _resume_transport(self) -> None:
+        transport = self.transport
+        if transport is not None and not self.closed and not transport.is_closing():
+            transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        """asyncio: more than the high-water mark of output is queued."""
+        if self._on_output_full is not None and not self.closed:
+            self._on_output_full(self, True)
+
+    def resume_writing(self) -> None:
+        """asyncio: the queued output fell below the low-water mark."""
+        if self._on_output_full is not None and not self.closed:
+            self._on_output_full(self, False)
 
     def close(self) -> None:
         """Send what is queued, then close."""

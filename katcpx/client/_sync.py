@@ -9,6 +9,7 @@ import threading
 from tornado.platform.asyncio import AsyncIOLoop
 
 from .._compat import wait_for
+from .._joinable_thread import JoinableThread
 from ..crossing import LoopBinding
 
 
@@ -95,7 +96,7 @@ class LoopThread:
     def __init__(self, name: str, binding: LoopBinding) -> None:
         self.name = name
         self.daemon = True
-        self.thread: threading.Thread | None = None
+        self.thread: JoinableThread | None = None
         self.ioloop: AsyncIOLoop | None = None
         self._binding = binding
 
@@ -117,7 +118,7 @@ class LoopThread:
                 ioloop.close(all_fds=True)
                 ready.set()
 
-        self.thread = threading.Thread(target=run, name=self.name, daemon=self.daemon)
+        self.thread = JoinableThread(target=run, name=self.name, daemon=self.daemon)
         self.thread.start()
         ready.wait()
         assert self.ioloop is not None

@@ -28,6 +28,7 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.platform.asyncio import AsyncIOLoop
 
+from .._joinable_thread import JoinableThread
 from ..crossing import LoopBinding
 from ._client_resource import KATCPClientResource
 from ._container import ClientGroup, KATCPClientResourceContainer
@@ -69,7 +70,7 @@ class IOLoopManager:
         self._managed = managed_default
         self._logger = logger
         self._ioloop: IOLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: JoinableThread | None = None
         self._running = threading.Event()
         self._daemon = True
 
@@ -118,7 +119,7 @@ class IOLoopManager:
                     self._running.clear()
                     ioloop.close(all_fds=True)
 
-            self._thread = threading.Thread(target=run, name="katcpx-resource-ioloop")
+            self._thread = JoinableThread(target=run, name="katcpx-resource-ioloop")
             self._thread.daemon = self._daemon
             self._thread.start()
         return self._running.wait(timeout) if timeout else None

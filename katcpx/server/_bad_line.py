@@ -13,12 +13,16 @@ one with white space before its ``?``.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from ..errors import KatcpSyntaxError
+from ..errors import KatcpSyntaxError, MessageTooLong
 from ..message import Message
 from ..parser import MAX_MID
 
-__all__ = ["invalid_reply"]
+if TYPE_CHECKING:
+    from ._connection import ClientConnection
+
+__all__ = ["invalid_reply", "report_bad_line", "report_too_long"]
 
 # "?name", optionally with anything in brackets after it (a good or a bad message id) and
 # after leading white space, followed by a space, tab or the end: a line that shows it is a
@@ -43,3 +47,31 @@ def invalid_reply(err: KatcpSyntaxError) -> Message | None:
         mid = None  # not a valid id: answer without one
     where = f" at column {err.column + 1}" if err.column is not None else ""
     return Message.reply(name, "invalid", f"Bad message: {err.problem}{where}.", mid=mid)
+
+
+def report_bad_line(conn: ClientConnection, err: KatcpSyntaxError) -> None:
+    """Answer a malformed line from `conn`: ``#log error`` and, for a request, its reply.
+
+    The server's own log record goes through the connection's rate-limited
+    :class:`~katcpx.server._input_log.InputLog`.
+    """
+    owner = conn.server
+    conn.input_log.warning("bad message from %s: %s", conn.address, err)
+    if owner.metrics is not None:
+        owner.metrics.syntax_error()
+    conn.send_message(owner.create_log_inform("error", f"Bad message: {err}", "root"))
+    reply = invalid_reply(err)
+    if reply is not None:  # the client would otherwise wait for its timeout
+        conn.send_message(reply)
+
+
+def report_too_long(conn: ClientConnection, err: MessageTooLong) -> None:
+    """Tell `conn` its line was too long, and disconnect it."""
+    owner = conn.server
+    text = f"Message too long: {err}"
+    if owner.metrics is not None:
+        owner.metrics.syntax_error()
+    conn.input_log.warning("%s from %s; disconnecting", text, conn.address)
+    conn.send_message(owner.create_log_inform("error", text, "root"))
+    conn.stop_handling()
+    owner.disconnect_client(conn, text)

@@ -8,6 +8,7 @@ import enum
 import inspect
 import time
 from collections import deque
+from collections.abc import Callable
 from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,8 @@ from ..message import Message
 from ..parser import MessageParser
 from ..tls import refuse_tls_on_plain_port
 from ..transport import KatcpProtocol
-from ._bad_line import invalid_reply
+from ._bad_line import report_bad_line, report_too_long
+from ._input_log import InputLog
 from .access import Role, admit, announce_role
 
 if TYPE_CHECKING:
@@ -125,7 +127,9 @@ class ClientConnection:
     ``server.MAX_REQUESTS_PER_TURN`` per loop turn, so a client that pipelines many
     requests cannot starve the others; reading from a client pauses while more than
     ``server.MAX_QUEUED_REQUESTS`` of its requests, or more than ``server.MAX_QUEUED_BYTES``
-    received bytes, wait.
+    received bytes, wait, and while more than an eighth of ``server.MAX_WRITE_BUFFER_SIZE``
+    of output waits for it (its messages, valid or malformed, are then not handled until
+    it has read some: a client that sends faster than it reads is slowed down, not cut off).
 
     Parameters
     ----------
@@ -151,6 +155,7 @@ class ClientConnection:
             logger=server.logger,
             on_overflow=self._overflow,
             screen=self._screen,
+            on_output_full=self._output_full_changed,
         )
         self._state = ConnectionState.CONNECTING
         self._disconnect_called = False
@@ -163,6 +168,9 @@ class ClientConnection:
         self._wait_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._paused = False
+        # More output waits for the client than the transport's high-water mark: its
+        # messages wait (and reading pauses) until it has read some, whatever they are.
+        self._output_full = False
         self._bulk_at = -1e9  # perf_counter() of this client's last pipelined read
         #: Common name of the client's verified TLS certificate, or None.
         self.identity: str | None = None
@@ -175,6 +183,8 @@ class ClientConnection:
         self._queued_bytes = 0
         #: perf_counter() when the current batch of requests began (metrics on), else 0.0.
         self.batch_started = 0.0
+        #: The server's log records about this client's bad input, rate-limited.
+        self.input_log = InputLog(server.logger, lambda: self.address, self._call_later)
 
     # -- katcp-python API -------------------------------------------------------------
 
@@ -316,7 +326,12 @@ class ClientConnection:
         self._closed()
         self._owner.connection_closed(self, exc)
 
+    def _call_later(self, delay: float, func: Callable[[], None]) -> None:
+        self._binding.call_here_or_soon(self._loop.call_later, delay, func)
+
     def _closed(self) -> None:
+        if self._state is not ConnectionState.CLOSED:
+            self.input_log.close()
         self._state = ConnectionState.CLOSED
         self._pending.clear()
         self._express.clear()
@@ -353,7 +368,11 @@ class ClientConnection:
         else:
             self._pending.extend(items)
         queued = len(self._pending) + len(self._express)
-        too_much = queued > owner.MAX_QUEUED_REQUESTS or self._queued_bytes > owner.MAX_QUEUED_BYTES
+        too_much = (
+            queued > owner.MAX_QUEUED_REQUESTS
+            or self._queued_bytes > owner.MAX_QUEUED_BYTES
+            or self._output_full
+        )
         if too_much and not self._paused:
             # Back-pressure: stop reading this client until its queue drains.
             self._paused = True
@@ -364,8 +383,31 @@ class ClientConnection:
         else:
             self._schedule_pump()
 
+    def _output_full_changed(self, protocol: KatcpProtocol, full: bool) -> None:
+        # Transport callback: too much output waits for the client (full) or not any more.
+        self._output_full = full
+        if full:
+            if not self._paused:
+                self._paused = True
+                self._link.pause_reading()
+            return
+        self._schedule_pump()
+        self._resume_if_drained()
+
+    def _resume_if_drained(self) -> None:
+        owner = self._owner
+        if (
+            self._paused
+            and not self._output_full
+            and len(self._pending) + len(self._express) <= owner.MAX_QUEUED_REQUESTS // 2
+            and self._queued_bytes <= owner.MAX_QUEUED_BYTES
+            and self._state is ConnectionState.OPEN
+        ):
+            self._paused = False
+            self._link.resume_reading()
+
     def _schedule_pump(self) -> None:
-        if self._pump_scheduled:
+        if self._pump_scheduled or self._output_full:
             return
         idle = self._state is ConnectionState.OPEN and self._waiting_on is None
         if (idle and self._pending) or self._express:
@@ -402,7 +444,13 @@ class ClientConnection:
             deadline = now + 3600.0
         open_ = ConnectionState.OPEN
         express = self._express
-        while express and self._state is open_ and budget > 0 and clock() < deadline:
+        while (
+            express
+            and self._state is open_
+            and budget > 0
+            and clock() < deadline
+            and not self._output_full
+        ):
             budget -= 1
             request = express.popleft()
             try:
@@ -410,15 +458,17 @@ class ClientConnection:
             except Exception:  # nothing a client sends may kill the server
                 owner.logger.exception("error handling %s from %s", request, self.address)
         while pending and self._waiting_on is None and self._state is open_ and budget > 0:
+            if self._output_full:
+                break  # resumed by _output_full_changed once the client has read some
             budget -= 1
             if clock() >= deadline and budget < per_turn - 1:
                 break  # at least one request per turn
             item = pending.popleft()
             if isinstance(item, MessageTooLong):
-                self._message_too_long(item)
+                report_too_long(self, item)
                 return
             if isinstance(item, KatcpSyntaxError):
-                self._syntax_error(item)
+                report_bad_line(self, item)
                 continue
             done: Any = None
             is_run = False
@@ -454,39 +504,11 @@ class ClientConnection:
                     # One timer per connection, re-armed lazily: not one per request.
                     self._wait_timer = self._loop.call_later(limit, self._check_wait)
                 done.add_done_callback(self._done_callback)
-        queued = len(pending) + len(express)
-        if not queued:
+        if not pending and not express:
             self._queued_bytes = 0
-        if (
-            self._paused
-            and queued <= owner.MAX_QUEUED_REQUESTS // 2
-            and self._queued_bytes <= owner.MAX_QUEUED_BYTES
-            and self._state is open_
-        ):
-            self._paused = False
-            self._link.resume_reading()
+        self._resume_if_drained()
         # Whatever is left waits for the next loop turn, so other clients get a go.
         self._schedule_pump()
-
-    def _message_too_long(self, err: MessageTooLong) -> None:
-        owner = self._owner
-        text = f"Message too long: {err}"
-        if owner.metrics is not None:
-            owner.metrics.syntax_error()
-        owner.logger.warning("%s from %s; disconnecting", text, self.address)
-        self.send_message(owner.create_log_inform("error", text, "root"))
-        self.stop_handling()
-        owner.disconnect_client(self, text)
-
-    def _syntax_error(self, err: KatcpSyntaxError) -> None:
-        owner = self._owner
-        owner.logger.warning("bad message from %s: %s", self.address, err)
-        if owner.metrics is not None:
-            owner.metrics.syntax_error()
-        self.send_message(owner.create_log_inform("error", f"Bad message: {err}", "root"))
-        reply = invalid_reply(err)
-        if reply is not None:  # the client would otherwise wait for its timeout
-            self.send_message(reply)
 
     # -- waiting for unfinished requests (loop thread) ---------------------------------
 

@@ -30,10 +30,12 @@ from ._connection import (
     AnyFuture,
     ClientConnection,
     ClientRequestConnection,
+    ConnectionState,
     RunStopped,
     is_pending,
 )
 from ._handler_thread import HandlerThreadStopped, is_coroutine_handler
+from ._input_log import input_log
 from ._runtime import ServerRuntime
 from .access import Role, refusal
 from .metaclass import DeviceMetaclass, Handler, prepare_handler
@@ -281,7 +283,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
 
         Informs and replies from clients are logged and dropped.
         """
-        self._logger.error("could not handle %s from %s: %s", msg, client_conn.address, why)
+        bad = input_log(client_conn, self._logger)  # rate-limited per client
+        bad.error("could not handle %s from %s: %s", msg, client_conn.address, why)
         if msg.mtype == Message.REQUEST:
             client_conn.reply(
                 Message.reply(msg.name, "fail", f"Request could not be handled: {why}"), msg
@@ -394,7 +397,9 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
         if handler is None:
             # katcp-python's text and level; the name is cut (the record must not keep a
             # MiB-long name alive).
-            self._logger.error("%s INVALID: Unknown request.", msg.name[:200])
+            input_log(connection, self._logger).error(
+                "%s INVALID: Unknown request.", msg.name[:200]
+            )
             if self.metrics is not None:
                 self.metrics.unknown_request()
             connection.reply(Message.reply(msg.name, "invalid", "Unknown request."), msg)
@@ -420,6 +425,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
             self._send_result(req, result)
             return None
         fut = self.watch(result)
+        if isinstance(fut, asyncio.Future):
+            self.track_handler(fut)
         fut.add_done_callback(lambda f: self._async_done(req, f))
         if getattr(handler, "_concurrent_reply", False):
             return None
@@ -427,7 +434,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
 
     def _async_done(self, req: ClientRequestConnection, fut: AnyFuture) -> None:
         if fut.cancelled():
-            self._send_fail(req, "Request cancelled.")
+            if getattr(req.client_connection, "state", None) is not ConnectionState.CLOSED:
+                self._send_fail(req, "Request cancelled.")  # not when stopping cancelled it
             return
         exc = fut.exception()
         if exc is None:
@@ -445,7 +453,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
     def _send_fail(self, req: ClientRequestConnection, reason: str, how: str = "") -> None:
         # katcp-python's level and wording (`how` " FUTURE" for a handler that finished
         # later); the log keeps no MiB-long reason alive.
-        self._logger.error("Request %s%s FAIL: %s", req.msg.name, how, reason[:1000])
+        bad = input_log(req.client_connection, self._logger)  # rate-limited per client
+        bad.error("Request %s%s FAIL: %s", req.msg.name, how, reason[:1000])
         self._send_result(req, Message.reply(req.msg.name, "fail", reason))
 
     def _send_result(self, req: ClientRequestConnection, result: Any) -> None:
@@ -509,7 +518,8 @@ class DeviceServerBase(ServerRuntime, Python2Next, metaclass=DeviceMetaclass):
         """
         handler = self._reply_handlers.get(msg.name)
         if handler is None:
-            self._logger.warning("unexpected reply %s from %s", msg.name, connection.address)
+            bad = input_log(connection, self._logger)  # rate-limited per client
+            bad.warning("unexpected reply %s from %s", msg.name, connection.address)
             connection.inform(
                 self.create_log_inform(
                     "error", f"Unexpected reply {msg.name} received by server.", "root"

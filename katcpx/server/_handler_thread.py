@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._joinable_thread import JoinableThread
+
 __all__ = ["HandlerThread", "HandlerThreadStopped", "is_coroutine_handler"]
 
 
@@ -55,7 +57,7 @@ class HandlerThread:
         self._event_loop = event_loop
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._thread: JoinableThread | None = None
         self._stopped = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
@@ -71,7 +73,7 @@ class HandlerThread:
             if self._stopped:
                 raise HandlerThreadStopped(f"{self._name} has stopped")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread = JoinableThread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             self._queue.put((fut, fn, args))
         return fut

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 
+from .._joinable_thread import JoinableThread
 from ..crossing import LoopBinding
 from ..tls import TlsAcceptor
 from ._connection import (
@@ -80,7 +81,7 @@ class ServerRuntime:
         self.interface_changes = InterfaceChanges(self._binding)
         self._managed = True
         self._daemon = False
-        self._thread: threading.Thread | None = None
+        self._thread: JoinableThread | None = None
         self._running = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -105,6 +106,8 @@ class ServerRuntime:
         self.set_concurrency_options()
         #: Counters kept while metrics are on (see :meth:`enable_metrics`), else None.
         self.metrics: ServerStats | None = None
+        # Request handlers still running on the loop (async ones): cancelled on stop.
+        self._handler_tasks: set[asyncio.Future[Any]] = set()
 
     # -- configuration ------------------------------------------------------------------
 
@@ -225,7 +228,7 @@ class ServerRuntime:
                 f"{type(self).__name__}.message_handler", lambda: self._binding.loop
             )
         if self._managed:
-            self._thread = threading.Thread(
+            self._thread = JoinableThread(
                 target=self._run_managed,
                 args=(socks,),
                 name=f"{type(self).__name__}.ioloop",
@@ -290,7 +293,10 @@ class ServerRuntime:
         """Wait for the server (its managed thread and its handler thread) to finish stopping.
 
         As katcp-python's, it returns once a request handler still running in the handler
-        thread has finished (at most `timeout` seconds in all).
+        thread has finished (at most `timeout` seconds in all). A ``KeyboardInterrupt``
+        (Ctrl-C) while it waits leaves the server alone, so README's shutdown works:
+        ``join()``; on ``KeyboardInterrupt`` ``stop(); join()``, which returns once every
+        client got ``#disconnect``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         self._join_loop(timeout)
@@ -434,6 +440,7 @@ class ServerRuntime:
         try:
             await self._close_listeners()
             await self._disconnect_all("Device server shutting down.")
+            await self._cancel_handlers()
             try:
                 self.on_server_stop()
             except Exception:
@@ -493,6 +500,26 @@ class ServerRuntime:
                 *(self._disconnect_async(conn, reason, True) for conn in conns),
                 return_exceptions=True,
             )
+
+    def track_handler(self, fut: asyncio.Future[Any]) -> None:
+        """Remember a request handler running on the loop, so that stopping cancels it.
+
+        Its client is disconnected by then; left pending, the loop would end with the task
+        still in it ("Task was destroyed but it is pending!"). Handlers in the handler
+        thread are not cancelled: :meth:`join` waits for them, as katcp-python's.
+        """
+        if not fut.done():
+            self._handler_tasks.add(fut)
+            fut.add_done_callback(self._handler_tasks.discard)
+
+    async def _cancel_handlers(self) -> None:
+        tasks = [task for task in self._handler_tasks if not task.done()]
+        self._handler_tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # A handler may clean up when cancelled; one that will not end is left.
+            await asyncio.wait(tasks, timeout=self.DISCONNECT_TIMEOUT)
 
     def _finish_stopped(self) -> None:
         self._running.clear()
