@@ -146,6 +146,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
         self.closed = False
         self.batch_bytes = 0
         self._out: list[bytes] = []
+        self._out_bytes = 0  # bytes in _out: what a flush would write
         self._flush_handle: asyncio.Handle | None = None
         self._recv_view = memoryview(bytearray(RECV_BUFFER_SIZE))
         # True once data arrived or a flush ran since the last direct write: the next
@@ -272,6 +273,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._out.clear()
+        self._out_bytes = 0
         self._unparsed.clear()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -312,6 +314,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
             return
         if self._corked:
             self._out.append(data)
+            self._out_bytes += len(data)
             return
         if self._idle and not self._out:
             transport = self.transport
@@ -320,6 +323,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
                 transport.write(data)
                 return
         self._out.append(data)
+        self._out_bytes += len(data)
         if self._flush_handle is None and self.loop is not None:
             self._flush_handle = self.loop.call_soon(self.flush)
 
@@ -344,6 +348,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
             return
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out.clear()
+        self._out_bytes = 0
         if transport.is_closing():
             return
         transport.write(data)
@@ -359,6 +364,13 @@ class KatcpProtocol(asyncio.BufferedProtocol):
             if self._on_overflow is not None:
                 self._on_overflow(self)
             self.abort()
+
+    @property
+    def held_output_high(self) -> bool:
+        """Whether output held back (corked, or waiting for the loop iteration's flush) has
+        reached the `on_output_full` mark: a sender that keeps the link corked for a batch
+        stops the batch here, as the transport cannot pause it before the flush."""
+        return self._out_bytes >= self._high_water
 
     @property
     def write_buffer_size(self) -> int:
@@ -416,6 +428,7 @@ class KatcpProtocol(asyncio.BufferedProtocol):
     def abort(self) -> None:
         """Close at once, discarding queued output."""
         self._out.clear()
+        self._out_bytes = 0
         if self.transport is not None:
             self.transport.abort()
 

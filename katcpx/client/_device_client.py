@@ -117,7 +117,15 @@ class DeviceClient(ClientBase):
 
     def inform_version_connect(self, msg: Message) -> None:
         """Process a #version-connect message (KATCP v5: protocol version and flags)."""
+        if not msg.arguments:
+            return
         if len(msg.arguments) < 2:
+            if msg.arguments[0] == b"katcp-protocol":
+                # No version at all: as unusable as a malformed one (spec 5.1 section 4.2).
+                self._protocol_unusable(
+                    "#version-connect katcp-protocol has no version: unusable "
+                    "(spec rev 5.1 section 4.2)"
+                )
             return
         name = msg.arguments[0].decode("utf-8", "replace")
         self.versions[name] = tuple(a.decode("utf-8", "replace") for a in msg.arguments[1:])

@@ -153,7 +153,7 @@ class CmdClient(AsyncClient):
         self.in_flight[name] += 1
         timeout = DEFAULT if self.user_timeout is None else self.user_timeout
         try:
-            return await self.call(name, *args, timeout=timeout)
+            return await self.call(name, *[_as_typed(arg) for arg in args], timeout=timeout)
         finally:
             self.in_flight[name] -= 1
             if self.in_flight[name] <= 0:
@@ -326,3 +326,15 @@ async def _diagnose(host: str, port: int, timeout: float) -> str:
         return str(exc) or type(exc).__name__
     writer.close()
     return f"no KATCP #version-connect within {timeout:g} s"
+
+
+def _as_typed(arg: Any) -> Any:
+    """A typed argument as the bytes the user typed: bytes that were not UTF-8 on the
+    command line or stdin (surrogate-escaped by Python) go out unchanged. A lone surrogate
+    has no such bytes; the codec then sends ``?`` and logs it, as katcp-python does."""
+    if isinstance(arg, str):
+        try:
+            return arg.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return arg
+    return arg

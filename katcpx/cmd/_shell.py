@@ -359,9 +359,16 @@ class Shell:
             line = "?" + line
         try:
             # \xNN (as raw mode prints non-printable characters) is read back first.
-            msg = MessageParser().parse(unescape_raw(line).encode())
+            # Bytes that were not UTF-8 where typed (surrogate-escaped) go out as typed.
+            msg = MessageParser().parse(unescape_raw(line).encode("utf-8", "surrogateescape"))
         except KatcpSyntaxError as exc:
             self.error(f"not a KATCP message: {exc}")
+            return None
+        except UnicodeEncodeError as exc:
+            self.error(
+                f"not a KATCP message: U+{ord(exc.object[exc.start]):04X} at column "
+                f"{exc.start + 1} has no UTF-8 form (a lone surrogate)"
+            )
             return None
         try:
             self.client.send_message(msg)

@@ -450,6 +450,7 @@ class ClientConnection:
             and budget > 0
             and clock() < deadline
             and not self._output_full
+            and not self._link.held_output_high
         ):
             budget -= 1
             request = express.popleft()
@@ -458,7 +459,7 @@ class ClientConnection:
             except Exception:  # nothing a client sends may kill the server
                 owner.logger.exception("error handling %s from %s", request, self.address)
         while pending and self._waiting_on is None and self._state is open_ and budget > 0:
-            if self._output_full:
+            if self._output_full or self._link.held_output_high:
                 break  # resumed by _output_full_changed once the client has read some
             budget -= 1
             if clock() >= deadline and budget < per_turn - 1:

@@ -48,6 +48,20 @@ def test_blocking_wait_protocol_fails_at_once_naming_version(
     assert any("'banana'" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
+def test_a_version_connect_without_version_fails_at_once() -> None:
+    with FakeServer(b"#version-connect katcp-protocol\n") as server:
+        client = BlockingClient(*server.address, auto_reconnect=False)
+        client.start()
+        try:
+            start = time.monotonic()
+            assert client.wait_protocol(5) is False
+            assert time.monotonic() - start < 2.5  # not the 5 s timeout
+            assert client.protocol_error is not None and "no version" in client.protocol_error
+        finally:
+            client.stop()
+            client.join(5)
+
+
 async def test_until_protocol_raises_naming_version() -> None:
     with FakeServer(banner(b"5.x-IM")) as server:
         client = AsyncClient(*server.address, auto_reconnect=False)

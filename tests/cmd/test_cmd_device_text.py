@@ -142,6 +142,7 @@ def test_verbose_log_escapes_device_text(device: Device) -> None:
         "?1abc\n",
         "/watch\n",
         "/strategy cpu.temp\n",
+        "/raw\n?echo \\ud800\n",  # a lone surrogate has no UTF-8 form: not sent
     ],
 )
 def test_script_exit_status_counts_unsent_lines(device: Device, lines: str) -> None:
@@ -184,3 +185,22 @@ def test_refusal_shows_server_reason(v4_device: Device, strategy: str, said: str
     shell = run_script(v4_device.address, f"/strategy cpu.temp {strategy}\n")
     assert said in shell.stdout
     assert shell.returncode == 1
+
+
+@pytest.mark.parametrize("lines", [b"/raw\n?echo a\xff\xfeb\n", b"echo a\xff\xfeb\n"])
+def test_bytes_typed_that_are_not_utf8_go_out_as_typed(device: Device, lines: bytes) -> None:
+    # KATCP arguments are bytes: what the user typed is sent unchanged (not '?'), in raw
+    # mode and in the shell, and no traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "katcpx.cmd", device.address],
+        env=cmd_env(),
+        input=lines,
+        capture_output=True,
+        timeout=TIMEOUT,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The echo came back as the same two bytes that are not UTF-8 (shown as U+FFFD each),
+    # not as "??" (what the codec sends for text it cannot encode).
+    assert "!echo ok a\ufffd\ufffdb".encode() in result.stdout, result.stdout
+    assert b"Traceback" not in result.stderr
