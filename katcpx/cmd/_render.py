@@ -327,10 +327,14 @@ def render_table(rows: Sequence[Sequence[str]], styles: Sequence[str] = ()) -> l
 
 def update_row(update: SensorUpdate) -> list[str]:
     """The cells of a sensor reading in a table: name, value with units, status, time."""
-    units = f" {update.info.units}" if update.info and update.info.units else ""
+    units = f" {printable(update.info.units)}" if update.info and update.info.units else ""
+    # Text values are quoted as the shell prints arguments: "x  y" is then one value, an
+    # empty one shows as "", and the cell pastes back.
+    value = update.value
+    shown = quote_argument(value) if isinstance(value, str) else printable(str(value))
     return [
         printable(update.name),
-        printable(f"{update.value}{units}"),
+        shown + units,
         printable(update.status),
         format_time(update.timestamp),
     ]

@@ -356,11 +356,14 @@ async def monitor(
     """Set a sampling strategy on sensors and print their updates (like ``caproto-monitor``).
 
     Stops after `duration` seconds or `maximum` updates, or when interrupted; exits with 2
-    if the connection drops.
+    if the connection drops. A monitored sensor that the device removes is reported on
+    stderr; one it adds back or replaces (``#interface-changed``) is reported and gets the
+    strategy again.
     """
     client = await _connect(address, output, timeout, user_timeout, wait, verbose, ssl_context)
     done = asyncio.get_running_loop().create_future()
     count = 0
+    tasks: set[asyncio.Future[None]] = set()  # strategies set again, held until done
     try:
         infos, all_found = await _sensor_infos(client, names, output)
         if not all_found:
@@ -368,8 +371,49 @@ async def monitor(
         width = max(len(n) for n in infos)
         major = server_major(client)
 
+        async def set_strategy(name: str) -> None:
+            # --period and strategy parameters are seconds; a v4 server reads ms.
+            wire, problem = sampling_params(strategy, major, infos[name].type)
+            try:
+                await client.tracked_call("sensor-sampling", name, strategy[0], *wire)
+            except (FailReplyError, InvalidReply) as exc:
+                # The server's words, then what katcp-cmd knows that may help.
+                hint = strategy_hint(strategy, major, problem)
+                raise CmdError(
+                    f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}{hint}",
+                    EXIT_FAIL,
+                ) from None
+
+        async def set_again(name: str) -> None:
+            try:
+                await set_strategy(name)
+            except (CmdError, RequestFailed) as exc:
+                if not done.done():
+                    done.set_exception(exc)
+
+        def sensor_changed(msg: Message) -> None:
+            # A monitored sensor removed, added back or replaced (spec 5.1 section 4.2):
+            # say so, and set the strategy again on the sensor the device now has.
+            args = msg.arguments
+            if args and args[0] != b"sensor":
+                return
+            changed = [args[1].decode("utf-8", "replace")] if len(args) > 1 else list(infos)
+            change = args[2].decode("utf-8", "replace") if len(args) > 2 else "changed"
+            for name in changed:
+                if name not in infos:
+                    continue
+                if change == "removed":
+                    output.error(f"{name}: removed by the device; no updates until it is back")
+                else:
+                    output.error(f"{name}: {change} by the device; setting the strategy again")
+                    tasks.add(task := asyncio.ensure_future(set_again(name)))
+                    task.add_done_callback(tasks.discard)
+
         def on_inform(msg: Message, unsolicited: bool) -> None:
             nonlocal count
+            if msg.name == "interface-changed" and not done.done():
+                sensor_changed(msg)
+                return
             if msg.name != "sensor-status" or done.done():
                 return
             for update in SensorUpdate.from_inform(msg, infos, major):
@@ -387,17 +431,7 @@ async def monitor(
 
         client.on_inform = on_inform
         for name in infos:
-            # --period and strategy parameters are seconds; a v4 server reads ms.
-            wire, problem = sampling_params(strategy, major, infos[name].type)
-            try:
-                await client.tracked_call("sensor-sampling", name, strategy[0], *wire)
-            except (FailReplyError, InvalidReply) as exc:
-                # The server's words, then what katcp-cmd knows that may help.
-                hint = strategy_hint(strategy, major, problem)
-                raise CmdError(
-                    f"cannot set strategy {' '.join(strategy)!r} on {name}: {exc}{hint}",
-                    EXIT_FAIL,
-                ) from None
+            await set_strategy(name)
         if maximum is not None and count >= maximum:
             return 0
         lost = client.until_disconnected()
@@ -420,4 +454,6 @@ async def monitor(
     finally:
         if not done.done():
             done.cancel()
+        for task in tasks:
+            task.cancel()
         await client.aclose()

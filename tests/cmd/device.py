@@ -3,7 +3,7 @@
 ``python tests/cmd/device.py [PORT] [v4]`` (v4: a KATCP v4 server) prints ``PORT <n>`` once it listens, then serves until
 killed. Typing lines on its stdin drives it: ``set NAME VALUE`` sets a sensor, ``inform NAME
 ARG...`` sends an inform to every client, ``add-sensor NAME`` adds a sensor (and with it an
-``#interface-changed``).
+``#interface-changed``), ``remove-sensor NAME`` removes one.
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ def main() -> None:
             sensor.set_value(sensor.parse_value(words[2].encode()))
         elif words[0] == "inform":
             server.mass_inform(Message.inform(words[1], *words[2:]))
+        elif words[0] == "remove-sensor":
+            server.remove_sensor(words[1])
+            server.mass_inform(Message.inform("interface-changed", "sensor", words[1], "removed"))
         elif words[0] == "add-sensor":
             server.add_sensor(Sensor.integer(words[1], "added", "", default=0))
             server.mass_inform(Message.inform("interface-changed", "sensor", words[1], "added"))

@@ -52,6 +52,15 @@ HOSTILE = "a\0b\x1b[2Jc\td\ne\rf\\g\x07h\x7fi\x9bj"
 ESCAPED = "a\\0b\\e[2Jc\\td\\ne\\rf\\\\g\\x07h\\x7fi\\x9bj"
 
 
+@pytest.mark.parametrize(("value", "cell"), [("x  y", '"x  y"'), ("", '""'), ("plain", "plain")])
+def test_get_quotes_text_values(device: Device, value: str, cell: str) -> None:
+    # One cell per value, whatever its spaces; an empty value is visible; plain words stay.
+    assert run_script(device.address, f'set-name "{value}"\n').returncode == 0
+    table = run_cmd("get", device.address, "device.name")
+    assert table.returncode == 0
+    assert f"  {cell}  " in table.stdout, table.stdout
+
+
 def test_one_shot_escapes_replies_and_informs(device: Device) -> None:
     result = run_cmd(device.address, "echo", "x\x1b]0;PWNED\x07y", "\x1b[2J")
     assert result.returncode == 0
@@ -75,8 +84,8 @@ def test_get_list_monitor_escape_sensor_text(device: Device) -> None:
     assert_safe(table.stdout, table.stderr)
     rows = table.stdout.splitlines()
     assert len(rows) == 2, table.stdout  # the value's newline does not break the table
-    assert rows[0].split()[1] == escaped
-    assert rows[1].split()[1:3] == ["v\\ew\\x7f", "u\\x9b"]
+    assert rows[0].split()[1] == f'"{escaped}"'  # text values are quoted
+    assert rows[1].split()[1:3] == ['"v\\ew\\x7f"', "u\\x9b"]
     formatted = run_cmd("get", device.address, "device.name", "--format", "<{value}>")
     assert formatted.stdout == f"<{escaped}>\n"
     as_json = run_cmd("get", device.address, "device.name", "nasty", "--json")

@@ -108,6 +108,27 @@ def test_monitor_json_maximum(own_device: Device) -> None:
     assert mon.exitstatus == 0
 
 
+def test_monitor_follows_a_sensor_removed_and_added_back(own_device: Device) -> None:
+    mon = pexpect.spawn(
+        sys.executable,
+        ["-m", "katcpx.cmd", "monitor", own_device.address, "fan.speed", "--json"]
+        + ["--strategy", "event", "--maximum", "2"],
+        env=cmd_env(),
+        encoding="utf-8",
+        timeout=TIMEOUT,
+    )
+    mon.expect(r"\{.*\}\r\n")  # the first update comes when the strategy is set
+    own_device.command("remove-sensor fan.speed")
+    mon.expect("fan.speed: removed by the device")
+    own_device.command("add-sensor fan.speed")
+    mon.expect("fan.speed: added by the device; setting the strategy again")
+    mon.expect(r"\{.*\}\r\n")  # the strategy is set on the new sensor: its reading
+    assert json.loads(mon.after)["value"] == 0
+    mon.expect(pexpect.EOF)  # --maximum 2 reached
+    mon.close()
+    assert mon.exitstatus == 0
+
+
 def test_monitor_period_duration_format(device: Device) -> None:
     result = run_cmd(
         "monitor",
