@@ -83,16 +83,22 @@ def test_list_requests(device: Device) -> None:
     assert result.stderr.startswith("katcp-cmd: bad --filter regular expression")
 
 
-def test_monitor_json_maximum(own_device: Device) -> None:
+def monitor_fan_speed(device: Device, maximum: int) -> pexpect.spawn:
+    """``katcp-cmd monitor`` of fan.speed (event, --json), past its first update."""
     mon = pexpect.spawn(
         sys.executable,
-        ["-m", "katcpx.cmd", "monitor", own_device.address, "fan.speed", "--json"]
-        + ["--strategy", "event", "--maximum", "3"],
+        ["-m", "katcpx.cmd", "monitor", device.address, "fan.speed", "--json"]
+        + ["--strategy", "event", "--maximum", str(maximum)],
         env=cmd_env(),
         encoding="utf-8",
         timeout=TIMEOUT,
     )
     mon.expect(r"\{.*\}\r\n")  # the first update comes when the strategy is set
+    return mon
+
+
+def test_monitor_json_maximum(own_device: Device) -> None:
+    mon = monitor_fan_speed(own_device, maximum=3)
     first = json.loads(mon.after)
     assert (first["name"], first["value"], first["units"]) == ("fan.speed", 1200, "rpm")
     own_device.command("set fan.speed 1300")
@@ -109,15 +115,7 @@ def test_monitor_json_maximum(own_device: Device) -> None:
 
 
 def test_monitor_follows_a_sensor_removed_and_added_back(own_device: Device) -> None:
-    mon = pexpect.spawn(
-        sys.executable,
-        ["-m", "katcpx.cmd", "monitor", own_device.address, "fan.speed", "--json"]
-        + ["--strategy", "event", "--maximum", "2"],
-        env=cmd_env(),
-        encoding="utf-8",
-        timeout=TIMEOUT,
-    )
-    mon.expect(r"\{.*\}\r\n")  # the first update comes when the strategy is set
+    mon = monitor_fan_speed(own_device, maximum=2)
     own_device.command("remove-sensor fan.speed")
     mon.expect("fan.speed: removed by the device")
     own_device.command("add-sensor fan.speed")
