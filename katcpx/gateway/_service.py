@@ -256,7 +256,6 @@ class Gateway:
         previous = self._states.get(name, {}).get("state")
         self._states[name] = msg
         text = json.dumps(msg)
-        self.writer.add_command("HSET", self.keys.devices, name, text)
         if msg["state"] == "synced":
             self._carry(name)
             self._announce(name)
@@ -264,6 +263,9 @@ class Gateway:
             self._flowing.discard(name)
             if msg["state"] == "disconnected" and previous != "disconnected":
                 self._mark_unreachable(name)
+        # The state last, after the interface that _carry writes: a reader that sees
+        # "synced" then finds every sensor (commands run in order on one connection).
+        self.writer.add_command("HSET", self.keys.devices, name, text)
         self.writer.add_command("PUBLISH", self.keys.events, text)
 
     def _announce(self, device: str) -> None:

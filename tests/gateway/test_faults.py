@@ -104,3 +104,36 @@ async def test_device_restarted_sensors_unreachable_then_live(redis_server):
         await gateway.stop()
         if device.running():
             await stop_device(device)
+
+
+async def test_a_device_is_written_synced_only_after_its_sensors(redis_server):
+    # What a web instance may read at any moment: once the device's state says "synced",
+    # its sensors are in Redis (they were written after it: a subscription made in
+    # between failed with "no sensor").
+    client = redis.Redis(port=redis_server.port)
+    order: list[str] = []
+    with client.monitor() as monitor:
+        device = await start_device()
+        host, port = device.bind_address
+        gateway = Gateway([DeviceSpec("thermo", host, port)], redis_server.url)
+        await gateway.start()
+        try:
+            await gateway.hub.until_synced(TIMEOUT)
+            await wait_until(lambda: gateway.writer.written >= 1, what="written")
+            await gateway.stop()
+            gateway = None
+            for event in monitor.listen():
+                command = event["command"]
+                if command.startswith("HSET katcpx:dev:thermo:sensors"):
+                    order.append("sensors")
+                elif command.startswith("HSET katcpx:devices thermo") and '"state": "synced"' in (
+                    command
+                ):
+                    order.append("synced")
+                    break
+        finally:
+            if gateway is not None:
+                await gateway.stop()
+            await stop_device(device)
+    client.close()
+    assert order[:2] == ["sensors", "synced"], order
